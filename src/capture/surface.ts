@@ -1,0 +1,140 @@
+import { ProtocolError } from '../errors';
+import { DamageRegion, type Rect, clipRect, contains, isEmpty } from './rect';
+
+/** Largest surface we accept on either side (the H.264 levels we target stop well below it). */
+export const MAX_SURFACE_SIDE = 8192;
+
+/** A frame handed to the recorder: the surface's pixels, what changed since the last frame, and when. */
+export interface Frame {
+  /** RGBA bytes, row-major; only valid until the call it was passed to returns. */
+  rgba: Uint8Array;
+  width: number;
+  height: number;
+  /** Bytes per row (≥ 4 × width). */
+  stride: number;
+  /** Rectangles changed since the previous frame (already clipped to the surface). */
+  damage: Rect[];
+  /** Real time since the session started, in milliseconds. */
+  t_ms: number;
+}
+
+/** Throws unless `width` x `height` is a size we can hold. */
+export function checkSurfaceSize(width: number, height: number): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0
+    || width > MAX_SURFACE_SIDE || height > MAX_SURFACE_SIDE) {
+    throw new ProtocolError('BAD_SIZE', `surface size ${width}x${height} is outside 1x1..${MAX_SURFACE_SIDE}x${MAX_SURFACE_SIDE}`);
+  }
+}
+
+/**
+ * An RGBA drawing surface that records which rectangles changed (DESIGN.md convention 5: decoders touch
+ * pixels only through this API). Every operation checks its geometry first: a rectangle that leaves the
+ * surface is a ProtocolError, never an out-of-bounds write.
+ */
+export class Surface {
+  /** RGBA pixels, `stride` bytes per row. */
+  rgba: Uint8Array;
+  width: number;
+  height: number;
+  stride: number;
+  private readonly damage = new DamageRegion();
+
+  constructor(width: number, height: number) {
+    checkSurfaceSize(width, height);
+    this.width = width;
+    this.height = height;
+    this.stride = width * 4;
+    this.rgba = new Uint8Array(this.stride * height);
+    this.fillOpaqueBlack();
+  }
+
+  private fillOpaqueBlack(): void {
+    const px = new Uint32Array(this.rgba.buffer, this.rgba.byteOffset, this.rgba.byteLength >> 2);
+    px.fill(LITTLE_ENDIAN ? 0xff000000 : 0x000000ff);
+  }
+
+  /** Replaces the surface with a black one of a new size; the whole surface counts as damaged. */
+  resize(width: number, height: number): void {
+    checkSurfaceSize(width, height);
+    this.width = width;
+    this.height = height;
+    this.stride = width * 4;
+    this.rgba = new Uint8Array(this.stride * height);
+    this.fillOpaqueBlack();
+    this.damage.clear();
+    this.damage.add({ x: 0, y: 0, width, height });
+  }
+
+  private check(r: Rect, what: string): void {
+    if (!Number.isInteger(r.x) || !Number.isInteger(r.y) || !Number.isInteger(r.width) || !Number.isInteger(r.height)
+      || r.width < 0 || r.height < 0 || !contains({ x: 0, y: 0, width: this.width, height: this.height }, r)) {
+      throw new ProtocolError('RECT_OUT_OF_BOUNDS',
+        `${what} rectangle ${r.width}x${r.height}+${r.x}+${r.y} leaves the ${this.width}x${this.height} surface`);
+    }
+  }
+
+  /** Fills a rectangle with one colour (r, g, b, a in 0..255). */
+  fill(rect: Rect, r: number, g: number, b: number, a = 255): void {
+    this.check(rect, 'fill');
+    if (isEmpty(rect)) return;
+    const value = LITTLE_ENDIAN ? ((a << 24) | (b << 16) | (g << 8) | r) >>> 0 : ((r << 24) | (g << 16) | (b << 8) | a) >>> 0;
+    const px = new Uint32Array(this.rgba.buffer, this.rgba.byteOffset, this.rgba.byteLength >> 2);
+    const rowPx = this.stride >> 2;
+    for (let y = rect.y; y < rect.y + rect.height; y++) {
+      const start = y * rowPx + rect.x;
+      px.fill(value, start, start + rect.width);
+    }
+    this.damage.add(rect);
+  }
+
+  /** Copies RGBA pixels (`srcStride` bytes per row, starting at `srcOffset`) into a rectangle. */
+  putPixels(rect: Rect, src: Uint8Array, srcOffset = 0, srcStride = rect.width * 4): void {
+    this.check(rect, 'put');
+    if (isEmpty(rect)) return;
+    const rowBytes = rect.width * 4;
+    if (srcStride < rowBytes || srcOffset < 0 || srcOffset + srcStride * (rect.height - 1) + rowBytes > src.length) {
+      throw new ProtocolError('SHORT_PIXEL_DATA', `pixel data too short for ${rect.width}x${rect.height}`);
+    }
+    for (let y = 0; y < rect.height; y++) {
+      const s = srcOffset + y * srcStride;
+      this.rgba.set(src.subarray(s, s + rowBytes), (rect.y + y) * this.stride + rect.x * 4);
+    }
+    this.damage.add(rect);
+  }
+
+  /** Copies a rectangle of the surface to another position (overlap-safe, as RFB CopyRect needs). */
+  copyRect(dst: Rect, srcX: number, srcY: number): void {
+    this.check(dst, 'copy destination');
+    this.check({ x: srcX, y: srcY, width: dst.width, height: dst.height }, 'copy source');
+    if (isEmpty(dst)) return;
+    const rowBytes = dst.width * 4;
+    // Row order matters when source and destination overlap vertically; copyWithin handles the horizontal case.
+    const down = dst.y > srcY;
+    for (let i = 0; i < dst.height; i++) {
+      const row = down ? dst.height - 1 - i : i;
+      const s = (srcY + row) * this.stride + srcX * 4;
+      this.rgba.copyWithin((dst.y + row) * this.stride + dst.x * 4, s, s + rowBytes);
+    }
+    this.damage.add(dst);
+  }
+
+  /** Marks a rectangle as changed without drawing (for callers that wrote `rgba` directly). */
+  markDamaged(rect: Rect): void {
+    const c = clipRect(rect, this.width, this.height);
+    this.damage.add(c);
+  }
+
+  /** True when something changed since the last `takeFrame`. */
+  get dirty(): boolean {
+    return !this.damage.empty;
+  }
+
+  /** Returns the current pixels as a frame with the damage since the last call, and clears the damage. */
+  takeFrame(t_ms: number): Frame {
+    const damage = this.damage.toArray();
+    this.damage.clear();
+    return { rgba: this.rgba, width: this.width, height: this.height, stride: this.stride, damage, t_ms };
+  }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

@@ -1,0 +1,55 @@
+/**
+ * Typed errors with stable codes (DESIGN.md convention 7). The codes are documented in docs/ERRORS.md and
+ * map to CLI exit codes in src/cli/exit-codes.ts; a user mistake prints one line, never a stack trace.
+ */
+
+/** Every error deskrec throws on purpose carries a stable machine-readable code. */
+export class DeskrecError extends Error {
+  /** Stable code, e.g. `BAD_SIZE`; documented in docs/ERRORS.md. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DeskrecError';
+    this.code = code;
+  }
+}
+
+/** A mistake in what the user asked for: bad flag, bad URL, unwritable directory. */
+export class UsageError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** Bytes from a peer (server, capture file) that break the protocol or exceed a limit we enforce. */
+export class ProtocolError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** The video encoder could not start or failed mid-session; the recorder falls back to PNG frames. */
+export class EncoderError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'EncoderError';
+  }
+}
+
+/** Writing output (MP4, PNG, session.json) failed. */
+export class SinkError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'SinkError';
+  }
+}
+
+/** Returns a one-line description of any thrown value, for logs and the CLI. */
+export function describeError(err: unknown): string {
+  if (err instanceof DeskrecError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,81 @@
+/**
+ * The encode worker: hosts one encoder backend for one recording, so protocol I/O on the main thread never
+ * waits for encoding. Messages are strictly request/response in order; any failure is reported once and
+ * the worker stops accepting frames (the recorder then falls back to PNG frames).
+ */
+import { parentPort } from 'node:worker_threads';
+import { describeError, DeskrecError } from '../errors';
+import type { AccessUnit, BackendModule, EncodeInput, EncoderBackend, EncoderConfig } from './encoders/backend';
+
+/** Messages from the recorder to the worker. */
+export type ToWorker =
+  | { type: 'init'; backend: string; config: EncoderConfig }
+  | { type: 'frame'; seq: number; input: EncodeInput }
+  | { type: 'flush'; seq: number }
+  | { type: 'close' };
+
+/** Messages from the worker to the recorder. */
+export type FromWorker =
+  | { type: 'ready'; seq: -1; name: string }
+  | { type: 'encoded'; seq: number; unit: AccessUnit | null }
+  | { type: 'flushed'; seq: number; units: AccessUnit[] }
+  | { type: 'error'; seq: number; code: string; message: string };
+
+function loadBackend(spec: string): EncoderBackend {
+  // A bare name selects a built-in backend; a path selects a module exporting createBackend() (used for
+  // hardware backends and for tests that inject faults into a real encoder).
+  const modulePath = spec === 'openh264' ? './encoders/openh264' : spec;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(modulePath) as BackendModule;
+  return mod.createBackend();
+}
+
+if (parentPort !== null) {
+  const port = parentPort;
+  let backend: EncoderBackend | null = null;
+  let failed = false;
+  const fail = (seq: number, err: unknown): void => {
+    failed = true;
+    const code = err instanceof DeskrecError ? err.code : 'ENCODE_FAILED';
+    const msg: FromWorker = { type: 'error', seq, code, message: describeError(err) };
+    port.postMessage(msg);
+  };
+  let chain: Promise<void> = Promise.resolve();
+  port.on('message', (msg: ToWorker) => {
+    chain = chain.then(async () => {
+      if (msg.type === 'close') {
+        backend?.close();
+        backend = null;
+        port.close();
+        return;
+      }
+      if (failed) return;
+      try {
+        switch (msg.type) {
+          case 'init': {
+            backend = loadBackend(msg.backend);
+            await backend.init(msg.config);
+            const ready: FromWorker = { type: 'ready', seq: -1, name: backend.name };
+            port.postMessage(ready);
+            break;
+          }
+          case 'frame': {
+            if (backend === null) throw new Error('frame before init');
+            const unit = backend.encode(msg.input);
+            const out: FromWorker = { type: 'encoded', seq: msg.seq, unit };
+            port.postMessage(out, unit === null ? [] : [unit.data.buffer as ArrayBuffer]);
+            break;
+          }
+          case 'flush': {
+            const units = backend === null ? [] : backend.flush();
+            const out: FromWorker = { type: 'flushed', seq: msg.seq, units };
+            port.postMessage(out);
+            break;
+          }
+        }
+      } catch (err) {
+        fail(msg.type === 'init' ? -1 : msg.seq, err);
+      }
+    });
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * The encoder backend interface (DESIGN.md convention 8): `init / encode / flush / close`. A backend runs
+ * inside the recording's encode worker; it receives only the changed pixels of each frame and returns
+ * AVCC access units. openh264-wasm is the default; a hardware backend would implement the same interface.
+ */
+import type { Rect } from '../../capture/rect';
+
+/** How the encoder spends bits. */
+export type RateControl = { mode: 'qp'; qp: number } | { mode: 'bitrate'; bitsPerSecond: number };
+
+/** What a backend is initialised with (sizes are the source's; the backend pads odd sizes to even). */
+export interface EncoderConfig {
+  width: number;
+  height: number;
+  usage: 'screen' | 'camera';
+  rateControl: RateControl;
+  fpsMax: number;
+}
+
+/** Changed pixels: a rectangle and its RGBA bytes, tightly packed (width × 4 bytes per row). */
+export interface Patch {
+  rect: Rect;
+  data: Uint8Array;
+}
+
+/** One frame's input to a backend. */
+export interface EncodeInput {
+  /** Patches to apply, in order (later ones win where they overlap). */
+  patches: Patch[];
+  /** Session time of the frame, ms. */
+  t_ms: number;
+  /** Code this frame as an IDR. */
+  forceKey: boolean;
+}
+
+/** What a decoder needs to know before the first access unit (WebCodecs' VideoDecoderConfig subset). */
+export interface DecoderConfig {
+  codec: string;
+  codedWidth: number;
+  codedHeight: number;
+  /** The avcC record. */
+  description: Uint8Array;
+}
+
+/** One coded picture. */
+export interface AccessUnit {
+  /** AVCC sample: 4-byte length-prefixed NAL units, parameter sets excluded. */
+  data: Uint8Array;
+  t_ms: number;
+  key: boolean;
+  /** Present on every keyframe (SPS/PPS may only change on a keyframe). */
+  decoderConfig?: DecoderConfig;
+}
+
+/** An encoder implementation. */
+export interface EncoderBackend {
+  /** Name shown in session.json (`openh264-wasm`, …). */
+  readonly name: string;
+  /** Prepares the encoder for frames of the given size. */
+  init(config: EncoderConfig): Promise<void>;
+  /** Encodes one frame; null when the encoder produced no picture. */
+  encode(input: EncodeInput): AccessUnit | null;
+  /** Returns any pictures still buffered (openh264 buffers none: no B-frames, no lookahead). */
+  flush(): AccessUnit[];
+  /** Frees the encoder. */
+  close(): void;
+}
+
+/** A module that provides a backend (the worker loads one by name or by path). */
+export interface BackendModule {
+  createBackend(): EncoderBackend;
+}

@@ -1,0 +1,220 @@
+/**
+ * Per-segment frame outputs behind one small interface, so the recording's timing logic does not care
+ * whether frames become H.264 or PNG: `canAccept` tells whether a frame may be submitted now (the queue is
+ * bounded), `submit` takes the pixels of the given rectangles from the segment's mirror at once.
+ */
+import * as path from 'node:path';
+import type { Rect } from '../capture/rect';
+import { EncoderError } from '../errors';
+import { EncoderClient } from './encoder-client';
+import type { AccessUnit, EncoderConfig, Patch } from './encoders/backend';
+import { applyPatch, cutPatch } from './pixels';
+import { Mp4SegmentWriter, type Mp4SegmentInfo } from './sinks/mp4';
+import type { PngSink } from './sinks/png';
+
+/** A frame that was handed to an output but not yet finished, kept so a failure loses nothing. */
+export interface PendingFrame {
+  patches: Patch[];
+  t_ms: number;
+  damage: Rect[];
+}
+
+/** The segment record that goes into session.json. */
+export interface SegmentRecord {
+  kind: 'mp4' | 'png';
+  file: string;
+  width: number;
+  height: number;
+  bytes: number;
+  frames: number;
+  keyframes?: number;
+  first_t_ms: number | null;
+  last_t_ms: number | null;
+  duration_ms: number;
+  fastStart?: boolean;
+}
+
+/** One segment's output. */
+export interface FrameOutput {
+  readonly kind: 'mp4' | 'png';
+  /** True when a frame may be submitted without exceeding the queue bound. */
+  canAccept(): boolean;
+  /** Hands over the frame whose changed rectangles are `damage`, reading pixels from `mirror`. */
+  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void;
+  /** Resolves once every submitted frame is finished (or the output failed). */
+  drain(): Promise<void>;
+  /** Finishes the segment; `endT` is when the last picture stops showing. */
+  close(endT: number): Promise<SegmentRecord | null>;
+}
+
+/** In-flight frames per video output: one encoding, one queued in the worker. */
+export const MAX_IN_FLIGHT = 2;
+
+/** Callbacks a video output reports through. */
+export interface VideoOutputEvents {
+  onUnit(unit: AccessUnit): void;
+  onEncoded(): void;
+  onRoom(): void;
+  /** The encoder failed; `unfinished` are the frames it never coded, oldest first, pixels reconstructed. */
+  onFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[]): void;
+}
+
+/** H.264 through an encode worker into an MP4 segment file. */
+export class VideoOutput implements FrameOutput {
+  readonly kind = 'mp4';
+  private client: EncoderClient | null = null;
+  private started: Promise<string> | null = null;
+  private readonly writer: Mp4SegmentWriter;
+  /** The picture as of the last frame the encoder finished: the base for reconstructing unfinished frames. */
+  private readonly acked: Uint8Array;
+  private readonly inFlight: PendingFrame[] = [];
+  private lastKeyT: number | null = null;
+  private failed = false;
+  private drainWaiters: (() => void)[] = [];
+  /** Backend name once the encoder started. */
+  backendName = '';
+
+  constructor(
+    file: string,
+    readonly width: number,
+    readonly height: number,
+    private readonly backend: string,
+    private readonly config: EncoderConfig,
+    private readonly keyframeIntervalMs: number,
+    private readonly events: VideoOutputEvents,
+  ) {
+    this.writer = new Mp4SegmentWriter(file);
+    this.acked = new Uint8Array(width * height * 4);
+  }
+
+  canAccept(): boolean {
+    return this.failed || this.inFlight.length < MAX_IN_FLIGHT;
+  }
+
+  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void {
+    if (this.failed) return;
+    const stride = this.width * 4;
+    const patches = damage.map((r) => cutPatch(mirror, stride, r));
+    const forceKey = this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
+    if (forceKey) this.lastKeyT = t_ms;
+    const rec: PendingFrame = { patches, t_ms, damage };
+    this.inFlight.push(rec);
+    if (this.client === null) {
+      // Lazily, at the first frame: a recording whose screen never shows anything starts no encoder.
+      this.client = new EncoderClient(this.backend, this.config);
+      this.started = this.client.start().then((name) => { this.backendName = name; return name; });
+    }
+    const client = this.client;
+    (this.started ?? Promise.resolve(''))
+      .then(() => client.encode({ patches, t_ms, forceKey }))
+      .then((unit) => { this.finished(rec, unit); }, (err: unknown) => { this.fail(err); });
+  }
+
+  private finished(rec: PendingFrame, unit: AccessUnit | null): void {
+    if (this.failed) return;
+    const head = this.inFlight.shift();
+    if (head !== rec) throw new Error('encode replies out of order');
+    const stride = this.width * 4;
+    for (const p of rec.patches) applyPatch(this.acked, stride, p);
+    if (unit !== null) {
+      this.writer.add(unit);
+      this.events.onUnit(unit);
+    }
+    this.events.onEncoded();
+    this.wake();
+    this.events.onRoom();
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    const e = err instanceof EncoderError ? err : new EncoderError('ENCODE_FAILED', String(err), { cause: err });
+    const stride = this.width * 4;
+    const unfinished = this.inFlight.splice(0).map((rec) => {
+      for (const p of rec.patches) applyPatch(this.acked, stride, p);
+      return { rgba: this.acked.slice(), t_ms: rec.t_ms, damage: rec.damage };
+    });
+    void this.client?.close();
+    this.events.onFailure(e, unfinished);
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.inFlight.length > 0) return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  drain(): Promise<void> {
+    if (this.inFlight.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Number of frames the writer holds. */
+  get frames(): number {
+    return this.writer.frameCount;
+  }
+
+  async close(endT: number): Promise<SegmentRecord | null> {
+    await this.drain();
+    if (this.client !== null && !this.failed) {
+      try {
+        for (const u of await this.client.flush()) { this.writer.add(u); this.events.onUnit(u); }
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+    await this.client?.close();
+    const info: Mp4SegmentInfo = await this.writer.close(endT);
+    if (info.frames === 0) return null;
+    return {
+      kind: 'mp4', file: path.basename(info.file), width: this.width, height: this.height, bytes: info.bytes,
+      frames: info.frames, keyframes: info.keyframes, first_t_ms: info.first_t_ms, last_t_ms: info.last_t_ms,
+      duration_ms: info.duration_ms, fastStart: info.fastStart,
+    };
+  }
+}
+
+/** PNG frames for one segment (the sink itself, and its numbering, span the whole session). */
+export class PngOutput implements FrameOutput {
+  readonly kind = 'png';
+  private frames = 0;
+  private firstT: number | null = null;
+  private lastT: number | null = null;
+  private readonly startIndex: number;
+
+  constructor(private readonly sink: PngSink, private readonly width: number, private readonly height: number) {
+    this.startIndex = sink.frameCount;
+  }
+
+  canAccept(): boolean {
+    return !this.sink.full;
+  }
+
+  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void {
+    this.add(mirror.slice(), t_ms, damage);
+  }
+
+  /** Adds a frame whose pixels the caller already copied. */
+  add(rgba: Uint8Array, t_ms: number, damage: Rect[]): void {
+    this.sink.add({ rgba, width: this.width, height: this.height, t_ms, damage });
+    this.frames++;
+    this.firstT ??= t_ms;
+    this.lastT = t_ms;
+  }
+
+  drain(): Promise<void> {
+    return this.sink.whenDrained();
+  }
+
+  close(endT: number): Promise<SegmentRecord | null> {
+    if (this.frames === 0) return Promise.resolve(null);
+    const first = this.startIndex + 1;
+    return Promise.resolve({
+      kind: 'png', file: `frames/frame-${String(first).padStart(6, '0')}.png`, width: this.width, height: this.height,
+      bytes: 0, frames: this.frames, first_t_ms: this.firstT, last_t_ms: this.lastT,
+      duration_ms: this.firstT === null ? 0 : Math.max(endT, (this.lastT ?? 0) + 1) - this.firstT,
+    });
+  }
+}

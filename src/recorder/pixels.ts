@@ -1,0 +1,31 @@
+/** Copying rectangles of RGBA between full frames and tightly packed patches. */
+import type { Rect } from '../capture/rect';
+import type { Patch } from './encoders/backend';
+
+/** Copies `rect` of a frame (`stride` bytes per row) into a new tightly packed patch. */
+export function cutPatch(src: Uint8Array, stride: number, rect: Rect): Patch {
+  const row = rect.width * 4;
+  const data = new Uint8Array(row * rect.height);
+  for (let y = 0; y < rect.height; y++) {
+    const s = (rect.y + y) * stride + rect.x * 4;
+    data.set(src.subarray(s, s + row), y * row);
+  }
+  return { rect, data };
+}
+
+/** Copies `rect` from one frame to the same place in another of the same stride. */
+export function copyRegion(src: Uint8Array, dst: Uint8Array, stride: number, rect: Rect): void {
+  const row = rect.width * 4;
+  for (let y = 0; y < rect.height; y++) {
+    const o = (rect.y + y) * stride + rect.x * 4;
+    dst.set(src.subarray(o, o + row), o);
+  }
+}
+
+/** Writes a patch into a frame of `stride` bytes per row. */
+export function applyPatch(dst: Uint8Array, stride: number, p: Patch): void {
+  const row = p.rect.width * 4;
+  for (let y = 0; y < p.rect.height; y++) {
+    dst.set(p.data.subarray(y * row, (y + 1) * row), (p.rect.y + y) * stride + p.rect.x * 4);
+  }
+}

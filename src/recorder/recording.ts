@@ -1,0 +1,382 @@
+/**
+ * A recording: one session's frames → segments of MP4 (or PNG frames) → session.json. It owns the timing
+ * rules, the segment lifecycle and the fallback to PNG; it knows nothing of protocols.
+ *
+ * Timing (all decisions depend only on the frames and their t_ms, never on how busy the encoder is, so a
+ * replayed session yields the same frames):
+ * - a frame with no damage is not encoded; a static screen produces no frames at all;
+ * - `fpsMax` coalesces: a frame arriving less than 1000/fpsMax ms after the last emitted one is held and
+ *   merged with what follows; the held frame is emitted, with the time of its newest content, as soon as a
+ *   frame arrives past its due time, at stop, or (live sessions) when a timer reaches its due time;
+ * - a keyframe at least every `keyframeIntervalS` seconds while the screen changes.
+ * Only when the encoder falls behind a live source are emitted frames merged (damage united, newest pixels
+ * kept), and each merge is counted; sources that can wait (replay, `--speed max`) await `whenReady()`.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { DamageRegion, type Rect } from '../capture/rect';
+import type { Frame } from '../capture/surface';
+import { checkSurfaceSize } from '../capture/surface';
+import { describeError, EncoderError, UsageError } from '../errors';
+import type { RateControl } from './encoders/backend';
+import { LiveHub, type LiveListener, type LiveUnit } from './live';
+import { copyRegion } from './pixels';
+import { PngOutput, VideoOutput, type FrameOutput, type SegmentRecord } from './outputs';
+import { PngSink } from './sinks/png';
+
+/** How a recording is made. */
+export interface RecordingOptions {
+  /** Output directory (created if missing). */
+  dir: string;
+  format: 'mp4' | 'png';
+  fpsMax: number;
+  keyframeIntervalS: number;
+  /** `auto`, `openh264`, or a path to a module exporting `createBackend()`. */
+  encoder: string;
+  rateControl: RateControl;
+  /** `test`, `vnc`, `spice`. */
+  protocol: string;
+  /** The target with any secret removed. */
+  target: string;
+  /** Live sessions flush held frames on a timer; replays flush them when the next frame or the end arrives. */
+  realtime: boolean;
+  /** Where one-line notices go (encoder fallback etc.). */
+  log: (line: string) => void;
+}
+
+/** Counters reported in session.json and on the status line. */
+export interface RecordingStats {
+  framesIn: number;
+  framesEmitted: number;
+  framesEncoded: number;
+  framesMerged: number;
+  framesDropped: number;
+  pngFrames: number;
+}
+
+/** session.json, as documented in the README. */
+export interface SessionJson {
+  version: 1;
+  protocol: string;
+  target: string;
+  start: string;
+  end: string | null;
+  endReason: string | null;
+  format: 'mp4' | 'png';
+  encoder: string | null;
+  encoderFailure: string | null;
+  fpsMax: number;
+  keyframeIntervalS: number;
+  segments: SegmentRecord[];
+  stats: RecordingStats;
+}
+
+interface Held {
+  damage: DamageRegion;
+  t_ms: number;
+}
+
+/** A recording in progress. */
+export class Recording {
+  readonly stats: RecordingStats = { framesIn: 0, framesEmitted: 0, framesEncoded: 0, framesMerged: 0, framesDropped: 0, pngFrames: 0 };
+  private readonly live = new LiveHub();
+  private readonly startedAt = new Date();
+  private readonly intervalMs: number;
+  private mode: 'mp4' | 'png';
+  private png: PngSink | null = null;
+  private segmentIndex = -1;
+  private width = 0;
+  private height = 0;
+  private mirror: Uint8Array = new Uint8Array(0);
+  private output: FrameOutput | null = null;
+  private held: Held | null = null;
+  private waiting: Held | null = null;
+  private lastEmitT = -Infinity;
+  private lastT = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly closing: Promise<SegmentRecord | null>[] = [];
+  private encoderName: string | null = null;
+  private encoderFailure: string | null = null;
+  private stopped = false;
+  private readyWaiters: (() => void)[] = [];
+  private bytesWritten = 0;
+
+  private constructor(private readonly opts: RecordingOptions) {
+    this.intervalMs = 1000 / opts.fpsMax;
+    this.mode = opts.format;
+  }
+
+  /** Creates the output directory (failing with a clear UsageError) and writes the first session.json. */
+  static async create(opts: RecordingOptions): Promise<Recording> {
+    try {
+      await fs.mkdir(opts.dir, { recursive: true });
+      await fs.access(opts.dir, fs.constants.W_OK);
+    } catch (err) {
+      throw new UsageError('DIR_NOT_WRITABLE', `cannot write to ${opts.dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    const r = new Recording(opts);
+    await r.writeSessionJson(null, null);
+    return r;
+  }
+
+  /** Takes one frame from a source (its damage may be empty). */
+  onFrame(frame: Frame): void {
+    if (this.stopped) return;
+    this.stats.framesIn++;
+    this.lastT = Math.max(this.lastT, frame.t_ms);
+    let damage = frame.damage;
+    if (frame.width !== this.width || frame.height !== this.height) {
+      this.startSegment(frame);
+      // The first frame of a segment shows the whole picture whatever the source says changed.
+      damage = [{ x: 0, y: 0, width: frame.width, height: frame.height }];
+    } else if (damage.length === 0) {
+      if (this.held !== null && frame.t_ms >= this.lastEmitT + this.intervalMs) this.emitHeld(this.lastEmitT + this.intervalMs);
+      return;
+    }
+    if (this.held !== null && frame.t_ms >= this.lastEmitT + this.intervalMs) this.emitHeld(this.lastEmitT + this.intervalMs);
+    const stride = this.width * 4;
+    for (const r of damage) {
+      if (frame.stride === stride) copyRegion(frame.rgba, this.mirror, stride, r);
+      else copyRows(frame, this.mirror, stride, r);
+    }
+    this.held ??= { damage: new DamageRegion(), t_ms: frame.t_ms };
+    this.held.damage.addAll(damage);
+    this.held.t_ms = frame.t_ms;
+    if (frame.t_ms >= this.lastEmitT + this.intervalMs) {
+      this.emitHeld(frame.t_ms);
+    } else if (this.opts.realtime && this.timer === null) {
+      const due = this.lastEmitT + this.intervalMs;
+      this.timer = setTimeout(() => { this.timer = null; if (this.held !== null) this.emitHeld(due); }, Math.max(1, due - frame.t_ms));
+    }
+  }
+
+  private startSegment(frame: Frame): void {
+    checkSurfaceSize(frame.width, frame.height);
+    if (this.output !== null) {
+      if (this.held !== null) this.emitHeld(this.held.t_ms);
+      this.flushWaitingNow();
+      this.closing.push(this.output.close(this.lastT));
+    }
+    this.segmentIndex++;
+    this.width = frame.width;
+    this.height = frame.height;
+    this.mirror = new Uint8Array(frame.width * frame.height * 4);
+    this.output = this.newOutput();
+    this.lastEmitT = -Infinity;
+  }
+
+  private newOutput(): FrameOutput {
+    if (this.mode === 'png') return new PngOutput(this.ensurePng(), this.width, this.height);
+    const index = this.segmentIndex;
+    const name = index === 0 ? 'display.mp4' : `display-${String(index).padStart(3, '0')}.mp4`;
+    const video: VideoOutput = new VideoOutput(
+      path.join(this.opts.dir, name), this.width, this.height,
+      this.opts.encoder === 'auto' ? 'openh264' : this.opts.encoder,
+      { width: this.width, height: this.height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax },
+      this.opts.keyframeIntervalS * 1000,
+      {
+        onUnit: (u) => { this.bytesWritten += u.data.length; this.live.publish(u, index); },
+        onEncoded: () => {
+          this.stats.framesEncoded++;
+          this.encoderName ??= video.backendName;
+        },
+        onRoom: () => { this.onRoom(); },
+        onFailure: (err, unfinished) => { this.onEncoderFailure(err, unfinished, video); },
+      },
+    );
+    return video;
+  }
+
+  /**
+   * Emits the held frame. `at` is the session time of the emission: the held frame's due time when a later
+   * frame (or the live timer) released it, so the next frame is due one interval after that and the output
+   * never exceeds fps-max. The frame itself keeps the time of its newest content.
+   */
+  private emitHeld(at: number): void {
+    const h = this.held;
+    if (h === null || this.output === null) return;
+    this.held = null;
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.lastEmitT = at;
+    this.stats.framesEmitted++;
+    if (this.waiting !== null || !this.output.canAccept()) {
+      // The output is behind: merge into the one waiting frame (united damage, newest pixels at submit).
+      if (this.waiting === null) {
+        this.waiting = h;
+      } else {
+        this.waiting.damage.addAll(h.damage.toArray());
+        this.waiting.t_ms = h.t_ms;
+        this.stats.framesMerged++;
+      }
+      return;
+    }
+    this.submit(h);
+  }
+
+  private submit(h: Held): void {
+    if (this.output === null) return;
+    const damage = h.damage.toArray();
+    if (this.output.kind === 'png') this.stats.pngFrames++;
+    this.output.submit(this.mirror, damage, h.t_ms);
+  }
+
+  private onRoom(): void {
+    if (this.waiting !== null && this.output !== null && this.output.canAccept()) {
+      const w = this.waiting;
+      this.waiting = null;
+      this.submit(w);
+    }
+    if (this.waiting === null && (this.output === null || this.output.canAccept())) {
+      const ws = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const f of ws) f();
+    }
+  }
+
+  /** Submits a waiting frame regardless of the queue bound (segment end, stop). */
+  private flushWaitingNow(): void {
+    if (this.waiting === null) return;
+    const w = this.waiting;
+    this.waiting = null;
+    this.submit(w);
+  }
+
+  private onEncoderFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], video: VideoOutput): void {
+    this.encoderFailure = describeError(err);
+    this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames in ${path.join(this.opts.dir, 'frames')}`);
+    this.mode = 'png';
+    const png = this.ensurePng();
+    const out = new PngOutput(png, video.width, video.height);
+    for (const f of unfinished) { out.add(f.rgba, f.t_ms, f.damage); this.stats.pngFrames++; }
+    this.closing.push(video.close(this.lastT));
+    if (this.output === video) {
+      // The rest of this segment goes to the same PNG output, after the frames the encoder never finished.
+      this.output = out;
+    } else {
+      this.closing.push(out.close(this.lastT));
+    }
+    this.onRoom();
+  }
+
+  private ensurePng(): PngSink {
+    if (this.png === null) {
+      this.png = new PngSink(this.opts.dir);
+      // The directory exists and is writable (checked at create); open() finishes before the first write.
+      this.pngOpened = this.png.open();
+    }
+    return this.png;
+  }
+
+  private pngOpened: Promise<void> = Promise.resolve();
+
+  /** Opens the PNG sink up front for `--format png`. */
+  async start(): Promise<void> {
+    if (this.mode === 'png') {
+      this.ensurePng();
+      await this.pngOpened;
+    }
+  }
+
+  /** Resolves when a frame can be taken without merging (for sources that can wait). */
+  whenReady(): Promise<void> {
+    if (this.waiting === null && (this.output === null || this.output.canAccept())) return Promise.resolve();
+    if (this.output?.kind === 'png') {
+      return this.output.drain().then(() => { this.onRoom(); });
+    }
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /** Calls `listener` with every encoded access unit; returns an unsubscribe function. */
+  subscribe(listener: LiveListener): () => void {
+    return this.live.subscribe(listener);
+  }
+
+  /** An async iterator over encoded access units until the recording stops. */
+  encodedUnits(): AsyncIterableIterator<LiveUnit> {
+    return this.live.units();
+  }
+
+  /** Bytes of encoded video (or PNG) produced so far, for the status line. */
+  get bytes(): number {
+    return this.bytesWritten;
+  }
+
+  /** The current segment index (-1 before the first frame). */
+  get segment(): number {
+    return this.segmentIndex;
+  }
+
+  /**
+   * Ends the recording: emits the held frame, waits for the encoder, finalises every segment and writes
+   * session.json. `endT` is the session time the recording ends at (the last picture lasts until then).
+   */
+  async stop(reason: string, endT?: number): Promise<SessionJson> {
+    if (this.stopped) throw new Error('stop() called twice');
+    this.stopped = true;
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    const end = Math.max(endT ?? this.lastT, this.lastT);
+    if (this.held !== null) this.emitHeld(this.held.t_ms);
+    while (this.waiting !== null && this.output !== null) {
+      await this.output.drain();
+      this.onRoom();
+      if (this.waiting !== null) this.flushWaitingNow();
+    }
+    if (this.output !== null) {
+      await this.output.drain();
+      // A failure during the drain may have replaced the output with a PNG one.
+      this.closing.push(this.output.close(end));
+      this.output = null;
+    }
+    const settled = await Promise.allSettled(this.closing);
+    const segments: SegmentRecord[] = [];
+    let endReason = reason;
+    for (const s of settled) {
+      if (s.status === 'fulfilled') {
+        if (s.value !== null) segments.push(s.value);
+      } else {
+        this.opts.log(`finishing a segment failed: ${describeError(s.reason)}`);
+        endReason = `${reason}; segment error: ${describeError(s.reason)}`;
+      }
+    }
+    if (this.png !== null) {
+      await this.pngOpened;
+      const info = await this.png.close();
+      for (const s of segments) if (s.kind === 'png') s.bytes = 0;
+      this.bytesWritten += info.bytes;
+    }
+    segments.sort((a, b) => (a.first_t_ms ?? 0) - (b.first_t_ms ?? 0));
+    this.live.end();
+    return this.writeSessionJson(endReason, segments);
+  }
+
+  private async writeSessionJson(endReason: string | null, segments: SegmentRecord[] | null): Promise<SessionJson> {
+    const json: SessionJson = {
+      version: 1,
+      protocol: this.opts.protocol,
+      target: this.opts.target,
+      start: this.startedAt.toISOString(),
+      end: endReason === null ? null : new Date().toISOString(),
+      endReason,
+      format: this.opts.format,
+      encoder: this.encoderName,
+      encoderFailure: this.encoderFailure,
+      fpsMax: this.opts.fpsMax,
+      keyframeIntervalS: this.opts.keyframeIntervalS,
+      segments: segments ?? [],
+      stats: { ...this.stats },
+    };
+    const file = path.join(this.opts.dir, 'session.json');
+    const tmp = `${file}.tmp`;
+    await fs.writeFile(tmp, `${JSON.stringify(json, null, 2)}\n`);
+    await fs.rename(tmp, file);
+    return json;
+  }
+}
+
+function copyRows(frame: Frame, dst: Uint8Array, dstStride: number, r: Rect): void {
+  const row = r.width * 4;
+  for (let y = 0; y < r.height; y++) {
+    const s = (r.y + y) * frame.stride + r.x * 4;
+    dst.set(frame.rgba.subarray(s, s + row), (r.y + y) * dstStride + r.x * 4);
+  }
+}

@@ -1,0 +1,193 @@
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { Recording, type RecordingOptions } from '../../src/recorder/recording';
+import { allocI420, convertRectReference } from '../../src/recorder/colour';
+import { desktopFrames } from '../helpers/frames';
+import { decodeI420, decodeRgba, probeFrameTimes, probePackets, probeStream, psnr, requireTool, topLevelBoxes } from '../helpers/media';
+
+function opts(dir: string, over: Partial<RecordingOptions> = {}): RecordingOptions {
+  return {
+    dir, format: 'mp4', fpsMax: 30, keyframeIntervalS: 2, encoder: 'auto', rateControl: { mode: 'qp', qp: 20 },
+    protocol: 'test', target: 'test://unit', realtime: false, log: () => undefined, ...over,
+  };
+}
+
+const tmp = (): string => mkdtempSync(path.join(tmpdir(), 'deskrec-rec-'));
+
+beforeAll(() => { requireTool('ffprobe'); requireTool('ffmpeg'); });
+
+describe('Recording → MP4', () => {
+  test('known frames decode at ≥ 40 dB with the right count, times, format and profile', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    const ticks = Array.from({ length: 24 }, (_, i) => i * 3);
+    const times = ticks.map((_, i) => 40 + i * 100 + (i % 3) * 7); // irregular, as real sessions are
+    const src = desktopFrames(320, 240, ticks, times, (f) => { rec.onFrame(f); });
+    const session = await rec.stop('test', 2600);
+    const file = path.join(dir, 'display.mp4');
+    const s = probeStream(file);
+    expect(s.codec_name).toBe('h264');
+    expect(s.pix_fmt).toBe('yuv420p');
+    expect(['Constrained Baseline', 'Baseline', 'Main', 'High']).toContain(s.profile);
+    expect(s.color_range).toBe('tv');
+    expect(s.color_space).toBe('smpte170m');
+    expect(probeFrameTimes(file)).toEqual(times);
+    const frames = decodeI420(file, 320, 240);
+    expect(frames).toHaveLength(src.length);
+    src.forEach((f, i) => {
+      const ref = allocI420(320, 240);
+      convertRectReference(f.rgba, 320, 240, 320 * 4, { x: 0, y: 0, width: 320, height: 240 }, ref);
+      const d = frames[i];
+      if (d === undefined) throw new Error('missing frame');
+      expect(psnr(d.y, ref.y)).toBeGreaterThanOrEqual(40);
+      expect(psnr(d.u, ref.u)).toBeGreaterThanOrEqual(40);
+      expect(psnr(d.v, ref.v)).toBeGreaterThanOrEqual(40);
+    });
+    // ffmpeg converting back to RGB with the signalled matrix and range must show the source colours.
+    const rgb = decodeRgba(file);
+    src.forEach((f, i) => { expect(psnr(rgb[i] ?? new Uint8Array(), f.rgba, 4, 4, 3)).toBeGreaterThanOrEqual(36); });
+    expect(session.segments).toHaveLength(1);
+    expect(session.segments[0]).toMatchObject({ kind: 'mp4', file: 'display.mp4', frames: 24, first_t_ms: 40 });
+    expect(session.stats.framesEncoded).toBe(24);
+    expect(session.stats.framesMerged).toBe(0);
+    // Clean stop: a regular MP4, moov before mdat, no fragments.
+    const boxes = topLevelBoxes(file);
+    expect(boxes).not.toContain('moof');
+    expect(boxes.indexOf('moov')).toBeGreaterThanOrEqual(0);
+    expect(boxes.indexOf('moov')).toBeLessThan(boxes.indexOf('mdat'));
+    const json = JSON.parse(readFileSync(path.join(dir, 'session.json'), 'utf8')) as { endReason: string; encoder: string };
+    expect(json.endReason).toBe('test');
+    expect(json.encoder).toBe('openh264-wasm');
+  });
+
+  test('keyframes come at least every keyframe interval while the screen changes', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir, { keyframeIntervalS: 1 }));
+    const ticks = Array.from({ length: 40 }, (_, i) => i);
+    const times = ticks.map((i) => i * 100);
+    desktopFrames(160, 120, ticks, times, (f) => { rec.onFrame(f); });
+    await rec.stop('test', 4000);
+    const keys = probePackets(path.join(dir, 'display.mp4')).filter((p) => p.key).map((p) => p.t_ms);
+    expect(keys).toEqual([0, 1000, 2000, 3000]);
+  });
+
+  test('fps-max coalesces frames that come too close, by session time only', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir, { fpsMax: 10 }));
+    const ticks = Array.from({ length: 30 }, (_, i) => i);
+    const times = ticks.map((i) => i * 20); // 50 fps in, at most 10 fps out
+    desktopFrames(160, 120, ticks, times, (f) => { rec.onFrame(f); });
+    const s = await rec.stop('test', 600);
+    const t = probeFrameTimes(path.join(dir, 'display.mp4'));
+    // Emitted: 0, then each held group is flushed by the first frame at or past its due time.
+    expect(t).toEqual([0, 80, 180, 280, 380, 480, 580]);
+    expect(s.stats.framesIn).toBe(30);
+    expect(s.stats.framesEmitted).toBe(7);
+  });
+
+  test('odd sizes are padded to even, never cropped', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    const { Surface } = await import('../../src/capture/surface');
+    const surf = new Surface(161, 99);
+    surf.fill({ x: 0, y: 0, width: 161, height: 99 }, 200, 30, 30);
+    surf.fill({ x: 160, y: 0, width: 1, height: 99 }, 20, 200, 20);
+    rec.onFrame(surf.takeFrame(0));
+    await rec.stop('test', 100);
+    const s = probeStream(path.join(dir, 'display.mp4'));
+    expect([s.width, s.height]).toEqual([162, 100]);
+    const [f] = decodeI420(path.join(dir, 'display.mp4'), 162, 100);
+    const ref = allocI420(161, 99);
+    convertRectReference(surf.rgba, 161, 99, 161 * 4, { x: 0, y: 0, width: 161, height: 99 }, ref);
+    expect(psnr(f?.y ?? new Uint8Array(), ref.y)).toBeGreaterThanOrEqual(40);
+  });
+
+  test('a size change closes the segment and starts the next; both are valid', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    desktopFrames(320, 240, [0, 1, 2], [0, 100, 200], (f) => { rec.onFrame(f); });
+    desktopFrames(256, 160, [0, 1, 2, 3], [300, 400, 500, 600], (f) => { rec.onFrame(f); });
+    const s = await rec.stop('test', 700);
+    expect(s.segments.map((x) => [x.file, x.width, x.height, x.frames, x.first_t_ms])).toEqual([
+      ['display.mp4', 320, 240, 3, 0],
+      ['display-001.mp4', 256, 160, 4, 300],
+    ]);
+    expect(probeStream(path.join(dir, 'display.mp4'))).toMatchObject({ width: 320, height: 240 });
+    expect(probeFrameTimes(path.join(dir, 'display.mp4'))).toEqual([0, 100, 200]);
+    expect(probeStream(path.join(dir, 'display-001.mp4'))).toMatchObject({ width: 256, height: 160 });
+    expect(probeFrameTimes(path.join(dir, 'display-001.mp4'))).toEqual([300, 400, 500, 600]);
+  });
+
+  test('a static screen costs nothing: frames without damage are not encoded', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    const { Surface } = await import('../../src/capture/surface');
+    const surf = new Surface(64, 64);
+    rec.onFrame(surf.takeFrame(0));
+    for (let t = 100; t < 5000; t += 100) rec.onFrame(surf.takeFrame(t));
+    surf.fill({ x: 8, y: 8, width: 8, height: 8 }, 255, 255, 255);
+    rec.onFrame(surf.takeFrame(5000));
+    const s = await rec.stop('test', 6000);
+    expect(s.stats.framesEncoded).toBe(2);
+    expect(probeFrameTimes(path.join(dir, 'display.mp4'))).toEqual([0, 5000]);
+    expect(s.segments[0]?.duration_ms).toBe(6000);
+  });
+
+  test('encoder failure mid-session falls back to PNG with no frame lost', async () => {
+    const dir = tmp();
+    // A real openh264 backend that fails on its 6th frame, loaded by path like any backend module.
+    const backend = path.join(dir, 'failing-backend.js');
+    const real = path.resolve(__dirname, '../../dist-ts/src/recorder/encoders/openh264.js');
+    writeFileSync(backend, `const real = require(${JSON.stringify(real)});
+exports.createBackend = () => { const b = real.createBackend(); let n = 0; const enc = b.encode.bind(b);
+  b.encode = (i) => { if (++n === 6) throw new Error('injected failure'); return enc(i); }; return b; };`);
+    const logs: string[] = [];
+    const rec = await Recording.create(opts(dir, { encoder: backend, log: (l) => logs.push(l) }));
+    const ticks = Array.from({ length: 12 }, (_, i) => i);
+    const times = ticks.map((i) => i * 100);
+    const src = desktopFrames(160, 120, ticks, times, (f) => { rec.onFrame(f); });
+    const s = await rec.stop('test', 1200);
+    expect(logs.join('\n')).toMatch(/encoder failed .*injected failure.*PNG/);
+    expect(s.encoderFailure).toMatch(/injected failure/);
+    const mp4Times = probeFrameTimes(path.join(dir, 'display.mp4'));
+    expect(mp4Times).toEqual([0, 100, 200, 300, 400]);
+    const lines = readFileSync(path.join(dir, 'frames', 'frames.jsonl'), 'utf8').trim().split('\n')
+      .map((l) => JSON.parse(l) as { file: string; t_ms: number });
+    expect(lines.map((l) => l.t_ms)).toEqual([500, 600, 700, 800, 900, 1000, 1100]);
+    // Every PNG is exactly the source picture at its time.
+    for (const l of lines) {
+      const i = times.indexOf(l.t_ms);
+      const { data } = await sharp(path.join(dir, 'frames', l.file)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+      expect(Buffer.compare(data, Buffer.from(src[i]?.rgba ?? []))).toBe(0);
+    }
+    expect(s.stats.framesEncoded + s.stats.pngFrames).toBe(12);
+  });
+
+  test('an encoder that cannot start falls back to PNG from the first frame', async () => {
+    const dir = tmp();
+    const backend = path.join(dir, 'broken-backend.js');
+    writeFileSync(backend, `exports.createBackend = () => ({ name: 'broken', init: async () => { throw new Error('no encoder here'); },
+      encode: () => null, flush: () => [], close: () => undefined });`);
+    const rec = await Recording.create(opts(dir, { encoder: backend }));
+    desktopFrames(160, 120, [0, 1, 2], [0, 100, 200], (f) => { rec.onFrame(f); });
+    const s = await rec.stop('test', 300);
+    expect(existsSync(path.join(dir, 'display.mp4'))).toBe(false);
+    expect(readdirSync(path.join(dir, 'frames')).filter((f) => f.endsWith('.png'))).toHaveLength(3);
+    expect(s.segments).toEqual([expect.objectContaining({ kind: 'png', frames: 3 })]);
+  });
+
+  test('the subscription API delivers every access unit with its config', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    const seen: { t: number; key: boolean }[] = [];
+    rec.subscribe((u) => { seen.push({ t: u.t_ms, key: u.key }); expect(u.decoderConfig.codec).toMatch(/^avc1\./); });
+    const iter = rec.encodedUnits();
+    const collected = (async () => { const ts: number[] = []; for await (const u of iter) ts.push(u.t_ms); return ts; })();
+    desktopFrames(160, 120, [0, 1, 2, 3], [0, 100, 200, 300], (f) => { rec.onFrame(f); });
+    await rec.stop('test', 400);
+    expect(seen).toEqual([{ t: 0, key: true }, { t: 100, key: false }, { t: 200, key: false }, { t: 300, key: false }]);
+    expect(await collected).toEqual([0, 100, 200, 300]);
+  });
+});
