@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist-ts/**', 'node_modules/**', 'packages/openh264-wasm/dist/**', 'packages/openh264-wasm/.build/**', 'bin/**', '*.js', '*.mjs'] },
+  { ignores: ['dist-ts/**', 'node_modules/**', 'packages/openh264-wasm/dist/**', 'packages/openh264-wasm/.build/**', 'bin/**', '**/*.js', '*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -64,6 +64,9 @@ async function record(args: RecordArgs): Promise<number> {
   // A second Ctrl-C during finalisation kills the process the ordinary way; the fragmented file stays playable.
   const session = await recording.stop(end.reason, end.t_ms);
   if (status !== null) { clearInterval(status); process.stderr.write('\r\x1b[K'); }
+  if (session.errors.length > 0) {
+    throw new SinkError('OUTPUT_INCOMPLETE', `recording ended but output is incomplete: ${session.errors.join('; ')}`);
+  }
   if (!args.quiet) {
     const files = session.segments.map((s) => s.file).join(', ') || 'no frames';
     process.stderr.write(`deskrec: recorded ${(end.t_ms / 1000).toFixed(1)} s (${end.reason}) → ${args.dir}: ${files}\n`);

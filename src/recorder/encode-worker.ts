@@ -36,7 +36,9 @@ if (parentPort !== null) {
   let failed = false;
   const fail = (seq: number, err: unknown): void => {
     failed = true;
-    const code = err instanceof DeskrecError ? err.code : 'ENCODE_FAILED';
+    // Our errors and the binding's OpenH264Error both carry a stable string code; keep it.
+    const own = err instanceof DeskrecError ? err.code : (err as { code?: unknown } | null)?.code;
+    const code = typeof own === 'string' ? own : 'ENCODE_FAILED';
     const msg: FromWorker = { type: 'error', seq, code, message: describeError(err) };
     port.postMessage(msg);
   };

@@ -68,6 +68,8 @@ export interface SessionJson {
   fpsMax: number;
   keyframeIntervalS: number;
   segments: SegmentRecord[];
+  /** Output errors that happened while finishing segments (the CLI exits 3 when there are any). */
+  errors: string[];
   stats: RecordingStats;
 }
 
@@ -100,6 +102,7 @@ export class Recording {
   private stopped = false;
   private readyWaiters: (() => void)[] = [];
   private bytesWritten = 0;
+  private readonly errors: string[] = [];
 
   private constructor(private readonly opts: RecordingOptions) {
     this.intervalMs = 1000 / opts.fpsMax;
@@ -329,24 +332,27 @@ export class Recording {
     }
     const settled = await Promise.allSettled(this.closing);
     const segments: SegmentRecord[] = [];
-    let endReason = reason;
     for (const s of settled) {
       if (s.status === 'fulfilled') {
         if (s.value !== null) segments.push(s.value);
       } else {
         this.opts.log(`finishing a segment failed: ${describeError(s.reason)}`);
-        endReason = `${reason}; segment error: ${describeError(s.reason)}`;
+        this.errors.push(describeError(s.reason));
       }
     }
     if (this.png !== null) {
-      await this.pngOpened;
-      const info = await this.png.close();
-      for (const s of segments) if (s.kind === 'png') s.bytes = 0;
-      this.bytesWritten += info.bytes;
+      try {
+        await this.pngOpened;
+        const info = await this.png.close();
+        this.bytesWritten += info.bytes;
+      } catch (err) {
+        this.opts.log(describeError(err));
+        this.errors.push(describeError(err));
+      }
     }
     segments.sort((a, b) => (a.first_t_ms ?? 0) - (b.first_t_ms ?? 0));
     this.live.end();
-    return this.writeSessionJson(endReason, segments);
+    return this.writeSessionJson(reason, segments);
   }
 
   private async writeSessionJson(endReason: string | null, segments: SegmentRecord[] | null): Promise<SessionJson> {
@@ -363,6 +369,7 @@ export class Recording {
       fpsMax: this.opts.fpsMax,
       keyframeIntervalS: this.opts.keyframeIntervalS,
       segments: segments ?? [],
+      errors: [...this.errors],
       stats: { ...this.stats },
     };
     const file = path.join(this.opts.dir, 'session.json');

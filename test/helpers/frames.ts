@@ -1,8 +1,8 @@
 /** Builds deterministic frame sequences for recorder tests. */
 import { SyntheticDesktop } from '../../src/capture/synthetic';
-import type { Frame } from '../../src/capture/surface';
+import type { FrameConsumer } from '../../src/capture/source';
 
-/** A recorded source frame: the full picture (copied) plus what the recorder was given. */
+/** A recorded source frame: the full picture (copied) plus its time. */
 export interface SourceFrame {
   rgba: Uint8Array;
   width: number;
@@ -10,16 +10,21 @@ export interface SourceFrame {
   t_ms: number;
 }
 
-/** Frames of the synthetic desktop at `times` (ms), feeding each to `sink` and returning copies. */
-export function desktopFrames(width: number, height: number, ticks: number[], times: number[], sink: (f: Frame) => void): SourceFrame[] {
+/**
+ * Feeds frames of the synthetic desktop at the given ticks and times (ms) to `consumer`, waiting for it
+ * like a replay does (so nothing is merged), and returns copies of the pictures.
+ */
+export async function desktopFrames(width: number, height: number, ticks: number[], times: number[], consumer: FrameConsumer): Promise<SourceFrame[]> {
   const desk = new SyntheticDesktop({ width, height, fps: 10, seed: 7 });
   const out: SourceFrame[] = [];
   let next = 0;
-  ticks.forEach((tick, i) => {
+  for (let i = 0; i < ticks.length; i++) {
+    const tick = ticks[i] ?? 0;
     while (next <= tick) desk.tick(next++);
+    await consumer.whenReady();
     const f = desk.surface.takeFrame(times[i] ?? 0);
     out.push({ rgba: f.rgba.slice(), width: f.width, height: f.height, t_ms: f.t_ms });
-    sink(f);
-  });
+    consumer.onFrame(f);
+  }
   return out;
 }

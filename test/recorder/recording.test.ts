@@ -24,7 +24,7 @@ describe('Recording → MP4', () => {
     const rec = await Recording.create(opts(dir));
     const ticks = Array.from({ length: 24 }, (_, i) => i * 3);
     const times = ticks.map((_, i) => 40 + i * 100 + (i % 3) * 7); // irregular, as real sessions are
-    const src = desktopFrames(320, 240, ticks, times, (f) => { rec.onFrame(f); });
+    const src = await desktopFrames(320, 240, ticks, times, rec);
     const session = await rec.stop('test', 2600);
     const file = path.join(dir, 'display.mp4');
     const s = probeStream(file);
@@ -45,9 +45,9 @@ describe('Recording → MP4', () => {
       expect(psnr(d.u, ref.u)).toBeGreaterThanOrEqual(40);
       expect(psnr(d.v, ref.v)).toBeGreaterThanOrEqual(40);
     });
-    // ffmpeg converting back to RGB with the signalled matrix and range must show the source colours.
+    // Back in RGB through ffmpeg (4:2:0 costs some colour detail at glyph edges, hence a lower bar than in YUV).
     const rgb = decodeRgba(file);
-    src.forEach((f, i) => { expect(psnr(rgb[i] ?? new Uint8Array(), f.rgba, 4, 4, 3)).toBeGreaterThanOrEqual(36); });
+    src.forEach((f, i) => { expect(psnr(rgb[i] ?? new Uint8Array(), f.rgba, 4, 4, 3)).toBeGreaterThanOrEqual(33); });
     expect(session.segments).toHaveLength(1);
     expect(session.segments[0]).toMatchObject({ kind: 'mp4', file: 'display.mp4', frames: 24, first_t_ms: 40 });
     expect(session.stats.framesEncoded).toBe(24);
@@ -62,12 +62,37 @@ describe('Recording → MP4', () => {
     expect(json.encoder).toBe('openh264-wasm');
   });
 
+  test('players show the source colours: matrix and range are signalled (flat patches within ±3)', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    const { Surface } = await import('../../src/capture/surface');
+    const surf = new Surface(256, 64);
+    const colours: [number, number, number][] = [];
+    for (let i = 0; i < 16; i++) {
+      const c: [number, number, number] = [(i * 73) % 256, (i * 151 + 40) % 256, (i * 37 + 200) % 256];
+      if (i === 0) c.splice(0, 3, 255, 0, 0);
+      if (i === 1) c.splice(0, 3, 0, 0, 255);
+      if (i === 2) c.splice(0, 3, 255, 255, 255);
+      if (i === 3) c.splice(0, 3, 0, 0, 0);
+      colours.push(c);
+      surf.fill({ x: (i % 8) * 32, y: Math.floor(i / 8) * 32, width: 32, height: 32 }, c[0], c[1], c[2]);
+    }
+    rec.onFrame(surf.takeFrame(0));
+    await rec.stop('test', 100);
+    const [rgb] = decodeRgba(path.join(dir, 'display.mp4'));
+    colours.forEach((c, i) => {
+      const o = ((Math.floor(i / 8) * 32 + 16) * 256 + (i % 8) * 32 + 16) * 4;
+      const got = [rgb?.[o] ?? -1, rgb?.[o + 1] ?? -1, rgb?.[o + 2] ?? -1];
+      got.forEach((v, k) => { expect(Math.abs(v - (c[k] ?? 0))).toBeLessThanOrEqual(3); });
+    });
+  });
+
   test('keyframes come at least every keyframe interval while the screen changes', async () => {
     const dir = tmp();
     const rec = await Recording.create(opts(dir, { keyframeIntervalS: 1 }));
     const ticks = Array.from({ length: 40 }, (_, i) => i);
     const times = ticks.map((i) => i * 100);
-    desktopFrames(160, 120, ticks, times, (f) => { rec.onFrame(f); });
+    await desktopFrames(160, 120, ticks, times, rec);
     await rec.stop('test', 4000);
     const keys = probePackets(path.join(dir, 'display.mp4')).filter((p) => p.key).map((p) => p.t_ms);
     expect(keys).toEqual([0, 1000, 2000, 3000]);
@@ -78,7 +103,7 @@ describe('Recording → MP4', () => {
     const rec = await Recording.create(opts(dir, { fpsMax: 10 }));
     const ticks = Array.from({ length: 30 }, (_, i) => i);
     const times = ticks.map((i) => i * 20); // 50 fps in, at most 10 fps out
-    desktopFrames(160, 120, ticks, times, (f) => { rec.onFrame(f); });
+    await desktopFrames(160, 120, ticks, times, rec);
     const s = await rec.stop('test', 600);
     const t = probeFrameTimes(path.join(dir, 'display.mp4'));
     // Emitted: 0, then each held group is flushed by the first frame at or past its due time.
@@ -107,8 +132,8 @@ describe('Recording → MP4', () => {
   test('a size change closes the segment and starts the next; both are valid', async () => {
     const dir = tmp();
     const rec = await Recording.create(opts(dir));
-    desktopFrames(320, 240, [0, 1, 2], [0, 100, 200], (f) => { rec.onFrame(f); });
-    desktopFrames(256, 160, [0, 1, 2, 3], [300, 400, 500, 600], (f) => { rec.onFrame(f); });
+    await desktopFrames(320, 240, [0, 1, 2], [0, 100, 200], rec);
+    await desktopFrames(256, 160, [0, 1, 2, 3], [300, 400, 500, 600], rec);
     const s = await rec.stop('test', 700);
     expect(s.segments.map((x) => [x.file, x.width, x.height, x.frames, x.first_t_ms])).toEqual([
       ['display.mp4', 320, 240, 3, 0],
@@ -147,7 +172,7 @@ exports.createBackend = () => { const b = real.createBackend(); let n = 0; const
     const rec = await Recording.create(opts(dir, { encoder: backend, log: (l) => logs.push(l) }));
     const ticks = Array.from({ length: 12 }, (_, i) => i);
     const times = ticks.map((i) => i * 100);
-    const src = desktopFrames(160, 120, ticks, times, (f) => { rec.onFrame(f); });
+    const src = await desktopFrames(160, 120, ticks, times, rec);
     const s = await rec.stop('test', 1200);
     expect(logs.join('\n')).toMatch(/encoder failed .*injected failure.*PNG/);
     expect(s.encoderFailure).toMatch(/injected failure/);
@@ -171,7 +196,7 @@ exports.createBackend = () => { const b = real.createBackend(); let n = 0; const
     writeFileSync(backend, `exports.createBackend = () => ({ name: 'broken', init: async () => { throw new Error('no encoder here'); },
       encode: () => null, flush: () => [], close: () => undefined });`);
     const rec = await Recording.create(opts(dir, { encoder: backend }));
-    desktopFrames(160, 120, [0, 1, 2], [0, 100, 200], (f) => { rec.onFrame(f); });
+    await desktopFrames(160, 120, [0, 1, 2], [0, 100, 200], rec);
     const s = await rec.stop('test', 300);
     expect(existsSync(path.join(dir, 'display.mp4'))).toBe(false);
     expect(readdirSync(path.join(dir, 'frames')).filter((f) => f.endsWith('.png'))).toHaveLength(3);
@@ -185,7 +210,7 @@ exports.createBackend = () => { const b = real.createBackend(); let n = 0; const
     rec.subscribe((u) => { seen.push({ t: u.t_ms, key: u.key }); expect(u.decoderConfig.codec).toMatch(/^avc1\./); });
     const iter = rec.encodedUnits();
     const collected = (async () => { const ts: number[] = []; for await (const u of iter) ts.push(u.t_ms); return ts; })();
-    desktopFrames(160, 120, [0, 1, 2, 3], [0, 100, 200, 300], (f) => { rec.onFrame(f); });
+    await desktopFrames(160, 120, [0, 1, 2, 3], [0, 100, 200, 300], rec);
     await rec.stop('test', 400);
     expect(seen).toEqual([{ t: 0, key: true }, { t: 100, key: false }, { t: 200, key: false }, { t: 300, key: false }]);
     expect(await collected).toEqual([0, 100, 200, 300]);

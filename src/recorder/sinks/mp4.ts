@@ -11,8 +11,8 @@ import {
   ALL_FORMATS, EncodedPacket, EncodedPacketSink, EncodedVideoPacketSource, FilePathSource, FilePathTarget, Input,
   Mp4OutputFormat, Output,
 } from 'mediabunny';
-import { SinkError } from '../../errors';
-import type { AccessUnit, DecoderConfig } from '../encoders/backend';
+import { describeError, SinkError } from '../../errors';
+import type { AccessUnit } from '../encoders/backend';
 
 /** How long a fragment may stay open, in ms of session time (and of wall time while nothing arrives). */
 export const FRAGMENT_MS = 1000;
@@ -69,7 +69,7 @@ export class Mp4SegmentWriter {
     });
   }
 
-  private async start(config: DecoderConfig): Promise<void> {
+  private async start(): Promise<void> {
     const output = new Output({
       format: new Mp4OutputFormat({ fastStart: 'fragmented', minimumFragmentDuration: FRAGMENT_MS / 1000 }),
       // Unchunked, so every closed fragment reaches the file at once.
@@ -80,7 +80,6 @@ export class Mp4SegmentWriter {
     await output.start();
     this.output = output;
     this.source = source;
-    void config;
     this.timer = setInterval(() => {
       if (this.pendingInFragment > 0) this.chain = this.chain.then(() => this.closeFragment()).catch((err: unknown) => { this.error ??= err; });
     }, FRAGMENT_MS);
@@ -92,7 +91,7 @@ export class Mp4SegmentWriter {
       if (!unit.key || unit.decoderConfig === undefined) {
         throw new SinkError('MP4_NO_KEYFRAME', 'the first access unit of a segment must be a keyframe with a decoder config');
       }
-      await this.start(unit.decoderConfig);
+      await this.start();
     }
     const source = this.source;
     if (source === null) return;
@@ -144,7 +143,7 @@ export class Mp4SegmentWriter {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     if (this.error !== null) {
-      throw new SinkError('MP4_WRITE_FAILED', `writing ${this.file} failed: ${String(this.error)}`, { cause: this.error });
+      throw new SinkError('MP4_WRITE_FAILED', `writing ${this.file} failed: ${describeError(this.error)}`, { cause: this.error });
     }
     const info: Mp4SegmentInfo = {
       file: this.file, bytes: 0, frames: this.frames, keyframes: this.keyframes,

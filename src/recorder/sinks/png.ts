@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { Rect } from '../../capture/rect';
-import { SinkError } from '../../errors';
+import { describeError, SinkError } from '../../errors';
 
 /** One frame as the PNG sink stores it (pixels are copied by the caller; the sink owns them). */
 export interface PngFrame {
@@ -99,7 +99,7 @@ export class PngSink {
     await this.jsonl?.close();
     this.jsonl = null;
     if (this.error !== null) {
-      throw new SinkError('PNG_WRITE_FAILED', `writing PNG frames to ${this.dir} failed: ${String(this.error)}`, { cause: this.error });
+      throw new SinkError('PNG_WRITE_FAILED', `writing PNG frames to ${this.dir} failed: ${describeError(this.error)}`, { cause: this.error });
     }
     return { dir: this.dir, frames: this.index, bytes: this.bytes };
   }

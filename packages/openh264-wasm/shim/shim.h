@@ -1,0 +1,46 @@
+/* deskrec openh264 shim: flat C API (see shim.c). */
+#ifndef DESKREC_OPENH264_SHIM_H
+#define DESKREC_OPENH264_SHIM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ShimEncoder ShimEncoder;
+
+/* usage */
+#define SHIM_USAGE_SCREEN 0
+#define SHIM_USAGE_CAMERA 1
+/* rate control */
+#define SHIM_RC_QP 0
+#define SHIM_RC_BITRATE 1
+/* errors */
+#define SHIM_EBADARG (-1)
+#define SHIM_ENOMEM (-2)
+#define SHIM_EINIT (-3)
+#define SHIM_EENCODE (-4)
+
+int shim_last_error (void);
+ShimEncoder* shim_create (int src_w, int src_h, int usage, int rc_mode, int rc_value,
+                          int keyframe_interval, double max_frame_rate);
+void shim_destroy (ShimEncoder* e);
+uint8_t* shim_rgba (ShimEncoder* e);
+uint8_t* shim_plane_y (ShimEncoder* e);
+uint8_t* shim_plane_u (ShimEncoder* e);
+uint8_t* shim_plane_v (ShimEncoder* e);
+int shim_coded_width (ShimEncoder* e);
+int shim_coded_height (ShimEncoder* e);
+int shim_force_idr (ShimEncoder* e);
+int shim_set_bitrate (ShimEncoder* e, int bits_per_second);
+int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr);
+int shim_nal_count (ShimEncoder* e);
+uintptr_t* shim_nal_table (ShimEncoder* e);
+int convert_rect (ShimEncoder* e, int x, int y, int w, int h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,457 @@
+/**
+ * TypeScript binding for deskrec's WebAssembly build of Cisco's openh264 encoder
+ * (see ../README.md). One call to loadOpenH264() instantiates one private wasm
+ * module; encoders created from it share that module's memory and must be used
+ * from the thread that loaded it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Type of an encoded frame: IDR, non-IDR intra, predicted, or skipped. */
+export type FrameType = 'idr' | 'i' | 'p' | 'skip';
+
+/** Rate control: a fixed quantiser (0..51) or a target bitrate. */
+export type RateControl = { mode: 'qp'; qp: number } | { mode: 'bitrate'; bitsPerSecond: number };
+
+/** Options for H264Encoder creation. */
+export interface EncoderOptions {
+  /** Width of the RGBA source in pixels (may be odd; the coded width is rounded up to even). */
+  sourceWidth: number;
+  /** Height of the RGBA source in pixels (may be odd; the coded height is rounded up to even). */
+  sourceHeight: number;
+  /** openh264 usage profile: screen content or camera video (both real-time). */
+  usage: 'screen' | 'camera';
+  /** Fixed QP or target bitrate. */
+  rateControl: RateControl;
+  /** Distance between IDR frames in frames; 0 means only the first frame and forced ones. */
+  keyframeIntervalFrames: number;
+  /** Highest frame rate the encoder should expect (rate control and level selection). */
+  maxFrameRate: number;
+}
+
+/** Output of one encode() call. */
+export interface EncodedFrame {
+  /** NAL units without start codes, copied out of wasm memory. */
+  nals: Uint8Array[];
+  /** Type of the encoded picture. */
+  frameType: FrameType;
+}
+
+/** Rectangle in source pixel coordinates. */
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Error thrown by this binding; `code` is a stable machine-readable identifier. */
+export class OpenH264Error extends Error {
+  /** One of 'ENCODER_INIT_FAILED', 'ENCODE_FAILED', 'BAD_ARGUMENT', 'OUT_OF_MEMORY', 'ENCODER_DESTROYED', 'LOAD_FAILED'. */
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'OpenH264Error';
+    this.code = code;
+  }
+}
+
+/** A loaded openh264 module instance. */
+export interface OpenH264 {
+  /** Creates an encoder whose buffers live in this module instance's memory. */
+  createEncoder(o: EncoderOptions): H264Encoder;
+}
+
+/** One openh264 encoder plus its RGBA staging frame and I420 planes. */
+export interface H264Encoder {
+  /** Coded width: sourceWidth rounded up to even. */
+  readonly codedWidth: number;
+  /** Coded height: sourceHeight rounded up to even. */
+  readonly codedHeight: number;
+  /** Copies the rect's pixels (row by row, 4 bytes each, from src at srcOffset with srcStride bytes per row) into the staging frame. */
+  putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
+  /** Converts the rect of the staging frame (expanded outward to even coordinates) to I420. */
+  convert(rect: Rect): void;
+  /** Overwrites the I420 planes with caller data (tightly packed, coded size). */
+  putI420(y: Uint8Array, u: Uint8Array, v: Uint8Array): void;
+  /** Encodes the current I420 planes. */
+  encode(timestampMs: number, opts?: { forceIdr?: boolean }): EncodedFrame;
+  /** Copies of the current I420 planes (for tests). */
+  readI420(): { y: Uint8Array; u: Uint8Array; v: Uint8Array };
+  /** Changes the target bitrate (bitrate rate control only). */
+  setBitrate(bitsPerSecond: number): void;
+  /** Frees the encoder and its buffers; further calls throw ENCODER_DESTROYED. */
+  destroy(): void;
+}
+
+/** Options for loadOpenH264 (all optional). */
+export interface LoadOptions {
+  /** Directory holding openh264.js and openh264.wasm; defaults to the one found by findDistDir(). */
+  distDir?: string;
+}
+
+// ---------------------------------------------------------------------------
+// The emscripten module (dist/openh264.js, built by build.sh): only what we use.
+
+interface EmscriptenModule {
+  HEAPU8: Uint8Array;
+  _shim_last_error(): number;
+  _shim_create(
+    srcW: number,
+    srcH: number,
+    usage: number,
+    rcMode: number,
+    rcValue: number,
+    keyframeInterval: number,
+    maxFrameRate: number,
+  ): number;
+  _shim_destroy(enc: number): void;
+  _shim_rgba(enc: number): number;
+  _shim_plane_y(enc: number): number;
+  _shim_plane_u(enc: number): number;
+  _shim_plane_v(enc: number): number;
+  _shim_set_bitrate(enc: number, bps: number): number;
+  _shim_encode(enc: number, timestampMs: number, forceIdr: number): number;
+  _shim_nal_count(enc: number): number;
+  _shim_nal_table(enc: number): number;
+  _convert_rect(enc: number, x: number, y: number, w: number, h: number): number;
+}
+
+interface WasmInstance {
+  readonly exports: unknown;
+}
+interface WasmApi {
+  compile(bytes: Uint8Array): Promise<object>;
+  instantiate(module: object, imports: object): Promise<WasmInstance>;
+}
+
+type ReceiveInstance = (instance: WasmInstance, module: object) => void;
+
+interface ModuleOverrides {
+  instantiateWasm(imports: object, receive: ReceiveInstance): object;
+  printErr(text: string): void;
+}
+
+type ModuleFactory = (overrides: ModuleOverrides) => Promise<EmscriptenModule>;
+
+const JS_FILE = 'openh264.js';
+const WASM_FILE = 'openh264.wasm';
+const DIST_REL = path.join('packages', 'openh264-wasm', 'dist');
+
+// Shim constants (shim/shim.h).
+const USAGE_SCREEN = 0;
+const USAGE_CAMERA = 1;
+const RC_QP = 0;
+const RC_BITRATE = 1;
+const E_BADARG = -1;
+const E_NOMEM = -2;
+const E_INIT = -3;
+
+/**
+ * Locates the directory holding openh264.js/openh264.wasm: `../dist` next to
+ * this file's directory (source tree), else the first ancestor of this file's
+ * directory that contains packages/openh264-wasm/dist/openh264.wasm (which
+ * covers a compiled copy under dist-ts/packages/openh264-wasm/src/).
+ */
+export function findDistDir(fromDir: string = __dirname): string {
+  const sibling = path.resolve(fromDir, '..', 'dist');
+  if (fs.existsSync(path.join(sibling, WASM_FILE))) {
+    return sibling;
+  }
+  let dir = path.resolve(fromDir);
+  for (;;) {
+    const candidate = path.join(dir, DIST_REL);
+    if (fs.existsSync(path.join(candidate, WASM_FILE))) {
+      return candidate;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) {
+      throw new OpenH264Error('LOAD_FAILED', `cannot find ${path.join(DIST_REL, WASM_FILE)} above ${fromDir}`);
+    }
+    dir = parent;
+  }
+}
+
+// Per thread (module-level state is per worker): compiled wasm per dist dir.
+const compiled = new Map<string, Promise<object>>();
+
+function wasmApi(): WasmApi {
+  return (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+}
+
+function isFactory(v: unknown): v is ModuleFactory {
+  return typeof v === 'function';
+}
+
+/** Instantiates a fresh openh264 wasm module (each call: its own memory; share nothing across workers). */
+export async function loadOpenH264(options: LoadOptions = {}): Promise<OpenH264> {
+  const dir = options.distDir ?? findDistDir();
+  let modulePromise = compiled.get(dir);
+  if (modulePromise === undefined) {
+    const bytes = fs.readFileSync(path.join(dir, WASM_FILE));
+    modulePromise = wasmApi().compile(bytes);
+    compiled.set(dir, modulePromise);
+  }
+  let wasmModule: object;
+  try {
+    wasmModule = await modulePromise;
+  } catch (e) {
+    compiled.delete(dir);
+    throw new OpenH264Error('LOAD_FAILED', `compiling ${WASM_FILE} failed: ${String(e)}`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const factory: unknown = require(path.join(dir, JS_FILE));
+  if (!isFactory(factory)) {
+    throw new OpenH264Error('LOAD_FAILED', `${JS_FILE} does not export a module factory`);
+  }
+  const errLines: string[] = [];
+  const mod = await new Promise<EmscriptenModule>((resolve, reject) => {
+    const fail = (e: unknown): void => {
+      const detail = errLines.length > 0 ? ` (${errLines.join('; ')})` : '';
+      reject(new OpenH264Error('LOAD_FAILED', `instantiating ${WASM_FILE} failed: ${String(e)}${detail}`));
+    };
+    factory({
+      // Hand the loader an instance of the already compiled module: no fetch(), no file reads.
+      instantiateWasm(imports: object, receive: ReceiveInstance): object {
+        wasmApi()
+          .instantiate(wasmModule, imports)
+          .then((instance) => {
+            receive(instance, wasmModule);
+          })
+          .catch(fail);
+        return {};
+      },
+      printErr(text: string): void {
+        // openh264's own logging is off; this only sees emscripten runtime errors.
+        errLines.push(text);
+        if (errLines.length > 10) errLines.shift();
+      },
+    }).then(resolve, fail);
+  });
+  return {
+    createEncoder(o: EncoderOptions): H264Encoder {
+      return new Encoder(mod, o);
+    },
+  };
+}
+
+function isInt(v: number, min: number, max: number): boolean {
+  return Number.isInteger(v) && v >= min && v <= max;
+}
+
+function badArg(message: string): OpenH264Error {
+  return new OpenH264Error('BAD_ARGUMENT', message);
+}
+
+function frameTypeOf(code: number): FrameType {
+  switch (code) {
+    case 1:
+      return 'idr';
+    case 2:
+      return 'i';
+    case 3:
+    case 5: // I/P mixed: contains P slices
+      return 'p';
+    case 4:
+      return 'skip';
+    default:
+      throw new OpenH264Error('ENCODE_FAILED', `unexpected frame type ${code}`);
+  }
+}
+
+class Encoder implements H264Encoder {
+  readonly codedWidth: number;
+  readonly codedHeight: number;
+  private readonly mod: EmscriptenModule;
+  private readonly sourceWidth: number;
+  private readonly sourceHeight: number;
+  private readonly rcMode: number;
+  private handle: number;
+  private readonly rgbaPtr: number;
+  private readonly yPtr: number;
+  private readonly uPtr: number;
+  private readonly vPtr: number;
+
+  constructor(mod: EmscriptenModule, o: EncoderOptions) {
+    if (!isInt(o.sourceWidth, 2, 16384) || !isInt(o.sourceHeight, 2, 16384)) {
+      throw badArg(`source size must be integers in 2..16384, got ${o.sourceWidth}x${o.sourceHeight}`);
+    }
+    if (o.usage !== 'screen' && o.usage !== 'camera') {
+      throw badArg(`usage must be 'screen' or 'camera'`);
+    }
+    let rcMode: number;
+    let rcValue: number;
+    if (o.rateControl.mode === 'qp') {
+      if (!isInt(o.rateControl.qp, 0, 51)) {
+        throw badArg(`qp must be an integer in 0..51, got ${o.rateControl.qp}`);
+      }
+      rcMode = RC_QP;
+      rcValue = o.rateControl.qp;
+    } else if (o.rateControl.mode === 'bitrate') {
+      if (!isInt(o.rateControl.bitsPerSecond, 1, 0x7fffffff)) {
+        throw badArg(`bitsPerSecond must be a positive 32-bit integer, got ${o.rateControl.bitsPerSecond}`);
+      }
+      rcMode = RC_BITRATE;
+      rcValue = o.rateControl.bitsPerSecond;
+    } else {
+      throw badArg('rateControl.mode must be qp or bitrate');
+    }
+    if (!isInt(o.keyframeIntervalFrames, 0, 0x7fffffff)) {
+      throw badArg(`keyframeIntervalFrames must be a non-negative integer, got ${o.keyframeIntervalFrames}`);
+    }
+    if (!(Number.isFinite(o.maxFrameRate) && o.maxFrameRate > 0 && o.maxFrameRate <= 240)) {
+      throw badArg(`maxFrameRate must be in (0, 240], got ${o.maxFrameRate}`);
+    }
+    const handle = mod._shim_create(
+      o.sourceWidth,
+      o.sourceHeight,
+      o.usage === 'screen' ? USAGE_SCREEN : USAGE_CAMERA,
+      rcMode,
+      rcValue,
+      o.keyframeIntervalFrames,
+      o.maxFrameRate,
+    );
+    if (handle === 0) {
+      const err = mod._shim_last_error();
+      if (err === E_BADARG) throw badArg('encoder parameters rejected');
+      if (err === E_NOMEM) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory creating the encoder');
+      throw new OpenH264Error('ENCODER_INIT_FAILED', `openh264 initialisation failed (${err === E_INIT ? 'init' : err})`);
+    }
+    this.mod = mod;
+    this.handle = handle;
+    this.rcMode = rcMode;
+    this.sourceWidth = o.sourceWidth;
+    this.sourceHeight = o.sourceHeight;
+    this.codedWidth = (o.sourceWidth + 1) & ~1;
+    this.codedHeight = (o.sourceHeight + 1) & ~1;
+    this.rgbaPtr = mod._shim_rgba(handle);
+    this.yPtr = mod._shim_plane_y(handle);
+    this.uPtr = mod._shim_plane_u(handle);
+    this.vPtr = mod._shim_plane_v(handle);
+  }
+
+  private live(): number {
+    if (this.handle === 0) {
+      throw new OpenH264Error('ENCODER_DESTROYED', 'encoder has been destroyed');
+    }
+    return this.handle;
+  }
+
+  private checkRect(r: Rect): void {
+    if (
+      !isInt(r.x, 0, this.sourceWidth) ||
+      !isInt(r.y, 0, this.sourceHeight) ||
+      !isInt(r.width, 0, this.sourceWidth - r.x) ||
+      !isInt(r.height, 0, this.sourceHeight - r.y)
+    ) {
+      throw badArg(
+        `rect ${r.x},${r.y} ${r.width}x${r.height} outside source ${this.sourceWidth}x${this.sourceHeight}`,
+      );
+    }
+  }
+
+  putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
+    this.live();
+    this.checkRect(rect);
+    if (rect.width === 0 || rect.height === 0) return;
+    const rowBytes = rect.width * 4;
+    if (!isInt(srcOffset, 0, src.length) || !Number.isInteger(srcStride) || srcStride < rowBytes) {
+      throw badArg(`bad srcOffset ${srcOffset} / srcStride ${srcStride} for width ${rect.width}`);
+    }
+    if (srcOffset + (rect.height - 1) * srcStride + rowBytes > src.length) {
+      throw badArg(`source buffer too small: ${src.length} bytes`);
+    }
+    const heap = this.mod.HEAPU8;
+    const dstStride = this.sourceWidth * 4;
+    let dst = this.rgbaPtr + rect.y * dstStride + rect.x * 4;
+    if (srcStride === rowBytes && dstStride === rowBytes) {
+      heap.set(src.subarray(srcOffset, srcOffset + rowBytes * rect.height), dst);
+      return;
+    }
+    let s = srcOffset;
+    for (let row = 0; row < rect.height; row++) {
+      heap.set(src.subarray(s, s + rowBytes), dst);
+      s += srcStride;
+      dst += dstStride;
+    }
+  }
+
+  convert(rect: Rect): void {
+    const h = this.live();
+    this.checkRect(rect);
+    if (this.mod._convert_rect(h, rect.x, rect.y, rect.width, rect.height) !== 0) {
+      throw badArg('convert_rect rejected the rectangle');
+    }
+  }
+
+  putI420(y: Uint8Array, u: Uint8Array, v: Uint8Array): void {
+    this.live();
+    const ySize = this.codedWidth * this.codedHeight;
+    const cSize = ySize / 4;
+    if (y.length !== ySize || u.length !== cSize || v.length !== cSize) {
+      throw badArg(`I420 planes must be ${ySize}/${cSize}/${cSize} bytes (coded ${this.codedWidth}x${this.codedHeight})`);
+    }
+    const heap = this.mod.HEAPU8;
+    heap.set(y, this.yPtr);
+    heap.set(u, this.uPtr);
+    heap.set(v, this.vPtr);
+  }
+
+  encode(timestampMs: number, opts?: { forceIdr?: boolean }): EncodedFrame {
+    const h = this.live();
+    if (!Number.isFinite(timestampMs) || timestampMs < 0) {
+      throw badArg(`timestampMs must be a finite non-negative number, got ${timestampMs}`);
+    }
+    const rc = this.mod._shim_encode(h, Math.floor(timestampMs), opts?.forceIdr === true ? 1 : 0);
+    if (rc < 0) {
+      if (rc === E_NOMEM) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory while encoding');
+      throw new OpenH264Error('ENCODE_FAILED', `openh264 EncodeFrame failed (${rc})`);
+    }
+    const frameType = frameTypeOf(rc);
+    const count = this.mod._shim_nal_count(h);
+    const table = this.mod._shim_nal_table(h);
+    // Read the heap only after the calls above: memory growth replaces HEAPU8.
+    const heap = this.mod.HEAPU8;
+    const words = new DataView(heap.buffer, heap.byteOffset + table, count * 8);
+    const nals: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const addr = words.getUint32(i * 8, true);
+      const len = words.getUint32(i * 8 + 4, true);
+      nals.push(heap.slice(addr, addr + len));
+    }
+    return { nals, frameType };
+  }
+
+  readI420(): { y: Uint8Array; u: Uint8Array; v: Uint8Array } {
+    this.live();
+    const heap = this.mod.HEAPU8;
+    const ySize = this.codedWidth * this.codedHeight;
+    const cSize = ySize / 4;
+    return {
+      y: heap.slice(this.yPtr, this.yPtr + ySize),
+      u: heap.slice(this.uPtr, this.uPtr + cSize),
+      v: heap.slice(this.vPtr, this.vPtr + cSize),
+    };
+  }
+
+  setBitrate(bitsPerSecond: number): void {
+    const h = this.live();
+    if (this.rcMode !== RC_BITRATE) {
+      throw badArg('setBitrate needs bitrate rate control');
+    }
+    if (!isInt(bitsPerSecond, 1, 0x7fffffff)) {
+      throw badArg(`bitsPerSecond must be a positive 32-bit integer, got ${bitsPerSecond}`);
+    }
+    if (this.mod._shim_set_bitrate(h, bitsPerSecond) !== 0) {
+      throw badArg(`openh264 rejected bitrate ${bitsPerSecond}`);
+    }
+  }
+
+  destroy(): void {
+    if (this.handle !== 0) {
+      this.mod._shim_destroy(this.handle);
+      this.handle = 0;
+    }
+  }
+}
