@@ -165,18 +165,18 @@ describe('H264Encoder', () => {
   });
 
   it('loads and encodes inside a worker_threads Worker', async () => {
-    // The worker compiles the binding's TypeScript with @swc/core (as jest does) and runs it.
+    // The worker transpiles the binding's TypeScript with the TypeScript compiler and runs it.
     const indexPath = path.resolve(__dirname, '../../packages/openh264-wasm/src/index.ts');
     const code = `
       const { parentPort, workerData } = require('node:worker_threads');
       const Module = require('node:module');
       const path = require('node:path');
-      const { transformFileSync } = require('@swc/core');
+      const fs = require('node:fs');
+      const ts = require('typescript');
       const file = workerData.indexPath;
-      const js = transformFileSync(file, {
-        jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
-        module: { type: 'commonjs' },
-      }).code;
+      const js = ts.transpileModule(fs.readFileSync(file, 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+      }).outputText;
       const m = new Module(file);
       m.filename = file;
       m.paths = Module._nodeModulePaths(path.dirname(file));
