@@ -37,7 +37,7 @@ async function deskrec(width: number, height: number): Promise<{ fps: number; cp
   const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-bench-'));
   const rec = await Recording.create({
     dir, format: 'mp4', fpsMax: 30, keyframeIntervalS: 2, encoder: 'auto', rateControl: { mode: 'qp', qp: 20 },
-    protocol: 'test', target: 'bench', realtime: false, log: (l) => { console.error(l); },
+    protocol: 'test', target: 'bench', realtime: false, cursor: 'composite', log: (l) => { console.error(l); },
   });
   const desk = new SyntheticDesktop({ width, height, fps: 30, seed: 1 });
   // Warm-up frame: starts the worker and the wasm module outside the timed part.

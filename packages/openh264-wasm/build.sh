@@ -119,6 +119,7 @@ build_wasm() {
   local exported
   exported='["_malloc","_free","_shim_last_error","_shim_create","_shim_destroy","_shim_rgba",'
   exported+='"_shim_plane_y","_shim_plane_u","_shim_plane_v","_shim_coded_width","_shim_coded_height",'
+  exported+='"_shim_mb_count","_shim_change_map",'
   exported+='"_shim_force_idr","_shim_set_bitrate","_shim_encode","_shim_nal_count","_shim_nal_table",'
   exported+='"_convert_rect"]'
 

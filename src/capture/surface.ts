@@ -1,4 +1,5 @@
 import { ProtocolError } from '../errors';
+import type { CursorState } from './cursor';
 import { DamageRegion, type Rect, clipRect, contains, isEmpty } from './rect';
 
 /** Largest surface we accept on either side (the H.264 levels we target stop well below it). */
@@ -16,6 +17,8 @@ export interface Frame {
   damage: Rect[];
   /** Real time since the session started, in milliseconds. */
   t_ms: number;
+  /** The remote pointer, kept out of `rgba`; the recorder composites it when asked to. */
+  cursor?: CursorState;
 }
 
 /** Throws unless `width` x `height` is a size we can hold. */

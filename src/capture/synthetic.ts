@@ -1,11 +1,13 @@
 /**
  * `test://desktop?size=WxH[&fps=N][&seed=N]`: a deterministic desktop-like workload for running, testing and
  * benchmarking the pipeline without a server. Mostly static; a terminal window that types text and scrolls,
- * a clock that ticks every second, a cursor blink, and every ten seconds a full-screen workspace switch.
+ * a clock that ticks every second, a text-cursor blink, a mouse pointer that glides to a new place every
+ * three seconds, and every ten seconds a full-screen workspace switch.
  * The picture at tick n depends only on n and the seed; in real time t_ms is the real elapsed time, at
  * `speed max` it is n × the tick interval and frames are produced as fast as the consumer takes them.
  */
 import { UsageError } from '../errors';
+import { arrowCursor, type CursorState } from './cursor';
 import type { Rect } from './rect';
 import type { FrameConsumer, FrameSource, SourceEnd } from './source';
 import { MAX_SURFACE_SIDE, Surface } from './surface';
@@ -63,6 +65,8 @@ export class SyntheticDesktop {
   private row = 0;
   private workspace = -1;
   private lastClockSecond = -1;
+  /** The mouse pointer (kept out of the surface, as real protocols keep it). */
+  readonly cursor: CursorState = { shape: arrowCursor(), x: 0, y: 0 };
 
   constructor(readonly params: SyntheticParams) {
     this.surface = new Surface(params.width, params.height);
@@ -81,6 +85,7 @@ export class SyntheticDesktop {
       this.lastClockSecond = second;
       this.drawClock(second);
     }
+    this.movePointer(n);
     // The text cursor blinks twice a second.
     const on = Math.floor((n * 2) / fps) % 2 === 0;
     const s = this.surface;
@@ -90,6 +95,22 @@ export class SyntheticDesktop {
       if (on) s.fill({ x: cx, y: cy + CELL_H - 3, width: CELL_W, height: 2 }, 220, 220, 220);
       else s.fill({ x: cx, y: cy + CELL_H - 3, width: CELL_W, height: 2 }, 24, 24, 32);
     }
+  }
+
+  /** Every three seconds the pointer glides, for one second, to the next of a fixed series of places. */
+  private movePointer(n: number): void {
+    const { fps, width: W, height: H } = this.params;
+    const period = Math.round(3 * fps);
+    const k = Math.floor(n / period);
+    const place = (i: number): [number, number] => [
+      Math.min(W - 1, 20 + ((i * 7919) % Math.max(1, W - 40))),
+      Math.min(H - 1, 20 + ((i * 104729) % Math.max(1, H - 60))),
+    ];
+    const [x0, y0] = place(k);
+    const [x1, y1] = place(k + 1);
+    const f = Math.min(1, (n - k * period) / fps);
+    this.cursor.x = Math.round(x0 + (x1 - x0) * f);
+    this.cursor.y = Math.round(y0 + (y1 - y0) * f);
   }
 
   private drawWorkspace(ws: number): void {
@@ -240,7 +261,9 @@ export class SyntheticSource implements FrameSource {
         await consumer.whenReady();
       }
       desk.tick(n);
-      consumer.onFrame(desk.surface.takeFrame(t));
+      const frame = desk.surface.takeFrame(t);
+      frame.cursor = desk.cursor;
+      consumer.onFrame(frame);
     }
   }
 }

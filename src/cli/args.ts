@@ -26,7 +26,7 @@ Usage:
   deskrec --help | --version
 
 Sources:
-  test://desktop?size=WxH[&fps=N][&seed=N]   a synthetic desktop (typing, scrolling, workspace switches)
+  test://desktop?size=WxH[&fps=N][&seed=N]   a synthetic desktop (typing, scrolling, pointer, workspace switches)
 
 Options:
   --capture DIR            output directory: display.mp4 (display-001.mp4 … after size changes),

@@ -32,7 +32,7 @@ async function record(args: RecordArgs): Promise<number> {
   const recording = await Recording.create({
     dir: args.dir, format: args.format, fpsMax: args.fpsMax, keyframeIntervalS: args.keyframeIntervalS,
     encoder: args.encoder, rateControl: args.rateControl, protocol: source.protocol, target: source.target,
-    realtime: args.speed === 'realtime', log,
+    realtime: args.speed === 'realtime', log, cursor: args.cursor,
   });
   await recording.start();
   const abort = new AbortController();

@@ -14,7 +14,8 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { DamageRegion, type Rect } from '../capture/rect';
+import { blendCursor, cursorRect, type CursorShape } from '../capture/cursor';
+import { DamageRegion, intersects, isEmpty, type Rect } from '../capture/rect';
 import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
 import { describeError, EncoderError, UsageError } from '../errors';
@@ -42,6 +43,8 @@ export interface RecordingOptions {
   realtime: boolean;
   /** Where one-line notices go (encoder fallback etc.). */
   log: (line: string) => void;
+  /** `composite` draws the source's pointer into the frames; `none` leaves it out. */
+  cursor: 'composite' | 'none';
 }
 
 /** Counters reported in session.json and on the status line. */
@@ -103,6 +106,8 @@ export class Recording {
   private readyWaiters: (() => void)[] = [];
   private bytesWritten = 0;
   private readonly errors: string[] = [];
+  /** The pointer as last drawn into the mirror (composite mode). */
+  private drawnCursor: { shape: CursorShape; x: number; y: number; rect: Rect } | null = null;
 
   private constructor(private readonly opts: RecordingOptions) {
     this.intervalMs = 1000 / opts.fpsMax;
@@ -132,7 +137,10 @@ export class Recording {
       this.startSegment(frame);
       // The first frame of a segment shows the whole picture whatever the source says changed.
       damage = [{ x: 0, y: 0, width: frame.width, height: frame.height }];
-    } else if (damage.length === 0) {
+    }
+    const cursor = this.opts.cursor === 'composite' ? this.cursorDamage(frame, damage) : null;
+    if (cursor !== null) damage = cursor.damage;
+    if (damage.length === 0) {
       if (this.held !== null && frame.t_ms >= this.lastEmitT + this.intervalMs) this.emitHeld(this.lastEmitT + this.intervalMs);
       return;
     }
@@ -141,6 +149,12 @@ export class Recording {
     for (const r of damage) {
       if (frame.stride === stride) copyRegion(frame.rgba, this.mirror, stride, r);
       else copyRows(frame, this.mirror, stride, r);
+    }
+    if (cursor?.draw === true && frame.cursor !== undefined) {
+      // The copies above restored the framebuffer under the old pointer and wherever the new one lands.
+      blendCursor(this.mirror, stride, frame.cursor, cursor.rect);
+      const shape = frame.cursor.shape;
+      this.drawnCursor = shape === null || isEmpty(cursor.rect) ? null : { shape, x: frame.cursor.x, y: frame.cursor.y, rect: cursor.rect };
     }
     this.held ??= { damage: new DamageRegion(), t_ms: frame.t_ms };
     this.held.damage.addAll(damage);
@@ -151,6 +165,24 @@ export class Recording {
       const due = this.lastEmitT + this.intervalMs;
       this.timer = setTimeout(() => { this.timer = null; if (this.held !== null) this.emitHeld(due); }, Math.max(1, due - frame.t_ms));
     }
+  }
+
+  /**
+   * Composite mode: the damage to apply for this frame with the pointer taken into account. When the pointer
+   * moved, changed or was drawn over, both its old and new rectangles join the damage (the old one is
+   * restored from the framebuffer, the new one is redrawn), and `draw` says to blend it again.
+   */
+  private cursorDamage(frame: Frame, damage: Rect[]): { damage: Rect[]; rect: Rect; draw: boolean } {
+    const c = frame.cursor;
+    const rect = c === undefined ? { x: 0, y: 0, width: 0, height: 0 } : cursorRect(c, this.width, this.height);
+    const old = this.drawnCursor;
+    const moved = old === null ? !isEmpty(rect) : (c?.shape ?? null) !== old.shape || c?.x !== old.x || c.y !== old.y;
+    const touched = damage.some((d) => intersects(d, rect) || (old !== null && intersects(d, old.rect)));
+    if (!moved && !touched) return { damage, rect, draw: false };
+    const extra: Rect[] = [];
+    if (old !== null) extra.push(old.rect);
+    if (!isEmpty(rect)) extra.push(rect);
+    return { damage: [...damage, ...extra], rect, draw: true };
   }
 
   private startSegment(frame: Frame): void {
@@ -164,6 +196,7 @@ export class Recording {
     this.width = frame.width;
     this.height = frame.height;
     this.mirror = new Uint8Array(frame.width * frame.height * 4);
+    this.drawnCursor = null;
     this.output = this.newOutput();
     this.lastEmitT = -Infinity;
   }

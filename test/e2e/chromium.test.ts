@@ -58,7 +58,7 @@ describe('Chromium plays and seeks the MP4', () => {
     // Six solid-colour frames, 500 ms apart, starting at session time 0; the recording ends at 3 s.
     const rec = await Recording.create({
       dir, format: 'mp4', fpsMax: 30, keyframeIntervalS: 1, encoder: 'auto', rateControl: { mode: 'qp', qp: 20 },
-      protocol: 'test', target: 'test://chromium', realtime: false, log: () => undefined,
+      protocol: 'test', target: 'test://chromium', realtime: false, cursor: 'none', log: () => undefined,
     });
     const s = new Surface(320, 240);
     for (let i = 0; i < COLOURS.length; i++) {

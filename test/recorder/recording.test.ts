@@ -10,7 +10,7 @@ import { decodeI420, decodeRgba, probeFrameTimes, probePackets, probeStream, psn
 function opts(dir: string, over: Partial<RecordingOptions> = {}): RecordingOptions {
   return {
     dir, format: 'mp4', fpsMax: 30, keyframeIntervalS: 2, encoder: 'auto', rateControl: { mode: 'qp', qp: 20 },
-    protocol: 'test', target: 'test://unit', realtime: false, log: () => undefined, ...over,
+    protocol: 'test', target: 'test://unit', realtime: false, log: () => undefined, cursor: 'composite', ...over,
   };
 }
 
@@ -158,6 +158,31 @@ describe('Recording → MP4', () => {
     expect(s.stats.framesEncoded).toBe(2);
     expect(probeFrameTimes(path.join(dir, 'display.mp4'))).toEqual([0, 5000]);
     expect(s.segments[0]?.duration_ms).toBe(6000);
+  });
+
+  test('a live source outrunning the encoder has its frames merged, counted, newest pixels kept', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir, { fpsMax: 240 }));
+    const { SyntheticDesktop } = await import('../../src/capture/synthetic');
+    const desk = new SyntheticDesktop({ width: 640, height: 480, fps: 10, seed: 3 });
+    let last = new Uint8Array();
+    for (let n = 0; n < 40; n++) {
+      desk.tick(n);
+      const f = desk.surface.takeFrame(n * 5); // never waits: like a live protocol client
+      last = f.rgba.slice();
+      rec.onFrame(f);
+    }
+    const s = await rec.stop('test', 200);
+    expect(s.stats.framesEmitted).toBe(40);
+    expect(s.stats.framesMerged).toBeGreaterThan(0);
+    expect(s.stats.framesEncoded + s.stats.framesMerged).toBe(40);
+    const file = path.join(dir, 'display.mp4');
+    const frames = decodeI420(file, 640, 480);
+    expect(frames).toHaveLength(s.stats.framesEncoded);
+    expect(probeFrameTimes(file).pop()).toBe(195);
+    const ref = allocI420(640, 480);
+    convertRectReference(last, 640, 480, 640 * 4, { x: 0, y: 0, width: 640, height: 480 }, ref);
+    expect(psnr(frames[frames.length - 1]?.y ?? new Uint8Array(), ref.y)).toBeGreaterThanOrEqual(40);
   });
 
   test('encoder failure mid-session falls back to PNG with no frame lost', async () => {

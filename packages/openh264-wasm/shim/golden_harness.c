@@ -80,7 +80,7 @@ int main (int argc, char** argv) {
     for (int cy = 0; cy < h / 2; cy++)
       for (int cx = 0; cx < w / 2; cx++)
         golden_uv (cx, cy, n, &pu[cy * (w / 2) + cx], &pv[cy * (w / 2) + cx]);
-    int type = shim_encode (e, (double)((n * 1000) / GOLDEN_MAX_FPS), 0);
+    int type = shim_encode (e, (double)((n * 1000) / GOLDEN_MAX_FPS), 0, 0);
     if (type < 0) {
       fprintf (stderr, "encode failed at frame %d: %d\n", n, type);
       return 1;

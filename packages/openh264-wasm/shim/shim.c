@@ -45,6 +45,8 @@ struct ShimEncoder {
   uint8_t* y;             /* coded_w * coded_h */
   uint8_t* u;             /* (coded_w / 2) * (coded_h / 2) */
   uint8_t* v;
+  int mb_count;           /* ceil(coded_w / 16) * ceil(coded_h / 16) */
+  uint8_t* change_map;    /* mb_count bytes, filled by the caller before shim_encode (use_map) */
   /* Output of the last encode: pairs (pointer, length) of NAL units without
      start codes, pointing into the encoder's own bitstream buffer. Valid until
      the next call to shim_encode or shim_destroy. */
@@ -82,6 +84,7 @@ static void shim_free_all (ShimEncoder* e) {
   free (e->y);
   free (e->u);
   free (e->v);
+  free (e->change_map);
   free (e->nal_table);
   free (e);
 }
@@ -113,9 +116,12 @@ SHIM_EXPORT ShimEncoder* shim_create (int src_w, int src_h, int usage, int rc_mo
   e->y = (uint8_t*)calloc (luma, 1);
   e->u = (uint8_t*)calloc (luma / 4, 1);
   e->v = (uint8_t*)calloc (luma / 4, 1);
+  e->mb_count = ((e->coded_w + 15) / 16) * ((e->coded_h + 15) / 16);
+  e->change_map = (uint8_t*)calloc ((size_t)e->mb_count, 1);
   e->nal_cap = 16;
   e->nal_table = (uintptr_t*)calloc ((size_t)e->nal_cap * 2, sizeof (uintptr_t));
-  if (e->rgba == NULL || e->y == NULL || e->u == NULL || e->v == NULL || e->nal_table == NULL) {
+  if (e->rgba == NULL || e->y == NULL || e->u == NULL || e->v == NULL || e->change_map == NULL ||
+      e->nal_table == NULL) {
     shim_free_all (e);
     g_last_error = SHIM_ENOMEM;
     return NULL;
@@ -204,6 +210,8 @@ SHIM_EXPORT uint8_t* shim_plane_u (ShimEncoder* e) { return e->u; }
 SHIM_EXPORT uint8_t* shim_plane_v (ShimEncoder* e) { return e->v; }
 SHIM_EXPORT int shim_coded_width (ShimEncoder* e) { return e->coded_w; }
 SHIM_EXPORT int shim_coded_height (ShimEncoder* e) { return e->coded_h; }
+SHIM_EXPORT int shim_mb_count (ShimEncoder* e) { return e->mb_count; }
+SHIM_EXPORT uint8_t* shim_change_map (ShimEncoder* e) { return e->change_map; }
 
 SHIM_EXPORT int shim_force_idr (ShimEncoder* e) {
   return call_force_intra (e->enc) == cmResultSuccess ? 0 : SHIM_EENCODE;
@@ -242,12 +250,25 @@ static int shim_push_nal (ShimEncoder* e, const uint8_t* p, int len) {
   return 0;
 }
 
-/* Encode the current I420 planes. Returns the EVideoFrameType (1 IDR, 2 I,
-   3 P, 4 skip) or a negative error. NAL units: shim_nal_count/shim_nal_table. */
-SHIM_EXPORT int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr) {
+/* Encode the current I420 planes. With use_map, the change map (shim_change_map: one byte
+   per macroblock, row-major, 0 = unchanged since the previous frame) goes with this frame
+   (patches/0201-change-map.patch); IDR/I frames ignore it. Returns the EVideoFrameType
+   (1 IDR, 2 I, 3 P, 4 skip) or a negative error. NAL units: shim_nal_count/shim_nal_table. */
+SHIM_EXPORT int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr, int use_map) {
   e->nal_count = 0;
   if (force_idr && call_force_intra (e->enc) != cmResultSuccess)
     return SHIM_EENCODE;
+  if (use_map) {
+#ifdef DESKREC_HAVE_CHANGE_MAP
+    SDeskrecChangeMap m;
+    m.pMap = e->change_map;
+    m.iMbCount = e->mb_count;
+    if ((*e->enc)->SetOption (e->enc, ENCODER_OPTION_DESKREC_CHANGE_MAP, &m) != cmResultSuccess)
+      return SHIM_EBADARG;
+#else
+    return SHIM_EBADARG; /* stock openh264 (build.sh --verify-stock): no change maps */
+#endif
+  }
   SSourcePicture pic;
   memset (&pic, 0, sizeof (pic));
   pic.iColorFormat = videoFormatI420;
