@@ -33,11 +33,11 @@ function table(title: string, rows: Row[]): void {
 
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 330); // 11 s of the workload at 30 fps: one workspace switch
 
-async function deskrec(width: number, height: number): Promise<{ fps: number; cpuS: number; bytes: number; rssMB: number }> {
+async function deskrec(width: number, height: number, changeMap: boolean): Promise<{ fps: number; cpuS: number; bytes: number; rssMB: number }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-bench-'));
   const rec = await Recording.create({
     dir, format: 'mp4', fpsMax: 30, keyframeIntervalS: 2, encoder: 'auto', rateControl: { mode: 'qp', qp: 20 },
-    protocol: 'test', target: 'bench', realtime: false, cursor: 'composite', log: (l) => { console.error(l); },
+    protocol: 'test', target: 'bench', realtime: false, cursor: 'composite', changeMap, log: (l) => { console.error(l); },
   });
   const desk = new SyntheticDesktop({ width, height, fps: 30, seed: 1 });
   // Warm-up frame: starts the worker and the wasm module outside the timed part.
@@ -134,19 +134,22 @@ async function main(): Promise<void> {
   console.log(`deskrec benchmark — ${FRAMES} frames of test://desktop per run, node ${process.version}, ${new Date().toISOString()}`);
   const rows: Row[] = [];
   for (const [w, h] of [[1920, 1080], [1280, 720]] as const) {
-    const d = await deskrec(w, h);
     const f = await ffmpegX264(w, h);
-    rows.push({
-      size: `${w}x${h}`,
-      'deskrec fps': d.fps.toFixed(1),
-      'x264 fps': f.fps.toFixed(1),
-      'fps ratio': `${(d.fps / f.fps).toFixed(2)}x`,
-      'deskrec CPU-s': d.cpuS.toFixed(2),
-      'x264 CPU-s': f.cpuS.toFixed(2),
-      'deskrec KB': Math.round(d.bytes / 1024),
-      'x264 KB': Math.round(f.bytes / 1024),
-      'deskrec peak RSS MB': Math.round(d.rssMB),
-    });
+    for (const changeMap of [true, false]) {
+      const d = await deskrec(w, h, changeMap);
+      rows.push({
+        size: `${w}x${h}`,
+        'change map': changeMap ? 'on' : 'off',
+        'deskrec fps': d.fps.toFixed(1),
+        'x264 fps': f.fps.toFixed(1),
+        'fps ratio': `${(d.fps / f.fps).toFixed(2)}x`,
+        'deskrec CPU-s': d.cpuS.toFixed(2),
+        'x264 CPU-s': f.cpuS.toFixed(2),
+        'deskrec KB': Math.round(d.bytes / 1024),
+        'x264 KB': Math.round(f.bytes / 1024),
+        'peak RSS MB': Math.round(d.rssMB),
+      });
+    }
   }
   table('End to end, one encoder thread (target at 1080p: ≥ 60 fps and ≥ 1.3x ffmpeg/libx264 fed RGBA)', rows);
   table('RGBA → I420, 1920x1080', await conversion());

@@ -1,12 +1,35 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests use, from Debian's archive: ffmpeg/ffprobe (independent readers of our
-# MP4s) and Chromium (plays and seeks them in a real browser). Idempotent; needs root (or sudo) only when
-# something is missing. Under CI=true a tool that cannot be installed fails the run; tests never skip
-# silently for a missing tool.
+# MP4s), Chromium (plays and seeks them in a real browser), and the real remote-desktop servers the VNC
+# client is tested against (TigerVNC's Xvnc, QEMU's built-in VNC server) with the X clients that draw on
+# them, the tools that screenshot them and GStreamer for the rfbsrc benchmark (docs/TESTING.md says why
+# each one is here). Idempotent; needs root (or sudo) only when something is missing. Under CI=true a tool
+# that cannot be installed fails the run; tests never skip silently for a missing tool.
 set -euo pipefail
 need=()
+# has_pkg PACKAGE: true when dpkg has PACKAGE fully installed (for packages that bring no command of their own).
+has_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# VNC/QEMU server harness (test/helpers/servers).
+command -v Xvnc >/dev/null 2>&1 || need+=(tigervnc-standalone-server)
+command -v vncpasswd >/dev/null 2>&1 || need+=(tigervnc-tools)
+has_pkg xfonts-base || need+=(xfonts-base)                    # the 'fixed' font Xvnc and xterm need
+command -v xterm >/dev/null 2>&1 || need+=(xterm)
+command -v xclock >/dev/null 2>&1 && command -v xwd >/dev/null 2>&1 || need+=(x11-apps)
+command -v xdpyinfo >/dev/null 2>&1 || need+=(x11-utils)
+command -v xsetroot >/dev/null 2>&1 || need+=(x11-xserver-utils)
+command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The real ImageMagick (not the image's picture-showing stand-in called `convert`): only for looking at
+# screenshots by hand; the harness decodes XWD and PPM itself.
+[ -x /usr/bin/convert-im6.q16 ] || need+=(imagemagick)
+command -v qemu-system-x86_64 >/dev/null 2>&1 && has_pkg seabios && has_pkg ipxe-qemu || need+=(qemu-system-x86)
+# GStreamer for the benchmark pipeline rfbsrc (bad) ! x264enc (ugly) ! mp4mux (good).
+command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
+for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly; do
+  has_pkg "$p" || need+=("$p")
+done
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 echo "install-test-tools: installing ${need[*]} from Debian" >&2
 SUDO=""

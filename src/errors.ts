@@ -31,6 +31,22 @@ export class ProtocolError extends DeskrecError {
   }
 }
 
+/** The server could not be reached, refused, or closed the connection before the session started. */
+export class ConnectError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ConnectError';
+  }
+}
+
+/** The server refused our credentials, or offers no security type we can use. */
+export class AuthError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'AuthError';
+  }
+}
+
 /** The video encoder could not start or failed mid-session; the recorder falls back to PNG frames. */
 export class EncoderError extends DeskrecError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {

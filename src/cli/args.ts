@@ -16,6 +16,14 @@ export interface RecordArgs {
   cursor: 'composite' | 'none';
   speed: 'realtime' | 'max';
   quiet: boolean;
+  /** File holding the server password (its first line); never the password itself. */
+  passwordFile: string | null;
+  tlsCa: string | null;
+  tlsInsecure: boolean;
+  /** `--vnc-encodings`, comma-separated names, or null for the default preference. */
+  vncEncodings: string | null;
+  /** `--lossy-quality N` (0..9) turns Tight JPEG on; null keeps recordings lossless. */
+  lossyQuality: number | null;
 }
 
 /** Help text for `deskrec --help`. */
@@ -26,6 +34,8 @@ Usage:
   deskrec --help | --version
 
 Sources:
+  vnc://[user@]host[:port]                   a VNC server; port < 100 is a display number (host:1 = 5901),
+                                             default 5900; the user name is only for VeNCrypt Plain
   test://desktop?size=WxH[&fps=N][&seed=N]   a synthetic desktop (typing, scrolling, pointer, workspace switches)
 
 Options:
@@ -42,6 +52,13 @@ Options:
   --bitrate BPS            target bitrate in bits per second instead of a constant quantiser
   --cursor composite|none  draw the remote pointer into the frames (default composite)
   --speed realtime|max     test:// only: render in real time (default) or as fast as the pipeline goes
+  --password-file FILE     the server password is the first line of FILE (or set DESKREC_VNC_PASSWORD);
+                           never on the command line
+  --tls-ca FILE            verify the server's TLS certificate against this CA (VeNCrypt X509*)
+  --tls-insecure           do not verify the server's TLS certificate (off by default)
+  --vnc-encodings LIST     VNC encodings to announce, in order (tight,zrle,hextile,zlib,trle,rre,corre,
+                           copyrect,tightpng,raw); default: all, best first
+  --lossy-quality N        allow Tight JPEG at quality 0..9 (recordings are lossless by default)
   --quiet                  no status line
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 output not writable, 4 connection, 5 authentication,
   6 protocol error. See README.md.
@@ -82,12 +99,21 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
         cursor: { type: 'string' },
         speed: { type: 'string' },
         quiet: { type: 'boolean' },
+        'password-file': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'tls-insecure': { type: 'boolean' },
+        'vnc-encodings': { type: 'string' },
+        'lossy-quality': { type: 'string' },
+        password: { type: 'string' },
       },
     });
   } catch (err) {
     throw new UsageError('BAD_ARGUMENT', (err as Error).message);
   }
   const { values: v, positionals } = parsed;
+  if (v.password !== undefined) {
+    throw new UsageError('SECRET_IN_ARGV', 'never pass a password on the command line: use --password-file FILE or DESKREC_VNC_PASSWORD');
+  }
   if (positionals.length !== 1 || positionals[0] === undefined) {
     throw new UsageError('BAD_ARGUMENT', positionals.length === 0 ? 'record needs a URL (see deskrec --help)' : `record takes one URL, got ${positionals.length}`);
   }
@@ -112,5 +138,10 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
     cursor: oneOf('cursor', v.cursor, ['composite', 'none'] as const, 'composite'),
     speed: oneOf('speed', v.speed, ['realtime', 'max'] as const, 'realtime'),
     quiet: v.quiet ?? false,
+    passwordFile: v['password-file'] ?? null,
+    tlsCa: v['tls-ca'] ?? null,
+    tlsInsecure: v['tls-insecure'] ?? false,
+    vncEncodings: v['vnc-encodings'] ?? null,
+    lossyQuality: v['lossy-quality'] === undefined ? null : num('lossy-quality', v['lossy-quality'], 0, 0, 9, true),
   };
 }

@@ -1,7 +1,7 @@
 /** The `deskrec` command line. */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { DeskrecError, describeError, ProtocolError, SinkError, UsageError } from '../errors';
+import { AuthError, ConnectError, describeError, ProtocolError, SinkError, UsageError } from '../errors';
 import { Recording } from '../recorder/recording';
 import { HELP, parseRecordArgs, type RecordArgs } from './args';
 import { EXIT } from './exit-codes';
@@ -17,8 +17,8 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return err.code === 'DIR_NOT_WRITABLE' ? EXIT.OUTPUT : EXIT.USAGE;
   if (err instanceof SinkError) return EXIT.OUTPUT;
   if (err instanceof ProtocolError) return EXIT.PROTOCOL;
-  if (err instanceof DeskrecError && err.code.startsWith('AUTH')) return EXIT.AUTH;
-  if (err instanceof DeskrecError && err.code.startsWith('CONNECT')) return EXIT.CONNECT;
+  if (err instanceof AuthError) return EXIT.AUTH;
+  if (err instanceof ConnectError) return EXIT.CONNECT;
   return EXIT.INTERNAL;
 }
 

@@ -45,6 +45,8 @@ export interface RecordingOptions {
   log: (line: string) => void;
   /** `composite` draws the source's pointer into the frames; `none` leaves it out. */
   cursor: 'composite' | 'none';
+  /** Give the encoder per-macroblock change maps (see EncoderConfig.changeMap); default true. */
+  changeMap?: boolean;
 }
 
 /** Counters reported in session.json and on the status line. */
@@ -208,7 +210,7 @@ export class Recording {
     const video: VideoOutput = new VideoOutput(
       path.join(this.opts.dir, name), this.width, this.height,
       this.opts.encoder === 'auto' ? 'openh264' : this.opts.encoder,
-      { width: this.width, height: this.height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax },
+      { width: this.width, height: this.height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax, changeMap: this.opts.changeMap ?? true },
       this.opts.keyframeIntervalS * 1000,
       {
         onUnit: (u) => { this.bytesWritten += u.data.length; this.live.publish(u, index); },

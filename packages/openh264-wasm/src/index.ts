@@ -37,6 +37,18 @@ export interface EncodedFrame {
   frameType: FrameType;
 }
 
+/** Per-frame options of H264Encoder.encode(). */
+export interface EncodeOptions {
+  /** Code this frame as an IDR picture. */
+  forceIdr?: boolean;
+  /**
+   * Change map: one byte per 16x16 macroblock of the coded picture (mbCols x mbRows, row-major), nonzero =
+   * changed since the previous encoded frame. Unchanged macroblocks are coded as skips without analysis; the
+   * map must not mark a changed macroblock as unchanged. Ignored for IDR frames.
+   */
+  changeMap?: Uint8Array;
+}
+
 /** Rectangle in source pixel coordinates. */
 export interface Rect {
   x: number;
@@ -69,14 +81,18 @@ export interface H264Encoder {
   readonly codedWidth: number;
   /** Coded height: sourceHeight rounded up to even. */
   readonly codedHeight: number;
+  /** Macroblock columns of the coded picture: ceil(codedWidth / 16) (change map width). */
+  readonly mbCols: number;
+  /** Macroblock rows of the coded picture: ceil(codedHeight / 16) (change map height). */
+  readonly mbRows: number;
   /** Copies the rect's pixels (row by row, 4 bytes each, from src at srcOffset with srcStride bytes per row) into the staging frame. */
   putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
   /** Converts the rect of the staging frame (expanded outward to even coordinates) to I420. */
   convert(rect: Rect): void;
   /** Overwrites the I420 planes with caller data (tightly packed, coded size). */
   putI420(y: Uint8Array, u: Uint8Array, v: Uint8Array): void;
-  /** Encodes the current I420 planes. */
-  encode(timestampMs: number, opts?: { forceIdr?: boolean }): EncodedFrame;
+  /** Encodes the current I420 planes (optionally as IDR, optionally with a change map). */
+  encode(timestampMs: number, opts?: EncodeOptions): EncodedFrame;
   /** Copies of the current I420 planes (for tests). */
   readI420(): { y: Uint8Array; u: Uint8Array; v: Uint8Array };
   /** Changes the target bitrate (bitrate rate control only). */
@@ -112,7 +128,9 @@ interface EmscriptenModule {
   _shim_plane_u(enc: number): number;
   _shim_plane_v(enc: number): number;
   _shim_set_bitrate(enc: number, bps: number): number;
-  _shim_encode(enc: number, timestampMs: number, forceIdr: number): number;
+  _shim_mb_count(enc: number): number;
+  _shim_change_map(enc: number): number;
+  _shim_encode(enc: number, timestampMs: number, forceIdr: number, useMap: number): number;
   _shim_nal_count(enc: number): number;
   _shim_nal_table(enc: number): number;
   _convert_rect(enc: number, x: number, y: number, w: number, h: number): number;
@@ -263,6 +281,8 @@ function frameTypeOf(code: number): FrameType {
 class Encoder implements H264Encoder {
   readonly codedWidth: number;
   readonly codedHeight: number;
+  readonly mbCols: number;
+  readonly mbRows: number;
   private readonly mod: EmscriptenModule;
   private readonly sourceWidth: number;
   private readonly sourceHeight: number;
@@ -272,6 +292,7 @@ class Encoder implements H264Encoder {
   private readonly yPtr: number;
   private readonly uPtr: number;
   private readonly vPtr: number;
+  private readonly changeMapPtr: number;
 
   constructor(mod: EmscriptenModule, o: EncoderOptions) {
     if (!isInt(o.sourceWidth, 2, 16384) || !isInt(o.sourceHeight, 2, 16384)) {
@@ -325,6 +346,13 @@ class Encoder implements H264Encoder {
     this.sourceHeight = o.sourceHeight;
     this.codedWidth = (o.sourceWidth + 1) & ~1;
     this.codedHeight = (o.sourceHeight + 1) & ~1;
+    this.mbCols = Math.ceil(this.codedWidth / 16);
+    this.mbRows = Math.ceil(this.codedHeight / 16);
+    this.changeMapPtr = mod._shim_change_map(handle);
+    if (mod._shim_mb_count(handle) !== this.mbCols * this.mbRows) {
+      mod._shim_destroy(handle);
+      throw new OpenH264Error('ENCODER_INIT_FAILED', 'macroblock count mismatch between binding and module');
+    }
     this.rgbaPtr = mod._shim_rgba(handle);
     this.yPtr = mod._shim_plane_y(handle);
     this.uPtr = mod._shim_plane_u(handle);
@@ -398,12 +426,24 @@ class Encoder implements H264Encoder {
     heap.set(v, this.vPtr);
   }
 
-  encode(timestampMs: number, opts?: { forceIdr?: boolean }): EncodedFrame {
+  encode(timestampMs: number, opts?: EncodeOptions): EncodedFrame {
     const h = this.live();
     if (!Number.isFinite(timestampMs) || timestampMs < 0) {
       throw badArg(`timestampMs must be a finite non-negative number, got ${timestampMs}`);
     }
-    const rc = this.mod._shim_encode(h, Math.floor(timestampMs), opts?.forceIdr === true ? 1 : 0);
+    const map = opts?.changeMap;
+    if (map !== undefined) {
+      if (!(map instanceof Uint8Array) || map.length !== this.mbCols * this.mbRows) {
+        throw badArg(
+          `changeMap must be a Uint8Array of ${this.mbCols}x${this.mbRows} = ${this.mbCols * this.mbRows} bytes, got ${
+            map instanceof Uint8Array ? map.length : typeof map
+          }`,
+        );
+      }
+      this.mod.HEAPU8.set(map, this.changeMapPtr);
+    }
+    const rc = this.mod._shim_encode(h, Math.floor(timestampMs), opts?.forceIdr === true ? 1 : 0, map !== undefined ? 1 : 0);
+    if (rc === E_BADARG) throw badArg('openh264 rejected the change map');
     if (rc < 0) {
       if (rc === E_NOMEM) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory while encoding');
       throw new OpenH264Error('ENCODE_FAILED', `openh264 EncodeFrame failed (${rc})`);

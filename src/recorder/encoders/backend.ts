@@ -15,6 +15,11 @@ export interface EncoderConfig {
   usage: 'screen' | 'camera';
   rateControl: RateControl;
   fpsMax: number;
+  /**
+   * Pass the per-macroblock change map (from the frame's damage) to the encoder, so unchanged macroblocks
+   * are skipped without analysis: CPU follows the changed area instead of the screen size.
+   */
+  changeMap: boolean;
 }
 
 /** Changed pixels: a rectangle and its RGBA bytes, tightly packed (width × 4 bytes per row). */

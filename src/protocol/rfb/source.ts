@@ -1,0 +1,112 @@
+/** `vnc://` as a frame source: a TCP (optionally TLS) connection running the RFB client. */
+import type { FrameConsumer, FrameSource, SourceEnd } from '../../capture/source';
+import { ConnectError, UsageError } from '../../errors';
+import { connectTcp } from '../../transport/tcp';
+import type { TransportTap } from '../../transport/transport';
+import { DEFAULT_ENCODINGS, ENCODING_NAMES, RfbClient, type RfbOptions } from './client';
+
+/** Where and how to connect. */
+export interface VncTarget {
+  host: string;
+  port: number;
+  username: string | null;
+}
+
+/**
+ * Parses `vnc://[user@]host[:port]`. A port below 100 is a display number, as VNC users write it
+ * (`host:1` is port 5901); no port means 5900. A password in the URL is refused: secrets never go on the
+ * command line, where other users can read them.
+ */
+export function parseVncUrl(url: URL): VncTarget {
+  if (url.password !== '') {
+    throw new UsageError('SECRET_IN_URL', 'put the VNC password in --password-file FILE or DESKREC_VNC_PASSWORD, never in the URL');
+  }
+  if (url.hostname === '') throw new UsageError('BAD_URL', `'${url.href}' has no host (try vnc://host:1)`);
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '') throw new UsageError('BAD_URL', `unexpected path or query in '${url.href}'`);
+  let port = 5900;
+  if (url.port !== '') {
+    const n = Number(url.port);
+    port = n < 100 ? 5900 + n : n;
+  }
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { host, port, username: url.username === '' ? null : decodeURIComponent(url.username) };
+}
+
+/** Parses `--vnc-encodings tight,zrle,…` into wire numbers. */
+export function parseEncodingList(list: string): number[] {
+  const out: number[] = [];
+  for (const name of list.split(',').map((x) => x.trim().toLowerCase()).filter((x) => x !== '')) {
+    const n = ENCODING_NAMES[name];
+    if (n === undefined) throw new UsageError('BAD_ARGUMENT', `unknown VNC encoding '${name}' (known: ${Object.keys(ENCODING_NAMES).join(', ')})`);
+    out.push(n);
+  }
+  if (out.length === 0) throw new UsageError('BAD_ARGUMENT', '--vnc-encodings needs at least one encoding');
+  return out;
+}
+
+/** Options of a VNC source beyond the target. */
+export interface VncSourceOptions {
+  password: string | null;
+  encodings: number[] | null;
+  lossyQuality: number | null;
+  tlsCa: Buffer | undefined;
+  tlsInsecure: boolean;
+  taps?: TransportTap[];
+}
+
+/** Records a VNC server. */
+export class VncSource implements FrameSource {
+  readonly protocol = 'vnc';
+  readonly target: string;
+  /** Filled in once the handshake is done (for session.json and logs). */
+  info: { name: string; width: number; height: number; version: string; security: string } | null = null;
+
+  constructor(private readonly where: VncTarget, private readonly opts: VncSourceOptions) {
+    const host = where.host.includes(':') ? `[${where.host}]` : where.host;
+    this.target = `vnc://${where.username === null ? '' : `${encodeURIComponent(where.username)}@`}${host}:${where.port}`;
+  }
+
+  async run(consumer: FrameConsumer, run: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd> {
+    const sessionStart = performance.now();
+    const transport = await connectTcp(this.where, { sessionStart, signal: run.signal, taps: this.opts.taps });
+    const options: RfbOptions = {
+      password: this.opts.password,
+      username: this.where.username,
+      encodings: this.opts.encodings ?? DEFAULT_ENCODINGS,
+      lossyQuality: this.opts.lossyQuality,
+      compressLevel: null,
+      tls: { ca: this.opts.tlsCa, insecure: this.opts.tlsInsecure, servername: this.where.host },
+    };
+    return new Promise<SourceEnd>((resolve, reject) => {
+      let done = false;
+      let timer: NodeJS.Timeout | null = null;
+      const finish = (end: SourceEnd | Error): void => {
+        if (done) return;
+        done = true;
+        if (timer !== null) clearTimeout(timer);
+        run.signal.removeEventListener('abort', onAbort);
+        client.close();
+        if (end instanceof Error) reject(end);
+        else resolve(end);
+      };
+      const onAbort = (): void => { finish({ reason: 'signal', t_ms: transport.now() }); };
+      const client = new RfbClient(transport, {
+        ready: (info) => { this.info = info; },
+        frame: (f) => {
+          if (done) return;
+          if (run.durationMs !== null && f.t_ms >= run.durationMs) { finish({ reason: 'duration', t_ms: run.durationMs }); return; }
+          consumer.onFrame(f);
+        },
+        closed: (err) => {
+          if (done) return;
+          finish(err ?? new ConnectError('SERVER_CLOSED', `${transport.remote} closed the connection`));
+        },
+      }, options);
+      run.signal.addEventListener('abort', onAbort, { once: true });
+      if (run.durationMs !== null) {
+        timer = setTimeout(() => { finish({ reason: 'duration', t_ms: run.durationMs ?? transport.now() }); }, Math.max(0, run.durationMs - transport.now()));
+      }
+      client.start();
+    });
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * A transport whose incoming bytes are fed by its owner with their session times: the capture-file replay
+ * (reads come from the file at their recorded times, writes go nowhere), and protocol tests that play a
+ * server's side byte by byte. TLS is a no-op here: captures hold the plaintext inside TLS.
+ */
+import type { TlsOptions, Transport, TransportHandlers } from './transport';
+
+/** Incoming bytes are pushed with `feed`; outgoing bytes are kept for inspection. */
+export class ReplayTransport implements Transport {
+  private handlers: TransportHandlers | null = null;
+  private pending: Uint8Array[] = [];
+  private t = 0;
+  private closed = false;
+  /** Every chunk the client wrote, in order. */
+  readonly written: Uint8Array[] = [];
+  /** TLS upgrades the client asked for. */
+  readonly tlsUpgrades: TlsOptions[] = [];
+
+  constructor(readonly stream = 0, readonly remote = 'replay') {}
+
+  now(): number {
+    return this.t;
+  }
+
+  attach(h: TransportHandlers): void {
+    this.handlers = h;
+    const p = this.pending;
+    this.pending = [];
+    for (const c of p) h.data(c);
+  }
+
+  /** Delivers an incoming chunk at session time `t_ms` (times never go backwards). */
+  feed(chunk: Uint8Array, t_ms = this.t): void {
+    this.t = Math.max(this.t, t_ms);
+    if (this.handlers === null) this.pending.push(chunk);
+    else this.handlers.data(chunk);
+  }
+
+  /** Ends the stream as the peer closing it (or failing with `err`). */
+  end(err: Error | null = null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handlers?.close(err);
+  }
+
+  write(data: Uint8Array): void {
+    this.written.push(data.slice());
+  }
+
+  /** Everything written so far, concatenated. */
+  writtenBytes(): Uint8Array {
+    return Buffer.concat(this.written);
+  }
+
+  startTls(opts: TlsOptions): Promise<void> {
+    this.tlsUpgrades.push(opts);
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}

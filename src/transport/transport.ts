@@ -1,0 +1,51 @@
+/**
+ * A transport carries one protocol stream (an RFB connection, one SPICE channel) as plaintext byte chunks.
+ * TLS lives inside the transport, so what protocol clients see — and what a capture records — is the same
+ * for every protocol and every security setting. The transport also owns the session clock: live
+ * transports tell real time since the session started; a capture replay tells the recorded times.
+ */
+
+/** Which way a chunk went. */
+export type Direction = 'in' | 'out';
+
+/** Observes every chunk a transport carries (capture files hook in here). */
+export interface TransportTap {
+  chunk(stream: number, dir: Direction, data: Uint8Array, t_us: number): void;
+}
+
+/** What a protocol client needs to hear from its transport. */
+export interface TransportHandlers {
+  data(chunk: Uint8Array): void;
+  /** The peer closed (err null) or the connection failed. */
+  close(err: Error | null): void;
+}
+
+/** TLS settings for an in-place upgrade (VeNCrypt, SPICE TLS ports). */
+export interface TlsOptions {
+  /** Server name for SNI and certificate checks. */
+  servername?: string;
+  /** PEM CA bundle to verify the server against (`--tls-ca`). */
+  ca?: string | Buffer;
+  /** Skip certificate verification (`--tls-insecure`). */
+  insecure: boolean;
+  /** Anonymous Diffie-Hellman (VeNCrypt's TLS* subtypes): no certificate at all. */
+  anonymous: boolean;
+}
+
+/** One byte stream. */
+export interface Transport {
+  /** Stream number in a session (0 for RFB; the SPICE channel's index). */
+  readonly stream: number;
+  /** Host:port, for messages (never secrets). */
+  readonly remote: string;
+  /** Session time now, in milliseconds (see the module comment). */
+  now(): number;
+  /** Starts delivering data to `h` (chunks that arrived before are delivered at once). */
+  attach(h: TransportHandlers): void;
+  /** Sends bytes. */
+  write(data: Uint8Array): void;
+  /** Upgrades the stream to TLS in place; resolves once the handshake is done. */
+  startTls(opts: TlsOptions): Promise<void>;
+  /** Closes the stream. */
+  close(): void;
+}
