@@ -25,4 +25,6 @@ export interface FrameSource {
   readonly target: string;
   /** Runs until the end of the session, `signal` aborts, or `durationMs` of session time passes. */
   run(consumer: FrameConsumer, opts: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd>;
+  /** Protocol details for session.json (server name, security, encodings seen, …); no secrets. */
+  describe?(): Record<string, unknown>;
 }

@@ -7,7 +7,7 @@ import type { RateControl } from '../recorder/encoders/backend';
 export interface RecordArgs {
   url: string;
   dir: string;
-  format: 'mp4' | 'png';
+  format: 'mp4' | 'png' | 'mp4+png';
   durationS: number | null;
   fpsMax: number;
   keyframeIntervalS: number;
@@ -41,14 +41,14 @@ Sources:
 Options:
   --capture DIR            output directory: display.mp4 (display-001.mp4 … after size changes),
                            frames/ (PNG), session.json
-  --format mp4|png         video (default) or numbered PNG frames with frames.jsonl
+  --format mp4|png|mp4+png video (default), numbered PNG frames with frames.jsonl, or both
   --duration S             stop after S seconds of session time (default: until Ctrl-C / SIGTERM)
   --fps-max N              at most N frames per second; changes in between are merged (default 30)
   --keyframe-interval S    a keyframe at least every S seconds while the screen changes (default 2)
   --encoder auto|openh264|PATH
                            H.264 encoder; auto picks openh264 (WebAssembly) until a hardware backend
                            exists; PATH names a module exporting createBackend()
-  --qp N                   constant quantiser 0..51 (default 20; lower is better quality)
+  --qp N                   constant quantiser 0..51 (default 14; lower is better quality)
   --bitrate BPS            target bitrate in bits per second instead of a constant quantiser
   --cursor composite|none  draw the remote pointer into the frames (default composite)
   --speed realtime|max     test:// only: render in real time (default) or as fast as the pipeline goes
@@ -121,7 +121,7 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
   if (v.qp !== undefined && v.bitrate !== undefined) throw new UsageError('BAD_ARGUMENT', '--qp and --bitrate exclude each other');
   const rateControl: RateControl = v.bitrate !== undefined
     ? { mode: 'bitrate', bitsPerSecond: num('bitrate', v.bitrate, 0, 10_000, 1e9, true) }
-    : { mode: 'qp', qp: num('qp', v.qp, 20, 0, 51, true) };
+    : { mode: 'qp', qp: num('qp', v.qp, 14, 0, 51, true) };
   const encoder = v.encoder ?? 'auto';
   if (encoder !== 'auto' && encoder !== 'openh264' && !/\.(c?js)$/.test(encoder)) {
     throw new UsageError('BAD_ARGUMENT', `--encoder must be auto, openh264 or a path to a .js module, got '${encoder}'`);
@@ -129,7 +129,7 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
   return {
     url: positionals[0],
     dir: v.capture,
-    format: oneOf('format', v.format, ['mp4', 'png'] as const, 'mp4'),
+    format: oneOf('format', v.format, ['mp4', 'png', 'mp4+png'] as const, 'mp4'),
     durationS: v.duration === undefined ? null : num('duration', v.duration, 0, 0.001, 1e7),
     fpsMax: num('fps-max', v['fps-max'], 30, 1, 240),
     keyframeIntervalS: num('keyframe-interval', v['keyframe-interval'], 2, 0.1, 3600),

@@ -55,14 +55,14 @@ async function record(args: RecordArgs): Promise<number> {
   } catch (err) {
     // The source failed (server closed, protocol error): still finish the files, then report.
     if (status !== null) clearInterval(status);
-    await recording.stop(`error: ${describeError(err)}`);
+    await recording.stop(`error: ${describeError(err)}`, undefined, source.describe?.());
     throw err;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
   // A second Ctrl-C during finalisation kills the process the ordinary way; the fragmented file stays playable.
-  const session = await recording.stop(end.reason, end.t_ms);
+  const session = await recording.stop(end.reason, end.t_ms, source.describe?.());
   if (status !== null) { clearInterval(status); process.stderr.write('\r\x1b[K'); }
   if (session.errors.length > 0) {
     throw new SinkError('OUTPUT_INCOMPLETE', `recording ended but output is incomplete: ${session.errors.join('; ')}`);

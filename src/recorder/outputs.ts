@@ -36,15 +36,17 @@ export interface SegmentRecord {
 
 /** One segment's output. */
 export interface FrameOutput {
-  readonly kind: 'mp4' | 'png';
+  readonly kind: 'mp4' | 'png' | 'mp4+png';
   /** True when a frame may be submitted without exceeding the queue bound. */
   canAccept(): boolean;
   /** Hands over the frame whose changed rectangles are `damage`, reading pixels from `mirror`. */
   submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void;
   /** Resolves once every submitted frame is finished (or the output failed). */
   drain(): Promise<void>;
+  /** Resolves once `canAccept()` is true again. */
+  whenRoom(): Promise<void>;
   /** Finishes the segment; `endT` is when the last picture stops showing. */
-  close(endT: number): Promise<SegmentRecord | null>;
+  close(endT: number): Promise<SegmentRecord[]>;
 }
 
 /** In-flight frames per video output: one encoding, one queued in the worker. */
@@ -71,6 +73,7 @@ export class VideoOutput implements FrameOutput {
   private lastKeyT: number | null = null;
   private failed = false;
   private drainWaiters: (() => void)[] = [];
+  private roomWaiters: (() => void)[] = [];
   /** Backend name once the encoder started. */
   backendName = '';
 
@@ -140,6 +143,11 @@ export class VideoOutput implements FrameOutput {
   }
 
   private wake(): void {
+    if (this.canAccept()) {
+      const r = this.roomWaiters;
+      this.roomWaiters = [];
+      for (const f of r) f();
+    }
     if (this.inFlight.length > 0) return;
     const w = this.drainWaiters;
     this.drainWaiters = [];
@@ -151,12 +159,17 @@ export class VideoOutput implements FrameOutput {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  whenRoom(): Promise<void> {
+    if (this.canAccept()) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
   /** Number of frames the writer holds. */
   get frames(): number {
     return this.writer.frameCount;
   }
 
-  async close(endT: number): Promise<SegmentRecord | null> {
+  async close(endT: number): Promise<SegmentRecord[]> {
     await this.drain();
     if (this.client !== null && !this.failed) {
       try {
@@ -167,12 +180,12 @@ export class VideoOutput implements FrameOutput {
     }
     await this.client?.close();
     const info: Mp4SegmentInfo = await this.writer.close(endT);
-    if (info.frames === 0) return null;
-    return {
+    if (info.frames === 0) return [];
+    return [{
       kind: 'mp4', file: path.basename(info.file), width: this.width, height: this.height, bytes: info.bytes,
       frames: info.frames, keyframes: info.keyframes, first_t_ms: info.first_t_ms, last_t_ms: info.last_t_ms,
       duration_ms: info.duration_ms, fastStart: info.fastStart,
-    };
+    }];
   }
 }
 
@@ -208,13 +221,46 @@ export class PngOutput implements FrameOutput {
     return this.sink.whenDrained();
   }
 
-  close(endT: number): Promise<SegmentRecord | null> {
-    if (this.frames === 0) return Promise.resolve(null);
+  whenRoom(): Promise<void> {
+    return this.sink.whenDrained();
+  }
+
+  close(endT: number): Promise<SegmentRecord[]> {
+    if (this.frames === 0) return Promise.resolve([]);
     const first = this.startIndex + 1;
-    return Promise.resolve({
+    return Promise.resolve([{
       kind: 'png', file: `frames/frame-${String(first).padStart(6, '0')}.png`, width: this.width, height: this.height,
       bytes: 0, frames: this.frames, first_t_ms: this.firstT, last_t_ms: this.lastT,
       duration_ms: this.firstT === null ? 0 : Math.max(endT, (this.lastT ?? 0) + 1) - this.firstT,
-    });
+    }]);
+  }
+}
+
+/** `--format mp4+png`: every frame both encoded and written as PNG (the PNGs are the lossless reference). */
+export class TeeOutput implements FrameOutput {
+  readonly kind = 'mp4+png';
+
+  constructor(readonly video: VideoOutput, readonly png: PngOutput) {}
+
+  canAccept(): boolean {
+    return this.video.canAccept() && this.png.canAccept();
+  }
+
+  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void {
+    this.png.submit(mirror, damage, t_ms);
+    this.video.submit(mirror, damage, t_ms);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all([this.video.drain(), this.png.drain()]);
+  }
+
+  async whenRoom(): Promise<void> {
+    while (!this.canAccept()) await Promise.all([this.video.whenRoom(), this.png.whenRoom()]);
+  }
+
+  async close(endT: number): Promise<SegmentRecord[]> {
+    const [v, p] = await Promise.all([this.video.close(endT), this.png.close(endT)]);
+    return [...v, ...p];
   }
 }

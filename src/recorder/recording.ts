@@ -22,14 +22,15 @@ import { describeError, EncoderError, UsageError } from '../errors';
 import type { RateControl } from './encoders/backend';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { copyRegion } from './pixels';
-import { PngOutput, VideoOutput, type FrameOutput, type SegmentRecord } from './outputs';
+import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type SegmentRecord } from './outputs';
 import { PngSink } from './sinks/png';
 
 /** How a recording is made. */
 export interface RecordingOptions {
   /** Output directory (created if missing). */
   dir: string;
-  format: 'mp4' | 'png';
+  /** `mp4+png` writes both: the video and its lossless PNG reference frames. */
+  format: 'mp4' | 'png' | 'mp4+png';
   fpsMax: number;
   keyframeIntervalS: number;
   /** `auto`, `openh264`, or a path to a module exporting `createBackend()`. */
@@ -67,12 +68,14 @@ export interface SessionJson {
   start: string;
   end: string | null;
   endReason: string | null;
-  format: 'mp4' | 'png';
+  format: 'mp4' | 'png' | 'mp4+png';
   encoder: string | null;
   encoderFailure: string | null;
   fpsMax: number;
   keyframeIntervalS: number;
   segments: SegmentRecord[];
+  /** What the source reports about the session (VNC: server name, security, rectangles per encoding). */
+  source: Record<string, unknown> | null;
   /** Output errors that happened while finishing segments (the CLI exits 3 when there are any). */
   errors: string[];
   stats: RecordingStats;
@@ -89,7 +92,7 @@ export class Recording {
   private readonly live = new LiveHub();
   private readonly startedAt = new Date();
   private readonly intervalMs: number;
-  private mode: 'mp4' | 'png';
+  private mode: 'mp4' | 'png' | 'mp4+png';
   private png: PngSink | null = null;
   private segmentIndex = -1;
   private width = 0;
@@ -101,13 +104,13 @@ export class Recording {
   private lastEmitT = -Infinity;
   private lastT = 0;
   private timer: NodeJS.Timeout | null = null;
-  private readonly closing: Promise<SegmentRecord | null>[] = [];
+  private readonly closing: Promise<SegmentRecord[]>[] = [];
   private encoderName: string | null = null;
   private encoderFailure: string | null = null;
   private stopped = false;
-  private readyWaiters: (() => void)[] = [];
   private bytesWritten = 0;
   private readonly errors: string[] = [];
+  private sourceInfo: Record<string, unknown> | null = null;
   /** The pointer as last drawn into the mirror (composite mode). */
   private drawnCursor: { shape: CursorShape; x: number; y: number; rect: Rect } | null = null;
 
@@ -205,6 +208,11 @@ export class Recording {
 
   private newOutput(): FrameOutput {
     if (this.mode === 'png') return new PngOutput(this.ensurePng(), this.width, this.height);
+    const video = this.newVideoOutput();
+    return this.mode === 'mp4+png' ? new TeeOutput(video, new PngOutput(this.ensurePng(), this.width, this.height)) : video;
+  }
+
+  private newVideoOutput(): VideoOutput {
     const index = this.segmentIndex;
     const name = index === 0 ? 'display.mp4' : `display-${String(index).padStart(3, '0')}.mp4`;
     const video: VideoOutput = new VideoOutput(
@@ -241,6 +249,7 @@ export class Recording {
       // The output is behind: merge into the one waiting frame (united damage, newest pixels at submit).
       if (this.waiting === null) {
         this.waiting = h;
+        void this.output.whenRoom().then(() => { this.onRoom(); });
       } else {
         this.waiting.damage.addAll(h.damage.toArray());
         this.waiting.t_ms = h.t_ms;
@@ -254,7 +263,7 @@ export class Recording {
   private submit(h: Held): void {
     if (this.output === null) return;
     const damage = h.damage.toArray();
-    if (this.output.kind === 'png') this.stats.pngFrames++;
+    if (this.output.kind !== 'mp4') this.stats.pngFrames++;
     this.output.submit(this.mirror, damage, h.t_ms);
   }
 
@@ -263,11 +272,6 @@ export class Recording {
       const w = this.waiting;
       this.waiting = null;
       this.submit(w);
-    }
-    if (this.waiting === null && (this.output === null || this.output.canAccept())) {
-      const ws = this.readyWaiters;
-      this.readyWaiters = [];
-      for (const f of ws) f();
     }
   }
 
@@ -281,12 +285,20 @@ export class Recording {
 
   private onEncoderFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], video: VideoOutput): void {
     this.encoderFailure = describeError(err);
+    this.closing.push(video.close(this.lastT));
+    if (this.output instanceof TeeOutput && this.output.video === video) {
+      // Every frame is already in PNG; just go on without the video.
+      this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames only`);
+      this.output = this.output.png;
+      this.mode = 'png';
+      this.onRoom();
+      return;
+    }
     this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames in ${path.join(this.opts.dir, 'frames')}`);
     this.mode = 'png';
     const png = this.ensurePng();
     const out = new PngOutput(png, video.width, video.height);
     for (const f of unfinished) { out.add(f.rgba, f.t_ms, f.damage); this.stats.pngFrames++; }
-    this.closing.push(video.close(this.lastT));
     if (this.output === video) {
       // The rest of this segment goes to the same PNG output, after the frames the encoder never finished.
       this.output = out;
@@ -307,21 +319,23 @@ export class Recording {
 
   private pngOpened: Promise<void> = Promise.resolve();
 
-  /** Opens the PNG sink up front for `--format png`. */
+  /** Opens the PNG sink up front for `--format png` and `mp4+png`. */
   async start(): Promise<void> {
-    if (this.mode === 'png') {
+    if (this.mode !== 'mp4') {
       this.ensurePng();
       await this.pngOpened;
     }
   }
 
   /** Resolves when a frame can be taken without merging (for sources that can wait). */
-  whenReady(): Promise<void> {
-    if (this.waiting === null && (this.output === null || this.output.canAccept())) return Promise.resolve();
-    if (this.output?.kind === 'png') {
-      return this.output.drain().then(() => { this.onRoom(); });
+  async whenReady(): Promise<void> {
+    for (;;) {
+      const out = this.output;
+      if (this.waiting === null && (out === null || out.canAccept())) return;
+      if (out === null) return;
+      await out.whenRoom();
+      this.onRoom();
     }
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
   /** Calls `listener` with every encoded access unit; returns an unsubscribe function. */
@@ -348,7 +362,8 @@ export class Recording {
    * Ends the recording: emits the held frame, waits for the encoder, finalises every segment and writes
    * session.json. `endT` is the session time the recording ends at (the last picture lasts until then).
    */
-  async stop(reason: string, endT?: number): Promise<SessionJson> {
+  async stop(reason: string, endT?: number, source?: Record<string, unknown>): Promise<SessionJson> {
+    this.sourceInfo = source ?? null;
     if (this.stopped) throw new Error('stop() called twice');
     this.stopped = true;
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
@@ -369,7 +384,7 @@ export class Recording {
     const segments: SegmentRecord[] = [];
     for (const s of settled) {
       if (s.status === 'fulfilled') {
-        if (s.value !== null) segments.push(s.value);
+        segments.push(...s.value);
       } else {
         this.opts.log(`finishing a segment failed: ${describeError(s.reason)}`);
         this.errors.push(describeError(s.reason));
@@ -404,6 +419,7 @@ export class Recording {
       fpsMax: this.opts.fpsMax,
       keyframeIntervalS: this.opts.keyframeIntervalS,
       segments: segments ?? [],
+      source: this.sourceInfo,
       errors: [...this.errors],
       stats: { ...this.stats },
     };

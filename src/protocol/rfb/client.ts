@@ -41,6 +41,9 @@ export const ENCODING_NAMES: Record<string, number> = {
   tight: ENC.TIGHT, trle: ENC.TRLE, zrle: ENC.ZRLE, tightpng: ENC.TIGHT_PNG,
 };
 
+/** Encoding numbers → names, for counts and messages. */
+const ENCODING_LABELS = new Map<number, string>(Object.entries(ENC).map(([k, v]) => [v, k.toLowerCase().replace(/_/g, '-')]));
+
 /** Our default preference: the best-compressing lossless encodings first; CopyRect for scrolls; Raw last. */
 export const DEFAULT_ENCODINGS = [ENC.TIGHT, ENC.ZRLE, ENC.HEXTILE, ENC.ZLIB, ENC.TRLE, ENC.RRE, ENC.CORRE, ENC.COPYRECT, ENC.RAW];
 
@@ -110,6 +113,10 @@ export class RfbClient {
   private continuous: 'unknown' | 'supported' | 'enabled' = 'unknown';
   private pumping = false;
   private ended = false;
+  /** Rectangles received per encoding name (pseudo-encodings included), for session.json. */
+  readonly rectCounts: Record<string, number> = {};
+  /** FramebufferUpdates received. */
+  updates = 0;
 
   constructor(private readonly transport: Transport, private readonly events: RfbEvents, private readonly opts: RfbOptions) {}
 
@@ -486,12 +493,14 @@ export class RfbClient {
     if (q.length < 12) return false;
     const r = new ByteReader(q.view(), 0, 'rectangle', true);
     const rect: RectHeader = { x: r.u16(), y: r.u16(), width: r.u16(), height: r.u16(), encoding: r.s32() };
+    const encName = ENCODING_LABELS.get(rect.encoding) ?? String(rect.encoding);
     const surface = this.surface;
     const ctx = this.ctx;
     if (surface === null || ctx === null) throw new ProtocolError('UNEXPECTED_UPDATE', 'update before ServerInit');
     switch (rect.encoding) {
       case ENC.LAST_RECT:
         q.skip(12);
+        this.rectCounts[encName] = (this.rectCounts[encName] ?? 0) + 1;
         this.finishUpdate();
         return true;
       case ENC.DESKTOP_SIZE:
@@ -499,7 +508,7 @@ export class RfbClient {
         this.resize(rect.width, rect.height);
         // After DesktopSize (and only then) the framebuffer must be asked for in full again.
         this.requestUpdate(false);
-        this.state = { k: 'rects', left: left - 1 };
+        this.rectDone(encName, left);
         return true;
       case ENC.EXT_DESKTOP_SIZE: {
         try {
@@ -512,7 +521,7 @@ export class RfbClient {
         q.skip(r.pos);
         // x = reason, y = status; a status other than 0 answers a SetDesktopSize we never send.
         if (rect.y === 0 && (rect.width !== surface.width || rect.height !== surface.height)) this.resize(rect.width, rect.height);
-        this.state = { k: 'rects', left: left - 1 };
+        this.rectDone(encName, left);
         return true;
       }
       case ENC.DESKTOP_NAME: {
@@ -524,7 +533,7 @@ export class RfbClient {
           throw err;
         }
         q.skip(r.pos);
-        this.state = { k: 'rects', left: left - 1 };
+        this.rectDone(encName, left);
         return true;
       }
       case ENC.POINTER_POS:
@@ -532,18 +541,18 @@ export class RfbClient {
         q.skip(12);
         this.cursor.x = rect.x;
         this.cursor.y = rect.y;
-        this.state = { k: 'rects', left: left - 1 };
+        this.rectDone(encName, left);
         return true;
       case ENC.QEMU_POINTER_MOTION:
       case ENC.QEMU_EXT_KEY:
       case ENC.QEMU_AUDIO:
         q.skip(12);
-        this.state = { k: 'rects', left: left - 1 };
+        this.rectDone(encName, left);
         return true;
       case ENC.QEMU_LED:
         if (q.length < 13) return false;
         q.skip(13);
-        this.state = { k: 'rects', left: left - 1 };
+        this.rectDone(encName, left);
         return true;
       default:
         break;
@@ -567,7 +576,7 @@ export class RfbClient {
       this.state = { k: 'busy' };
       pending.then(() => {
         if (this.ended) return;
-        this.state = { k: 'rects', left: left - 1 };
+        this.rectDone(encName, left);
         this.pump();
       }, (err: unknown) => {
         this.transport.close();
@@ -575,8 +584,13 @@ export class RfbClient {
       });
       return true;
     }
-    this.state = { k: 'rects', left: left - 1 };
+    this.rectDone(encName, left);
     return true;
+  }
+
+  private rectDone(encName: string, left: number): void {
+    this.rectCounts[encName] = (this.rectCounts[encName] ?? 0) + 1;
+    this.state = { k: 'rects', left: left - 1 };
   }
 
   private resize(width: number, height: number): void {
@@ -592,9 +606,11 @@ export class RfbClient {
 
   private finishUpdate(): void {
     this.state = { k: 'message' };
+    this.updates++;
     const s = this.surface;
     if (s === null) return;
-    const frame = s.takeFrame(this.transport.now());
+    // Whole milliseconds: the MP4 timescale is finer, but frames.jsonl and session.json stay readable.
+    const frame = s.takeFrame(Math.round(this.transport.now()));
     frame.cursor = { shape: this.cursor.shape, x: this.cursor.x, y: this.cursor.y };
     this.events.frame(frame);
   }

@@ -60,10 +60,19 @@ export class VncSource implements FrameSource {
   readonly target: string;
   /** Filled in once the handshake is done (for session.json and logs). */
   info: { name: string; width: number; height: number; version: string; security: string } | null = null;
+  private client: RfbClient | null = null;
 
   constructor(private readonly where: VncTarget, private readonly opts: VncSourceOptions) {
     const host = where.host.includes(':') ? `[${where.host}]` : where.host;
     this.target = `vnc://${where.username === null ? '' : `${encodeURIComponent(where.username)}@`}${host}:${where.port}`;
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      server: this.info === null ? null : { name: this.info.name, version: this.info.version, security: this.info.security },
+      updates: this.client?.updates ?? 0,
+      rectangles: { ...(this.client?.rectCounts ?? {}) },
+    };
   }
 
   async run(consumer: FrameConsumer, run: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd> {
@@ -102,6 +111,7 @@ export class VncSource implements FrameSource {
           finish(err ?? new ConnectError('SERVER_CLOSED', `${transport.remote} closed the connection`));
         },
       }, options);
+      this.client = client;
       run.signal.addEventListener('abort', onAbort, { once: true });
       if (run.durationMs !== null) {
         timer = setTimeout(() => { finish({ reason: 'duration', t_ms: run.durationMs ?? transport.now() }); }, Math.max(0, run.durationMs - transport.now()));

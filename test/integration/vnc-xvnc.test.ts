@@ -1,0 +1,52 @@
+/**
+ * Oracle tests against TigerVNC's Xvnc with real X clients drawing: for each encoding Xvnc offers,
+ * announced alone, with None and with VNC Authentication, the last PNG frame deskrec recorded after the
+ * clients were frozen equals Xvnc's own screenshot (xwd -root) pixel for pixel.
+ */
+import { sleep } from '../helpers/servers/proc';
+import { useServerCleanup } from '../helpers/servers/registry';
+import { startXvnc, type XvncServer } from '../helpers/servers/xvnc';
+import { startScrollingXterm, startXclock } from '../helpers/servers/x11-clients';
+import { differingPixels, mp4VersusPngPsnr, pngFrames, readPng, sessionJson, startRecording } from '../helpers/record';
+
+useServerCleanup();
+
+// Xvnc encodes Raw, RRE, Hextile, Tight and ZRLE, mixing in CopyRect and solid fills whatever we prefer.
+const ENCODINGS = ['raw', 'rre', 'hextile', 'tight', 'zrle'];
+const CASES = ENCODINGS.flatMap((e) => (['None', 'VncAuth'] as const).map((s) => [e, s] as const));
+
+describe('Xvnc oracle', () => {
+  test.each(CASES)('%s with %s: the last frame equals xwd -root', async (encoding, security) => {
+    const server: XvncServer = await startXvnc({ width: 640, height: 400, security, password: 'rec0rd' });
+    try {
+      await startScrollingXterm(server, { geometry: '60x16+8+8' });
+      await startXclock(server, { geometry: '120x120+480+16' });
+      const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--cursor', 'none', '--vnc-encodings', `${encoding},copyrect`],
+        security === 'VncAuth' ? { DESKREC_VNC_PASSWORD: 'rec0rd' } : {});
+      await sleep(2500);
+      server.pauseClients();
+      await sleep(1200);
+      const shot = await server.screenshotRgba();
+      await sleep(300);
+      const code = await rec.stop();
+      expect(rec.stderr()).toBe('');
+      expect(code).toBe(0);
+      const frames = pngFrames(rec.dir);
+      expect(frames.length).toBeGreaterThan(5);
+      const last = frames[frames.length - 1];
+      if (last === undefined) throw new Error('no frames');
+      const got = await readPng(rec.dir, last.file);
+      expect([got.width, got.height]).toEqual([640, 400]);
+      expect(differingPixels(got.rgba, shot.rgba)).toBe(0);
+      // The announced encoding was really used, and the MP4 of the same session shows the same frames.
+      const session = sessionJson(rec.dir);
+      expect(session.source?.rectangles[encoding === 'tightpng' ? 'tight-png' : encoding]).toBeGreaterThan(0);
+      expect(session.source?.server?.security).toBe(security === 'VncAuth' ? 'VNC Authentication' : 'None');
+      const cmp = await mp4VersusPngPsnr(rec.dir);
+      expect(cmp.frames).toBe(cmp.pngs);
+      expect(cmp.minPsnr).toBeGreaterThanOrEqual(40);
+    } finally {
+      await server.stop();
+    }
+  }, 60000);
+});
