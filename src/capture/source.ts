@@ -1,4 +1,5 @@
 /** What every frame source (synthetic desktop, VNC, SPICE, capture replay) offers the CLI and the daemon. */
+import type { TransportTap } from '../transport/transport';
 import type { Frame } from './surface';
 
 /** Where a source delivers frames. */
@@ -27,4 +28,8 @@ export interface FrameSource {
   run(consumer: FrameConsumer, opts: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd>;
   /** Protocol details for session.json (server name, security, encodings seen, …); no secrets. */
   describe?(): Record<string, unknown>;
+  /** Sources with a transport accept taps (the `--raw` capture writer) before `run`. */
+  addTap?(tap: TransportTap): void;
+  /** Which credentials the source holds (booleans only), for capture headers. */
+  credentials?(): { password: boolean; username: boolean };
 }

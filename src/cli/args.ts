@@ -24,6 +24,8 @@ export interface RecordArgs {
   vncEncodings: string | null;
   /** `--lossy-quality N` (0..9) turns Tight JPEG on; null keeps recordings lossless. */
   lossyQuality: number | null;
+  /** `--raw`: also write DIR/session.deskcap, every byte of the session for replay. */
+  raw: boolean;
 }
 
 /** Help text for `deskrec --help`. */
@@ -31,6 +33,8 @@ export const HELP = `deskrec — record SPICE and VNC remote-desktop sessions to
 
 Usage:
   deskrec record <url> --capture DIR [options]
+  deskrec replay FILE.deskcap --capture DIR [options]   decode a --raw capture again (default --speed max)
+  deskrec inspect FILE.deskcap [--json]                 what a capture holds
   deskrec --help | --version
 
 Sources:
@@ -59,6 +63,8 @@ Options:
   --vnc-encodings LIST     VNC encodings to announce, in order (tight,zrle,hextile,zlib,trle,rre,corre,
                            copyrect,tightpng,raw); default: all, best first
   --lossy-quality N        allow Tight JPEG at quality 0..9 (recordings are lossless by default)
+  --raw                    also write DIR/session.deskcap: every byte of the session (credentials
+                           zeroed), for 'deskrec replay' and 'deskrec inspect'
   --quiet                  no status line
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 output not writable, 4 connection, 5 authentication,
   6 protocol error. See README.md.
@@ -105,6 +111,7 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
         'vnc-encodings': { type: 'string' },
         'lossy-quality': { type: 'string' },
         password: { type: 'string' },
+        raw: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -143,5 +150,6 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
     tlsInsecure: v['tls-insecure'] ?? false,
     vncEncodings: v['vnc-encodings'] ?? null,
     lossyQuality: v['lossy-quality'] === undefined ? null : num('lossy-quality', v['lossy-quality'], 0, 0, 9, true),
+    raw: v.raw ?? false,
   };
 }

@@ -51,6 +51,7 @@ export function openSource(args: RecordArgs): FrameSource {
         lossyQuality: args.lossyQuality,
         tlsCa: readCa(args.tlsCa),
         tlsInsecure: args.tlsInsecure,
+        taps: [],
       });
     case 'spice:':
     case 'spice+tls:':

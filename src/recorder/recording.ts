@@ -353,6 +353,11 @@ export class Recording {
     return this.bytesWritten;
   }
 
+  /** Session time of the newest frame taken, ms. */
+  get lastTime(): number {
+    return this.lastT;
+  }
+
   /** The current segment index (-1 before the first frame). */
   get segment(): number {
     return this.segmentIndex;

@@ -8,7 +8,7 @@ import type { TlsOptions, Transport, TransportHandlers } from './transport';
 /** Incoming bytes are pushed with `feed`; outgoing bytes are kept for inspection. */
 export class ReplayTransport implements Transport {
   private handlers: TransportHandlers | null = null;
-  private pending: Uint8Array[] = [];
+  private pending: { data: Uint8Array; t_ms: number }[] = [];
   private t = 0;
   private closed = false;
   /** Every chunk the client wrote, in order. */
@@ -26,14 +26,14 @@ export class ReplayTransport implements Transport {
     this.handlers = h;
     const p = this.pending;
     this.pending = [];
-    for (const c of p) h.data(c);
+    for (const c of p) h.data(c.data, c.t_ms);
   }
 
   /** Delivers an incoming chunk at session time `t_ms` (times never go backwards). */
   feed(chunk: Uint8Array, t_ms = this.t): void {
     this.t = Math.max(this.t, t_ms);
-    if (this.handlers === null) this.pending.push(chunk);
-    else this.handlers.data(chunk);
+    if (this.handlers === null) this.pending.push({ data: chunk, t_ms: this.t });
+    else this.handlers.data(chunk, this.t);
   }
 
   /** Ends the stream as the peer closing it (or failing with `err`). */
@@ -43,7 +43,11 @@ export class ReplayTransport implements Transport {
     this.handlers?.close(err);
   }
 
-  write(data: Uint8Array): void {
+  /** Every write that was marked secret, by index into `written`. */
+  readonly secretWrites = new Set<number>();
+
+  write(data: Uint8Array, opts?: { secret?: boolean }): void {
+    if (opts?.secret === true) this.secretWrites.add(this.written.length);
     this.written.push(data.slice());
   }
 

@@ -48,7 +48,7 @@ export function connectTcp(target: TcpTarget, opts: { stream?: number; sessionSt
 export class TcpTransport implements Transport {
   private socket: net.Socket;
   private handlers: TransportHandlers | null = null;
-  private early: Uint8Array[] = [];
+  private early: { data: Uint8Array; t_ms: number }[] = [];
   private closedWith: { err: Error | null } | null = null;
   private upgrading = false;
 
@@ -66,8 +66,8 @@ export class TcpTransport implements Transport {
       const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       const t = Math.round(this.now() * 1000);
       for (const tap of this.taps) tap.chunk(this.stream, 'in', data, t);
-      if (this.handlers === null) this.early.push(data);
-      else this.handlers.data(data);
+      if (this.handlers === null) this.early.push({ data, t_ms: t / 1000 });
+      else this.handlers.data(data, t / 1000);
     });
     s.on('error', (err) => { this.finish(err); });
     s.on('close', () => { if (!this.upgrading) this.finish(null); });
@@ -83,14 +83,15 @@ export class TcpTransport implements Transport {
     this.handlers = h;
     const early = this.early;
     this.early = [];
-    for (const c of early) h.data(c);
+    for (const c of early) h.data(c.data, c.t_ms);
     if (this.closedWith !== null) h.close(this.closedWith.err);
   }
 
-  write(data: Uint8Array): void {
+  write(data: Uint8Array, opts?: { secret?: boolean }): void {
     if (this.closedWith !== null) return;
     const t = Math.round(this.now() * 1000);
-    for (const tap of this.taps) tap.chunk(this.stream, 'out', data, t);
+    const recorded = opts?.secret === true ? new Uint8Array(data.length) : data;
+    for (const tap of this.taps) tap.chunk(this.stream, 'out', recorded, t);
     this.socket.write(data);
   }
 

@@ -15,7 +15,8 @@ export interface TransportTap {
 
 /** What a protocol client needs to hear from its transport. */
 export interface TransportHandlers {
-  data(chunk: Uint8Array): void;
+  /** A chunk and its arrival time (session ms): frame times come from the data, so replays match. */
+  data(chunk: Uint8Array, t_ms: number): void;
   /** The peer closed (err null) or the connection failed. */
   close(err: Error | null): void;
 }
@@ -42,8 +43,11 @@ export interface Transport {
   now(): number;
   /** Starts delivering data to `h` (chunks that arrived before are delivered at once). */
   attach(h: TransportHandlers): void;
-  /** Sends bytes. */
-  write(data: Uint8Array): void;
+  /**
+   * Sends bytes. `secret` marks credentials (a VNC challenge response, a password): taps record zeros of
+   * the same length in their place, so capture files never hold them.
+   */
+  write(data: Uint8Array, opts?: { secret?: boolean }): void;
   /** Upgrades the stream to TLS in place; resolves once the handshake is done. */
   startTls(opts: TlsOptions): Promise<void>;
   /** Closes the stream. */

@@ -41,6 +41,11 @@ export const ENCODING_NAMES: Record<string, number> = {
   tight: ENC.TIGHT, trle: ENC.TRLE, zrle: ENC.ZRLE, tightpng: ENC.TIGHT_PNG,
 };
 
+/** Server message types (rfbproto §7.6) → names, for counts. */
+const MESSAGE_NAMES: Record<number, string> = {
+  0: 'FramebufferUpdate', 1: 'SetColourMapEntries', 2: 'Bell', 3: 'ServerCutText', 150: 'EndOfContinuousUpdates', 248: 'ServerFence',
+};
+
 /** Encoding numbers → names, for counts and messages. */
 const ENCODING_LABELS = new Map<number, string>(Object.entries(ENC).map(([k, v]) => [v, k.toLowerCase().replace(/_/g, '-')]));
 
@@ -117,14 +122,17 @@ export class RfbClient {
   readonly rectCounts: Record<string, number> = {};
   /** FramebufferUpdates received. */
   updates = 0;
+  /** Server messages received, by name (handshake steps excluded). */
+  readonly messageCounts: Record<string, number> = {};
+  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly transport: Transport, private readonly events: RfbEvents, private readonly opts: RfbOptions) {}
 
   /** Starts the handshake; events report the rest. */
   start(): void {
     this.transport.attach({
-      data: (chunk) => {
-        this.queue.push(chunk);
+      data: (chunk, t) => {
+        this.queue.push(chunk, t);
         this.pump();
       },
       close: (err) => {
@@ -171,6 +179,22 @@ export class RfbClient {
     } finally {
       this.pumping = false;
     }
+    if (!this.busy) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** True while an asynchronous step (TLS handshake, JPEG/PNG decode) holds up parsing. */
+  get busy(): boolean {
+    return this.state.k === 'busy' || this.state.k === 'tls';
+  }
+
+  /** Resolves once the client has parsed everything it can (replays feed the next chunk only then). */
+  whenIdle(): Promise<void> {
+    if (!this.busy || this.ended) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** One state step; false when more bytes are needed. */
@@ -226,7 +250,7 @@ export class RfbClient {
         if (this.opts.password === null) {
           throw new AuthError('AUTH_NO_PASSWORD', `${this.transport.remote} asks for a VNC password: give --password-file FILE or DESKREC_VNC_PASSWORD`);
         }
-        this.send(vncAuthResponse(this.opts.password, challenge));
+        this.transport.write(vncAuthResponse(this.opts.password, challenge), { secret: true });
         this.state = { k: 'sec-result' };
         return true;
       }
@@ -365,7 +389,7 @@ export class RfbClient {
   private sendPlain(): void {
     const user = Buffer.from(this.opts.username ?? '', 'utf8');
     const pw = Buffer.from(this.opts.password ?? '', 'utf8');
-    this.send(new ByteWriter(8 + user.length + pw.length).u32(user.length).u32(pw.length).bytes(user).bytes(pw).finish());
+    this.transport.write(new ByteWriter(8 + user.length + pw.length).u32(user.length).u32(pw.length).bytes(user).bytes(pw).finish(), { secret: true });
     this.state = { k: 'plain-sent' };
   }
 
@@ -422,6 +446,16 @@ export class RfbClient {
     const q = this.queue;
     const type = q.peekByte(0);
     if (type === undefined) return false;
+    const progressed = this.message1(type);
+    if (progressed) {
+      const name = MESSAGE_NAMES[type] ?? String(type);
+      this.messageCounts[name] = (this.messageCounts[name] ?? 0) + 1;
+    }
+    return progressed;
+  }
+
+  private message1(type: number): boolean {
+    const q = this.queue;
     switch (type) {
       case 0: { // FramebufferUpdate
         if (q.length < 4) return false;
@@ -610,7 +644,7 @@ export class RfbClient {
     const s = this.surface;
     if (s === null) return;
     // Whole milliseconds: the MP4 timescale is finer, but frames.jsonl and session.json stay readable.
-    const frame = s.takeFrame(Math.round(this.transport.now()));
+    const frame = s.takeFrame(Math.round(this.queue.lastTakenTime()));
     frame.cursor = { shape: this.cursor.shape, x: this.cursor.x, y: this.cursor.y };
     this.events.frame(frame);
   }

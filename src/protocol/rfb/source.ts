@@ -51,7 +51,7 @@ export interface VncSourceOptions {
   lossyQuality: number | null;
   tlsCa: Buffer | undefined;
   tlsInsecure: boolean;
-  taps?: TransportTap[];
+  taps: TransportTap[];
 }
 
 /** Records a VNC server. */
@@ -61,16 +61,28 @@ export class VncSource implements FrameSource {
   /** Filled in once the handshake is done (for session.json and logs). */
   info: { name: string; width: number; height: number; version: string; security: string } | null = null;
   private client: RfbClient | null = null;
+  /** Frames handed to the consumer (a capture's END record stores it, so replays stop at the same frame). */
+  framesDelivered = 0;
 
   constructor(private readonly where: VncTarget, private readonly opts: VncSourceOptions) {
     const host = where.host.includes(':') ? `[${where.host}]` : where.host;
     this.target = `vnc://${where.username === null ? '' : `${encodeURIComponent(where.username)}@`}${host}:${where.port}`;
   }
 
+  addTap(tap: TransportTap): void {
+    this.opts.taps.push(tap);
+  }
+
+  credentials(): { password: boolean; username: boolean } {
+    return { password: this.opts.password !== null, username: this.where.username !== null };
+  }
+
   describe(): Record<string, unknown> {
     return {
       server: this.info === null ? null : { name: this.info.name, version: this.info.version, security: this.info.security },
       updates: this.client?.updates ?? 0,
+      frames: this.framesDelivered,
+      messages: { ...(this.client?.messageCounts ?? {}) },
       rectangles: { ...(this.client?.rectCounts ?? {}) },
     };
   }
@@ -104,6 +116,7 @@ export class VncSource implements FrameSource {
         frame: (f) => {
           if (done) return;
           if (run.durationMs !== null && f.t_ms >= run.durationMs) { finish({ reason: 'duration', t_ms: run.durationMs }); return; }
+          this.framesDelivered++;
           consumer.onFrame(f);
         },
         closed: (err) => {

@@ -11,15 +11,22 @@ export class ByteQueue {
   private buf = new Uint8Array(64 * 1024);
   private start = 0;
   private end = 0;
+  /** Absolute stream offsets: bytes taken so far, and where each pushed chunk ends with its arrival time. */
+  private taken = 0;
+  private pushed = 0;
+  private times: { end: number; t: number }[] = [];
+  private lastTakenT = 0;
 
   /** Bytes available. */
   get length(): number {
     return this.end - this.start;
   }
 
-  /** Appends a copy of a chunk. */
-  push(chunk: Uint8Array): void {
+  /** Appends a copy of a chunk that arrived at session time `t_ms`. */
+  push(chunk: Uint8Array, t_ms = 0): void {
     if (chunk.length === 0) return;
+    this.pushed += chunk.length;
+    this.times.push({ end: this.pushed, t: t_ms });
     if (this.end + chunk.length > this.buf.length) {
       const live = this.end - this.start;
       if (live + chunk.length <= this.buf.length / 2 || (this.start > 0 && live + chunk.length <= this.buf.length)) {
@@ -56,8 +63,22 @@ export class ByteQueue {
     return out;
   }
 
+  /**
+   * Arrival time of the chunk that held the last byte taken: when a message completes, this is when it had
+   * fully arrived — the same whatever the chunking and however long decoding took, so replays match.
+   */
+  lastTakenTime(): number {
+    return this.lastTakenT;
+  }
+
   /** Drops the first `n` bytes. */
   skip(n: number): void {
+    const k = Math.min(n, this.length);
+    if (k > 0) {
+      this.taken += k;
+      while (this.times.length > 0 && (this.times[0]?.end ?? 0) < this.taken) this.times.shift();
+      this.lastTakenT = this.times[0]?.t ?? this.lastTakenT;
+    }
     this.start += Math.min(n, this.length);
     if (this.start === this.end) {
       this.start = 0;

@@ -1,0 +1,94 @@
+/** `deskrec inspect FILE`: what a capture holds, by stream and by protocol message, as a table or JSON. */
+import type { Frame } from './surface';
+import type { Capture } from './deskcap/reader';
+import { KIND } from './deskcap/format';
+import { ReplaySource } from './replay';
+
+/** The inspection result (`--json` prints it as is). */
+export interface Inspection {
+  protocol: string;
+  target: string;
+  start: string;
+  deskrecVersion: string;
+  duration_ms: number;
+  end: { reason: string; t_ms: number; frames: number } | null;
+  truncated: string | null;
+  streams: { stream: number; bytesIn: number; bytesOut: number; chunksIn: number; chunksOut: number }[];
+  frames: number;
+  sizes: { t_ms: number; width: number; height: number }[];
+  messages: Record<string, number>;
+  rectangles: Record<string, number>;
+  /** Set when decoding the capture failed part-way (what was counted up to there is still reported). */
+  decodeError: string | null;
+}
+
+/** Decodes the capture (without recording anything) and counts what it holds. */
+export async function inspectCapture(capture: Capture): Promise<Inspection> {
+  const streams = new Map<number, Inspection['streams'][number]>();
+  let last = 0;
+  for (const r of capture.records) {
+    last = Math.max(last, r.t_us / 1000);
+    if (r.kind !== KIND.IN && r.kind !== KIND.OUT) continue;
+    const s = streams.get(r.stream) ?? { stream: r.stream, bytesIn: 0, bytesOut: 0, chunksIn: 0, chunksOut: 0 };
+    if (r.kind === KIND.IN) { s.bytesIn += r.data.length; s.chunksIn++; } else { s.bytesOut += r.data.length; s.chunksOut++; }
+    streams.set(r.stream, s);
+  }
+  const sizes: Inspection['sizes'] = [];
+  let frames = 0;
+  let decodeError: string | null = null;
+  const source = new ReplaySource(capture, 'max');
+  try {
+    await source.run({
+      onFrame: (f: Frame) => {
+        frames++;
+        const prev = sizes[sizes.length - 1];
+        if (prev === undefined || prev.width !== f.width || prev.height !== f.height) sizes.push({ t_ms: f.t_ms, width: f.width, height: f.height });
+      },
+      whenReady: () => Promise.resolve(),
+    }, { signal: new AbortController().signal, durationMs: null });
+  } catch (err) {
+    decodeError = err instanceof Error ? err.message : String(err);
+  }
+  const d = source.describe();
+  return {
+    protocol: capture.header.protocol,
+    target: capture.header.target,
+    start: capture.header.start,
+    deskrecVersion: capture.header.deskrecVersion,
+    duration_ms: capture.end?.t_ms ?? last,
+    end: capture.end,
+    truncated: capture.truncated,
+    streams: [...streams.values()].sort((a, b) => a.stream - b.stream),
+    frames,
+    sizes,
+    messages: d.messages as Record<string, number>,
+    rectangles: d.rectangles as Record<string, number>,
+    decodeError,
+  };
+}
+
+/** The inspection as an aligned text table. */
+export function formatInspection(i: Inspection): string {
+  const rows: [string, string][] = [
+    ['protocol', i.protocol], ['target', i.target], ['start', i.start], ['recorded by', `deskrec ${i.deskrecVersion}`],
+    ['duration', `${(i.duration_ms / 1000).toFixed(3)} s`],
+    ['ended', i.end === null ? 'no END record (the recorder was killed)' : `${i.end.reason} after ${i.end.frames} frames`],
+    ['file', i.truncated ?? 'complete'],
+    ['frames', String(i.frames)],
+  ];
+  const out: string[] = rows.map(([k, v]) => `${k.padEnd(14)}${v}`);
+  out.push('', 'stream  bytes in  bytes out  chunks in  chunks out');
+  for (const s of i.streams) {
+    out.push(`${String(s.stream).padStart(6)}  ${String(s.bytesIn).padStart(8)}  ${String(s.bytesOut).padStart(9)}  ${String(s.chunksIn).padStart(9)}  ${String(s.chunksOut).padStart(10)}`);
+  }
+  out.push('', 'sizes');
+  for (const s of i.sizes) out.push(`  ${(s.t_ms / 1000).toFixed(3).padStart(9)} s  ${s.width}x${s.height}`);
+  const table = (title: string, m: Record<string, number>): void => {
+    out.push('', title);
+    for (const [k, v] of Object.entries(m).sort((a, b) => b[1] - a[1])) out.push(`  ${k.padEnd(24)}${String(v).padStart(10)}`);
+  };
+  table('messages', i.messages);
+  table('rectangles by encoding', i.rectangles);
+  if (i.decodeError !== null) out.push('', `decoding stopped: ${i.decodeError}`);
+  return `${out.join('\n')}\n`;
+}
