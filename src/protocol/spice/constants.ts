@@ -1,0 +1,57 @@
+/**
+ * SPICE protocol 2.2 numbers (spice-protocol `spice/protocol.h`, `spice/enums.h`; digest in
+ * shared/reference/SPICE.md §0–§4). Everything on a SPICE data channel is little-endian.
+ */
+
+/** Link magic "REDQ" as a little-endian u32. */
+export const SPICE_MAGIC = 0x51444552;
+/** Protocol version we speak. */
+export const SPICE_VERSION_MAJOR = 2;
+/** Minor version. */
+export const SPICE_VERSION_MINOR = 2;
+/** Size of the RSA-1024 public key in the link reply (DER SubjectPublicKeyInfo). */
+export const TICKET_PUBKEY_BYTES = 162;
+/** Encrypted ticket size (RSA-1024). */
+export const TICKET_BYTES = 128;
+/** Longest password SPICE accepts. */
+export const MAX_PASSWORD = 60;
+
+/** Channel types. */
+export const CHANNEL = { MAIN: 1, DISPLAY: 2, INPUTS: 3, CURSOR: 4, PLAYBACK: 5, RECORD: 6 } as const;
+
+/** Link results (SpiceLinkErr). */
+export const LINK_ERR = {
+  OK: 0, ERROR: 1, INVALID_MAGIC: 2, INVALID_DATA: 3, VERSION_MISMATCH: 4, NEED_SECURED: 5, NEED_UNSECURED: 6,
+  PERMISSION_DENIED: 7, BAD_CONNECTION_ID: 8, CHANNEL_NOT_AVAILABLE: 9,
+} as const;
+
+/** Common capability bits. */
+export const COMMON_CAP = { PROTOCOL_AUTH_SELECTION: 0, AUTH_SPICE: 1, AUTH_SASL: 2, MINI_HEADER: 3 } as const;
+/** Display channel capability bits. */
+export const DISPLAY_CAP = {
+  SIZED_STREAM: 0, MONITORS_CONFIG: 1, COMPOSITE: 2, A8_SURFACE: 3, STREAM_REPORT: 4, LZ4_COMPRESSION: 5,
+  PREF_COMPRESSION: 6, GL_SCANOUT: 7, MULTI_CODEC: 8, CODEC_MJPEG: 9,
+} as const;
+
+/** Messages every channel may receive (server → client). */
+export const MSG = { MIGRATE: 1, MIGRATE_DATA: 2, SET_ACK: 3, PING: 4, WAIT_FOR_CHANNELS: 5, DISCONNECTING: 6, NOTIFY: 7, LIST: 8 } as const;
+/** Messages every channel may send (client → server). */
+export const MSGC = { ACK_SYNC: 1, ACK: 2, PONG: 3, MIGRATE_FLUSH_MARK: 4, MIGRATE_DATA: 5, DISCONNECTING: 6 } as const;
+
+/** Main channel, server → client. */
+export const MSG_MAIN = {
+  MIGRATE_BEGIN: 101, MIGRATE_CANCEL: 102, INIT: 103, CHANNELS_LIST: 104, MOUSE_MODE: 105, MULTI_MEDIA_TIME: 106,
+  AGENT_CONNECTED: 107, AGENT_DISCONNECTED: 108, AGENT_DATA: 109, AGENT_TOKEN: 110, MIGRATE_SWITCH_HOST: 111,
+  MIGRATE_END: 112, NAME: 113, UUID: 114, AGENT_CONNECTED_TOKENS: 115,
+} as const;
+/** Main channel, client → server. */
+export const MSGC_MAIN = { ATTACH_CHANNELS: 104 } as const;
+
+/** Display channel, client → server. */
+export const MSGC_DISPLAY = { INIT: 101, STREAM_REPORT: 102, PREFERRED_COMPRESSION: 103 } as const;
+
+/** Names of link results, for messages. */
+export function linkErrorName(code: number): string {
+  const e = Object.entries(LINK_ERR).find(([, v]) => v === code);
+  return e === undefined ? `error ${code}` : e[0];
+}
