@@ -122,6 +122,14 @@ export class RfbClient {
   readonly rectCounts: Record<string, number> = {};
   /** FramebufferUpdates received. */
   updates = 0;
+  /** Pixels of framebuffer rectangles decoded (pseudo-encodings excluded), for throughput figures. */
+  pixelsDecoded = 0;
+  /**
+   * Whether the framebuffer has received any pixels since connecting or the last resize: Xvnc's first
+   * update (and the first after a resize) carries only size and cursor rectangles, and announcing it as a
+   * frame would start every segment with a black picture.
+   */
+  private havePixels = false;
   /** Server messages received, by name (handshake steps excluded). */
   readonly messageCounts: Record<string, number> = {};
   private idleWaiters: (() => void)[] = [];
@@ -605,6 +613,10 @@ export class RfbClient {
       throw err;
     }
     q.skip(r.pos);
+    if (!isCursor) {
+      this.pixelsDecoded += rect.width * rect.height;
+      this.havePixels = true;
+    }
     if (pending instanceof Promise) {
       // JPEG/PNG decode asynchronously; nothing else is parsed until it is drawn (drawing order).
       this.state = { k: 'busy' };
@@ -631,6 +643,7 @@ export class RfbClient {
     const s = this.surface;
     if (s === null) return;
     s.resize(width, height);
+    this.havePixels = false;
     if (this.continuous === 'enabled') this.enableContinuous();
   }
 
@@ -641,6 +654,7 @@ export class RfbClient {
   private finishUpdate(): void {
     this.state = { k: 'message' };
     this.updates++;
+    if (!this.havePixels) return;
     const s = this.surface;
     if (s === null) return;
     // Whole milliseconds: the MP4 timescale is finer, but frames.jsonl and session.json stay readable.

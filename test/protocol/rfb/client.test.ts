@@ -189,19 +189,24 @@ describe('RFB normal phase', () => {
     expect(Array.from(run.t.writtenBytes())).toEqual([248, 0, 0, 0, 0, 0, 0, 3, 2, 7, 9, 150, 1, 0, 0, 0, 0, 0, 4, 0, 2]);
   });
 
-  test('DesktopSize resizes and asks for the whole new framebuffer', async () => {
+  test('DesktopSize resizes and asks for the whole new framebuffer; no frame until pixels arrive', async () => {
     const run = await ready();
+    await feed(run, rawUpdate(0, 0, 4, 2, [1, 2, 3]), 0);
     await feed(run, new ByteWriter().u8(0).pad(1).u16(1).u16(0).u16(0).u16(6).u16(3).s32(-223).finish(), 0);
-    expect(run.frames.map((f) => [f.width, f.height])).toEqual([[6, 3]]);
     const w = run.t.writtenBytes();
     // The incremental request sent on the update header, then a non-incremental one for the new size.
     expect(Array.from(w.subarray(w.length - 10))).toEqual([3, 0, 0, 0, 0, 0, 0, 6, 0, 3]);
+    // A size-only update is not a frame (it would be a black picture); the new size's first pixels are.
+    expect(run.frames.map((f) => [f.width, f.height])).toEqual([[4, 2]]);
+    await feed(run, rawUpdate(0, 0, 6, 3, [9, 9, 9]), 0);
+    expect(run.frames.map((f) => [f.width, f.height])).toEqual([[4, 2], [6, 3]]);
   });
 
   test('pointer position pseudo-encodings move the cursor reported with frames', async () => {
     const run = await ready();
+    await feed(run, rawUpdate(0, 0, 4, 2, [1, 2, 3]), 0);
     await feed(run, new ByteWriter().u8(0).pad(1).u16(1).u16(3).u16(1).u16(0).u16(0).s32(-232).finish(), 0);
-    expect(run.frames[0]?.cursor).toMatchObject({ x: 3, y: 1 });
+    expect(run.frames[1]?.cursor).toMatchObject({ x: 3, y: 1 });
   });
 
   test.each([

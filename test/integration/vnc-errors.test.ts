@@ -1,0 +1,313 @@
+/**
+ * How `deskrec record vnc://…` fails, against real servers (Xvnc, QEMU) and against fake servers written
+ * here on a loopback socket: the exit code (4 connection, 5 authentication, 6 protocol), exactly one
+ * stderr line `deskrec: CODE: …`, session.json's `endReason`, finalised output when frames were recorded,
+ * and that a password never lands in stderr or in any file of the capture directory.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { freeTcpPort } from '../helpers/servers/ports';
+import { sleep } from '../helpers/servers/proc';
+import { startQemuVnc } from '../helpers/servers/qemu';
+import { useServerCleanup } from '../helpers/servers/registry';
+import { SocketReader } from '../helpers/servers/rfb';
+import { startScrollingXterm } from '../helpers/servers/x11-clients';
+import { startXvnc } from '../helpers/servers/xvnc';
+import { probeFrameTimes, probeStream, requireTool, topLevelBoxes } from '../helpers/media';
+import { pngFrames, sessionJson, startRecording, type RecordingRun } from '../helpers/record';
+
+useServerCleanup();
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'deskrec-errors-'));
+afterAll(() => { rmSync(scratch, { recursive: true, force: true }); });
+
+/** The exit code of a recording that should end by itself; SIGTERM after `ms` (then the test fails on 'timeout'). */
+async function exitedWithin(rec: RecordingRun, ms: number): Promise<number | null | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout'); }, ms); });
+  const code = await Promise.race([rec.exited(), limit]);
+  clearTimeout(timer);
+  if (code === 'timeout') await rec.stop();
+  return code;
+}
+
+/** stderr must be exactly one line `deskrec: CODE: …`; returns it. */
+function oneErrorLine(rec: RecordingRun, code: RegExp): string {
+  const lines = rec.stderr().split('\n');
+  expect(lines[lines.length - 1]).toBe('');
+  expect(lines.slice(0, -1)).toHaveLength(1);
+  const line = lines[0] ?? '';
+  expect(line).toMatch(new RegExp(`^deskrec: (${code.source}): \\S`));
+  return line;
+}
+
+/** Every regular file under `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = path.join(dir, name);
+    return statSync(p).isDirectory() ? filesUnder(p) : [p];
+  });
+}
+
+/** The MP4 is complete: ffprobe reads it, moov comes before mdat (fast start), it has frames. */
+function expectFinalisedMp4(file: string, width: number, height: number): void {
+  const boxes = topLevelBoxes(file);
+  expect(boxes).toContain('moov');
+  expect(boxes).toContain('mdat');
+  expect(boxes.indexOf('moov')).toBeLessThan(boxes.indexOf('mdat'));
+  const s = probeStream(file);
+  expect([s.codec_name, s.width, s.height]).toEqual(['h264', width, height]);
+  expect(probeFrameTimes(file).length).toBeGreaterThan(0);
+}
+
+beforeAll(() => { requireTool('ffprobe'); });
+
+describe('connection and authentication failures', () => {
+  test('a closed port: exit 4, CONNECT_REFUSED, session.json ends with an error', async () => {
+    const port = await freeTcpPort(); // bound and closed again: nothing listens there
+    const rec = startRecording(`vnc://127.0.0.1:${port}`, ['--format', 'mp4']);
+    expect(await exitedWithin(rec, 10000)).toBe(4);
+    expect(oneErrorLine(rec, /CONNECT_REFUSED/)).toContain(`127.0.0.1:${port}`);
+    const session = sessionJson(rec.dir);
+    expect(session.endReason).toMatch(/^error: CONNECT_REFUSED: /);
+    expect(session.segments).toEqual([]);
+    rmSync(rec.dir, { recursive: true, force: true });
+  }, 20000);
+
+  test('Xvnc VncAuth: wrong password → 5 AUTH_FAILED; none → 5 AUTH_NO_PASSWORD; --password-file works and the password is never written', async () => {
+    const password = 'S3cr3tPw';
+    const server = await startXvnc({ width: 400, height: 240, security: 'VncAuth', password });
+    try {
+      const wrong = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png'], { DESKREC_VNC_PASSWORD: 'wrong-pw' });
+      expect(await exitedWithin(wrong, 10000)).toBe(5);
+      oneErrorLine(wrong, /AUTH_FAILED/);
+      expect(sessionJson(wrong.dir).endReason).toMatch(/^error: AUTH_FAILED: /);
+      expect(wrong.stderr()).not.toContain('wrong-pw');
+      expect(readFileSync(path.join(wrong.dir, 'session.json'), 'utf8')).not.toContain('wrong-pw');
+      rmSync(wrong.dir, { recursive: true, force: true });
+
+      const none = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png'], { DESKREC_VNC_PASSWORD: '' });
+      expect(await exitedWithin(none, 10000)).toBe(5);
+      expect(oneErrorLine(none, /AUTH_NO_PASSWORD/)).toContain('--password-file');
+      rmSync(none.dir, { recursive: true, force: true });
+
+      await startScrollingXterm(server, { geometry: '40x8+4+4' });
+      const pwFile = path.join(scratch, 'vnc-password');
+      writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
+      const ok = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--raw', '--password-file', pwFile],
+        { DESKREC_VNC_PASSWORD: '' });
+      await sleep(1500);
+      expect(await ok.stop()).toBe(0);
+      expect(ok.stderr()).toBe('');
+      expect(sessionJson(ok.dir).source?.server?.security).toBe('VNC Authentication');
+      expect(pngFrames(ok.dir).length).toBeGreaterThan(2);
+      // The password is nowhere: not in stderr, session.json, the MP4, the PNGs or the raw capture (whose
+      // credential bytes are zeroed; VNC auth only sends a DES response anyway).
+      const files = filesUnder(ok.dir);
+      expect(files.map((f) => path.relative(ok.dir, f))).toEqual(expect.arrayContaining(['session.json', 'display.mp4', 'session.deskcap']));
+      for (const f of files) {
+        const bytes = readFileSync(f);
+        expect({ file: f, has: bytes.includes(password, 0, 'latin1') || bytes.includes(Buffer.from(password, 'utf16le')) })
+          .toEqual({ file: f, has: false });
+      }
+      const grep = spawnSync('grep', ['-r', '-a', '-l', '-F', password, ok.dir], { encoding: 'utf8' });
+      expect(grep.status).toBe(1); // grep: 1 = no file matched
+      rmSync(ok.dir, { recursive: true, force: true });
+    } finally {
+      await server.stop();
+    }
+  }, 30000);
+
+  test('QEMU with a password: the wrong one → 5 AUTH_FAILED', async () => {
+    const server = await startQemuVnc({ password: 'qemupass', guest: 'bios' });
+    try {
+      const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png'], { DESKREC_VNC_PASSWORD: 'not-it' });
+      expect(await exitedWithin(rec, 10000)).toBe(5);
+      oneErrorLine(rec, /AUTH_FAILED/);
+      expect(sessionJson(rec.dir).endReason).toMatch(/^error: AUTH_FAILED: /);
+      rmSync(rec.dir, { recursive: true, force: true });
+    } finally {
+      await server.stop();
+    }
+  }, 30000);
+
+  test('Xvnc killed mid-session: the MP4 is finalised, endReason is set, exit 4', async () => {
+    const server = await startXvnc({ width: 480, height: 320, security: 'None' });
+    let stopped = false;
+    try {
+      await startScrollingXterm(server, { geometry: '50x12+8+8', intervalMs: 40 });
+      const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'mp4']);
+      await sleep(2000);
+      await server.stop();
+      stopped = true;
+      expect(await exitedWithin(rec, 15000)).toBe(4);
+      const line = oneErrorLine(rec, /SERVER_CLOSED|CONNECTION_LOST/);
+      const session = sessionJson(rec.dir);
+      expect(session.endReason).toBe(`error: ${line.slice('deskrec: '.length)}`);
+      expect(session.segments.map((s) => s.file)).toEqual(['display.mp4']);
+      expect(session.segments[0]?.frames).toBeGreaterThan(5);
+      expectFinalisedMp4(path.join(rec.dir, 'display.mp4'), 480, 320);
+      rmSync(rec.dir, { recursive: true, force: true });
+    } finally {
+      if (!stopped) await server.stop();
+    }
+  }, 30000);
+});
+
+/** A fake RFB server on 127.0.0.1: runs `script` for the first connection. */
+async function fakeServer(script: (r: SocketReader) => Promise<void>): Promise<{ port: number; done: Promise<void>; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => { resolveDone = resolve; });
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => { /* the client hangs up on a protocol error: expected */ });
+    void script(new SocketReader(socket, 10000)).catch(() => undefined).finally(resolveDone);
+  });
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve); });
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('no port');
+  return {
+    port: addr.port, done,
+    close() { for (const s of sockets) s.destroy(); server.close(); },
+  };
+}
+
+/** Resolves when the client (or the test) has closed the connection. */
+function closed(r: SocketReader): Promise<void> {
+  if (r.socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => { r.socket.once('close', () => { resolve(); }); });
+}
+
+/** RFB 3.8 with security None and a ServerInit of `width` x `height`, 32-bit true colour (R at bits 16..23). */
+async function handshake(r: SocketReader, width: number, height: number): Promise<void> {
+  r.write(Buffer.from('RFB 003.008\n', 'latin1'));
+  await r.read(12);
+  r.write(Buffer.from([1, 1])); // one security type: None
+  await r.read(1);
+  r.write(Buffer.from([0, 0, 0, 0])); // SecurityResult OK
+  await r.read(1); // ClientInit
+  const name = Buffer.from('fake', 'latin1');
+  const init = Buffer.alloc(24);
+  init.writeUInt16BE(width, 0);
+  init.writeUInt16BE(height, 2);
+  Buffer.from([32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]).copy(init, 4);
+  init.writeUInt32BE(name.length, 20);
+  r.write(Buffer.concat([init, name]));
+  // The client's SetPixelFormat (RGBX: bytes R,G,B,X), SetEncodings and update requests are not read:
+  // this server sends what the test scripts whatever the client asks.
+}
+
+/** A FramebufferUpdate with one rectangle. */
+function update(x: number, y: number, w: number, h: number, encoding: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(16);
+  head.writeUInt8(0, 0);
+  head.writeUInt16BE(1, 2);
+  head.writeUInt16BE(x, 4);
+  head.writeUInt16BE(y, 6);
+  head.writeUInt16BE(w, 8);
+  head.writeUInt16BE(h, 10);
+  head.writeInt32BE(encoding, 12);
+  return Buffer.concat([head, body]);
+}
+
+/** Raw pixels in the RGBX format deskrec asks for, one colour. */
+function rawFill(w: number, h: number, rgb: [number, number, number]): Buffer {
+  const b = Buffer.alloc(w * h * 4);
+  for (let i = 0; i < w * h; i++) { b[i * 4] = rgb[0]; b[i * 4 + 1] = rgb[1]; b[i * 4 + 2] = rgb[2]; }
+  return b;
+}
+
+describe('protocol violations from a fake server', () => {
+  const W = 64;
+  const H = 48;
+
+  /** Two good full-frame updates 150 ms apart, then `violation` 300 ms later; the connection stays open. */
+  async function scripted(violation: Buffer, r: SocketReader): Promise<void> {
+    await handshake(r, W, H);
+    r.write(update(0, 0, W, H, 0, rawFill(W, H, [200, 30, 30])));
+    await sleep(150);
+    r.write(update(0, 0, W, H, 0, rawFill(W, H, [30, 200, 30])));
+    await sleep(300);
+    r.write(violation);
+    await closed(r);
+  }
+
+  const VIOLATIONS: [string, string, () => Buffer][] = [
+    ['a rectangle outside the framebuffer', 'RECT_OUT_OF_BOUNDS', () => update(W - 8, H - 8, 16, 16, 0, rawFill(16, 16, [1, 2, 3]))],
+    ['a ServerCutText of 2 GiB', 'LENGTH_TOO_LARGE', () => Buffer.from([3, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff])],
+    ['a desktop name of 4 GiB', 'LENGTH_TOO_LARGE', () => update(0, 0, 0, 0, -307, Buffer.from([0xff, 0xff, 0xff, 0xff]))],
+    ['an unknown message type', 'UNKNOWN_MESSAGE', () => Buffer.from([77])],
+  ];
+
+  test.each(VIOLATIONS)('%s: exit 6 %s, the frames before it are in a finalised MP4', async (_what, code, violation) => {
+    const fake = await fakeServer((r) => scripted(violation(), r));
+    try {
+      const rec = startRecording(`vnc://127.0.0.1:${fake.port}`, ['--format', 'mp4', '--vnc-encodings', 'raw']);
+      expect(await exitedWithin(rec, 15000)).toBe(6);
+      const line = oneErrorLine(rec, new RegExp(code));
+      const session = sessionJson(rec.dir);
+      expect(session.endReason).toBe(`error: ${line.slice('deskrec: '.length)}`);
+      expect(session.segments.map((s) => [s.file, s.frames])).toEqual([['display.mp4', 2]]);
+      expectFinalisedMp4(path.join(rec.dir, 'display.mp4'), W, H);
+      rmSync(rec.dir, { recursive: true, force: true });
+    } finally {
+      fake.close();
+    }
+  }, 30000);
+
+  test('a zlib bomb in a ZRLE rectangle: exit 6 ZLIB_BOMB, and memory stays bounded', async () => {
+    const side = 384;
+    // One zlib stream for the connection (ZRLE's is persistent): a valid update first (every 64x64 tile
+    // solid grey: subencoding 1 + a 3-byte CPIXEL), then 512 MiB of zeros, each ending on a sync flush.
+    const deflate = zlib.createDeflate({ level: 9 });
+    const chunks: Buffer[] = [];
+    deflate.on('data', (c: Buffer) => { chunks.push(c); });
+    const flushed = async (): Promise<Buffer> => {
+      await new Promise<void>((resolve) => { deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => { resolve(); }); });
+      const out = Buffer.concat(chunks);
+      chunks.length = 0;
+      return out;
+    };
+    const tiles = (side / 64) ** 2;
+    deflate.write(Buffer.concat(Array.from({ length: tiles }, () => Buffer.from([1, 128, 128, 128]))));
+    const good = await flushed();
+    const mib = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 512; i++) deflate.write(mib);
+    const bomb = await flushed();
+    deflate.close();
+    expect(bomb.length).toBeLessThan(1 << 20); // ~1000:1
+
+    const withLength = (b: Buffer): Buffer => Buffer.concat([Buffer.from([b.length >>> 24, (b.length >>> 16) & 255, (b.length >>> 8) & 255, b.length & 255]), b]);
+    const fake = await fakeServer(async (r) => {
+      await handshake(r, side, side);
+      r.write(update(0, 0, side, side, 16, withLength(good)));
+      await sleep(300);
+      r.write(update(0, 0, side, side, 16, withLength(bomb)));
+      await closed(r);
+    });
+    // The child reports its own peak resident set size (maxRSS, KiB) when it exits.
+    const preload = path.join(scratch, 'maxrss.js');
+    const rssFile = path.join(scratch, 'maxrss.txt');
+    writeFileSync(preload, `process.on('exit', () => { require('fs').writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)); });\n`);
+    try {
+      const rec = startRecording(`vnc://127.0.0.1:${fake.port}`, ['--format', 'png', '--vnc-encodings', 'zrle'],
+        { NODE_OPTIONS: `--require ${preload}` });
+      expect(await exitedWithin(rec, 15000)).toBe(6);
+      oneErrorLine(rec, /ZLIB_BOMB/);
+      expect(sessionJson(rec.dir).endReason).toMatch(/^error: ZLIB_BOMB: /);
+      expect(pngFrames(rec.dir)).toHaveLength(1); // the good update was recorded
+      const peakMiB = Number(readFileSync(rssFile, 'utf8')) / 1024;
+      // Inflating the bomb would need 512 MiB; the decoder stops at the rectangle's bound (~600 KiB).
+      expect(peakMiB).toBeGreaterThan(10);
+      expect(peakMiB).toBeLessThan(250);
+      rmSync(rec.dir, { recursive: true, force: true });
+    } finally {
+      fake.close();
+    }
+  }, 30000);
+});
