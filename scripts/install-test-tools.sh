@@ -2,9 +2,10 @@
 # Installs the system tools the tests use, from Debian's archive: ffmpeg/ffprobe (independent readers of our
 # MP4s), Chromium (plays and seeks them in a real browser), and the real remote-desktop servers the VNC
 # client is tested against (TigerVNC's Xvnc, QEMU's built-in VNC server) with the X clients that draw on
-# them, the tools that screenshot them and GStreamer for the rfbsrc benchmark (docs/TESTING.md says why
-# each one is here). Idempotent; needs root (or sudo) only when something is missing. Under CI=true a tool
-# that cannot be installed fails the run; tests never skip silently for a missing tool.
+# them, the tools that screenshot them, GStreamer for the rfbsrc benchmark, and what the SPICE harness
+# needs to build its tiny guest and to screenshot over SPICE (docs/TESTING.md says why each one is here).
+# Idempotent; needs root (or sudo) only when something is missing. Under CI=true a tool that cannot be
+# installed fails the run; tests never skip silently for a missing tool.
 set -euo pipefail
 need=()
 # has_pkg PACKAGE: true when dpkg has PACKAGE fully installed (for packages that bring no command of their own).
@@ -25,6 +26,15 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # screenshots by hand; the harness decodes XWD and PPM itself.
 [ -x /usr/bin/convert-im6.q16 ] || need+=(imagemagick)
 command -v qemu-system-x86_64 >/dev/null 2>&1 && has_pkg seabios && has_pkg ipxe-qemu || need+=(qemu-system-x86)
+# SPICE harness (test/helpers/servers/spice.ts, scripts/guest/build.sh): the guest is built from a Debian
+# kernel package (fetched with `apt-get download`, never installed) and busybox-static; cpio and gzip pack
+# the initrd, xz unpacks modules of kernels that ship them compressed; spicy-screenshot (spice-client-gtk)
+# is the independent SPICE screenshot oracle (it needs no X display, so no xvfb).
+command -v busybox >/dev/null 2>&1 && has_pkg busybox-static || need+=(busybox-static)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
+command -v gzip >/dev/null 2>&1 || need+=(gzip)
+command -v spicy-screenshot >/dev/null 2>&1 || need+=(spice-client-gtk)
 # GStreamer for the benchmark pipeline rfbsrc (bad) ! x264enc (ugly) ! mp4mux (good).
 command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
 for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly; do

@@ -1,0 +1,77 @@
+/**
+ * The tiny Linux guest the SPICE harness boots: a Debian kernel and a busybox initrd that brings up the DRM
+ * driver of QEMU's display device (bochs for `-vga std`, qxl for `-vga qxl`) so the framebuffer console runs
+ * at the DRM resolution, then prints coloured text forever. It is built from Debian packages by
+ * `scripts/guest/build.sh` at test set-up time (nothing binary is committed) and cached between runs.
+ * docs/TESTING.md ("SPICE") explains what is in it and why.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { requireCommand, runTool } from './proc';
+
+/** A built guest: paths of the kernel and initrd, and what build.sh recorded about them. */
+export interface GuestImage {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  /** `build-info` of the build: package, kernel, modules (insmod order), busybox, build_seconds. */
+  info: Record<string, string>;
+  /** True when this call ran the build; false when the cache was up to date. */
+  built: boolean;
+  /** How long `build.sh` took in this call (a few ms when cached). */
+  ms: number;
+}
+
+/**
+ * Kernel command line: the console on the first virtual terminal (so fbcon draws our text), no kernel
+ * chatter on it (`quiet loglevel=3`), no reboot loop on a panic (`panic=-1` with QEMU's `-no-reboot` ends
+ * QEMU), no console blanking, no blinking cursor (the screen changes only when the guest prints).
+ */
+export const GUEST_CMDLINE = 'console=tty0 quiet loglevel=3 panic=-1 consoleblank=0 vt.global_cursor_default=0';
+
+/** The build script, from the repository root. */
+export const GUEST_BUILD_SCRIPT = resolve(__dirname, '..', '..', '..', 'scripts', 'guest', 'build.sh');
+
+/** Where the guest is cached: $DESKREC_GUEST_DIR, else ~/.cache/deskrec/spice-guest. */
+export function defaultGuestDir(): string {
+  const fromEnv = process.env.DESKREC_GUEST_DIR;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'deskrec', 'spice-guest');
+}
+
+function readInfo(dir: string): Record<string, string> {
+  const info: Record<string, string> = {};
+  const file = join(dir, 'build-info');
+  if (!existsSync(file)) return info;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) info[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return info;
+}
+
+const builds = new Map<string, Promise<GuestImage>>();
+
+/**
+ * Builds the guest into `dir` (default `defaultGuestDir()`) unless its cache is up to date; once per dir
+ * and process. The script itself locks the dir, so parallel jest workers wait for one build.
+ */
+export function buildGuest(dir = defaultGuestDir(), timeoutMs = 300000): Promise<GuestImage> {
+  const known = builds.get(dir);
+  if (known !== undefined) return known;
+  const p = (async (): Promise<GuestImage> => {
+    const bash = requireCommand('bash');
+    for (const tool of ['apt-get', 'dpkg-deb', 'busybox', 'cpio', 'gzip', 'flock']) requireCommand(tool);
+    const t0 = Date.now();
+    const r = await runTool(bash, [GUEST_BUILD_SCRIPT, dir], { timeoutMs });
+    const ms = Date.now() - t0;
+    const kernel = join(dir, 'vmlinuz');
+    const initrd = join(dir, 'initrd.cpio.gz');
+    if (!existsSync(kernel) || !existsSync(initrd)) throw new Error(`guest build left no vmlinuz/initrd.cpio.gz in ${dir}: ${r.stderr}`);
+    return { dir, kernel, initrd, info: readInfo(dir), built: r.stderr.includes('build.sh: built'), ms };
+  })();
+  builds.set(dir, p);
+  p.catch(() => { builds.delete(dir); });
+  return p;
+}

@@ -1,0 +1,339 @@
+/**
+ * QEMU's built-in SPICE server for a test: a PC (TCG) booting the tiny Linux guest of `guest.ts` with a QXL
+ * or standard VGA, SPICE on 127.0.0.1 only (optionally with a password and a TLS port), driven and
+ * screenshotted over QMP, plus `spicy-screenshot` (spice-gtk) as a second, independent screenshot over
+ * SPICE itself. docs/TESTING.md ("SPICE") explains each flag and the quirks.
+ */
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildGuest, GUEST_CMDLINE, type GuestImage } from './guest';
+import { countDifferentPixels, parsePpm, type RgbaImage } from './image';
+import { FatalError, pollUntil, requireCommand, runTool, sleep, spawnGroup, stopGroup } from './proc';
+import { freeTcpPort } from './ports';
+import { QmpClient, type Json } from './qmp';
+import { registerCleanup, trackDir } from './registry';
+
+/** `-spice image-compression=` values QEMU 7.2 accepts (it rejects `lz4`: "invalid image compression"). */
+export type SpiceImageCompression = 'off' | 'auto_glz' | 'auto_lz' | 'quic' | 'glz' | 'lz';
+/** `-spice jpeg-wan-compression=` / `zlib-glz-wan-compression=` values. */
+export type SpiceWanCompression = 'auto' | 'never' | 'always';
+/** `-spice streaming-video=` values. */
+export type SpiceStreamingVideo = 'off' | 'all' | 'filter';
+
+/** How to start QEMU with SPICE. */
+export interface SpiceOptions {
+  /** `qxl`: the QXL device (the guest's qxl DRM driver sends QXL draw commands); `std`: Bochs VGA (QEMU's "simple display" path). */
+  vga: 'qxl' | 'std';
+  imageCompression?: SpiceImageCompression;
+  jpegWanCompression?: SpiceWanCompression;
+  zlibGlzWanCompression?: SpiceWanCompression;
+  streamingVideo?: SpiceStreamingVideo;
+  /** SPICE ticket (password-secret); without it ticketing is disabled (any ticket is accepted). */
+  password?: string;
+  /** Also listen with TLS on `tlsPort`, with a certificate for 127.0.0.1 signed by a fresh CA (`caFile`). */
+  tls?: boolean;
+  /** The guest to boot (default: `buildGuest()`, the cached build). */
+  guest?: GuestImage;
+  /** Extra QEMU arguments. */
+  extraArgs?: string[];
+  /** Time limit for start-up up to a listening SPICE port (default 20 s; waitForText has its own). */
+  startTimeoutMs?: number;
+}
+
+/** Picture size the guest's DRM driver sets on each device (measured; docs/TESTING.md). */
+export const GUEST_SCREEN_SIZE = { qxl: { width: 1024, height: 768 }, std: { width: 1280, height: 800 } } as const;
+
+/** A running QEMU with SPICE. */
+export interface SpiceServer {
+  host: '127.0.0.1';
+  /** Plain SPICE port. */
+  port: number;
+  /** TLS port (with `tls: true`). */
+  tlsPort: number | undefined;
+  /** CA certificate (PEM) the TLS port's certificate is signed by (with `tls: true`). */
+  caFile: string | undefined;
+  /** The SPICE password, if one was set. */
+  password: string | undefined;
+  vga: 'qxl' | 'std';
+  /** The QMP session (`query-spice`, `stop`, `cont`, `screendump`, `send-key`…). */
+  qmp: QmpClient;
+  /** QEMU's version, e.g. "7.2.22". */
+  version: string;
+  /** QEMU's stdout/stderr. */
+  logFile: string;
+  /** The full QEMU command line (for reports). */
+  commandLine: string[];
+  /** The guest that was booted. */
+  guest: GuestImage;
+  /** The screen as RGBA via QMP `screendump` (PPM). See `pause` for QXL's stale-while-paused quirk. */
+  screenshotRgba(): Promise<RgbaImage>;
+  /**
+   * The screen as a SPICE client sees it: `spicy-screenshot` (spice-gtk) over the plain port (or the TLS
+   * port, trusting `caFile`), with the server's password unless another is given. Rejects when
+   * spicy-screenshot fails (e.g. a wrong password: it exits 1 with "main channel event: 23").
+   */
+  spicyScreenshotRgba(how?: { tls?: boolean; password?: string }): Promise<RgbaImage>;
+  /**
+   * Polls `screendump` until the guest's coloured text is on the screen (at least 3 saturated colours, not
+   * the 720x400 text mode or SeaBIOS's grey); resolves with that picture and the ms since QEMU was started.
+   */
+  waitForText(timeoutMs?: number): Promise<{ image: RgbaImage; bootMs: number }>;
+  /**
+   * Holds the screen still and pauses the guest. `std`: QMP `stop`. `qxl`: first Ctrl-S to the guest's
+   * console (the printing loop blocks), then waits until two running screendumps are equal, then `stop`:
+   * with QXL a screendump of a stopped VM repeats the last one taken while it ran, it does not show what
+   * the guest drew since (the SPICE client does).
+   */
+  pause(): Promise<void>;
+  /** QMP `cont` (and Ctrl-Q for `qxl`). */
+  resume(): Promise<void>;
+  /** Ctrl-S to the guest console: its text stops while the VM keeps running. */
+  holdOutput(): Promise<void>;
+  /** Ctrl-Q to the guest console: the text goes on. */
+  releaseOutput(): Promise<void>;
+  /** Quits QEMU (QMP `quit`, then signals) and deletes the temp dir; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').slice(-15).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Writes the three files QEMU's `x509-dir` expects: `ca-cert.pem` (a fresh self-signed P-256 CA),
+ * `server-cert.pem` (CN=127.0.0.1, SAN IP:127.0.0.1 and DNS:localhost, signed by that CA) and
+ * `server-key.pem`. Returns the CA file.
+ */
+export async function makeSpiceX509Dir(dir: string): Promise<string> {
+  const openssl = requireCommand('openssl');
+  mkdirSync(dir, { recursive: true });
+  const ca = join(dir, 'ca-cert.pem');
+  const caKey = join(dir, 'ca-key.pem');
+  const key = join(dir, 'server-key.pem');
+  const csr = join(dir, 'server.csr');
+  const cert = join(dir, 'server-cert.pem');
+  const ext = join(dir, 'server.ext');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await runTool(openssl, ['req', '-x509', ...ec, '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=deskrec test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { timeoutMs: 15000 });
+  await runTool(openssl, ['req', '-new', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=127.0.0.1'], { timeoutMs: 15000 });
+  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  await runTool(openssl, ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert,
+    '-days', '2', '-extfile', ext], { timeoutMs: 15000 });
+  return ca;
+}
+
+/** True when a TCP connection to host:port is accepted. */
+function tcpAccepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean): void => { clearTimeout(t); s.destroy(); resolve(ok); };
+    const t = setTimeout(() => { done(false); }, 1000);
+    s.once('connect', () => { done(true); });
+    s.once('error', () => { done(false); });
+  });
+}
+
+/** Colours whose channels spread by at least 0x55 (VGA/console colours; not black, greys or white). */
+function saturatedColours(img: RgbaImage, limit = 16): number {
+  const seen = new Set<number>();
+  const px = img.rgba;
+  for (let i = 0; i < img.width * img.height && seen.size < limit; i++) {
+    const r = px[i * 4] ?? 0;
+    const g = px[i * 4 + 1] ?? 0;
+    const b = px[i * 4 + 2] ?? 0;
+    if (Math.max(r, g, b) - Math.min(r, g, b) >= 0x55) seen.add((r << 16) | (g << 8) | b);
+  }
+  return seen.size;
+}
+
+const KEY = (k: string): Json => ({ type: 'qcode', data: k });
+
+/**
+ * Starts qemu-system-x86_64 (TCG, 256 MiB, no default devices, `-vga qxl|std`, no disk) booting the tiny
+ * guest, with SPICE on 127.0.0.1 (a fresh port; retried when it was taken meanwhile), connects QMP and
+ * returns once `query-spice` reports the ports asked for and the SPICE port accepts TCP. The guest needs
+ * several seconds more to show its text: call `waitForText`.
+ */
+export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
+  const qemu = requireCommand('qemu-system-x86_64');
+  const guest = opts.guest ?? await buildGuest();
+  const startTimeoutMs = opts.startTimeoutMs ?? 20000;
+  const deadline = Date.now() + startTimeoutMs;
+  const left = (): number => Math.max(1000, deadline - Date.now());
+  const dir = mkdtempSync(join(tmpdir(), 'deskrec-spice-'));
+  const untrackDir = trackDir(dir);
+  const logFile = join(dir, 'qemu.log');
+  const qmpPath = join(dir, 'qmp.sock');
+  let child: ChildProcess | undefined;
+  let qmp: QmpClient | undefined;
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    unregister();
+    if (qmp !== undefined) {
+      try { await qmp.execute('quit'); } catch { /* the socket closes as QEMU quits */ }
+      qmp.close();
+    }
+    if (child !== undefined) await stopGroup(child, 3000);
+    rmSync(dir, { recursive: true, force: true });
+    untrackDir();
+  };
+  const unregister = registerCleanup(`QEMU SPICE (${dir})`, stop);
+
+  try {
+    const objects: string[] = [];
+    let caFile: string | undefined;
+    let x509Dir: string | undefined;
+    if (opts.password !== undefined) {
+      const secret = join(dir, 'spice-password');
+      writeFileSync(secret, opts.password, { mode: 0o600 });
+      objects.push('-object', `secret,id=spicesec,file=${secret}`);
+    }
+    if (opts.tls === true) {
+      x509Dir = join(dir, 'x509');
+      caFile = await makeSpiceX509Dir(x509Dir);
+    }
+    let port = -1;
+    let tlsPort: number | undefined;
+    let args: string[] = [];
+    let startedAt = 0;
+    for (let attempt = 1; ; attempt++) {
+      port = await freeTcpPort();
+      tlsPort = opts.tls === true ? await freeTcpPort() : undefined;
+      const spice = [`port=${port}`, 'addr=127.0.0.1'];
+      spice.push(opts.password !== undefined ? 'password-secret=spicesec' : 'disable-ticketing=on');
+      if (tlsPort !== undefined && x509Dir !== undefined) spice.push(`tls-port=${tlsPort}`, `x509-dir=${x509Dir}`);
+      if (opts.imageCompression !== undefined) spice.push(`image-compression=${opts.imageCompression}`);
+      if (opts.jpegWanCompression !== undefined) spice.push(`jpeg-wan-compression=${opts.jpegWanCompression}`);
+      if (opts.zlibGlzWanCompression !== undefined) spice.push(`zlib-glz-wan-compression=${opts.zlibGlzWanCompression}`);
+      if (opts.streamingVideo !== undefined) spice.push(`streaming-video=${opts.streamingVideo}`);
+      args = ['-machine', 'pc', '-accel', 'tcg', '-m', '256', '-nodefaults', '-no-reboot', '-display', 'none',
+        '-vga', opts.vga, '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', GUEST_CMDLINE,
+        ...objects, '-spice', spice.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', 'deskrec-spice-test',
+        ...(opts.extraArgs ?? [])];
+      const log = openSync(logFile, 'a');
+      startedAt = Date.now();
+      child = spawnGroup(qemu, args, { stdio: ['ignore', log, log], env: process.env });
+      closeSync(log);
+      const proc = child;
+      const alive = (): void => {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new FatalError(`QEMU exited (${proc.exitCode ?? proc.signalCode ?? '?'})`);
+      };
+      try {
+        qmp = await pollUntil('the QMP socket', left(), async () => {
+          alive();
+          return QmpClient.connect(qmpPath, 5000);
+        }, 50);
+        const info = await qmp.execute('query-spice') as { enabled?: boolean; host?: string; port?: number; 'tls-port'?: number; auth?: string };
+        const auth = opts.password !== undefined ? 'spice' : 'none';
+        if (info.enabled !== true || info.host !== '127.0.0.1' || info.port !== port || info['tls-port'] !== tlsPort || info.auth !== auth) {
+          throw new Error(`QEMU SPICE not as asked (port ${port}, tls-port ${tlsPort ?? 'none'}, auth ${auth}): ${JSON.stringify(info)}`);
+        }
+        break;
+      } catch (e) {
+        qmp?.close();
+        qmp = undefined;
+        await stopGroup(proc, 1000);
+        const clash = /binding socket to .* failed|Failed to open SPICE sockets/.test(logTail(logFile));
+        if (!clash || attempt >= 3 || Date.now() > deadline) throw e;
+      }
+    }
+    const session = qmp;
+    const proc = child;
+    const alive = (): void => {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new FatalError(`QEMU exited (${proc.exitCode ?? proc.signalCode ?? '?'})`);
+    };
+    await pollUntil(`SPICE on 127.0.0.1:${port}`, left(), async () => {
+      alive();
+      return await tcpAccepts('127.0.0.1', port) ? true : undefined;
+    }, 50);
+    if (tlsPort !== undefined) {
+      const tp = tlsPort;
+      await pollUntil(`SPICE TLS on 127.0.0.1:${tp}`, left(), async () => (await tcpAccepts('127.0.0.1', tp) ? true : undefined), 50);
+    }
+
+    let shot = 0;
+    const screenshotRgba = async (): Promise<RgbaImage> => {
+      const file = join(dir, `screen-${shot++}.ppm`);
+      await session.execute('screendump', { filename: file });
+      const img = parsePpm(readFileSync(file));
+      rmSync(file, { force: true });
+      return img;
+    };
+    const sendKeys = async (keys: string[]): Promise<void> => {
+      await session.execute('send-key', { keys: keys.map(KEY) });
+    };
+    const holdOutput = (): Promise<void> => sendKeys(['ctrl', 's']);
+    const releaseOutput = (): Promise<void> => sendKeys(['ctrl', 'q']);
+    const spicy = requireCommand('spicy-screenshot');
+    const server: SpiceServer = {
+      host: '127.0.0.1', port, tlsPort, caFile, password: opts.password, vga: opts.vga, qmp: session,
+      version: session.version, logFile, commandLine: [qemu, ...args], guest,
+      screenshotRgba,
+      async spicyScreenshotRgba(how = {}) {
+        const file = join(dir, `spicy-${shot++}.ppm`);
+        const sargs = ['-h', '127.0.0.1', '-o', file];
+        const env: NodeJS.ProcessEnv = { ...process.env };
+        if (how.tls === true) {
+          if (tlsPort === undefined || caFile === undefined) throw new Error('spicyScreenshotRgba({ tls: true }) needs startQemuSpice({ tls: true })');
+          // spicy-screenshot has no CA option and leaves spice-gtk's ca-file unset, so OpenSSL's default
+          // verify paths are used: SSL_CERT_FILE points them at our CA.
+          sargs.push('-s', String(tlsPort));
+          env.SSL_CERT_FILE = caFile;
+        } else {
+          sargs.push('-p', String(port));
+        }
+        const password = how.password ?? opts.password;
+        if (password !== undefined) sargs.push('-w', password);
+        await runTool(spicy, sargs, { timeoutMs: 20000, env });
+        const img = parsePpm(readFileSync(file));
+        rmSync(file, { force: true });
+        return img;
+      },
+      async waitForText(timeoutMs = 30000) {
+        const image = await pollUntil('the guest\'s coloured text', timeoutMs, async () => {
+          alive();
+          const img = await screenshotRgba();
+          const textMode = (img.width === 720 && img.height === 400) || (img.width === 640 && img.height === 480);
+          return !textMode && saturatedColours(img) >= 3 ? img : undefined;
+        }, 200);
+        return { image, bootMs: Date.now() - startedAt };
+      },
+      async pause() {
+        if (opts.vga === 'qxl') {
+          await holdOutput();
+          let last = await screenshotRgba();
+          await pollUntil('a still QXL screen after Ctrl-S', 10000, async () => {
+            await sleep(250);
+            const now = await screenshotRgba();
+            const still = now.width === last.width && now.height === last.height && countDifferentPixels(now, last) === 0;
+            last = now;
+            return still ? true : undefined;
+          }, 0);
+        }
+        await session.execute('stop');
+      },
+      async resume() {
+        await session.execute('cont');
+        if (opts.vga === 'qxl') await releaseOutput();
+      },
+      holdOutput,
+      releaseOutput,
+      stop,
+    };
+    return server;
+  } catch (e) {
+    const tail = logTail(logFile);
+    await stop();
+    throw new Error(`QEMU (SPICE) failed to start: ${e instanceof Error ? e.message : String(e)}\n${tail}\n(cleaned up ${dir})`);
+  }
+}
