@@ -32,7 +32,12 @@ export function parseCapture(bytes: Uint8Array, name = 'capture'): Capture {
     if (err instanceof ProtocolError) throw err;
     throw new ProtocolError('CAPTURE_HEADER', `${name} has a corrupt header`);
   }
-  if (typeof header.protocol !== 'string' || header.format !== 'deskcap') throw new ProtocolError('CAPTURE_HEADER', `${name} has an invalid header`);
+  // JSON.parse may give null, an array or a number; replay reads header.credentials.password.
+  const creds = typeof header === 'object' && header !== null ? (header as Partial<CaptureHeader>).credentials : undefined;
+  if (typeof header !== 'object' || header === null || typeof header.protocol !== 'string' || header.format !== 'deskcap'
+    || typeof creds !== 'object' || creds === null || typeof creds.password !== 'boolean' || typeof creds.username !== 'boolean') {
+    throw new ProtocolError('CAPTURE_HEADER', `${name} has an invalid header`);
+  }
   const records: CaptureRecord[] = [];
   let end: CaptureEnd | null = null;
   let truncated: string | null = null;
@@ -64,14 +69,27 @@ export function parseCapture(bytes: Uint8Array, name = 'capture'): Capture {
       const kind = br.u8();
       const len = br.u32();
       const data = br.bytesView(len);
-      if (kind === KIND.END) {
-        end = JSON.parse(Buffer.from(data).toString('utf8')) as CaptureEnd;
-      }
+      if (kind === KIND.END) end = parseEnd(data, `${name}: END record in block at byte ${blockStart}`);
       records.push({ t_us, stream, kind, data });
     }
     if (br.remaining !== 0) throw new ProtocolError('CAPTURE_CORRUPT', `block at byte ${blockStart} has ${br.remaining} bytes after its ${count} records`);
   }
   return { header, records, end, truncated };
+}
+
+/** The END record's JSON, checked: replay and inspect use its reason, time and frame count. */
+function parseEnd(data: Uint8Array, what: string): CaptureEnd {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(data).toString('utf8'));
+  } catch {
+    throw new ProtocolError('CAPTURE_CORRUPT', `${what} is not JSON`);
+  }
+  const e = v as Partial<CaptureEnd> | null;
+  if (typeof e !== 'object' || e === null || typeof e.reason !== 'string' || typeof e.t_ms !== 'number' || typeof e.frames !== 'number') {
+    throw new ProtocolError('CAPTURE_CORRUPT', `${what} lacks reason, t_ms or frames`);
+  }
+  return { reason: e.reason, t_ms: e.t_ms, frames: e.frames };
 }
 
 /** Reads a capture file. */

@@ -165,6 +165,10 @@ export class RfbClient {
     this.ended = true;
     this.state = { k: 'closed' };
     this.events.closed(err);
+    // Nothing more will be parsed: release anyone waiting for the client to go idle (replays).
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
   }
 
   private send(b: Uint8Array): void {

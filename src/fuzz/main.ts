@@ -1,0 +1,58 @@
+/**
+ * `npm run fuzz -- [--seconds N] [--target NAME] [--seed N]`: runs the RFB fuzzer (rfb.ts) for N seconds
+ * (default 60, shared by the targets when no --target is given) and saves every failing input as a new
+ * regression fixture in fixtures/fuzz/ (NAME.bin plus NAME.json: target, seed, error), which
+ * test/fuzz/fuzz.test.ts replays. Exit code 1 when something failed.
+ */
+import * as path from 'node:path';
+import { failureSignature, fuzzTarget, loadCorpus, repoRoot, saveFailure, TARGETS, type TargetName } from './rfb';
+
+function usage(msg: string): never {
+  console.error(`${msg}\nusage: npm run fuzz -- [--seconds N] [--target ${TARGETS.join('|')}] [--seed N]`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let seconds = 60;
+  let targets: TargetName[] = [...TARGETS];
+  let seed = Date.now() >>> 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    if (a === '--seconds' && v !== undefined && Number(v) > 0) { seconds = Number(v); i++; }
+    else if (a === '--target' && v !== undefined && (TARGETS as readonly string[]).includes(v)) { targets = [v as TargetName]; i++; }
+    else if (a === '--seed' && v !== undefined && Number.isInteger(Number(v))) { seed = Number(v) >>> 0; i++; }
+    else usage(`bad argument ${a ?? ''}`);
+  }
+  const root = repoRoot();
+  const dir = path.join(root, 'fixtures', 'fuzz');
+  const corpus = loadCorpus(root);
+  console.log(`seed ${seed}, ${seconds} s, targets ${targets.join(', ')}, corpus ${corpus.streams.length} streams`);
+  let failures = 0;
+  const signatures = new Map<string, number>();
+  for (const target of targets) {
+    const stats = await fuzzTarget({
+      target, runSeed: seed, corpus, seconds: seconds / targets.length,
+      onFailure: (f) => {
+        failures++;
+        // One saved input per distinct failure (kind, message without numbers, innermost frame).
+        const sig = failureSignature(f.outcome);
+        const seen = signatures.get(sig) ?? 0;
+        signatures.set(sig, seen + 1);
+        if (seen > 0) return;
+        const file = saveFailure(dir, f);
+        console.log(`FAILURE ${f.target} #${f.index} (${f.outcome.kind}): ${f.outcome.error}\n  saved ${path.relative(root, file)}`);
+        if (f.outcome.stack !== undefined) console.log(f.outcome.stack.split('\n').slice(0, 6).join('\n'));
+      },
+    });
+    const codes = Object.entries(stats.codes).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `${k} ${n}`).join(', ');
+    console.log(`${target.padEnd(13)} ${String(stats.inputs).padStart(7)} inputs  ${String(stats.decoded).padStart(7)} decoded  ${String(stats.rejected).padStart(7)} rejected  ${stats.failures} failures  (${(stats.ms / 1000).toFixed(1)} s)\n  ${codes}`);
+  }
+  if (failures > 0) console.log(`${failures} failing inputs, ${signatures.size} distinct failures saved`);
+  return failures === 0 ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
