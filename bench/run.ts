@@ -16,20 +16,10 @@ import { SyntheticDesktop } from '../src/capture/synthetic';
 import { Recording } from '../src/recorder/recording';
 import { allocI420, convertRectReference } from '../src/recorder/colour';
 import { loadOpenH264 } from '../packages/openh264-wasm/src/index';
+import { vncDecoderBench } from './vnc-decoders';
+import { vncLiveBench } from './vnc-live';
+import { table, type Row } from './table';
 
-interface Row { [k: string]: string | number }
-
-function table(title: string, rows: Row[]): void {
-  const first = rows[0];
-  if (first === undefined) return;
-  const cols = Object.keys(first);
-  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(w[i] ?? 0)).join(' | ')} |`;
-  console.log(`\n${title}\n`);
-  console.log(line(cols));
-  console.log(line(w.map((n) => '-'.repeat(n))));
-  for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
-}
 
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 330); // 11 s of the workload at 30 fps: one workspace switch
 
@@ -153,6 +143,10 @@ async function main(): Promise<void> {
   }
   table('End to end, one encoder thread (target at 1080p: ≥ 60 fps and ≥ 1.3x ffmpeg/libx264 fed RGBA)', rows);
   table('RGBA → I420, 1920x1080', await conversion());
+  table('RFB decoding of captured sessions (fixtures/vnc: real Xvnc and QEMU streams), client + decoders + surface, no recording', await vncDecoderBench());
+  // 3. Live VNC recording against GStreamer and ffmpeg x11grab (bench/vnc-live.ts); BENCH_VNC_SECONDS=0 skips it.
+  const vncSeconds = Number(process.env.BENCH_VNC_SECONDS ?? 60);
+  if (vncSeconds > 0) await vncLiveBench({ seconds: vncSeconds, profileDir: process.env.BENCH_VNC_PROFILE });
 }
 
 main().catch((err: unknown) => { console.error(err); process.exitCode = 1; });

@@ -11,8 +11,7 @@ import { KIND } from '../src/capture/deskcap/format';
 import { DEFAULT_ENCODINGS, RfbClient } from '../src/protocol/rfb/client';
 import { ReplayTransport } from '../src/transport/replay';
 
-/** One row of the table. */
-export interface DecoderRow { [k: string]: string | number }
+import type { Row } from './table';
 
 async function replayOnce(records: { kind: number; data: Uint8Array; t_us: number }[], creds: { password: boolean; username: boolean }): Promise<{ pixels: number; rects: Record<string, number> }> {
   const t = new ReplayTransport();
@@ -31,8 +30,8 @@ async function replayOnce(records: { kind: number; data: Uint8Array; t_us: numbe
 }
 
 /** Measures every fixture; returns table rows. */
-export async function vncDecoderBench(dir = path.resolve(__dirname, '..', '..', 'fixtures', 'vnc')): Promise<DecoderRow[]> {
-  const rows: DecoderRow[] = [];
+export async function vncDecoderBench(dir = path.resolve(__dirname, '..', '..', 'fixtures', 'vnc')): Promise<Row[]> {
+  const rows: Row[] = [];
   const files = readdirSync(dir).filter((f) => f.endsWith('.deskcap')).sort();
   for (const f of files) {
     const cap = readCapture(path.join(dir, f));

@@ -1,0 +1,345 @@
+/**
+ * Live VNC recording cost: deskrec beside GStreamer (rfbsrc → x264enc → mp4mux) and ffmpeg (x11grab →
+ * libx264), each recording the same Xvnc 1024x768 screen in the same run, one after the other.
+ *
+ * The workload (harness X clients on one Xvnc, started once and kept running for all three recorders): an
+ * xterm printing a line every 50 ms (scrolling), `xclock -update 1`, and a shell loop typing a sentence
+ * with xdotool into a second xterm about every 3 s. Per recorder:
+ *   1. resume the clients, start the recorder (wrapped in /usr/bin/time), let it record N seconds of the
+ *      live workload, then read its CPU time from /proc/<pid>/stat (the "live" figure: start-up included);
+ *   2. SIGSTOP the clients (the screen freezes), let the recorder see the frozen screen for ~2 s, take the
+ *      oracle screenshot (`xwd -root`);
+ *   3. stop the recorder the way it finishes its file (deskrec and gst-launch -e: SIGINT; ffmpeg: 'q'),
+ *      read /usr/bin/time's totals (freeze and finalisation included), the file size, and decode the file's
+ *      last frame to RGB with ffmpeg for PSNR against the screenshot.
+ * CPU is user+system of the recorder process, all threads (deskrec's encoder worker is a thread of it).
+ * Xvnc's own CPU during each run is shown too: what a recorder costs the server (VNC encodings vs XShm).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { loadHarness, type Harness, type RgbaImage, type XvncServer } from './harness';
+import { summariseCpuProfiles } from './cpuprofile';
+import { table, type Row } from './table';
+
+const WIDTH = 1024;
+const HEIGHT = 768;
+/** Seconds each recorder sees the frozen screen before the screenshot and the stop. */
+const FREEZE_S = 2;
+
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+let clkTck = 0;
+/** Clock ticks per second of /proc/<pid>/stat's times (`getconf CLK_TCK`, 100 on Linux). */
+function ticksPerSecond(): number {
+  if (clkTck === 0) clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return clkTck;
+}
+
+/** User+system CPU seconds of a live process, all its threads (/proc/<pid>/stat fields 14 and 15). */
+function procCpuS(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+}
+
+/** The pid of the Xvnc serving `port` (the harness does not expose it). */
+function xvncPid(port: number): number {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const i = argv.indexOf('-rfbport');
+      if (path.basename(argv[0] ?? '') === 'Xvnc' && argv[i + 1] === String(port)) return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error(`no Xvnc process with -rfbport ${port}`);
+}
+
+/** The single child of `pid` (the recorder under /usr/bin/time), polled until it exists. */
+async function childOf(pid: number): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      if (kids !== '') return Number(kids.split(' ')[0]);
+    } catch {
+      // not there yet
+    }
+    await sleep(10);
+  }
+  throw new Error(`process ${pid} started no child`);
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => { child.once('exit', (code) => { resolve(code); }); });
+}
+
+/** How one recorder is run. */
+interface Recorder {
+  name: string;
+  /** The command line (for the table's notes). */
+  argv: (port: string, display: string, out: string) => string[];
+  /** The file it writes, relative to its temp dir. */
+  output: string;
+  /** How it is stopped so that its MP4 is complete. */
+  stop: 'SIGINT' | 'q';
+  /**
+   * gst-launch only: rfbsrc fails when EOS interrupts its blocking read ("Error on setup VNC connection"),
+   * gst-launch then exits 1 without draining, and mp4mux's last, unfinished fragment (up to
+   * fragment-duration) is lost. rfbsrc makes no frame while the screen is still, so that fragment holds
+   * the frozen frame. Resuming the clients for 1 s after the screenshot makes new frames arrive, which
+   * complete that fragment (mp4mux closes a fragment when the buffer after the one that filled it
+   * arrives); the frozen frame is then found by the gap before the new frames (see `frozenFrame`).
+   */
+  flushFragment?: boolean;
+  env?: (srv: XvncServer) => NodeJS.ProcessEnv;
+}
+
+function recorders(seconds: number, profileDir: string | undefined): Recorder[] {
+  const root = path.resolve(__dirname, '..', '..');
+  const node = process.execPath;
+  const prof = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
+  // BENCH_VNC_DESKREC: another build's bin/deskrec.js (e.g. one with a wasm name section, for profiles).
+  const deskrecJs = process.env.BENCH_VNC_DESKREC ?? path.join(root, 'bin', 'deskrec.js');
+  return [
+    {
+      name: 'deskrec',
+      // --duration is only a backstop: like the others it is stopped by a signal after the screenshot.
+      argv: (port, _display, out) => [node, ...prof, deskrecJs, 'record', `vnc://127.0.0.1:${port}`,
+        '--capture', out, '--duration', String(seconds + FREEZE_S + 30), '--quiet',
+        // BENCH_VNC_DESKREC_ARGS: extra options (space-separated) to try settings, e.g. "--fps-max 15".
+        ...(process.env.BENCH_VNC_DESKREC_ARGS ?? '').split(' ').filter((a) => a !== '')],
+      output: 'display.mp4',
+      stop: 'SIGINT',
+    },
+    {
+      name: 'gst rfbsrc+x264enc',
+      argv: (port, _display, out) => ['gst-launch-1.0', '-q', '-e', 'rfbsrc', 'host=127.0.0.1', `port=${port}`, '!', 'videoconvert',
+        '!', 'x264enc', 'tune=zerolatency', 'speed-preset=ultrafast', '!', 'mp4mux', 'fragment-duration=1000',
+        '!', 'filesink', `location=${path.join(out, 'gst.mp4')}`],
+      output: 'gst.mp4',
+      stop: 'SIGINT',
+      flushFragment: true,
+    },
+    {
+      name: 'ffmpeg x11grab+libx264',
+      argv: (_port, display, out) => ['ffmpeg', '-hide_banner', '-loglevel', 'error', '-f', 'x11grab', '-framerate', '30',
+        '-video_size', `${WIDTH}x${HEIGHT}`, '-i', `:${display}`, '-c:v', 'libx264', '-preset', 'ultrafast',
+        '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-y', path.join(out, 'x11grab.mp4')],
+      output: 'x11grab.mp4',
+      stop: 'q',
+      env: (srv) => srv.env,
+    },
+  ];
+}
+
+/** What one recording cost and how good its last frame is. */
+interface Result {
+  name: string;
+  liveCpuS: number;
+  liveS: number;
+  totalCpuS: number;
+  wallS: number;
+  recordedS: number;
+  bytes: number;
+  psnr: number;
+  xvncCpuS: number;
+  exitCode: number | null;
+}
+
+/** PSNR over R, G and B of an rgb24 frame against an RGBA screenshot. */
+export function psnrRgb(rgb: Uint8Array, truth: RgbaImage): number {
+  const n = truth.width * truth.height;
+  if (rgb.length !== n * 3) throw new Error(`frame has ${rgb.length} bytes, expected ${n * 3}`);
+  let se = 0;
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) {
+      const d = (rgb[i * 3 + c] ?? 0) - (truth.rgba[i * 4 + c] ?? 0);
+      se += d * d;
+    }
+  }
+  const mse = se / (n * 3);
+  return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
+}
+
+/**
+ * The frame of an MP4 that shows the frozen screen, as rgb24. Normally the last frame. With `gapS` (the
+ * GStreamer file, which may end with frames from after the freeze, see `flushFragment`): the frame before
+ * the last gap of at least `gapS` between frames (rfbsrc makes no frame while the screen is still), or the
+ * last frame when there is no such gap. Frames are listed by ffprobe, then the one wanted is selected while
+ * decoding (x264 ultrafast/zerolatency and OpenH264 make no B-frames: decode order = display order).
+ */
+async function frozenFrame(h: Harness, file: string, gapS: number | undefined): Promise<{ rgb: Uint8Array; index: number; count: number }> {
+  const probe = await h.runTool('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height:packet=pts_time',
+    '-of', 'csv=p=0', file], { timeoutMs: 60000 });
+  const lines = probe.stdout.toString('utf8').trim().split('\n').map((l) => l.trim().replace(/,$/, '')).filter((l) => l !== '');
+  const size = lines.find((l) => l.includes(','));
+  if (size !== `${WIDTH},${HEIGHT}`) throw new Error(`${file}: ffprobe says ${size ?? 'no size'}`);
+  const pts = lines.filter((l) => !l.includes(',')).map(Number).sort((x, y) => x - y);
+  if (pts.length === 0) throw new Error(`${file}: no frames`);
+  let index = pts.length - 1;
+  if (gapS !== undefined) {
+    for (let i = pts.length - 2; i >= 0; i--) {
+      if ((pts[i + 1] ?? 0) - (pts[i] ?? 0) >= gapS) { index = i; break; }
+    }
+  }
+  const r = await h.runTool('ffmpeg', ['-v', 'error', '-i', file, '-vf', `select=eq(n\\,${index})`, '-fps_mode', 'passthrough',
+    '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { timeoutMs: 120000 });
+  return { rgb: r.stdout, index, count: pts.length };
+}
+
+async function record(h: Harness, srv: XvncServer, rec: Recorder, seconds: number): Promise<Result> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-bench-vnc-'));
+  const timeFile = path.join(dir, 'time.txt');
+  const xvnc = xvncPid(srv.port);
+  try {
+    srv.resumeClients();
+    await sleep(1000); // the clients catch up after the previous freeze
+    const argv = rec.argv(String(srv.port), String(srv.display), dir);
+    const xvnc0 = procCpuS(xvnc);
+    const t0 = performance.now();
+    const child = spawn('/usr/bin/time', ['-f', '%e %U %S', '-o', timeFile, '--', ...argv],
+      { stdio: [rec.stop === 'q' ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: rec.env?.(srv) ?? process.env });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    child.stdin?.on('error', () => { /* reported by the exit status */ });
+    const done = exited(child);
+    const pid = await childOf(child.pid ?? -1);
+    const early = await Promise.race([done.then(() => true), sleep(seconds * 1000).then(() => false)]);
+    if (early) throw new Error(`${rec.name} exited early: ${stderr.trim().slice(-2000)}`);
+    const liveCpuS = procCpuS(pid);
+    const liveS = (performance.now() - t0) / 1000;
+    const xvncLive = procCpuS(xvnc) - xvnc0;
+    srv.pauseClients();
+    await sleep(FREEZE_S * 1000);
+    const truth = await srv.screenshotRgba();
+    if (process.env.BENCH_VNC_KEEP !== undefined) {
+      writeFileSync(path.join(dir, 'truth.rgba'), truth.rgba);
+      console.error(`vnc-live: ${rec.name}: paused at ${liveS.toFixed(2)} s, screenshot at ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    }
+    const recordedS = (performance.now() - t0) / 1000;
+    if (rec.flushFragment === true) {
+      srv.resumeClients();
+      await sleep(1000);
+    }
+    if (rec.stop === 'q') child.stdin?.end('q');
+    else process.kill(pid, 'SIGINT');
+    const killer = setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, 60000);
+    const exitCode = await done;
+    clearTimeout(killer);
+    const wallS = (performance.now() - t0) / 1000;
+    const times = readFileSync(timeFile, 'utf8').trim().split('\n').pop()?.split(' ').map(Number) ?? [];
+    const totalCpuS = (times[1] ?? NaN) + (times[2] ?? NaN);
+    const file = path.join(dir, rec.output);
+    const bytes = statSync(file).size;
+    const frame = await frozenFrame(h, file, rec.flushFragment === true ? FREEZE_S * 0.75 : undefined);
+    const psnr = psnrRgb(frame.rgb, truth);
+    if (process.env.BENCH_VNC_KEEP !== undefined) console.error(`vnc-live: ${rec.name}: frame ${frame.index + 1} of ${frame.count}, ${psnr.toFixed(2)} dB`);
+    return { name: rec.name, liveCpuS, liveS, totalCpuS, wallS, recordedS, bytes, psnr, xvncCpuS: xvncLive, exitCode };
+  } finally {
+    if (process.env.BENCH_VNC_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
+    else console.error(`vnc-live: kept ${dir}`);
+  }
+}
+
+/** The workload: scrolling xterm, ticking clock, a typist. Returns when all three windows are up. */
+async function startWorkload(h: Harness, srv: XvncServer): Promise<void> {
+  await h.startScrollingXterm(srv, { geometry: '80x24+10+10', intervalMs: 50 });
+  await h.startXclock(srv, { geometry: '150x150+520+10' });
+  const typing = await h.startTypingXterm(srv, { geometry: '60x10+10+360' });
+  const xdotool = h.requireCommand('xdotool');
+  // A client of the server (so pauseClients stops it too): focus the typing xterm, then type a sentence
+  // (40 ms a key) and Return, pause a second, again.
+  srv.run('sh', ['-c', `"$0" windowfocus --sync ${typing.window}; i=0; while :; do `
+    + `"$0" type --delay 40 -- "typed line $i: the quick brown fox jumps over the lazy dog"; "$0" key Return; `
+    + 'i=$((i+1)); sleep 1; done', xdotool]);
+}
+
+function checkTools(h: Harness): string[] {
+  const missing: string[] = [];
+  for (const t of ['gst-launch-1.0', 'ffmpeg', 'ffprobe', 'xwd', 'xdotool', 'Xvnc', 'xterm', 'xclock']) {
+    try { h.requireCommand(t); } catch { missing.push(t); }
+  }
+  try { statSync('/usr/bin/time'); } catch { missing.push('/usr/bin/time'); }
+  return missing;
+}
+
+/**
+ * Records the live workload with deskrec, GStreamer and ffmpeg x11grab for `seconds` each and prints the
+ * table. `profileDir`: also run deskrec once more under `node --cpu-prof` (main thread and encoder worker)
+ * and print where its time goes.
+ */
+export async function vncLiveBench(opts: { seconds: number; profileDir?: string }): Promise<void> {
+  const h = await loadHarness();
+  const missing = checkTools(h);
+  if (missing.length > 0) {
+    console.log(`\nLive VNC recording: skipped, missing ${missing.join(', ')} (scripts/install-test-tools.sh)`);
+    return;
+  }
+  for (const el of ['rfbsrc', 'x264enc', 'mp4mux', 'videoconvert']) {
+    await h.runTool('gst-inspect-1.0', [el], { timeoutMs: 30000 }).catch(() => { missing.push(`GStreamer ${el}`); });
+  }
+  if (missing.length > 0) {
+    console.log(`\nLive VNC recording: skipped, missing ${missing.join(', ')} (gstreamer1.0-plugins-bad/-ugly/-good)`);
+    return;
+  }
+  const seconds = opts.seconds;
+  const srv = await h.startXvnc({ width: WIDTH, height: HEIGHT, security: 'None' });
+  try {
+    await startWorkload(h, srv);
+    const results: Result[] = [];
+    // BENCH_VNC_ONLY=deskrec,gst,ffmpeg (prefixes of the names) runs a subset, for development.
+    const only = process.env.BENCH_VNC_ONLY?.split(',');
+    for (const rec of recorders(seconds, undefined)) {
+      if (only !== undefined && !only.some((o) => rec.name.startsWith(o))) continue;
+      results.push(await record(h, srv, rec, seconds));
+      console.error(`vnc-live: ${rec.name} done`);
+    }
+    const perMin = (x: number, s: number): number => (x * 60) / s;
+    const d = results.find((r) => r.name.startsWith('deskrec'));
+    const g = results.find((r) => r.name.startsWith('gst'));
+    const x = results.find((r) => r.name.startsWith('ffmpeg'));
+    const rows: Row[] = results.map((r) => ({
+      recorder: r.name,
+      'CPU-s/min (live)': perMin(r.liveCpuS, r.liveS).toFixed(2),
+      '% of a core': `${((r.liveCpuS / r.liveS) * 100).toFixed(1)} %`,
+      'CPU-s total': r.totalCpuS.toFixed(2),
+      'wall s': r.wallS.toFixed(1),
+      'MB/min': perMin(r.bytes / 1e6, r.recordedS).toFixed(2),
+      'PSNR dB (frozen frame)': Number.isFinite(r.psnr) ? r.psnr.toFixed(2) : 'inf (identical)',
+      'Xvnc CPU-s/min': perMin(r.xvncCpuS, r.liveS).toFixed(2),
+      exit: r.exitCode ?? 'signal',
+    }));
+    table(`Live VNC recording, Xvnc ${WIDTH}x${HEIGHT}, ${seconds} s of scrolling xterm + xclock + typing per recorder, one recorder at a time `
+      + '(target: deskrec ≤ 6 CPU-s/min, ≤ 0.5x x11grab, ≥ 40 dB)', rows);
+    if (d !== undefined && g !== undefined && x !== undefined) {
+      const cpu = (r: Result): number => r.liveCpuS / r.liveS;
+      console.log(`\ndeskrec/x11grab CPU: ${(cpu(d) / cpu(x)).toFixed(2)}x; deskrec/gst CPU: ${(cpu(d) / cpu(g)).toFixed(2)}x; `
+        + `size deskrec/x11grab ${((d.bytes / d.recordedS) / (x.bytes / x.recordedS)).toFixed(2)}x, deskrec/gst ${((d.bytes / d.recordedS) / (g.bytes / g.recordedS)).toFixed(2)}x`);
+    }
+    console.log('\nCommands (PORT, :DISPLAY and OUT filled in; each wrapped in /usr/bin/time -f "%e %U %S"):');
+    for (const rec of recorders(seconds, undefined)) console.log(`- ${rec.name}: \`${rec.argv('PORT', 'DISPLAY', 'OUT').join(' ')}\``);
+    if (opts.profileDir !== undefined) {
+      const deskrec = recorders(seconds, opts.profileDir)[0];
+      if (deskrec !== undefined) {
+        const r = await record(h, srv, deskrec, seconds);
+        console.log(`\ndeskrec under --cpu-prof: ${perMin(r.liveCpuS, r.liveS).toFixed(2)} CPU-s/min (profiles in ${opts.profileDir})`);
+        summariseCpuProfiles(opts.profileDir);
+      }
+    }
+  } finally {
+    await srv.stop();
+    await h.stopAllServers();
+  }
+}
+
+// `node dist-ts/bench/vnc-live.js` runs this section alone (after `npm run build`).
+if (require.main === module) {
+  vncLiveBench({ seconds: Number(process.env.BENCH_VNC_SECONDS ?? 60), profileDir: process.env.BENCH_VNC_PROFILE })
+    .catch((err: unknown) => { console.error(err); process.exitCode = 1; });
+}
