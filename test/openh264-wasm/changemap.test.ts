@@ -7,7 +7,7 @@ import {
   type OpenH264,
   type RateControl,
 } from '../../packages/openh264-wasm/src/index';
-import { GOLDEN, goldenFrame, goldenTimestamp } from './golden';
+import { encodeGoldenStream, GOLDEN } from './golden';
 import { requireTool } from '../helpers/media';
 import {
   annexB,
@@ -201,23 +201,7 @@ describe('change map', () => {
   });
 
   it('(d) leaves the stock path byte-identical (golden hash) when no map is passed', async () => {
-    const l = await loadOpenH264();
-    const enc = l.createEncoder({
-      sourceWidth: GOLDEN.width,
-      sourceHeight: GOLDEN.height,
-      usage: 'screen',
-      rateControl: { mode: 'qp', qp: GOLDEN.qp },
-      keyframeIntervalFrames: GOLDEN.keyframeInterval,
-      maxFrameRate: GOLDEN.maxFps,
-    });
-    const nals: Uint8Array[] = [];
-    for (let n = 0; n < GOLDEN.frames; n++) {
-      const f = goldenFrame(n);
-      enc.putI420(f.y, f.u, f.v);
-      nals.push(...enc.encode(goldenTimestamp(n), n % 2 === 0 ? { forceIdr: false } : { changeMap: undefined }).nals);
-    }
-    enc.destroy();
-    const stream = annexB(nals);
+    const { stream } = await encodeGoldenStream((n) => (n % 2 === 0 ? { forceIdr: false } : { changeMap: undefined }));
     expect(createHash('sha256').update(stream).digest('hex')).toBe(GOLDEN.sha256);
   });
 

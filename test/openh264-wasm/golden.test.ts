@@ -3,32 +3,13 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadOpenH264 } from '../../packages/openh264-wasm/src/index';
-import { GOLDEN, goldenFrame, goldenTimestamp } from './golden';
+import { GOLDEN, encodeGoldenStream } from './golden';
 import { requireTool } from '../helpers/media';
 
-const START = Uint8Array.of(0, 0, 0, 1);
-
 async function encodeGolden(): Promise<Buffer> {
-  const lib = await loadOpenH264();
-  const enc = lib.createEncoder({
-    sourceWidth: GOLDEN.width,
-    sourceHeight: GOLDEN.height,
-    usage: 'screen',
-    rateControl: { mode: 'qp', qp: GOLDEN.qp },
-    keyframeIntervalFrames: GOLDEN.keyframeInterval,
-    maxFrameRate: GOLDEN.maxFps,
-  });
-  const parts: Uint8Array[] = [];
-  for (let n = 0; n < GOLDEN.frames; n++) {
-    const f = goldenFrame(n);
-    enc.putI420(f.y, f.u, f.v);
-    const out = enc.encode(goldenTimestamp(n));
-    expect(out.frameType).toBe(n === 0 ? 'idr' : 'p');
-    for (const nal of out.nals) parts.push(START, nal);
-  }
-  enc.destroy();
-  return Buffer.concat(parts);
+  const { stream, types } = await encodeGoldenStream();
+  expect(types).toEqual(types.map((_, n) => (n === 0 ? 'idr' : 'p')));
+  return stream;
 }
 
 describe('golden stream', () => {

@@ -4,6 +4,7 @@
  * Keep the two in sync: the golden hash was produced by the C harness
  * linked against the STOCK openh264 (`build.sh --verify-stock`).
  */
+import { loadOpenH264, type EncodeOptions } from '../../packages/openh264-wasm/src/index';
 
 /** Parameters of the golden sequence (golden_params.h). */
 export const GOLDEN = {
@@ -72,4 +73,31 @@ export function goldenFrame(n: number): { y: Uint8Array; u: Uint8Array; v: Uint8
 /** Timestamp of golden frame n in ms (integer division as in C). */
 export function goldenTimestamp(n: number): number {
   return Math.trunc((n * 1000) / GOLDEN.maxFps);
+}
+
+/**
+ * Encodes the golden sequence with a fresh module and returns the Annex-B stream (a 4-byte start code
+ * before every NAL) and each frame's type; `options(n)` gives frame n's encode options.
+ */
+export async function encodeGoldenStream(options: (n: number) => EncodeOptions = () => ({})): Promise<{ stream: Buffer; types: string[] }> {
+  const lib = await loadOpenH264();
+  const enc = lib.createEncoder({
+    sourceWidth: GOLDEN.width,
+    sourceHeight: GOLDEN.height,
+    usage: 'screen',
+    rateControl: { mode: 'qp', qp: GOLDEN.qp },
+    keyframeIntervalFrames: GOLDEN.keyframeInterval,
+    maxFrameRate: GOLDEN.maxFps,
+  });
+  const parts: Uint8Array[] = [];
+  const types: string[] = [];
+  for (let n = 0; n < GOLDEN.frames; n++) {
+    const f = goldenFrame(n);
+    enc.putI420(f.y, f.u, f.v);
+    const out = enc.encode(goldenTimestamp(n), options(n));
+    types.push(out.frameType);
+    for (const nal of out.nals) parts.push(Uint8Array.of(0, 0, 0, 1), nal);
+  }
+  enc.destroy();
+  return { stream: Buffer.concat(parts), types };
 }

@@ -106,6 +106,50 @@ function logTail(file: string): string {
 }
 
 /**
+ * What every QEMU the harness starts shares: a temp dir with the log and the QMP socket, a start-up
+ * deadline, and one clean stop (QMP `quit`, then signals; temp dir removed) registered for cleanup.
+ */
+export class QemuRun {
+  readonly dir: string;
+  readonly logFile: string;
+  readonly qmpPath: string;
+  child: ChildProcess | undefined;
+  qmp: QmpClient | undefined;
+  private stopped = false;
+  private readonly deadline: number;
+  private readonly untrackDir: () => void;
+  private readonly unregister: () => void;
+
+  constructor(prefix: string, label: string, startTimeoutMs: number) {
+    this.deadline = Date.now() + startTimeoutMs;
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
+    this.untrackDir = trackDir(this.dir);
+    this.logFile = join(this.dir, 'qemu.log');
+    this.qmpPath = join(this.dir, 'qmp.sock');
+    this.unregister = registerCleanup(`${label} (${this.dir})`, () => this.stop());
+  }
+
+  /** Milliseconds left before the start-up deadline (at least one second). */
+  left(): number {
+    return Math.max(1000, this.deadline - Date.now());
+  }
+
+  /** Quits QEMU and removes the temp dir; safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unregister();
+    if (this.qmp !== undefined) {
+      try { await this.qmp.execute('quit'); } catch { /* the socket closes as QEMU quits */ }
+      this.qmp.close();
+    }
+    if (this.child !== undefined) await stopGroup(this.child, 3000);
+    rmSync(this.dir, { recursive: true, force: true });
+    this.untrackDir();
+  }
+}
+
+/**
  * Starts qemu-system-x86_64 (TCG, 64 MiB, no default devices, std VGA) with VNC on 127.0.0.1 at the first
  * free display from a random start (QEMU's `to=` search, so no port race), connects QMP, sets the password,
  * and returns once VNC sends a banner and the guest has drawn (the animated pattern, or SeaBIOS's text).
@@ -113,29 +157,10 @@ function logTail(file: string): string {
 export async function startQemuVnc(opts: QemuOptions = {}): Promise<QemuServer> {
   const qemu = requireCommand('qemu-system-x86_64');
   const guest = opts.guest ?? 'animated';
-  const startTimeoutMs = opts.startTimeoutMs ?? 20000;
-  const deadline = Date.now() + startTimeoutMs;
-  const left = (): number => Math.max(1000, deadline - Date.now());
-  const dir = mkdtempSync(join(tmpdir(), 'deskrec-qemu-'));
-  const untrackDir = trackDir(dir);
-  const logFile = join(dir, 'qemu.log');
-  const qmpPath = join(dir, 'qmp.sock');
-  let child: ChildProcess | undefined;
-  let qmp: QmpClient | undefined;
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    unregister();
-    if (qmp !== undefined) {
-      try { await qmp.execute('quit'); } catch { /* the socket closes as QEMU quits */ }
-      qmp.close();
-    }
-    if (child !== undefined) await stopGroup(child, 3000);
-    rmSync(dir, { recursive: true, force: true });
-    untrackDir();
-  };
-  const unregister = registerCleanup(`QEMU (${dir})`, stop);
+  const run = new QemuRun('deskrec-qemu-', 'QEMU', opts.startTimeoutMs ?? 20000);
+  const { dir, logFile, qmpPath } = run;
+  const left = (): number => run.left();
+  const stop = (): Promise<void> => run.stop();
 
   try {
     const first = 100 + Math.floor(Math.random() * 2000);
@@ -151,7 +176,7 @@ export async function startQemuVnc(opts: QemuOptions = {}): Promise<QemuServer> 
       args.push('-drive', `file=${disk},format=raw,if=ide`);
     }
     const log = openSync(logFile, 'a');
-    child = spawnGroup(qemu, args, { stdio: ['ignore', log, log], env: process.env });
+    const child = run.child = spawnGroup(qemu, args, { stdio: ['ignore', log, log], env: process.env });
     closeSync(log);
     const proc = child;
     const alive = (): void => {
@@ -161,7 +186,7 @@ export async function startQemuVnc(opts: QemuOptions = {}): Promise<QemuServer> 
       alive();
       return QmpClient.connect(qmpPath, 5000);
     }, 50);
-    qmp = session;
+    run.qmp = session;
     const info = await session.execute('query-vnc') as { enabled?: boolean; host?: string; service?: string };
     const port = Number(info.service);
     if (info.enabled !== true || info.host !== '127.0.0.1' || !(port > 0)) throw new Error(`QEMU VNC not as asked: ${JSON.stringify(info)}`);

@@ -4,17 +4,15 @@
  * screenshotted over QMP, plus `spicy-screenshot` (spice-gtk) as a second, independent screenshot over
  * SPICE itself. docs/TESTING.md ("SPICE") explains each flag and the quirks.
  */
-import { type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuest, GUEST_CMDLINE, type GuestImage } from './guest';
 import { countDifferentPixels, parsePpm, type RgbaImage } from './image';
 import { FatalError, pollUntil, requireCommand, runTool, sleep, spawnGroup, stopGroup } from './proc';
 import { freeTcpPort } from './ports';
+import { QemuRun } from './qemu';
 import { QmpClient, type Json } from './qmp';
-import { registerCleanup, trackDir } from './registry';
 
 /** `-spice image-compression=` values QEMU 7.2 accepts (it rejects `lz4`: "invalid image compression"). */
 export type SpiceImageCompression = 'off' | 'auto_glz' | 'auto_lz' | 'quic' | 'glz' | 'lz';
@@ -165,29 +163,10 @@ const KEY = (k: string): Json => ({ type: 'qcode', data: k });
 export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
   const qemu = requireCommand('qemu-system-x86_64');
   const guest = opts.guest ?? await buildGuest();
-  const startTimeoutMs = opts.startTimeoutMs ?? 20000;
-  const deadline = Date.now() + startTimeoutMs;
-  const left = (): number => Math.max(1000, deadline - Date.now());
-  const dir = mkdtempSync(join(tmpdir(), 'deskrec-spice-'));
-  const untrackDir = trackDir(dir);
-  const logFile = join(dir, 'qemu.log');
-  const qmpPath = join(dir, 'qmp.sock');
-  let child: ChildProcess | undefined;
-  let qmp: QmpClient | undefined;
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    unregister();
-    if (qmp !== undefined) {
-      try { await qmp.execute('quit'); } catch { /* the socket closes as QEMU quits */ }
-      qmp.close();
-    }
-    if (child !== undefined) await stopGroup(child, 3000);
-    rmSync(dir, { recursive: true, force: true });
-    untrackDir();
-  };
-  const unregister = registerCleanup(`QEMU SPICE (${dir})`, stop);
+  const run = new QemuRun('deskrec-spice-', 'QEMU SPICE', opts.startTimeoutMs ?? 20000);
+  const { dir, logFile, qmpPath } = run;
+  const left = (): number => run.left();
+  const stop = (): Promise<void> => run.stop();
 
   try {
     const objects: string[] = [];
@@ -222,33 +201,33 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
         ...(opts.extraArgs ?? [])];
       const log = openSync(logFile, 'a');
       startedAt = Date.now();
-      child = spawnGroup(qemu, args, { stdio: ['ignore', log, log], env: process.env });
+      run.child = spawnGroup(qemu, args, { stdio: ['ignore', log, log], env: process.env });
       closeSync(log);
-      const proc = child;
+      const proc = run.child;
       const alive = (): void => {
         if (proc.exitCode !== null || proc.signalCode !== null) throw new FatalError(`QEMU exited (${proc.exitCode ?? proc.signalCode ?? '?'})`);
       };
       try {
-        qmp = await pollUntil('the QMP socket', left(), async () => {
+        run.qmp = await pollUntil('the QMP socket', left(), async () => {
           alive();
           return QmpClient.connect(qmpPath, 5000);
         }, 50);
-        const info = await qmp.execute('query-spice') as { enabled?: boolean; host?: string; port?: number; 'tls-port'?: number; auth?: string };
+        const info = await run.qmp.execute('query-spice') as { enabled?: boolean; host?: string; port?: number; 'tls-port'?: number; auth?: string };
         const auth = opts.password !== undefined ? 'spice' : 'none';
         if (info.enabled !== true || info.host !== '127.0.0.1' || info.port !== port || info['tls-port'] !== tlsPort || info.auth !== auth) {
           throw new Error(`QEMU SPICE not as asked (port ${port}, tls-port ${tlsPort ?? 'none'}, auth ${auth}): ${JSON.stringify(info)}`);
         }
         break;
       } catch (e) {
-        qmp?.close();
-        qmp = undefined;
+        run.qmp?.close();
+        run.qmp = undefined;
         await stopGroup(proc, 1000);
         const clash = /binding socket to .* failed|Failed to open SPICE sockets/.test(logTail(logFile));
-        if (!clash || attempt >= 3 || Date.now() > deadline) throw e;
+        if (!clash || attempt >= 3 || run.left() <= 1000) throw e;
       }
     }
-    const session = qmp;
-    const proc = child;
+    const session = run.qmp;
+    const proc = run.child;
     const alive = (): void => {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new FatalError(`QEMU exited (${proc.exitCode ?? proc.signalCode ?? '?'})`);
     };
