@@ -121,6 +121,8 @@ export async function expectOracle(rec: RecordingRun, shot: { width: number; hei
   const session = sessionJson(rec.dir);
   expect(session.source?.rectangles[encoding === 'tightpng' ? 'tight-png' : encoding]).toBeGreaterThan(0);
   expect(session.source?.server?.security).toBe(security);
+  // Lossless unless --lossy-quality: no JPEG rectangle was asked for or received.
+  expect(session.source?.rectangles['tight-jpeg']).toBeUndefined();
   const cmp = await mp4VersusPngPsnr(rec.dir);
   expect(cmp.frames).toBe(cmp.pngs);
   // (On failure the worst frame's index and the directory say where to look.)

@@ -426,7 +426,14 @@ export class RfbClient {
     this.surface = new Surface(width, height);
     // Ask for RGBX: every pixel the server sends is then R,G,B,X bytes (rfbproto §7.5.1).
     this.send(new ByteWriter(20).u8(0).pad(3).bytes(writePixelFormat(RGBX_FORMAT)).finish());
-    this.ctx = createDecodeContext(this.surface, RGBX_FORMAT, (shape) => { this.setCursorShape(shape); });
+    const ctx = createDecodeContext(this.surface, RGBX_FORMAT, (shape) => { this.setCursorShape(shape); });
+    // Count JPEG images (Tight's lossy sub-encoding) apart: session.json shows whether a session was lossless.
+    const jpeg = ctx.decodeJpeg.bind(ctx);
+    ctx.decodeJpeg = (data) => {
+      this.rectCounts['tight-jpeg'] = (this.rectCounts['tight-jpeg'] ?? 0) + 1;
+      return jpeg(data);
+    };
+    this.ctx = ctx;
     this.sendEncodings();
     this.requestUpdate(false);
     this.state = { k: 'message' };
