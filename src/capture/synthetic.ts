@@ -7,6 +7,7 @@
  * `speed max` it is n × the tick interval and frames are produced as fast as the consumer takes them.
  */
 import { UsageError } from '../errors';
+import { randomFloats } from '../util/rng';
 import { arrowCursor, type CursorState } from './cursor';
 import type { Rect } from './rect';
 import type { FrameConsumer, FrameSource, SourceEnd } from './source';
@@ -41,18 +42,6 @@ export function parseTestUrl(url: URL): SyntheticParams {
   return { width, height, fps, seed };
 }
 
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const CELL_W = 8;
 const CELL_H = 16;
 
@@ -70,7 +59,7 @@ export class SyntheticDesktop {
 
   constructor(readonly params: SyntheticParams) {
     this.surface = new Surface(params.width, params.height);
-    this.rand = rng(params.seed);
+    this.rand = randomFloats(params.seed);
   }
 
   /** Advances the desktop to tick `n` (ticks must be taken in order). */

@@ -39,24 +39,21 @@ import type { PixelFormat, RectHeader } from '../protocol/rfb/types';
 import { ByteReader, NeedMoreData } from '../protocol/wire/reader';
 import { ByteWriter } from '../protocol/wire/writer';
 import { replayChunks, serverChunks, type Chunk } from './replay';
+import { mulberry32 } from '../util/rng';
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Randomness                                                                                        */
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same inputs on every machine. */
 export class Rng {
-  private a: number;
+  private readonly next: () => number;
   constructor(seed: number) {
-    this.a = seed >>> 0;
+    this.next = mulberry32(seed);
   }
 
   /** A uniform 32-bit unsigned integer. */
   u32(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    return this.next();
   }
 
   /** A float in [0, 1). */
