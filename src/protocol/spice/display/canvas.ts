@@ -1,0 +1,931 @@
+/**
+ * The SPICE display channel's software canvas: the raster operations the draw messages apply to a surface
+ * (shared/reference/SPICE.md §4–§5). Semantics follow spice-common's `canvas_base.c` (region, mask and
+ * ROP handling per draw), `sw_canvas.c` (blits, scaling, blending, colour keys) and `pixman_utils.c` /
+ * `rop3.c` (the raster-op kernels), re-derived here on RGBA bytes.
+ *
+ * Pixels are bytes R, G, B, A. Surfaces without alpha (every format but 32_ARGB) always keep A = 255;
+ * 32_ARGB surfaces keep premultiplied alpha, like pixman's a8r8g8b8. A raster op (ROP) is bitwise on the
+ * whole 32-bit pixel, A byte included, exactly as spice-common applies it to the raw pixel word.
+ *
+ * Geometry: the drawing region is `box` ∩ the union of the clip rectangles ∩ the surface
+ * (`canvas_clip_pixman`), then ∩ the mask (`canvas_mask_pixman`). It is decomposed into disjoint,
+ * y-x-banded boxes first, so no pixel is visited twice even when clip rectangles overlap (which matters
+ * for ops that read the destination, XOR for one). Everything outside the surface is dropped silently, as
+ * pixman does. Every index is computed from those clipped boxes, and source and pattern pixels are
+ * fetched only after a range check, so no input can read or write out of bounds.
+ *
+ * Source areas that leave the source image (spice-common `spice_pixman_blit`, which clips the source):
+ * unscaled ops leave the destination pixels without a source pixel untouched; scaled ops sample the image
+ * with pixman's REPEAT_NONE, where outside pixels are transparent black, as `__scale_image` does. Neither
+ * is an error.
+ *
+ * Images: alpha 'none' is read as A = 255, 'premultiplied' as is, 'straight' is premultiplied on the way
+ * in. The common path (DRAW_COPY, OP_PUT, no mask, no scaling) copies image rows as they are, so it
+ * relies on DecodedImage's rule that an image without alpha holds A = 255 (images/common.ts).
+ * Performance: that path and solid OP_PUT fills are row copies and 32-bit fills; everything else is a
+ * plain per-pixel loop (1080p XOR copy ≈ 30 ms, bilinear scale ≈ 120 ms), fine for the rare ops they are.
+ */
+import type { Rect } from '../../../capture/rect';
+import { ProtocolError } from '../../../errors';
+import { BITMAP_FLAG, BITMAP_FMT } from '../images/bitmap';
+import { packRgba, type DecodedImage } from '../images/common';
+import { COMPOSITE_FLAG, IMAGE_TYPE, type CompositeOp, type DisplayBase, type ImageRef, type SpiceRect, type Transform } from './wire';
+
+/** What the canvas draws on: a SPICE surface held as RGBA bytes. */
+export interface CanvasSurface {
+  readonly width: number;
+  readonly height: number;
+  /** Bytes per row (≥ 4 × width). */
+  readonly stride: number;
+  /** Bytes R, G, B, A per pixel. */
+  readonly rgba: Uint8Array;
+  /** 32_ARGB surfaces keep (premultiplied) alpha; every other format keeps A = 255. */
+  readonly hasAlpha: boolean;
+  /** Called with every rectangle the op may have changed (already clipped to the surface). */
+  markDamaged(r: Rect): void;
+}
+
+/** A brush with its pattern image decoded. `color` is the wire value 0xAARRGGBB (A matters on ARGB surfaces only). */
+export type ResolvedBrush = { type: 'none' } | { type: 'solid'; color: number } | { type: 'pattern'; image: DecodedImage; x: number; y: number };
+
+/** A 1-bit mask, one byte per pixel. */
+export interface MaskBits {
+  width: number;
+  height: number;
+  /** One byte per pixel, rows top-down, 0 or 1. */
+  bits: Uint8Array;
+}
+
+/** A QMask with its bitmap unpacked: draw where the bit is 1 (0 when `invert`), at (x, y) of the mask for the box's top-left. */
+export interface ResolvedMask {
+  invert: boolean;
+  x: number;
+  y: number;
+  bits: MaskBits;
+}
+
+/** ROP descriptor bits (spice.proto `ropd`). */
+export const ROPD = {
+  INVERS_SRC: 1, INVERS_BRUSH: 2, INVERS_DEST: 4, OP_PUT: 8, OP_OR: 16, OP_AND: 32, OP_XOR: 64, OP_BLACKNESS: 128,
+  OP_WHITENESS: 256, OP_INVERS: 512, INVERS_RES: 1024,
+} as const;
+
+/**
+ * SpiceROP (spice-common `pixman_utils.h`), X11's GX codes: bit ((!s) << 1 | !d) of the code is the
+ * result for source bit s and destination bit d.
+ */
+export const ROP = {
+  CLEAR: 0, AND: 1, AND_REVERSE: 2, COPY: 3, AND_INVERTED: 4, NOOP: 5, XOR: 6, OR: 7, NOR: 8, EQUIV: 9, INVERT: 10,
+  OR_REVERSE: 11, COPY_INVERTED: 12, OR_INVERTED: 13, NAND: 14, SET: 15,
+} as const;
+
+/** Which operand of a draw plays a role in a ROP descriptor (spice-common `ROPInput`). */
+export type RopInput = 'src' | 'brush' | 'dest';
+
+/** SPICE_IMAGE_SCALE_MODE_NEAREST (0 is INTERPOLATE). */
+const SCALE_NEAREST = 1;
+
+/** pixman_repeat_t. */
+const REPEAT_NONE = 0;
+const REPEAT_NORMAL = 1;
+const REPEAT_PAD = 2;
+
+/** How to read A of a decoded image. */
+const A_NONE = 0;
+const A_PRE = 1;
+const A_STRAIGHT = 2;
+
+function alphaKind(img: DecodedImage): number {
+  return img.alpha === 'none' ? A_NONE : img.alpha === 'premultiplied' ? A_PRE : A_STRAIGHT;
+}
+
+/** a × b / 255, rounded, the way pixman's MUL_UN8 computes it. */
+function mul255(a: number, b: number): number {
+  const t = a * b + 0x80;
+  return ((t >> 8) + t) >> 8;
+}
+
+/** Floor modulo (C's % keeps the sign; tile and repeat offsets must not). */
+function mod(a: number, n: number): number {
+  const r = a % n;
+  return r < 0 ? r + n : r;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ROPs
+
+/**
+ * Maps a ROP descriptor to a SpiceROP exactly as spice-common's `ropd_descriptor_to_rop`: the INVERS_*
+ * bit of whichever operand is the op's source (INVERS_SRC for copies, INVERS_BRUSH for fills) inverts the
+ * source, the one of the op's destination inverts the destination; the first of PUT, OR, AND, XOR sets
+ * the combination and INVERS_RES inverts its result (PUT ignores the destination, so INVERS_DEST does
+ * nothing there); then BLACKNESS, WHITENESS, INVERS (which ignore every inversion bit); nothing → COPY.
+ * spice-common spells out all 24 cases; each is the boolean identity computed here from the truth table.
+ */
+export function ropdToRop(desc: number, srcInput: RopInput, destInput: RopInput): number {
+  const invertBit = (i: RopInput): number => (i === 'src' ? ROPD.INVERS_SRC : i === 'brush' ? ROPD.INVERS_BRUSH : ROPD.INVERS_DEST);
+  let combine: (s: number, d: number) => number;
+  if ((desc & ROPD.OP_PUT) !== 0) combine = (s) => s;
+  else if ((desc & ROPD.OP_OR) !== 0) combine = (s, d) => s | d;
+  else if ((desc & ROPD.OP_AND) !== 0) combine = (s, d) => s & d;
+  else if ((desc & ROPD.OP_XOR) !== 0) combine = (s, d) => s ^ d;
+  else if ((desc & ROPD.OP_BLACKNESS) !== 0) return ROP.CLEAR;
+  else if ((desc & ROPD.OP_WHITENESS) !== 0) return ROP.SET;
+  else if ((desc & ROPD.OP_INVERS) !== 0) return ROP.INVERT;
+  else return ROP.COPY;
+  const invS = (desc & invertBit(srcInput)) !== 0 ? 1 : 0;
+  const invD = (desc & invertBit(destInput)) !== 0 ? 1 : 0;
+  const invR = (desc & ROPD.INVERS_RES) !== 0 ? 1 : 0;
+  let code = 0;
+  for (let s = 0; s < 2; s++) {
+    for (let d = 0; d < 2; d++) {
+      if ((combine(s ^ invS, d ^ invD) ^ invR) !== 0) code |= 1 << (((1 - s) << 1) | (1 - d));
+    }
+  }
+  return code;
+}
+
+/** Applies a SpiceROP to one byte of source and destination (the sum of the code's minterms). */
+function ropByte(code: number, s: number, d: number): number {
+  let r = 0;
+  if ((code & 1) !== 0) r |= s & d;
+  if ((code & 2) !== 0) r |= s & ~d;
+  if ((code & 4) !== 0) r |= ~s & d;
+  if ((code & 8) !== 0) r |= ~s & ~d;
+  return r & 0xff;
+}
+
+/**
+ * Applies a Windows ternary ROP to one byte of pattern, source and destination. Bit (p << 2 | s << 1 | d)
+ * of the code is the result for those input bits: spice-common `rop3.c` checks every handler against the
+ * classic operands P = 0xF0, S = 0xCC, D = 0xAA, which give back the code itself.
+ */
+export function rop3Byte(code: number, p: number, s: number, d: number): number {
+  let r = 0;
+  for (let i = 0; i < 8; i++) {
+    if (((code >> i) & 1) === 0) continue;
+    r |= ((i & 4) !== 0 ? p : ~p) & ((i & 2) !== 0 ? s : ~s) & ((i & 1) !== 0 ? d : ~d);
+  }
+  return r & 0xff;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Geometry: regions, spans, masks
+
+/** A half-open box: x0 ≤ x < x1, y0 ≤ y < y1. */
+interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+function boxOf(r: SpiceRect): Box {
+  return { x0: r.x, y0: r.y, x1: r.x + r.width, y1: r.y + r.height };
+}
+
+function intersect(a: Box, b: Box): Box | null {
+  const x0 = Math.max(a.x0, b.x0);
+  const y0 = Math.max(a.y0, b.y0);
+  const x1 = Math.min(a.x1, b.x1);
+  const y1 = Math.min(a.y1, b.y1);
+  return x0 < x1 && y0 < y1 ? { x0, y0, x1, y1 } : null;
+}
+
+/**
+ * The union of possibly overlapping boxes as disjoint boxes, banded like a pixman region: a sweep over
+ * the distinct y edges merges the x intervals of the boxes active in each band, and a band identical to
+ * the one above it extends that one instead of starting new boxes.
+ */
+function disjointUnion(rs: Box[]): Box[] {
+  if (rs.length <= 1) return rs;
+  const ys = Array.from(new Set(rs.flatMap((r) => [r.y0, r.y1]))).sort((a, b) => a - b);
+  const byTop = rs.slice().sort((a, b) => a.y0 - b.y0);
+  let active: Box[] = [];
+  let next = 0;
+  const out: Box[] = [];
+  let prev: Box[] = [];
+  for (let k = 0; k + 1 < ys.length; k++) {
+    const y0 = ys[k] as number;
+    const y1 = ys[k + 1] as number;
+    while (next < byTop.length && (byTop[next] as Box).y0 <= y0) active.push(byTop[next++] as Box);
+    active = active.filter((r) => r.y1 > y0);
+    if (active.length === 0) {
+      prev = [];
+      continue;
+    }
+    const xs = active.map((r) => [r.x0, r.x1] as const).sort((a, b) => a[0] - b[0]);
+    const merged: [number, number][] = [];
+    for (const [a, b] of xs) {
+      const last = merged[merged.length - 1];
+      if (last !== undefined && a <= last[1]) last[1] = Math.max(last[1], b);
+      else merged.push([a, b]);
+    }
+    const same = prev.length === merged.length && prev.every((p, i) => p.y1 === y0 && p.x0 === merged[i]?.[0] && p.x1 === merged[i]?.[1]);
+    if (same) {
+      for (const p of prev) p.y1 = y1;
+    } else {
+      prev = merged.map(([a, b]) => ({ x0: a, y0, x1: b, y1 }));
+      out.push(...prev);
+    }
+  }
+  return out;
+}
+
+function checkSurface(s: CanvasSurface): void {
+  const ok = Number.isInteger(s.width) && Number.isInteger(s.height) && Number.isInteger(s.stride) && s.width >= 0 && s.height >= 0
+    && s.stride >= s.width * 4 && (s.height === 0 || s.rgba.length >= s.stride * (s.height - 1) + s.width * 4);
+  if (!ok) throw new RangeError(`canvas surface ${s.width}x${s.height} stride ${s.stride} does not fit its ${s.rgba.length} bytes`);
+}
+
+function checkImage(img: DecodedImage, what: string): void {
+  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width < 0 || img.height < 0 || img.rgba.length < img.width * img.height * 4) {
+    throw new ProtocolError('SPICE_BAD_IMAGE', `${what}: ${img.width}x${img.height} image with ${img.rgba.length} bytes`);
+  }
+}
+
+/** The drawing region before the mask: box ∩ surface ∩ ∪clip, as disjoint boxes. */
+function regionOf(s: CanvasSurface, base: DisplayBase): Box[] {
+  checkSurface(s);
+  const b = intersect(boxOf(base.box), { x0: 0, y0: 0, x1: s.width, y1: s.height });
+  if (b === null) return [];
+  if (base.clip.type === 'none') return [b];
+  const rs: Box[] = [];
+  for (const c of base.clip.rects) {
+    const i = intersect(boxOf(c), b);
+    if (i !== null) rs.push(i);
+  }
+  return disjointUnion(rs);
+}
+
+function markBoxes(s: CanvasSurface, boxes: readonly Box[]): void {
+  for (const b of boxes) s.markDamaged({ x: b.x0, y: b.y0, width: b.x1 - b.x0, height: b.y1 - b.y0 });
+}
+
+/**
+ * Calls `fn(y, x0, x1)` for every run of region pixels in a row, left to right, top to bottom. With a
+ * mask, only runs where the mask allows drawing: mask pixel (mask.x + x − box.x, mask.y + y − box.y)
+ * set (clear when inverted). Outside the mask bitmap nothing is drawn, inverted or not: spice-common
+ * inverts the mask region only within the bitmap's bounds (`canvas_mask_pixman`).
+ */
+function forEachSpan(boxes: readonly Box[], mask: ResolvedMask | null, box: SpiceRect, fn: (y: number, x0: number, x1: number) => void): void {
+  if (mask === null) {
+    for (const b of boxes) for (let y = b.y0; y < b.y1; y++) fn(y, b.x0, b.x1);
+    return;
+  }
+  const { width: mw, height: mh, bits } = mask.bits;
+  if (bits.length < mw * mh) throw new ProtocolError('SPICE_BAD_MASK', `mask ${mw}x${mh} with ${bits.length} bytes`);
+  const want = mask.invert ? 0 : 1;
+  const ox = mask.x - box.x; // mask x = surface x + ox
+  const oy = mask.y - box.y;
+  for (const b of boxes) {
+    const xa = Math.max(b.x0, -ox);
+    const xb = Math.min(b.x1, mw - ox);
+    if (xa >= xb) continue;
+    for (let y = b.y0; y < b.y1; y++) {
+      const my = y + oy;
+      if (my < 0 || my >= mh) continue;
+      const row = my * mw + ox;
+      let x = xa;
+      while (x < xb) {
+        while (x < xb && bits[row + x] !== want) x++;
+        const start = x;
+        while (x < xb && bits[row + x] === want) x++;
+        if (x > start) fn(y, start, x);
+      }
+    }
+  }
+}
+
+/**
+ * Unpacks a mask image (a BITMAP in 1BIT_LE or 1BIT_BE, spice-common `canvas_get_bitmap_mask`) to one
+ * byte per pixel, top-down (rows are bottom-up unless the TOP_DOWN flag is set). 1BIT_LE has the leftmost
+ * pixel in the least significant bit, 1BIT_BE in the most significant one; the palette is ignored, a set
+ * bit means "draw". Cached masks (FROM_CACHE) are the caller's to keep. Anything else is SPICE_BAD_MASK.
+ */
+export function maskFromImage(ref: ImageRef): MaskBits {
+  const b = ref.bitmap;
+  if (ref.type !== IMAGE_TYPE.BITMAP || b === undefined) throw new ProtocolError('SPICE_BAD_MASK', `mask: image type ${ref.type} is not a bitmap`);
+  if (b.format !== BITMAP_FMT.ONE_BIT_LE && b.format !== BITMAP_FMT.ONE_BIT_BE) throw new ProtocolError('SPICE_BAD_MASK', `mask: bitmap format ${b.format} is not 1-bit`);
+  const { width, height } = ref;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 0 || height < 0 || width * height > 8192 * 8192) {
+    throw new ProtocolError('SPICE_BAD_MASK', `mask: size ${width}x${height}`);
+  }
+  if (width === 0 || height === 0) return { width, height, bits: new Uint8Array(0) };
+  const rowBytes = (width + 7) >> 3;
+  if (b.stride < rowBytes || b.data.length < b.stride * (height - 1) + rowBytes) {
+    throw new ProtocolError('SPICE_BAD_MASK', `mask: ${width}x${height} with stride ${b.stride} in ${b.data.length} bytes`);
+  }
+  const bits = new Uint8Array(width * height);
+  const topDown = (b.flags & BITMAP_FLAG.TOP_DOWN) !== 0;
+  const msbFirst = b.format === BITMAP_FMT.ONE_BIT_BE;
+  for (let y = 0; y < height; y++) {
+    const src = (topDown ? y : height - 1 - y) * b.stride;
+    const o = y * width;
+    for (let x = 0; x < width; x++) {
+      const byte = b.data[src + (x >> 3)] as number;
+      bits[o + x] = msbFirst ? (byte >> (7 - (x & 7))) & 1 : (byte >> (x & 7)) & 1;
+    }
+  }
+  return { width, height, bits };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sources: images, brushes, samplers
+
+/** Writes the premultiplied RGBA of image pixel byte offset `i` to out[o..o+3]. */
+function loadPixel(src: Uint8Array, i: number, kind: number, out: Uint8Array, o: number): void {
+  if (kind === A_NONE) {
+    out[o] = src[i] as number;
+    out[o + 1] = src[i + 1] as number;
+    out[o + 2] = src[i + 2] as number;
+    out[o + 3] = 255;
+  } else if (kind === A_PRE) {
+    out[o] = src[i] as number;
+    out[o + 1] = src[i + 1] as number;
+    out[o + 2] = src[i + 2] as number;
+    out[o + 3] = src[i + 3] as number;
+  } else {
+    const a = src[i + 3] as number;
+    out[o] = mul255(src[i] as number, a);
+    out[o + 1] = mul255(src[i + 1] as number, a);
+    out[o + 2] = mul255(src[i + 2] as number, a);
+    out[o + 3] = a;
+  }
+}
+
+/** An image sampled through pixman's filters and repeat modes, in 16.16 fixed point. */
+interface Sampler {
+  img: DecodedImage;
+  kind: number;
+  repeat: number;
+  bilinear: boolean;
+}
+
+const texels = new Uint8Array(16);
+
+/** Writes texel (x, y) under the sampler's repeat mode (REPEAT_NONE: transparent outside) to out[o..]. */
+function texel(sp: Sampler, x: number, y: number, out: Uint8Array, o: number): void {
+  const { width: w, height: h } = sp.img;
+  if (sp.repeat !== REPEAT_NONE && w > 0 && h > 0) {
+    if (sp.repeat === REPEAT_NORMAL) {
+      x = mod(x, w);
+      y = mod(y, h);
+    } else if (sp.repeat === REPEAT_PAD) {
+      x = Math.min(w - 1, Math.max(0, x));
+      y = Math.min(h - 1, Math.max(0, y));
+    } else { // REFLECT (pixman: MOD(c, 2·size), mirrored in the upper half)
+      x = mod(x, 2 * w);
+      if (x >= w) x = 2 * w - x - 1;
+      y = mod(y, 2 * h);
+      if (y >= h) y = 2 * h - y - 1;
+    }
+  }
+  if (x < 0 || y < 0 || x >= w || y >= h) {
+    out[o] = out[o + 1] = out[o + 2] = out[o + 3] = 0;
+    return;
+  }
+  loadPixel(sp.img.rgba, (y * w + x) * 4, sp.kind, out, o);
+}
+
+/**
+ * Samples at the 16.16 point (fx, fy) (already the transformed pixel centre). NEAREST takes the pixel
+ * containing the point minus pixman_fixed_e; BILINEAR weighs the four neighbours of the point minus half a
+ * pixel with pixman's 7-bit weights and truncating sum (`bilinear_interpolation`).
+ */
+function sample(sp: Sampler, fx: number, fy: number, out: Uint8Array, o: number): void {
+  if (!sp.bilinear) {
+    texel(sp, Math.floor((fx - 1) / 65536), Math.floor((fy - 1) / 65536), out, o);
+    return;
+  }
+  const x = fx - 0x8000;
+  const y = fy - 0x8000;
+  const x1 = Math.floor(x / 65536);
+  const y1 = Math.floor(y / 65536);
+  const dx = Math.floor((x - x1 * 65536) / 512) << 1; // 7 bits of weight scaled to 8
+  const dy = Math.floor((y - y1 * 65536) / 512) << 1;
+  texel(sp, x1, y1, texels, 0);
+  texel(sp, x1 + 1, y1, texels, 4);
+  texel(sp, x1, y1 + 1, texels, 8);
+  texel(sp, x1 + 1, y1 + 1, texels, 12);
+  const wbr = dx * dy;
+  const wtr = dx * (256 - dy);
+  const wbl = (256 - dx) * dy;
+  const wtl = (256 - dx) * (256 - dy);
+  for (let c = 0; c < 4; c++) {
+    out[o + c] = ((texels[c] as number) * wtl + (texels[4 + c] as number) * wtr + (texels[8 + c] as number) * wbl + (texels[12 + c] as number) * wbr) >> 16;
+  }
+}
+
+/**
+ * How the destination box reads the source: unscaled (source pixel = destination pixel + d) or scaled to
+ * the box the way `__scale_image` sets pixman up: scale factor fs = ⌊srcSize · 65536 / boxSize⌋, then for
+ * box column i the sample point is fs·i + ⌊(fs + 1) / 2⌋ + srcArea.x · 65536 (pixman's transform of the
+ * pixel centre i + ½, rounded as `pixman_transform_point_31_16_affine` rounds).
+ */
+interface SourceMap {
+  img: DecodedImage;
+  kind: number;
+  scaled: boolean;
+  dx: number;
+  dy: number;
+  sampler: Sampler;
+  fsx: number;
+  fsy: number;
+  ox: number;
+  oy: number;
+  bx: number;
+  by: number;
+}
+
+function sourceMap(img: DecodedImage, srcArea: SpiceRect, box: SpiceRect, bilinear: boolean): SourceMap {
+  checkImage(img, 'draw source');
+  const kind = alphaKind(img);
+  const scaled = srcArea.width !== box.width || srcArea.height !== box.height;
+  const fsx = box.width > 0 ? Math.floor((srcArea.width * 65536) / box.width) : 0;
+  const fsy = box.height > 0 ? Math.floor((srcArea.height * 65536) / box.height) : 0;
+  return {
+    img, kind, scaled, dx: srcArea.x - box.x, dy: srcArea.y - box.y,
+    sampler: { img, kind, repeat: REPEAT_NONE, bilinear },
+    fsx, fsy, ox: Math.floor((fsx + 1) / 2) + srcArea.x * 65536, oy: Math.floor((fsy + 1) / 2) + srcArea.y * 65536,
+    bx: box.x, by: box.y,
+  };
+}
+
+/** The part of a span that has source pixels: [a, b). */
+interface Range {
+  a: number;
+  b: number;
+}
+
+/**
+ * Fetches the premultiplied source pixels of row y, columns x0..x1, into buf[(x − x0) · 4]. Unscaled, only
+ * the columns whose source pixel exists are fetched and `r` narrows to them (the rest stays untouched,
+ * like `spice_pixman_blit`'s source clipping); scaled, every column gets a sample.
+ */
+function fetchSpan(m: SourceMap, y: number, x0: number, x1: number, buf: Uint8Array, r: Range): void {
+  const { img } = m;
+  if (!m.scaled) {
+    const sy = y + m.dy;
+    r.a = Math.max(x0, -m.dx);
+    r.b = Math.min(x1, img.width - m.dx);
+    if (sy < 0 || sy >= img.height || r.a >= r.b) {
+      r.a = r.b = x0;
+      return;
+    }
+    const row = sy * img.width + m.dx;
+    for (let x = r.a; x < r.b; x++) loadPixel(img.rgba, (row + x) * 4, m.kind, buf, (x - x0) * 4);
+    return;
+  }
+  r.a = x0;
+  r.b = x1;
+  const fy = m.fsy * (y - m.by) + m.oy;
+  for (let x = x0; x < x1; x++) sample(m.sampler, m.fsx * (x - m.bx) + m.ox, fy, buf, (x - x0) * 4);
+}
+
+/** A brush ready to produce a pixel per surface position. */
+interface BrushSource {
+  solid: Uint8Array | null;
+  pattern: { img: DecodedImage; kind: number; x: number; y: number } | null;
+}
+
+function brushSource(brush: ResolvedBrush): BrushSource {
+  if (brush.type === 'pattern') {
+    checkImage(brush.image, 'brush pattern');
+    if (brush.image.width === 0 || brush.image.height === 0) throw new ProtocolError('SPICE_BAD_BRUSH', 'brush pattern: empty image');
+    return { solid: null, pattern: { img: brush.image, kind: alphaKind(brush.image), x: brush.x, y: brush.y } };
+  }
+  // Brush NONE still draws with colour 0: the ROP may not need the brush at all (spice-common `draw_brush`).
+  const c = brush.type === 'solid' ? brush.color >>> 0 : 0;
+  return { solid: Uint8Array.of((c >>> 16) & 0xff, (c >>> 8) & 0xff, c & 0xff, c >>> 24), pattern: null };
+}
+
+/**
+ * Writes the brush pixel for surface position (x, y) to out[o..]. Patterns tile from their origin in
+ * surface coordinates: pattern pixel ((x − pos.x) mod w, (y − pos.y) mod h), as `spice_pixman_tile_rect`.
+ */
+function brushPixel(b: BrushSource, x: number, y: number, out: Uint8Array, o: number): void {
+  if (b.solid !== null) {
+    out[o] = b.solid[0] as number;
+    out[o + 1] = b.solid[1] as number;
+    out[o + 2] = b.solid[2] as number;
+    out[o + 3] = b.solid[3] as number;
+    return;
+  }
+  const p = b.pattern;
+  if (p === null) return;
+  const tx = mod(x - p.x, p.img.width);
+  const ty = mod(y - p.y, p.img.height);
+  loadPixel(p.img.rgba, (ty * p.img.width + tx) * 4, p.kind, out, o);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Kernels
+
+/** A Uint32Array view of the surface when its bytes are 4-aligned (they are for every surface we make). */
+function words(s: CanvasSurface): Uint32Array | null {
+  if (s.rgba.byteOffset % 4 !== 0 || s.stride % 4 !== 0) return null;
+  return new Uint32Array(s.rgba.buffer, s.rgba.byteOffset, s.rgba.byteLength >> 2);
+}
+
+/** Fills the region with the brush under a SpiceROP (spice-common `draw_brush`). */
+function paintBrush(s: CanvasSurface, boxes: readonly Box[], mask: ResolvedMask | null, box: SpiceRect, brush: ResolvedBrush, code: number): void {
+  const bs = brushSource(brush);
+  const d = s.rgba;
+  const stride = s.stride;
+  const opaque = !s.hasAlpha;
+  if (bs.solid !== null && code === ROP.COPY && mask === null) {
+    // The common case, a solid fill (`spice_pixman_fill_rect`): one 32-bit value per pixel.
+    const c = bs.solid;
+    const r = c[0] as number;
+    const g = c[1] as number;
+    const b = c[2] as number;
+    const alpha = opaque ? 255 : (c[3] as number);
+    const w32 = words(s);
+    for (const bx of boxes) {
+      for (let y = bx.y0; y < bx.y1; y++) {
+        if (w32 !== null) {
+          const o = (y * stride) >> 2;
+          w32.fill(packRgba(r, g, b, alpha), o + bx.x0, o + bx.x1);
+        } else {
+          for (let x = bx.x0, o = y * stride + x * 4; x < bx.x1; x++, o += 4) {
+            d[o] = r;
+            d[o + 1] = g;
+            d[o + 2] = b;
+            d[o + 3] = alpha;
+          }
+        }
+      }
+    }
+    return;
+  }
+  const px = new Uint8Array(4);
+  forEachSpan(boxes, mask, box, (y, x0, x1) => {
+    for (let x = x0, o = y * stride + x0 * 4; x < x1; x++, o += 4) {
+      brushPixel(bs, x, y, px, 0);
+      d[o] = ropByte(code, px[0] as number, d[o] as number);
+      d[o + 1] = ropByte(code, px[1] as number, d[o + 1] as number);
+      d[o + 2] = ropByte(code, px[2] as number, d[o + 2] as number);
+      d[o + 3] = opaque ? 255 : ropByte(code, px[3] as number, d[o + 3] as number);
+    }
+  });
+}
+
+/** Copies the source into the region under a SpiceROP (`__blit_image(_rop)`, `__scale_image(_rop)`). */
+function blit(s: CanvasSurface, boxes: readonly Box[], mask: ResolvedMask | null, box: SpiceRect, src: DecodedImage, srcArea: SpiceRect, code: number, scaleMode: number): void {
+  const m = sourceMap(src, srcArea, box, scaleMode !== SCALE_NEAREST);
+  const d = s.rgba;
+  const stride = s.stride;
+  const opaque = !s.hasAlpha;
+  if (!m.scaled && code === ROP.COPY && mask === null && (m.kind === A_NONE || (m.kind === A_PRE && !opaque))) {
+    // The common case (DRAW_COPY, OP_PUT, no mask, no scaling): straight row copies. A is already right:
+    // 255 for images without alpha, premultiplied alpha for an ARGB surface.
+    for (const b of boxes) {
+      const xa = Math.max(b.x0, -m.dx);
+      const xb = Math.min(b.x1, src.width - m.dx);
+      if (xa >= xb) continue;
+      const ya = Math.max(b.y0, -m.dy);
+      const yb = Math.min(b.y1, src.height - m.dy);
+      for (let y = ya; y < yb; y++) {
+        const so = ((y + m.dy) * src.width + xa + m.dx) * 4;
+        d.set(src.rgba.subarray(so, so + (xb - xa) * 4), y * stride + xa * 4);
+      }
+    }
+    return;
+  }
+  const buf = new Uint8Array(Math.min(box.width, s.width) * 4); // the longest span the region can have
+  const r: Range = { a: 0, b: 0 };
+  forEachSpan(boxes, mask, box, (y, x0, x1) => {
+    fetchSpan(m, y, x0, x1, buf, r);
+    for (let x = r.a, o = y * stride + x * 4, i = (x - x0) * 4; x < r.b; x++, o += 4, i += 4) {
+      d[o] = ropByte(code, buf[i] as number, d[o] as number);
+      d[o + 1] = ropByte(code, buf[i + 1] as number, d[o + 1] as number);
+      d[o + 2] = ropByte(code, buf[i + 2] as number, d[o + 2] as number);
+      d[o + 3] = opaque ? 255 : ropByte(code, buf[i + 3] as number, d[o + 3] as number);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Draw operations
+
+/** DRAW_FILL: the brush combined with the destination by the ROP descriptor (brush = source operand). */
+export function drawFill(s: CanvasSurface, base: DisplayBase, brush: ResolvedBrush, rop: number, mask: ResolvedMask | null): void {
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return;
+  paintBrush(s, boxes, mask, base.box, brush, ropdToRop(rop, 'brush', 'dest'));
+  markBoxes(s, boxes);
+}
+
+/**
+ * DRAW_COPY: srcArea of the image onto the box, combined by the ROP descriptor (image = source operand).
+ * Same sizes copy pixel (x, y) of the box from (srcArea.x + x − box.x, srcArea.y + y − box.y); different
+ * sizes scale, NEAREST (scaleMode 1) or bilinear (0, pixman's FILTER_GOOD; any other value too).
+ */
+export function drawCopy(s: CanvasSurface, base: DisplayBase, src: DecodedImage, srcArea: SpiceRect, rop: number, scaleMode: number, mask: ResolvedMask | null): void {
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return;
+  blit(s, boxes, mask, base.box, src, srcArea, ropdToRop(rop, 'src', 'dest'), scaleMode);
+  markBoxes(s, boxes);
+}
+
+/** DRAW_BLEND: spice-common draws it exactly as DRAW_COPY (`ops->draw_blend = canvas_draw_copy`). */
+export function drawBlend(s: CanvasSurface, base: DisplayBase, src: DecodedImage, srcArea: SpiceRect, rop: number, scaleMode: number, mask: ResolvedMask | null): void {
+  drawCopy(s, base, src, srcArea, rop, scaleMode, mask);
+}
+
+/**
+ * DRAW_OPAQUE (`canvas_draw_opaque`): the source is copied into the region, then the brush is combined
+ * with that result by the ROP descriptor, where the brush is the source operand (INVERS_BRUSH) and the
+ * copied image the destination operand (INVERS_SRC).
+ */
+export function drawOpaque(s: CanvasSurface, base: DisplayBase, src: DecodedImage, srcArea: SpiceRect, brush: ResolvedBrush, rop: number, scaleMode: number, mask: ResolvedMask | null): void {
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return;
+  blit(s, boxes, mask, base.box, src, srcArea, ROP.COPY, scaleMode);
+  paintBrush(s, boxes, mask, base.box, brush, ropdToRop(rop, 'brush', 'src'));
+  markBoxes(s, boxes);
+}
+
+/** DRAW_BLACKNESS: the region becomes 0x00000000 (transparent black on an ARGB surface). */
+export function drawBlackness(s: CanvasSurface, base: DisplayBase, mask: ResolvedMask | null): void {
+  solidOp(s, base, mask, ROP.CLEAR);
+}
+
+/** DRAW_WHITENESS: the region becomes 0xFFFFFFFF. */
+export function drawWhiteness(s: CanvasSurface, base: DisplayBase, mask: ResolvedMask | null): void {
+  solidOp(s, base, mask, ROP.SET);
+}
+
+/** DRAW_INVERS: every bit of the region is inverted (A too on an ARGB surface). */
+export function drawInvers(s: CanvasSurface, base: DisplayBase, mask: ResolvedMask | null): void {
+  solidOp(s, base, mask, ROP.INVERT);
+}
+
+function solidOp(s: CanvasSurface, base: DisplayBase, mask: ResolvedMask | null, code: number): void {
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return;
+  paintBrush(s, boxes, mask, base.box, { type: 'none' }, code);
+  markBoxes(s, boxes);
+}
+
+/**
+ * DRAW_ROP3 (`canvas_draw_rop3`): each bit of the result is the ternary ROP code's bit for the pattern
+ * (brush), source and destination bits. The pattern tiles from its origin in surface coordinates, as for
+ * fills; a NONE brush counts as colour 0. Where the source area leaves the image, spice-common refuses
+ * the whole draw with spice_critical ("bad src bitmap size"); we leave just those pixels untouched,
+ * as the other unscaled ops do.
+ */
+export function drawRop3(s: CanvasSurface, base: DisplayBase, src: DecodedImage, srcArea: SpiceRect, brush: ResolvedBrush, rop3: number, scaleMode: number, mask: ResolvedMask | null): void {
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return;
+  const m = sourceMap(src, srcArea, base.box, scaleMode !== SCALE_NEAREST);
+  const bs = brushSource(brush);
+  const d = s.rgba;
+  const stride = s.stride;
+  const opaque = !s.hasAlpha;
+  const buf = new Uint8Array(Math.min(base.box.width, s.width) * 4);
+  const px = new Uint8Array(4);
+  const r: Range = { a: 0, b: 0 };
+  const code = rop3 & 0xff;
+  forEachSpan(boxes, mask, base.box, (y, x0, x1) => {
+    fetchSpan(m, y, x0, x1, buf, r);
+    for (let x = r.a, o = y * stride + x * 4, i = (x - x0) * 4; x < r.b; x++, o += 4, i += 4) {
+      brushPixel(bs, x, y, px, 0);
+      d[o] = rop3Byte(code, px[0] as number, buf[i] as number, d[o] as number);
+      d[o + 1] = rop3Byte(code, px[1] as number, buf[i + 1] as number, d[o + 1] as number);
+      d[o + 2] = rop3Byte(code, px[2] as number, buf[i + 2] as number, d[o + 2] as number);
+      d[o + 3] = opaque ? 255 : rop3Byte(code, px[3] as number, buf[i + 3] as number, d[o + 3] as number);
+    }
+  });
+  markBoxes(s, boxes);
+}
+
+/**
+ * DRAW_TRANSPARENT (`canvas_draw_transparent`): source pixels are copied except those whose RGB equals
+ * the key. spice-common keys on `true_color` (the 32-bit xRGB form of the key), not on `src_color` (the
+ * key in the source's own format), and compares the low 24 bits only (`spice_pixman_blit_colorkey`); we
+ * do the same, on the premultiplied pixel as pixman stores it. Scaling is always NEAREST
+ * (`__colorkey_scale_image`). No mask.
+ */
+export function drawTransparent(s: CanvasSurface, base: DisplayBase, src: DecodedImage, srcArea: SpiceRect, _srcColor: number, trueColor: number): void {
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return;
+  const m = sourceMap(src, srcArea, base.box, false);
+  const key = trueColor & 0xffffff;
+  const d = s.rgba;
+  const stride = s.stride;
+  const opaque = !s.hasAlpha;
+  const buf = new Uint8Array(Math.min(base.box.width, s.width) * 4);
+  const r: Range = { a: 0, b: 0 };
+  forEachSpan(boxes, null, base.box, (y, x0, x1) => {
+    fetchSpan(m, y, x0, x1, buf, r);
+    for (let x = r.a, o = y * stride + x * 4, i = (x - x0) * 4; x < r.b; x++, o += 4, i += 4) {
+      const rgb = ((buf[i] as number) << 16) | ((buf[i + 1] as number) << 8) | (buf[i + 2] as number);
+      if (rgb === key) continue;
+      d[o] = buf[i] as number;
+      d[o + 1] = buf[i + 1] as number;
+      d[o + 2] = buf[i + 2] as number;
+      d[o + 3] = opaque ? 255 : (buf[i + 3] as number);
+    }
+  });
+  markBoxes(s, boxes);
+}
+
+/**
+ * DRAW_ALPHA_BLEND (`canvas_draw_alpha_blend`, `__blend_image`): premultiplied source OVER destination,
+ * with the global alpha as a constant mask when it is not 255: s' = s·α/255 per channel (A included), then
+ * d = s' + d·(255 − s'.A)/255, each product rounded like pixman's MUL_UN8 ((t + (t >> 8)) >> 8 with
+ * t = x·a + 128), the sum saturated. Alpha 0 draws nothing. Scaling is always NEAREST, as in
+ * spice-common. The flags change nothing here: SRC_SURFACE_HAS_ALPHA lets spice-common read the top byte
+ * of an xRGB *surface* as alpha, and DEST_HAS_ALPHA does the same for the destination, but our xRGB
+ * surfaces hold A = 255 in that byte, so the source's own alpha kind decides and an xRGB destination
+ * stays opaque.
+ */
+export function drawAlphaBlend(s: CanvasSurface, base: DisplayBase, src: DecodedImage, srcArea: SpiceRect, _alphaFlags: number, alpha: number): void {
+  const ga = alpha & 0xff;
+  if (ga === 0) return;
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return;
+  const m = sourceMap(src, srcArea, base.box, false);
+  const d = s.rgba;
+  const stride = s.stride;
+  const opaque = !s.hasAlpha;
+  const buf = new Uint8Array(Math.min(base.box.width, s.width) * 4);
+  const r: Range = { a: 0, b: 0 };
+  forEachSpan(boxes, null, base.box, (y, x0, x1) => {
+    fetchSpan(m, y, x0, x1, buf, r);
+    for (let x = r.a, o = y * stride + x * 4, i = (x - x0) * 4; x < r.b; x++, o += 4, i += 4) {
+      let sr = buf[i] as number;
+      let sg = buf[i + 1] as number;
+      let sb = buf[i + 2] as number;
+      let sa = buf[i + 3] as number;
+      if (ga !== 255) {
+        sr = mul255(sr, ga);
+        sg = mul255(sg, ga);
+        sb = mul255(sb, ga);
+        sa = mul255(sa, ga);
+      }
+      const ia = 255 - sa;
+      d[o] = Math.min(255, sr + mul255(d[o] as number, ia));
+      d[o + 1] = Math.min(255, sg + mul255(d[o + 1] as number, ia));
+      d[o + 2] = Math.min(255, sb + mul255(d[o + 2] as number, ia));
+      d[o + 3] = opaque ? 255 : Math.min(255, sa + mul255(d[o + 3] as number, ia));
+    }
+  });
+  markBoxes(s, boxes);
+}
+
+/** pixman_filter_t values we can evaluate: FAST and NEAREST sample nearest; GOOD, BEST, BILINEAR bilinear. */
+function filterKind(f: number): 'nearest' | 'bilinear' | null {
+  if (f === 0 || f === 3) return 'nearest';
+  if (f === 1 || f === 2 || f === 4) return 'bilinear';
+  return null;
+}
+
+/** Highest pixman_op_t we implement: the Porter-Duff operators CLEAR (0) .. ADD (12). */
+const MAX_COMPOSITE_OP = 12;
+
+const pt = { x: 0, y: 0 };
+
+/** The 16.16 point a transform maps (vx, vy) to, computed like `pixman_transform_point_31_16_affine`. */
+function transformPoint(t: Transform, vx: number, vy: number): void {
+  const hx = Math.floor(vx / 65536);
+  const lx = vx - hx * 65536;
+  const hy = Math.floor(vy / 65536);
+  const ly = vy - hy * 65536;
+  pt.x = t[0] * hx + t[1] * hy + t[2] + Math.floor((t[0] * lx + t[1] * ly + 0x8000) / 65536);
+  pt.y = t[3] * hx + t[4] * hy + t[5] + Math.floor((t[3] * lx + t[4] * ly + 0x8000) / 65536);
+}
+
+/**
+ * DRAW_COMPOSITE (`canvas_draw_composite`): pixman_image_composite32(op, src, mask, dest) over the box,
+ * written back to the clipped region. Box pixel (i, j) samples the source at the centre of
+ * (srcOrigin.x + i, srcOrigin.y + j) mapped through the source transform, the mask likewise, with
+ * pixman's filters (FAST/NEAREST, GOOD/BEST/BILINEAR) and repeat modes (NONE, NORMAL, PAD, REFLECT).
+ * Then source IN mask.alpha, and the Porter-Duff operator: result = s·Fa + d·Fb per channel. SOURCE_OPAQUE,
+ * MASK_OPAQUE and DEST_OPAQUE read that image's alpha as 255 (spice.proto's meaning; spice-common honours
+ * only SOURCE_OPAQUE, and only for surface sources). Returns false, drawing nothing, for what we do not
+ * implement: component alpha, operators past ADD (SATURATE, the disjoint/conjoint and blend-mode ones),
+ * convolution filters.
+ */
+export function drawComposite(s: CanvasSurface, base: DisplayBase, op: CompositeOp, src: DecodedImage, mask: DecodedImage | null): boolean {
+  if (op.componentAlpha || op.op > MAX_COMPOSITE_OP) return false;
+  const srcFilter = filterKind(op.srcFilter);
+  const maskFilter = filterKind(op.maskFilter);
+  if (srcFilter === null || (mask !== null && maskFilter === null)) return false;
+  checkImage(src, 'composite source');
+  if (mask !== null) checkImage(mask, 'composite mask');
+  const boxes = regionOf(s, base);
+  if (boxes.length === 0) return true;
+  const ss: Sampler = { img: src, kind: (op.flags & COMPOSITE_FLAG.SOURCE_OPAQUE) !== 0 ? A_NONE : alphaKind(src), repeat: op.srcRepeat, bilinear: srcFilter === 'bilinear' };
+  const ms: Sampler | null = mask === null ? null
+    : { img: mask, kind: (op.flags & COMPOSITE_FLAG.MASK_OPAQUE) !== 0 ? A_NONE : alphaKind(mask), repeat: op.maskRepeat, bilinear: maskFilter === 'bilinear' };
+  const destOpaque = !s.hasAlpha || (op.flags & COMPOSITE_FLAG.DEST_OPAQUE) !== 0;
+  const d = s.rgba;
+  const stride = s.stride;
+  const sp = new Uint8Array(4);
+  const mp = new Uint8Array(4);
+  const { x: bx, y: by } = base.box;
+  const pdOp = op.op;
+  forEachSpan(boxes, null, base.box, (y, x0, x1) => {
+    for (let x = x0, o = y * stride + x0 * 4; x < x1; x++, o += 4) {
+      const vx = (op.srcOrigin.x + x - bx) * 65536 + 0x8000;
+      const vy = (op.srcOrigin.y + y - by) * 65536 + 0x8000;
+      if (op.srcTransform !== null) {
+        transformPoint(op.srcTransform, vx, vy);
+        sample(ss, pt.x, pt.y, sp, 0);
+      } else {
+        sample(ss, vx, vy, sp, 0);
+      }
+      if (ms !== null) {
+        const mx = (op.maskOrigin.x + x - bx) * 65536 + 0x8000;
+        const my = (op.maskOrigin.y + y - by) * 65536 + 0x8000;
+        if (op.maskTransform !== null) {
+          transformPoint(op.maskTransform, mx, my);
+          sample(ms, pt.x, pt.y, mp, 0);
+        } else {
+          sample(ms, mx, my, mp, 0);
+        }
+        const ma = mp[3] as number;
+        for (let c = 0; c < 4; c++) sp[c] = mul255(sp[c] as number, ma);
+      }
+      const sa = sp[3] as number;
+      const da = destOpaque ? 255 : (d[o + 3] as number);
+      let fa: number;
+      let fb: number;
+      switch (pdOp) {
+        case 0: fa = 0; fb = 0; break; // CLEAR
+        case 1: fa = 255; fb = 0; break; // SRC
+        case 2: fa = 0; fb = 255; break; // DST
+        case 3: fa = 255; fb = 255 - sa; break; // OVER
+        case 4: fa = 255 - da; fb = 255; break; // OVER_REVERSE
+        case 5: fa = da; fb = 0; break; // IN
+        case 6: fa = 0; fb = sa; break; // IN_REVERSE
+        case 7: fa = 255 - da; fb = 0; break; // OUT
+        case 8: fa = 0; fb = 255 - sa; break; // OUT_REVERSE
+        case 9: fa = da; fb = 255 - sa; break; // ATOP
+        case 10: fa = 255 - da; fb = sa; break; // ATOP_REVERSE
+        case 11: fa = 255 - da; fb = 255 - sa; break; // XOR
+        default: fa = 255; fb = 255; // ADD
+      }
+      for (let c = 0; c < 3; c++) d[o + c] = Math.min(255, mul255(sp[c] as number, fa) + mul255(d[o + c] as number, fb));
+      d[o + 3] = s.hasAlpha ? Math.min(255, mul255(sa, fa) + mul255(da, fb)) : 255;
+    }
+  });
+  markBoxes(s, boxes);
+  return true;
+}
+
+/**
+ * COPY_BITS (`canvas_copy_bits`): the box-sized area at (srcX, srcY) of the same surface moves to the box,
+ * within the clip, with memmove semantics (every source pixel is read before any is overwritten).
+ * Destination pixels whose source lies outside the surface are left alone, as spice-common clips the
+ * region to them.
+ */
+export function copyBits(s: CanvasSurface, base: DisplayBase, srcX: number, srcY: number): void {
+  const dx = base.box.x - srcX;
+  const dy = base.box.y - srcY;
+  if (dx === 0 && dy === 0) return;
+  const valid: Box = { x0: dx, y0: dy, x1: dx + s.width, y1: dy + s.height };
+  const boxes: Box[] = [];
+  for (const b of regionOf(s, base)) {
+    const i = intersect(b, valid);
+    if (i !== null) boxes.push(i);
+  }
+  if (boxes.length === 0) return;
+  const d = s.rgba;
+  const stride = s.stride;
+  const only = boxes.length === 1 ? boxes[0] : undefined;
+  if (only !== undefined) {
+    // One rectangle: copy rows in the order that never reads a row already written; copyWithin handles
+    // the overlap inside a row.
+    const n = (only.x1 - only.x0) * 4;
+    const rows = only.y1 - only.y0;
+    for (let k = 0; k < rows; k++) {
+      const y = dy > 0 ? only.y1 - 1 - k : only.y0 + k;
+      const from = (y - dy) * stride + (only.x0 - dx) * 4;
+      d.copyWithin(y * stride + only.x0 * 4, from, from + n);
+    }
+  } else {
+    // Several rectangles may read what another one writes: take a snapshot of the source bounds first.
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const b of boxes) {
+      x0 = Math.min(x0, b.x0 - dx);
+      y0 = Math.min(y0, b.y0 - dy);
+      x1 = Math.max(x1, b.x1 - dx);
+      y1 = Math.max(y1, b.y1 - dy);
+    }
+    const w = (x1 - x0) * 4;
+    const snap = new Uint8Array(w * (y1 - y0));
+    for (let y = y0; y < y1; y++) snap.set(d.subarray(y * stride + x0 * 4, y * stride + x1 * 4), (y - y0) * w);
+    for (const b of boxes) {
+      for (let y = b.y0; y < b.y1; y++) {
+        const from = (y - dy - y0) * w + (b.x0 - dx - x0) * 4;
+        d.set(snap.subarray(from, from + (b.x1 - b.x0) * 4), y * stride + b.x0 * 4);
+      }
+    }
+  }
+  markBoxes(s, boxes);
+}
