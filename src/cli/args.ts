@@ -24,6 +24,8 @@ export interface RecordArgs {
   vncEncodings: string | null;
   /** `--lossy-quality N` (0..9) turns Tight JPEG on; null keeps recordings lossless. */
   lossyQuality: number | null;
+  /** `--prefer-compression NAME` (SPICE): ask the server for one image compression; null lets it choose. */
+  preferCompression: string | null;
   /** `--raw`: also write DIR/session.deskcap, every byte of the session for replay. */
   raw: boolean;
 }
@@ -40,6 +42,9 @@ Usage:
 Sources:
   vnc://[user@]host[:port]                   a VNC server; port < 100 is a display number (host:1 = 5901),
                                              default 5900; the user name is only for VeNCrypt Plain
+  spice://host[:port][?tls-port=N]           a SPICE server (QEMU -spice port=N); default port 5900; with
+                                             tls-port, channels the server keeps to TLS are reopened there
+  spice+tls://host[:tls-port]                a SPICE server's TLS port (check it with --tls-ca FILE)
   test://desktop?size=WxH[&fps=N][&seed=N]   a synthetic desktop (typing, scrolling, pointer, workspace switches)
 
 Options:
@@ -56,13 +61,15 @@ Options:
   --bitrate BPS            target bitrate in bits per second instead of a constant quantiser
   --cursor composite|none  draw the remote pointer into the frames (default composite)
   --speed realtime|max     test:// only: render in real time (default) or as fast as the pipeline goes
-  --password-file FILE     the server password is the first line of FILE (or set DESKREC_VNC_PASSWORD);
-                           never on the command line
-  --tls-ca FILE            verify the server's TLS certificate against this CA (VeNCrypt X509*)
+  --password-file FILE     the server password is the first line of FILE (or set DESKREC_VNC_PASSWORD,
+                           DESKREC_SPICE_PASSWORD); never on the command line
+  --tls-ca FILE            verify the server's TLS certificate against this CA (VeNCrypt X509*, SPICE TLS)
   --tls-insecure           do not verify the server's TLS certificate (off by default)
   --vnc-encodings LIST     VNC encodings to announce, in order (tight,zrle,hextile,zlib,trle,rre,corre,
                            copyrect,tightpng,raw); default: all, best first
   --lossy-quality N        allow Tight JPEG at quality 0..9 (recordings are lossless by default)
+  --prefer-compression C   SPICE: ask the server for off|auto_glz|auto_lz|quic|glz|lz|lz4 images
+                           (default: whatever the server is configured to send)
   --raw                    also write DIR/session.deskcap: every byte of the session (credentials
                            zeroed), for 'deskrec replay' and 'deskrec inspect'
   --quiet                  no status line
@@ -112,6 +119,7 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
         'lossy-quality': { type: 'string' },
         password: { type: 'string' },
         raw: { type: 'boolean' },
+        'prefer-compression': { type: 'string' },
       },
     });
   } catch (err) {
@@ -119,7 +127,7 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
   }
   const { values: v, positionals } = parsed;
   if (v.password !== undefined) {
-    throw new UsageError('SECRET_IN_ARGV', 'never pass a password on the command line: use --password-file FILE or DESKREC_VNC_PASSWORD');
+    throw new UsageError('SECRET_IN_ARGV', 'never pass a password on the command line: use --password-file FILE or DESKREC_VNC_PASSWORD / DESKREC_SPICE_PASSWORD');
   }
   if (positionals.length !== 1 || positionals[0] === undefined) {
     throw new UsageError('BAD_ARGUMENT', positionals.length === 0 ? 'record needs a URL (see deskrec --help)' : `record takes one URL, got ${positionals.length}`);
@@ -150,6 +158,8 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
     tlsInsecure: v['tls-insecure'] ?? false,
     vncEncodings: v['vnc-encodings'] ?? null,
     lossyQuality: v['lossy-quality'] === undefined ? null : num('lossy-quality', v['lossy-quality'], 0, 0, 9, true),
+    preferCompression: v['prefer-compression'] === undefined ? null
+      : oneOf('prefer-compression', v['prefer-compression'], ['off', 'auto_glz', 'auto_lz', 'quic', 'glz', 'lz', 'lz4'] as const, 'auto_glz'),
     raw: v.raw ?? false,
   };
 }

@@ -4,6 +4,8 @@ import { parseTestUrl, SyntheticSource } from '../capture/synthetic';
 import type { FrameSource } from '../capture/source';
 import { UsageError } from '../errors';
 import { parseEncodingList, parseVncUrl, VncSource } from '../protocol/rfb/source';
+import { IMAGE_COMPRESSION } from '../protocol/spice/constants';
+import { parseSpiceUrl, SpiceSource } from '../protocol/spice/source';
 import type { RecordArgs } from './args';
 
 /**
@@ -39,7 +41,7 @@ export function openSource(args: RecordArgs): FrameSource {
   try {
     url = new URL(args.url);
   } catch {
-    throw new UsageError('BAD_URL', `'${args.url}' is not a URL (try vnc://host:1 or test://desktop?size=1920x1080)`);
+    throw new UsageError('BAD_URL', `'${args.url}' is not a URL (try vnc://host:1, spice://host:5900 or test://desktop?size=1920x1080)`);
   }
   switch (url.protocol) {
     case 'test:':
@@ -55,8 +57,14 @@ export function openSource(args: RecordArgs): FrameSource {
       });
     case 'spice:':
     case 'spice+tls:':
-      throw new UsageError('UNSUPPORTED_SCHEME', `${url.protocol.slice(0, -1)}:// recording is not available in this version yet`);
+      return new SpiceSource(parseSpiceUrl(url), {
+        password: readPassword(args.passwordFile, 'DESKREC_SPICE_PASSWORD'),
+        preferCompression: args.preferCompression === null ? null : IMAGE_COMPRESSION[args.preferCompression] ?? null,
+        tlsCa: readCa(args.tlsCa),
+        tlsInsecure: args.tlsInsecure,
+        taps: [],
+      });
     default:
-      throw new UsageError('UNKNOWN_SCHEME', `unknown URL scheme '${url.protocol.slice(0, -1)}' (supported: vnc, test)`);
+      throw new UsageError('UNKNOWN_SCHEME', `unknown URL scheme '${url.protocol.slice(0, -1)}' (supported: vnc, spice, spice+tls, test)`);
   }
 }

@@ -11,6 +11,8 @@ export type Direction = 'in' | 'out';
 /** Observes every chunk a transport carries (capture files hook in here). */
 export interface TransportTap {
   chunk(stream: number, dir: Direction, data: Uint8Array, t_us: number): void;
+  /** A stream was opened (SPICE opens one per channel); `info` says what it carries. */
+  opened?(stream: number, info: Record<string, unknown>, t_us: number): void;
 }
 
 /** What a protocol client needs to hear from its transport. */

@@ -61,6 +61,10 @@ export class CaptureWriter implements TransportTap {
     this.record(t_us, stream, dir === 'in' ? KIND.IN : KIND.OUT, data);
   }
 
+  opened(stream: number, info: Record<string, unknown>, t_us: number): void {
+    this.streamEvent(stream, KIND.OPEN, t_us, info);
+  }
+
   /** Marks a stream opened (SPICE channels) or closed. */
   streamEvent(stream: number, kind: typeof KIND.OPEN | typeof KIND.CLOSE, t_us: number, info: Record<string, unknown> = {}): void {
     this.record(t_us, stream, kind, Buffer.from(JSON.stringify(info), 'utf8'));

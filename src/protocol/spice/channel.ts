@@ -21,6 +21,11 @@ export interface ChannelHandler {
   ready(serverChannelCaps: number[]): void;
   /** A channel-specific message (type ≥ 101) arrived, with the arrival time of its last byte. */
   message(type: number, body: Uint8Array, t_ms: number): void;
+  /**
+   * The received bytes so far ended on a message boundary: everything that arrived together has been
+   * handed over (the display channel's frame boundary). `t_ms` is the arrival time of the last message.
+   */
+  batchEnd?(t_ms: number): void;
   /** The server sent NOTIFY (text for logs). */
   notify?(text: string): void;
   /** The channel ended: cleanly (err null) or with an error. */
@@ -100,7 +105,9 @@ export class SpiceChannel {
 
   private pump(): void {
     try {
-      while (!this.ended && this.step()) { /* keep parsing */ }
+      let any = false;
+      while (!this.ended && this.step()) any = true;
+      if (any && !this.ended && this.state.k === 'messages' && this.queue.length === 0) this.handler.batchEnd?.(this.queue.lastTakenTime());
     } catch (err) {
       this.transport.close();
       this.end(err instanceof Error ? err : new Error(String(err)));

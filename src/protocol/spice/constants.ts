@@ -55,3 +55,25 @@ export function linkErrorName(code: number): string {
   const e = Object.entries(LINK_ERR).find(([, v]) => v === code);
   return e === undefined ? `error ${code}` : e[0];
 }
+
+/** Display channel, server → client (spice-protocol enums.h). */
+export const MSG_DISPLAY = {
+  MODE: 101, MARK: 102, RESET: 103, COPY_BITS: 104, INVAL_LIST: 105, INVAL_ALL_PIXMAPS: 106, INVAL_PALETTE: 107,
+  INVAL_ALL_PALETTES: 108, STREAM_CREATE: 122, STREAM_DATA: 123, STREAM_CLIP: 124, STREAM_DESTROY: 125,
+  STREAM_DESTROY_ALL: 126, DRAW_FILL: 302, DRAW_OPAQUE: 303, DRAW_COPY: 304, DRAW_BLEND: 305, DRAW_BLACKNESS: 306,
+  DRAW_WHITENESS: 307, DRAW_INVERS: 308, DRAW_ROP3: 309, DRAW_STROKE: 310, DRAW_TEXT: 311, DRAW_TRANSPARENT: 312,
+  DRAW_ALPHA_BLEND: 313, SURFACE_CREATE: 314, SURFACE_DESTROY: 315, STREAM_DATA_SIZED: 316, MONITORS_CONFIG: 317,
+  DRAW_COMPOSITE: 318, STREAM_ACTIVATE_REPORT: 319, GL_SCANOUT_UNIX: 320, GL_DRAW: 321, QUALITY_INDICATOR: 322,
+} as const;
+
+/** Surface formats (SpiceSurfaceFmt). */
+export const SURFACE_FMT = { A1: 1, A8: 8, RGB16_555: 16, RGB16_565: 80, XRGB32: 32, ARGB32: 96 } as const;
+
+/** PREFERRED_COMPRESSION values (SpiceImageCompression), by their QEMU option names. */
+export const IMAGE_COMPRESSION: Record<string, number> = { off: 1, auto_glz: 2, auto_lz: 3, quic: 4, glz: 5, lz: 6, lz4: 7 };
+
+/** Names of message numbers, for session.json counts. */
+export function messageName(table: Record<string, number>, type: number): string {
+  const e = Object.entries(table).find(([, v]) => v === type);
+  return e === undefined ? String(type) : e[0].toLowerCase();
+}

@@ -1,0 +1,148 @@
+/**
+ * `spice://host:port` and `spice+tls://host:tls-port` as a frame source: a SPICE session whose channels
+ * are TCP connections (TLS from the first byte on a TLS port). `spice://host:port?tls-port=N` also knows
+ * the TLS port, so a channel the server refuses in plaintext (NEED_SECURED, QEMU's `tls-channel=`) is
+ * retried there, as spice-gtk does.
+ */
+import type { FrameConsumer, FrameSource, SourceEnd } from '../../capture/source';
+import { AuthError, ConnectError, UsageError } from '../../errors';
+import { connectTcp } from '../../transport/tcp';
+import type { Transport, TransportTap } from '../../transport/transport';
+import { MAX_PASSWORD } from './constants';
+import { SpiceSession, type ChannelOpener } from './session';
+
+/** Where to connect. */
+export interface SpiceTarget {
+  host: string;
+  /** Port of the first connection (the TLS port for spice+tls://). */
+  port: number;
+  /** The TLS port, when known. */
+  tlsPort: number | null;
+  /** Whether every channel uses TLS from the start. */
+  tls: boolean;
+}
+
+function parsePort(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError('BAD_URL', `${what} '${text}' is not a port number`);
+  return n;
+}
+
+/**
+ * Parses `spice://host[:port][?tls-port=N]` and `spice+tls://host[:port]` (default port 5900, as
+ * remote-viewer uses). A password in the URL is refused: secrets never go on the command line.
+ */
+export function parseSpiceUrl(url: URL): SpiceTarget {
+  if (url.password !== '' || url.username !== '') {
+    throw new UsageError('SECRET_IN_URL', 'put the SPICE password in --password-file FILE or DESKREC_SPICE_PASSWORD, never in the URL');
+  }
+  if (url.hostname === '') throw new UsageError('BAD_URL', `'${url.href}' has no host (try spice://host:5900)`);
+  if (url.pathname !== '' && url.pathname !== '/') throw new UsageError('BAD_URL', `unexpected path in '${url.href}'`);
+  const tls = url.protocol === 'spice+tls:';
+  let tlsPort: number | null = null;
+  for (const [k, v] of url.searchParams) {
+    if (k === 'tls-port' && !tls) tlsPort = parsePort(v, 'tls-port');
+    else throw new UsageError('BAD_URL', `unknown URL parameter '${k}' in '${url.href}' (spice:// knows only tls-port)`);
+  }
+  const port = url.port === '' ? 5900 : parsePort(url.port, 'port');
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { host, port, tlsPort: tls ? port : tlsPort, tls };
+}
+
+/** Options of a SPICE source beyond the target. */
+export interface SpiceSourceOptions {
+  password: string | null;
+  preferCompression: number | null;
+  tlsCa: Buffer | undefined;
+  tlsInsecure: boolean;
+  taps: TransportTap[];
+}
+
+/** Records a SPICE server. */
+export class SpiceSource implements FrameSource {
+  readonly protocol = 'spice';
+  readonly target: string;
+  private session: SpiceSession | null = null;
+  /** Frames handed to the consumer (a capture's END record stores it). */
+  framesDelivered = 0;
+
+  constructor(private readonly where: SpiceTarget, private readonly opts: SpiceSourceOptions) {
+    if (opts.password !== null && Buffer.byteLength(opts.password, 'utf8') > MAX_PASSWORD) {
+      throw new AuthError('AUTH_PASSWORD_TOO_LONG', `SPICE passwords are at most ${MAX_PASSWORD} bytes`);
+    }
+    const host = where.host.includes(':') ? `[${where.host}]` : where.host;
+    this.target = where.tls ? `spice+tls://${host}:${where.port}` : `spice://${host}:${where.port}${where.tlsPort === null ? '' : `?tls-port=${where.tlsPort}`}`;
+  }
+
+  addTap(tap: TransportTap): void {
+    this.opts.taps.push(tap);
+  }
+
+  credentials(): { password: boolean; username: boolean } {
+    return { password: this.opts.password !== null, username: false };
+  }
+
+  describe(): Record<string, unknown> {
+    return { ...(this.session?.describe() ?? {}), frames: this.framesDelivered };
+  }
+
+  async run(consumer: FrameConsumer, run: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd> {
+    const sessionStart = performance.now();
+    const { host } = this.where;
+    const opener: ChannelOpener = async (req) => {
+      const port = req.secure ? this.where.tlsPort : this.where.port;
+      if (port === null) throw new ConnectError('SPICE_NEED_SECURED', `spice://${host} requires TLS: use spice+tls://host:tls-port`);
+      const t = await connectTcp({ host, port }, { stream: req.stream, sessionStart, signal: run.signal, taps: this.opts.taps });
+      for (const tap of this.opts.taps) tap.opened?.(req.stream, { channel: req.channelType, id: req.channelId, tls: req.secure }, Math.round(t.now() * 1000));
+      if (req.secure) await secure(t, this.opts, host);
+      return t;
+    };
+    const first = await opener({ stream: 0, channelType: 1, channelId: 0, secure: this.where.tls });
+    return new Promise<SourceEnd>((resolve, reject) => {
+      let done = false;
+      let timer: NodeJS.Timeout | null = null;
+      const finish = (end: SourceEnd | Error): void => {
+        if (done) return;
+        done = true;
+        if (timer !== null) clearTimeout(timer);
+        run.signal.removeEventListener('abort', onAbort);
+        session.close();
+        if (end instanceof Error) reject(end);
+        else resolve(end);
+      };
+      const onAbort = (): void => { finish({ reason: 'signal', t_ms: first.now() }); };
+      const session = new SpiceSession({
+        password: this.opts.password,
+        preferCompression: this.opts.preferCompression,
+        secure: this.where.tls,
+        canSecure: this.where.tlsPort !== null,
+        open: opener,
+      }, {
+        frame: (f) => {
+          if (done) return;
+          if (run.durationMs !== null && f.t_ms >= run.durationMs) { finish({ reason: 'duration', t_ms: run.durationMs }); return; }
+          this.framesDelivered++;
+          consumer.onFrame(f);
+        },
+        closed: (err) => {
+          finish(err ?? new ConnectError('SERVER_CLOSED', `${first.remote} closed the SPICE session`));
+        },
+      });
+      this.session = session;
+      run.signal.addEventListener('abort', onAbort, { once: true });
+      if (run.durationMs !== null) {
+        timer = setTimeout(() => { finish({ reason: 'duration', t_ms: run.durationMs ?? first.now() }); }, Math.max(0, run.durationMs - first.now()));
+      }
+      session.start(first);
+    });
+  }
+}
+
+async function secure(t: Transport, opts: SpiceSourceOptions, host: string): Promise<void> {
+  try {
+    await t.startTls({ servername: host, ca: opts.tlsCa, insecure: opts.tlsInsecure, anonymous: false });
+  } catch (err) {
+    t.close();
+    throw err;
+  }
+}
