@@ -5,7 +5,7 @@
  * and that a password never lands in stderr or in any file of the capture directory.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -17,52 +17,14 @@ import { useServerCleanup } from '../helpers/servers/registry';
 import { SocketReader } from '../helpers/servers/rfb';
 import { startScrollingXterm } from '../helpers/servers/x11-clients';
 import { startXvnc } from '../helpers/servers/xvnc';
-import { probeFrameTimes, probeStream, requireTool, topLevelBoxes } from '../helpers/media';
-import { pngFrames, sessionJson, startRecording, type RecordingRun } from '../helpers/record';
+import { requireTool } from '../helpers/media';
+import { exitedWithin, expectFinalisedMp4, filesUnder, oneErrorLine } from '../helpers/cli-errors';
+import { pngFrames, sessionJson, startRecording } from '../helpers/record';
 
 useServerCleanup();
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'deskrec-errors-'));
 afterAll(() => { rmSync(scratch, { recursive: true, force: true }); });
-
-/** The exit code of a recording that should end by itself; SIGTERM after `ms` (then the test fails on 'timeout'). */
-async function exitedWithin(rec: RecordingRun, ms: number): Promise<number | null | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout'); }, ms); });
-  const code = await Promise.race([rec.exited(), limit]);
-  clearTimeout(timer);
-  if (code === 'timeout') await rec.stop();
-  return code;
-}
-
-/** stderr must be exactly one line `deskrec: CODE: …`; returns it. */
-function oneErrorLine(rec: RecordingRun, code: RegExp): string {
-  const lines = rec.stderr().split('\n');
-  expect(lines[lines.length - 1]).toBe('');
-  expect(lines.slice(0, -1)).toHaveLength(1);
-  const line = lines[0] ?? '';
-  expect(line).toMatch(new RegExp(`^deskrec: (${code.source}): \\S`));
-  return line;
-}
-
-/** Every regular file under `dir`, recursively. */
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = path.join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
-}
-
-/** The MP4 is complete: ffprobe reads it, moov comes before mdat (fast start), it has frames. */
-function expectFinalisedMp4(file: string, width: number, height: number): void {
-  const boxes = topLevelBoxes(file);
-  expect(boxes).toContain('moov');
-  expect(boxes).toContain('mdat');
-  expect(boxes.indexOf('moov')).toBeLessThan(boxes.indexOf('mdat'));
-  const s = probeStream(file);
-  expect([s.codec_name, s.width, s.height]).toEqual(['h264', width, height]);
-  expect(probeFrameTimes(file).length).toBeGreaterThan(0);
-}
 
 beforeAll(() => { requireTool('ffprobe'); });
 

@@ -10,6 +10,7 @@ import type { Frame } from '../../capture/surface';
 import { DeskrecError, ProtocolError } from '../../errors';
 import type { Transport } from '../../transport/transport';
 import { SpiceChannel } from './channel';
+import { capWords } from './link';
 import { CHANNEL, DISPLAY_CAP, messageName, MSG, MSG_MAIN } from './constants';
 import { CursorChannel } from './cursor-channel';
 import { DisplayState, glzWindowPixels } from './display/display-channel';
@@ -44,9 +45,6 @@ export interface SpiceSessionEvents {
 /** Main channel capability: the server sends NAME and UUID (for session.json). */
 const MAIN_CAP_NAME_AND_UUID = 1;
 
-function capWord(bits: number[]): number[] {
-  return [bits.reduce((w, b) => (w | (1 << b)) >>> 0, 0)];
-}
 
 /** A running SPICE session. */
 export class SpiceSession {
@@ -75,7 +73,7 @@ export class SpiceSession {
   }
 
   private linkMain(transport: Transport): void {
-    const ch = new SpiceChannel(transport, { connectionId: 0, channelType: CHANNEL.MAIN, channelId: 0, channelCaps: capWord([MAIN_CAP_NAME_AND_UUID]), password: this.opts.password, name: 'main' }, {
+    const ch = new SpiceChannel(transport, { connectionId: 0, channelType: CHANNEL.MAIN, channelId: 0, channelCaps: capWords([MAIN_CAP_NAME_AND_UUID]), password: this.opts.password, name: 'main' }, {
       ready: () => undefined,
       message: (type, body) => { this.main.message(type, body); },
       notify: (text) => { this.notices.push(text); },
@@ -140,7 +138,7 @@ export class SpiceSession {
     if (init === null) return;
     const isDisplay = channelType === CHANNEL.DISPLAY;
     const caps = isDisplay
-      ? capWord([DISPLAY_CAP.SIZED_STREAM, DISPLAY_CAP.MONITORS_CONFIG, DISPLAY_CAP.LZ4_COMPRESSION, DISPLAY_CAP.CODEC_MJPEG,
+      ? capWords([DISPLAY_CAP.SIZED_STREAM, DISPLAY_CAP.MONITORS_CONFIG, DISPLAY_CAP.LZ4_COMPRESSION, DISPLAY_CAP.CODEC_MJPEG,
         ...(this.opts.preferCompression !== null ? [DISPLAY_CAP.PREF_COMPRESSION] : [])])
       : [];
     const name = channelName(channelType);
