@@ -86,6 +86,32 @@ describe('QEMU SPICE oracle', () => {
   }, 90000);
 });
 
+describe('SPICE surface size changes', () => {
+  test.each(['std', 'qxl'] as const)('-vga %s from power-on: BIOS text mode, then the DRM mode; one segment per size, the last frame equals screendump', async (vga) => {
+    const server = await startQemuSpice({ vga });
+    try {
+      const rec = startRecording(`spice://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--cursor', 'none']);
+      await server.waitForText();
+      await sleep(2000);
+      await server.pause();
+      await waitQuiet(rec);
+      const shot = await server.screenshotRgba();
+      expect(await rec.stop()).toBe(0);
+      expect(rec.stderr()).toBe('');
+      const session = sessionJson(rec.dir) as unknown as { segments: { kind: string; file: string; width: number; height: number }[] };
+      const mp4s = session.segments.filter((s) => s.kind === 'mp4');
+      expect(mp4s.length).toBeGreaterThanOrEqual(2);
+      expect(mp4s[0]?.file).toBe('display.mp4');
+      expect(mp4s[1]?.file).toBe('display-001.mp4');
+      expect(mp4s[mp4s.length - 1]).toMatchObject({ width: shot.width, height: shot.height });
+      const got = await lastFrame(rec);
+      expect(differingPixels(got.rgba, shot.rgba)).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  }, 90000);
+});
+
 describe('SPICE capture and replay', () => {
   test('a --raw recording with a password replays to byte-identical frames; the capture holds no secret', async () => {
     const server = await startQemuSpice({ vga: 'qxl', password: 'sp1ce-pw' });
