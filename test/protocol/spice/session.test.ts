@@ -81,7 +81,7 @@ interface Harness {
   session: SpiceSession;
   streams: Map<number, ReplayTransport>;
   opened: { stream: number; channelType: number; secure: boolean }[];
-  frames: { t: number; damage: Frame['damage']; px: (x: number, y: number) => number[] }[];
+  frames: { t: number; damage: Frame['damage']; px: (x: number, y: number) => number[]; cursor: Frame['cursor'] }[];
   closed: (Error | null)[];
 }
 
@@ -99,7 +99,7 @@ function harness(opts: { canSecure?: boolean } = {}): Harness {
     frame: (f) => {
       const rgba = f.rgba.slice();
       const stride = f.stride;
-      h.frames.push({ t: f.t_ms, damage: f.damage, px: (x, y) => Array.from(rgba.subarray(y * stride + x * 4, y * stride + x * 4 + 4)) });
+      h.frames.push({ t: f.t_ms, damage: f.damage, px: (x, y) => Array.from(rgba.subarray(y * stride + x * 4, y * stride + x * 4 + 4)), cursor: f.cursor });
     },
     closed: (err) => { h.closed.push(err); },
   });
@@ -158,6 +158,32 @@ describe('SPICE session', () => {
     expect(f?.px(0, 0)).toEqual([255, 0, 0, 255]);
     expect(f?.damage).toEqual(expect.arrayContaining([{ x: 2, y: 1, width: 4, height: 2 }, { x: 8, y: 4, width: 2, height: 2 }]));
     expect(h.closed).toEqual([]);
+  });
+
+  test('a pointer shape or move on the cursor channel yields a frame carrying it, even without display damage', async () => {
+    const h = harness();
+    const display = await start(h, true);
+    const cursor = h.streams.get(2);
+    if (cursor === undefined) throw new Error('no cursor stream');
+    feed(cursor, linked(), 3);
+    feed(display, Buffer.concat([surfaceCreate(16, 16), msg(MSG_DISPLAY.MARK)]), 4);
+    await settle(h);
+    expect(h.frames).toHaveLength(1);
+    // INIT: at (5, 6), visible, a 2x1 ALPHA shape (premultiplied BGRA), hot spot (1, 0).
+    const init = new ByteWriter().u16(5, true).u16(6, true).u16(0, true).u16(0, true).u8(1).u16(0, true)
+      .u32(9, true).u32(0, true).u8(0).u16(2, true).u16(1, true).u16(1, true).u16(0, true)
+      .u8(0).u8(0).u8(255).u8(255).u8(0).u8(0).u8(0).u8(0).finish();
+    feed(cursor, msg(101, init), 5);
+    await settle(h);
+    expect(h.frames).toHaveLength(2);
+    const f = h.frames[1];
+    expect(f?.damage).toEqual([]);
+    expect(f?.cursor).toMatchObject({ x: 5, y: 6, shape: { width: 2, height: 1, hotX: 1, hotY: 0 } });
+    expect(Array.from(f?.cursor?.shape?.rgba ?? [])).toEqual([255, 0, 0, 255, 0, 0, 0, 0]);
+    feed(cursor, msg(104, new ByteWriter().u16(7, true).u16(8, true).finish()), 6);
+    await settle(h);
+    expect(h.frames).toHaveLength(3);
+    expect(h.frames[2]?.cursor).toMatchObject({ x: 7, y: 8 });
   });
 
   test('a draw clipped away still caches its image (the touch rule); FROM_CACHE then draws it', async () => {
