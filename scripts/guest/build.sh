@@ -5,13 +5,20 @@
 # forever). Nothing is installed on this machine: the kernel package is fetched with `apt-get download`
 # and unpacked with `dpkg-deb -x` into a temp dir that is deleted afterwards. docs/TESTING.md says why.
 #
+# `deskrec.mode=photo` on the kernel command line selects the second mode of /init: instead of text it
+# draws a smooth colour-gradient picture (precomputed here for both screen sizes, xz-compressed in the
+# initrd) to /dev/fb0 and keeps scrolling a band of it (~15 redraws a second under TCG), so spice-server
+# sees "photographic" images (JPEG under jpeg-wan-compression) and one area redrawn again and again (an
+# MJPEG video stream under streaming-video=all). The default (no deskrec.mode, or deskrec.mode=text) is
+# the text guest. See step 4b.
+#
 #   scripts/guest/build.sh OUTDIR [--force]
 #
 # Idempotent and cached: when OUTDIR already holds both outputs built by this very script (OUTDIR/stamp
 # is the script's SHA-256), it returns at once without asking apt anything. Concurrent runs for the same
 # OUTDIR serialise on OUTDIR/.lock; the outputs are replaced by rename, so readers never see half a file.
-# Needs: apt-get, dpkg-deb, busybox (static), cpio, gzip, xz (only for compressed modules), sha256sum,
-# flock. DESKREC_GUEST_KERNEL_PKG overrides the kernel package (default: what linux-image-amd64 depends on).
+# Needs: apt-get, dpkg-deb, busybox (static), cpio, gzip, xz, sha256sum, flock. DESKREC_GUEST_KERNEL_PKG
+# overrides the kernel package (default: what linux-image-amd64 depends on).
 set -euo pipefail
 
 usage() { echo "usage: $0 OUTDIR [--force]" >&2; exit 2; }
@@ -28,7 +35,7 @@ up_to_date() {
 }
 if up_to_date; then exit 0; fi
 
-for tool in apt-get apt-cache dpkg-deb busybox cpio gzip flock; do
+for tool in apt-get apt-cache dpkg-deb busybox cpio gzip xz flock; do
   command -v "$tool" >/dev/null 2>&1 || { echo "build.sh: $tool is missing: run scripts/install-test-tools.sh" >&2; exit 1; }
 done
 BUSYBOX=$(command -v busybox)
@@ -107,8 +114,7 @@ for m in "${ORDER[@]}"; do
   base=$(basename "$m")
   case "$base" in
     *.ko) cp "$MODDIR/$m" "$R/lib/modules/$base" ;;
-    *.ko.xz) command -v xz >/dev/null || { echo "build.sh: xz is missing" >&2; exit 1; }
-             xz -dc "$MODDIR/$m" > "$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
+    *.ko.xz) xz -dc "$MODDIR/$m" > "$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
     *.ko.zst) command -v zstd >/dev/null || { echo "build.sh: zstd is missing" >&2; exit 1; }
               zstd -qdc "$MODDIR/$m" > "$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
     *.ko.gz) gzip -dc "$MODDIR/$m" > "$R/lib/modules/${base%.gz}"; base=${base%.gz} ;;
@@ -121,6 +127,7 @@ INSMODS=${INSMODS# }
 cat > "$R/init" <<INIT
 #!/bin/sh
 # deskrec SPICE test guest (built by scripts/guest/build.sh from $PKG). PID 1: never exits.
+# The kernel command line picks the mode: deskrec.mode=text (the default) or deskrec.mode=photo.
 export PATH=/bin
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -132,6 +139,11 @@ for m in $INSMODS; do
 done
 exec </dev/console >/dev/console 2>&1
 printf '\033[?25l\033[2J\033[H'            # hide the cursor (it would blink), clear
+mode=text
+for arg in \$(cat /proc/cmdline); do
+  case \$arg in deskrec.mode=*) mode=\${arg#deskrec.mode=} ;; esac
+done
+[ "\$mode" = photo ] && . /photo/run.sh    # loops forever; returns only when there is no picture for fb0
 size=\$(cat /sys/class/graphics/fb0/virtual_size 2>/dev/null || echo none)
 printf '\033[1;37;44m deskrec SPICE test guest \033[0m kernel %s, fb0 %s\n' "\$(uname -r)" "\$size"
 n=0
@@ -146,6 +158,78 @@ done
 INIT
 chmod 755 "$R/init"
 
+# 4b. Photo mode. A smooth colour picture for each screen size the guest gets (qxl 1024x768, std
+#     1280x800; 32 bpp XRGB, so B G R X bytes, stride = 4 * width), made here by busybox awk with integer
+#     arithmetic only (same bytes on every build): diagonal triangle waves in blue and red, rings around
+#     the centre in green, every channel within 16..239 (no clipping in JPEG's YCbCr round trip) and every
+#     pixel different from its right, lower and diagonal neighbours, which is what spice-server's
+#     graduality test (spice-bitmap-utils.c) calls photographic. xz-compressed (about 1.4 MB for both;
+#     gzip cannot find the repeats): /photo/run.sh unpacks the one for fb0 into the rootfs at boot.
+#     run.sh draws the picture, then forever copies a PHOTO_BAND-row window of it, moved by PHOTO_STEP rows
+#     each time (back and forth), into the same full-width band in the middle of the screen, with a 50 ms
+#     sleep between (measured: ~15 redraws a second under TCG): one `dd` write per frame, so the guest's
+#     DRM driver flushes the same rectangle each time (qxl: one DRAW_COPY of the band; std: QEMU's 32-pixel
+#     columns of it), which spice-server's stream detection (video-stream.cpp: 20 frames of an equal box,
+#     each within 200 ms) turns into MJPEG streams — reliably with qxl; with std only while QEMU's display
+#     refresh does not catch the guest half-way through copying a frame (it does on a loaded machine, and
+#     the columns' boxes then vary). After each frame it writes a no-op escape to the console, so Ctrl-S
+#     (SpiceServer.pause) stops the animation.
+PHOTO_BAND=256
+PHOTO_STEP=4
+mkdir -p "$R/photo"
+for geom in 1024x768 1280x800; do
+  LC_ALL=C "$BUSYBOX" awk -v W="${geom%x*}" -v H="${geom#*x}" '
+    function tri(t) { t %= 448; return t < 224 ? 16 + t : 463 - t }
+    BEGIN {
+      for (v = 1; v < 256; v++) ch[v] = sprintf("%c", v)
+      cx = int(W / 2); cy = int(H / 2); r = 0
+      for (y = 0; y < H; y++) {
+        row = ""
+        dy = (y - cy) * (y - cy)
+        for (x = 0; x < W; x++) {
+          d = (x - cx) * (x - cx) + dy       # r = floor(sqrt(d)), kept up to date step by step
+          while ((r + 1) * (r + 1) <= d) r++
+          while (r * r > d) r--
+          row = row ch[tri(x - y + H)] ch[tri(r + r + 112)] ch[tri(x + y + 224)] ch[255]
+        }
+        printf "%s", row
+      }
+    }' > "$WORK/photo.bgrx"
+  [ "$(stat -c %s "$WORK/photo.bgrx")" = $(( ${geom%x*} * ${geom#*x} * 4 )) ] || { echo "build.sh: bad $geom picture" >&2; exit 1; }
+  xz -9 --check=crc32 -T1 -c "$WORK/photo.bgrx" > "$R/photo/$geom.bgrx.xz"
+done
+rm -f "$WORK/photo.bgrx"
+cat > "$R/photo/run.sh" <<'RUN'
+# deskrec.mode=photo: sourced by /init (stdout is the console). Returns only when fb0 is not a screen we
+# have a picture for; otherwise animates forever (see scripts/guest/build.sh, step 4b).
+fb=/sys/class/graphics/fb0
+size=$(cat $fb/virtual_size 2>/dev/null)
+w=${size%,*}
+h=${size#*,}
+stride=$(cat $fb/stride 2>/dev/null)
+bpp=$(cat $fb/bits_per_pixel 2>/dev/null)
+pic=/photo/${w}x${h}.bgrx.xz
+if [ "$bpp" = 32 ] && [ "$stride" = $((w * 4)) ] && [ -f "$pic" ] && xzcat "$pic" > /photo/picture; then
+  dd if=/photo/picture of=/dev/fb0 bs=$((stride * h)) count=1 conv=notrunc status=none
+  band=@BAND@
+  step=@STEP@
+  seek=$(((h - band) / 2 * stride))
+  last=$(((h - band) / step))
+  k=0
+  d=1
+  while :; do
+    dd if=/photo/picture of=/dev/fb0 bs=$((band * stride)) count=1 skip=$((k * step * stride)) iflag=skip_bytes \
+      seek=$seek oflag=seek_bytes conv=notrunc status=none
+    printf '\033[?25l'   # a no-op for the screen, but it blocks while the console is stopped (Ctrl-S)
+    if [ $k -ge $last ]; then d=-1; elif [ $k -le 0 ]; then d=1; fi
+    k=$((k + d))
+    sleep 0.05
+  done
+fi
+printf 'deskrec.mode=photo: no picture for fb0 %s (%s bpp, stride %s)\n' "$size" "$bpp" "$stride"
+RUN
+sed -i "s/@BAND@/$PHOTO_BAND/; s/@STEP@/$PHOTO_STEP/" "$R/photo/run.sh"
+
 # 5. Pack: newc cpio, owned by root, mtimes 0, inodes renumbered (same inputs, same bytes), gzip (the kernel's
 #    built-in RD_GZIP).
 find "$R" -exec touch -h -d @0 {} +
@@ -159,6 +243,7 @@ T1=$(date +%s.%N)
   echo "kernel=$KVER"
   echo "modules=$INSMODS"
   echo "busybox=$("$BUSYBOX" | head -1)"
+  echo "photo=1024x768 1280x800 band=$PHOTO_BAND step=$PHOTO_STEP"
   echo "build_seconds=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }')"
 } > "$OUTDIR/build-info"
 echo "$HASH" > "$OUTDIR/stamp"

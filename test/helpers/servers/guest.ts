@@ -1,7 +1,8 @@
 /**
  * The tiny Linux guest the SPICE harness boots: a Debian kernel and a busybox initrd that brings up the DRM
  * driver of QEMU's display device (bochs for `-vga std`, qxl for `-vga qxl`) so the framebuffer console runs
- * at the DRM resolution, then prints coloured text forever. It is built from Debian packages by
+ * at the DRM resolution, then prints coloured text forever (or, with `deskrec.mode=photo` on the kernel
+ * command line, animates a colour-gradient picture: `guestCmdline('photo')`). It is built from Debian packages by
  * `scripts/guest/build.sh` at test set-up time (nothing binary is committed) and cached between runs.
  * docs/TESTING.md ("SPICE") explains what is in it and why.
  */
@@ -29,6 +30,20 @@ export interface GuestImage {
  * QEMU), no console blanking, no blinking cursor (the screen changes only when the guest prints).
  */
 export const GUEST_CMDLINE = 'console=tty0 quiet loglevel=3 panic=-1 consoleblank=0 vt.global_cursor_default=0';
+
+/** What the guest shows: `text` (the default) prints coloured text; `photo` animates a colour-gradient picture. */
+export type GuestMode = 'text' | 'photo';
+
+/**
+ * The kernel command line for a mode. `photo` adds `deskrec.mode=photo`: /init then draws a smooth
+ * gradient picture on /dev/fb0 and keeps redrawing a 256-row full-width band in the middle of the screen
+ * (the picture scrolling through it, ~15 times a second), so spice-server takes it for a photo (JPEG under
+ * `jpeg-wan-compression=always`) and for video (MJPEG streams under `streaming-video=all`). See
+ * scripts/guest/build.sh, step 4b.
+ */
+export function guestCmdline(mode: GuestMode = 'text'): string {
+  return mode === 'photo' ? `${GUEST_CMDLINE} deskrec.mode=photo` : GUEST_CMDLINE;
+}
 
 /** The build script, from the repository root. */
 export const GUEST_BUILD_SCRIPT = resolve(__dirname, '..', '..', '..', 'scripts', 'guest', 'build.sh');
@@ -62,7 +77,7 @@ export function buildGuest(dir = defaultGuestDir(), timeoutMs = 300000): Promise
   if (known !== undefined) return known;
   const p = (async (): Promise<GuestImage> => {
     const bash = requireCommand('bash');
-    for (const tool of ['apt-get', 'dpkg-deb', 'busybox', 'cpio', 'gzip', 'flock']) requireCommand(tool);
+    for (const tool of ['apt-get', 'dpkg-deb', 'busybox', 'cpio', 'gzip', 'xz', 'flock']) requireCommand(tool);
     const t0 = Date.now();
     const r = await runTool(bash, [GUEST_BUILD_SCRIPT, dir], { timeoutMs });
     const ms = Date.now() - t0;

@@ -7,7 +7,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { buildGuest, GUEST_CMDLINE, type GuestImage } from './guest';
+import { buildGuest, guestCmdline, type GuestImage, type GuestMode } from './guest';
 import { countDifferentPixels, parsePpm, type RgbaImage } from './image';
 import { FatalError, pollUntil, requireCommand, runTool, sleep, spawnGroup, stopGroup } from './proc';
 import { freeTcpPort } from './ports';
@@ -35,6 +35,10 @@ export interface SpiceOptions {
   tls?: boolean;
   /** The guest to boot (default: `buildGuest()`, the cached build). */
   guest?: GuestImage;
+  /** What the guest shows (default `text`); `photo`: the animated gradient picture (`guestCmdline`). */
+  guestMode?: GuestMode;
+  /** More kernel command-line arguments, after the mode's. */
+  append?: string;
   /** Extra QEMU arguments. */
   extraArgs?: string[];
   /** Time limit for start-up up to a listening SPICE port (default 20 s; waitForText has its own). */
@@ -56,6 +60,8 @@ export interface SpiceServer {
   /** The SPICE password, if one was set. */
   password: string | undefined;
   vga: 'qxl' | 'std';
+  /** What the guest shows. */
+  guestMode: GuestMode;
   /** The QMP session (`query-spice`, `stop`, `cont`, `screendump`, `send-key`…). */
   qmp: QmpClient;
   /** QEMU's version, e.g. "7.2.22". */
@@ -76,17 +82,20 @@ export interface SpiceServer {
   spicyScreenshotRgba(how?: { tls?: boolean; password?: string }): Promise<RgbaImage>;
   /**
    * Polls `screendump` until the guest's coloured text is on the screen (at least 3 saturated colours, not
-   * the 720x400 text mode or SeaBIOS's grey); resolves with that picture and the ms since QEMU was started.
+   * the 720x400 text mode or SeaBIOS's grey) — in `photo` mode until its picture is (at least 1000
+   * saturated colours); resolves with that picture and the ms since QEMU was started.
    */
   waitForText(timeoutMs?: number): Promise<{ image: RgbaImage; bootMs: number }>;
   /**
    * Holds the screen still and pauses the guest. `std`: QMP `stop`. `qxl`: first Ctrl-S to the guest's
    * console (the printing loop blocks), then waits until two running screendumps are equal, then `stop`:
    * with QXL a screendump of a stopped VM repeats the last one taken while it ran, it does not show what
-   * the guest drew since (the SPICE client does).
+   * the guest drew since (the SPICE client does). In `photo` mode both devices take the Ctrl-S way (the
+   * animation loop writes a no-op escape to the console after each frame, so it blocks there too): a
+   * plain `stop` could cut a frame in half, and the half QEMU shows may not have reached spice-server.
    */
   pause(): Promise<void>;
-  /** QMP `cont` (and Ctrl-Q for `qxl`). */
+  /** QMP `cont` (and Ctrl-Q where `pause` sent Ctrl-S). */
   resume(): Promise<void>;
   /** Ctrl-S to the guest console: its text stops while the VM keeps running. */
   holdOutput(): Promise<void>;
@@ -181,6 +190,8 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       x509Dir = join(dir, 'x509');
       caFile = await makeSpiceX509Dir(x509Dir);
     }
+    const guestMode = opts.guestMode ?? 'text';
+    const cmdline = opts.append !== undefined && opts.append !== '' ? `${guestCmdline(guestMode)} ${opts.append}` : guestCmdline(guestMode);
     let port = -1;
     let tlsPort: number | undefined;
     let args: string[] = [];
@@ -196,7 +207,7 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       if (opts.zlibGlzWanCompression !== undefined) spice.push(`zlib-glz-wan-compression=${opts.zlibGlzWanCompression}`);
       if (opts.streamingVideo !== undefined) spice.push(`streaming-video=${opts.streamingVideo}`);
       args = ['-machine', 'pc', '-accel', 'tcg', '-m', '256', '-nodefaults', '-no-reboot', '-display', 'none',
-        '-vga', opts.vga, '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', GUEST_CMDLINE,
+        '-vga', opts.vga, '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', cmdline,
         ...objects, '-spice', spice.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', 'deskrec-spice-test',
         ...(opts.extraArgs ?? [])];
       const log = openSync(logFile, 'a');
@@ -253,9 +264,10 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
     };
     const holdOutput = (): Promise<void> => sendKeys(['ctrl', 's']);
     const releaseOutput = (): Promise<void> => sendKeys(['ctrl', 'q']);
+    const holdFirst = opts.vga === 'qxl' || guestMode === 'photo';
     const spicy = requireCommand('spicy-screenshot');
     const server: SpiceServer = {
-      host: '127.0.0.1', port, tlsPort, caFile, password: opts.password, vga: opts.vga, qmp: session,
+      host: '127.0.0.1', port, tlsPort, caFile, password: opts.password, vga: opts.vga, guestMode, qmp: session,
       version: session.version, logFile, commandLine: [qemu, ...args], guest,
       screenshotRgba,
       async spicyScreenshotRgba(how = {}) {
@@ -279,19 +291,21 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
         return img;
       },
       async waitForText(timeoutMs = 30000) {
-        const image = await pollUntil('the guest\'s coloured text', timeoutMs, async () => {
+        // The text has a handful of colours, the photo-mode picture tens of thousands.
+        const want = guestMode === 'photo' ? 1000 : 3;
+        const image = await pollUntil(guestMode === 'photo' ? 'the guest\'s picture' : 'the guest\'s coloured text', timeoutMs, async () => {
           alive();
           const img = await screenshotRgba();
           const textMode = (img.width === 720 && img.height === 400) || (img.width === 640 && img.height === 480);
-          return !textMode && saturatedColours(img) >= 3 ? img : undefined;
+          return !textMode && saturatedColours(img, want) >= want ? img : undefined;
         }, 200);
         return { image, bootMs: Date.now() - startedAt };
       },
       async pause() {
-        if (opts.vga === 'qxl') {
+        if (holdFirst) {
           await holdOutput();
           let last = await screenshotRgba();
-          await pollUntil('a still QXL screen after Ctrl-S', 10000, async () => {
+          await pollUntil('a still screen after Ctrl-S', 10000, async () => {
             await sleep(250);
             const now = await screenshotRgba();
             const still = now.width === last.width && now.height === last.height && countDifferentPixels(now, last) === 0;
@@ -303,7 +317,7 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       },
       async resume() {
         await session.execute('cont');
-        if (opts.vga === 'qxl') await releaseOutput();
+        if (holdFirst) await releaseOutput();
       },
       holdOutput,
       releaseOutput,
