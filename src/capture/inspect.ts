@@ -17,7 +17,10 @@ export interface Inspection {
   frames: number;
   sizes: { t_ms: number; width: number; height: number }[];
   messages: Record<string, number>;
+  /** VNC: rectangles per encoding (empty for SPICE). */
   rectangles: Record<string, number>;
+  /** SPICE: images per type, MJPEG stream frames as `mjpeg` (empty for VNC). */
+  images: Record<string, number>;
   /** Set when decoding the capture failed part-way (what was counted up to there is still reported). */
   decodeError: string | null;
 }
@@ -61,10 +64,25 @@ export async function inspectCapture(capture: Capture): Promise<Inspection> {
     streams: [...streams.values()].sort((a, b) => a.stream - b.stream),
     frames,
     sizes,
-    messages: d.messages as Record<string, number>,
-    rectangles: d.rectangles as Record<string, number>,
+    messages: flatten(d.messages),
+    rectangles: flatten(d.rectangles),
+    images: flatten(d.images),
     decodeError,
   };
+}
+
+/**
+ * A counter table from `describe()`: VNC's are flat; SPICE counts messages per channel, which become
+ * `channel.message` keys. Anything else (absent, not numbers) counts as empty.
+ */
+function flatten(v: unknown, prefix = ''): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (typeof v !== 'object' || v === null) return out;
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x === 'number') out[prefix + k] = x;
+    else Object.assign(out, flatten(x, `${prefix}${k}.`));
+  }
+  return out;
 }
 
 /** The inspection as an aligned text table. */
@@ -85,10 +103,11 @@ export function formatInspection(i: Inspection): string {
   for (const s of i.sizes) out.push(`  ${(s.t_ms / 1000).toFixed(3).padStart(9)} s  ${s.width}x${s.height}`);
   const table = (title: string, m: Record<string, number>): void => {
     out.push('', title);
-    for (const [k, v] of Object.entries(m).sort((a, b) => b[1] - a[1])) out.push(`  ${k.padEnd(24)}${String(v).padStart(10)}`);
+    for (const [k, v] of Object.entries(m).sort((a, b) => b[1] - a[1])) out.push(`  ${k.padEnd(32)}${String(v).padStart(10)}`);
   };
   table('messages', i.messages);
-  table('rectangles by encoding', i.rectangles);
+  if (i.protocol === 'spice') table('images by type', i.images);
+  else table('rectangles by encoding', i.rectangles);
   if (i.decodeError !== null) out.push('', `decoding stopped: ${i.decodeError}`);
   return `${out.join('\n')}\n`;
 }

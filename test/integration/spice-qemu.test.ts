@@ -143,5 +143,14 @@ describe('SPICE capture and replay', () => {
     for (const n of names) {
       expect(readFileSync(path.join(replayDir, 'frames', n)).equals(readFileSync(path.join(dir, 'frames', n)))).toBe(true);
     }
+    const report = JSON.parse(execFileSync(process.execPath, [BIN, 'inspect', capFile, '--json']).toString()) as {
+      protocol: string; frames: number; streams: { stream: number }[]; messages: Record<string, number>; images: Record<string, number>; decodeError: string | null;
+    };
+    expect(report).toMatchObject({ protocol: 'spice', decodeError: null, frames: names.length });
+    expect(report.streams.map((s) => s.stream)).toEqual([0, 1, 2]);
+    expect(report.messages['display.draw_copy']).toBeGreaterThan(0);
+    expect(Object.values(report.images).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    const table = execFileSync(process.execPath, [BIN, 'inspect', capFile]).toString();
+    expect(table).toContain('images by type');
   }, 90000);
 });
