@@ -136,10 +136,10 @@ export class DisplayState {
   private idleWaiters: (() => void)[] = [];
   private failure: Error | null = null;
   private marked = false;
-  /** Messages per name, image payloads per type name, draws we could not render exactly. */
-  readonly counts: { messages: Record<string, number>; images: Record<string, number>; unsupported: Record<string, number> } = {
-    messages: {}, images: {}, unsupported: {},
-  };
+  /** Counted by wire number on the hot path (a name lookup per message showed in profiles); named in `counts`. */
+  private readonly messageCounts = new Map<number, number>();
+  private readonly imageCounts = new Map<number | string, number>();
+  private readonly unsupportedCounts: Record<string, number> = {};
   /** True once lossy content (JPEG images, MJPEG stream frames) reached a surface. */
   lossy = false;
   /** The latest monitor layout. */
@@ -168,6 +168,15 @@ export class DisplayState {
   get primarySize(): { width: number; height: number } | null {
     const p = this.surfaces.get(0)?.primary;
     return p === undefined || p === null ? null : { width: p.width, height: p.height };
+  }
+
+  /** Messages per name, image payloads per type name (`mjpeg` for stream frames), draws not rendered exactly. */
+  get counts(): { messages: Record<string, number>; images: Record<string, number>; unsupported: Record<string, number> } {
+    const messages: Record<string, number> = {};
+    for (const [k, v] of this.messageCounts) messages[messageName(MSG_DISPLAY, k)] = v;
+    const images: Record<string, number> = {};
+    for (const [k, v] of this.imageCounts) images[typeof k === 'string' ? k : imageTypeName(k)] = v;
+    return { messages, images, unsupported: { ...this.unsupportedCounts } };
   }
 
   /** Number of images in the image cache. */
@@ -229,12 +238,16 @@ export class DisplayState {
     this.events.frame(p.surface.takeFrame(t));
   }
 
-  private count(table: Record<string, number>, key: string): void {
-    table[key] = (table[key] ?? 0) + 1;
+  private static bump<K>(table: Map<K, number>, key: K): void {
+    table.set(key, (table.get(key) ?? 0) + 1);
+  }
+
+  private unsupported(key: string): void {
+    this.unsupportedCounts[key] = (this.unsupportedCounts[key] ?? 0) + 1;
   }
 
   private async apply(type: number, body: Uint8Array, t: number): Promise<void> {
-    this.count(this.counts.messages, messageName(MSG_DISPLAY, type));
+    DisplayState.bump(this.messageCounts, type);
     switch (type) {
       case MSG_DISPLAY.MODE: {
         // Legacy servers announce the primary this way; spice-gtk makes it a 32-bit primary surface.
@@ -368,7 +381,7 @@ export class DisplayState {
 
   private async image(ref: ImageRef | null, what: string): Promise<DecodedImage> {
     if (ref === null) throw new ProtocolError('SPICE_BAD_IMAGE', `${what} without an image`);
-    this.count(this.counts.images, imageTypeName(ref.type));
+    DisplayState.bump(this.imageCounts, ref.type);
     const img = await this.resolver.resolve(ref);
     if (img.lossy) this.lossy = true;
     return img;
@@ -461,7 +474,7 @@ export class DisplayState {
         const target = this.target(m.base);
         const src = await this.image(m.src, 'DRAW_COMPOSITE');
         const mask = m.mask === null ? null : await this.image(m.mask, 'DRAW_COMPOSITE mask');
-        if (!drawComposite(target, m.base, m.op, src, mask)) this.count(this.counts.unsupported, 'draw_composite');
+        if (!drawComposite(target, m.base, m.op, src, mask)) this.unsupported('draw_composite');
         return;
       }
       case MSG_DISPLAY.DRAW_STROKE:
@@ -469,7 +482,7 @@ export class DisplayState {
         // Paths and glyph strings are not rendered (no guest we record sends them: Linux KMS and QEMU's
         // simple display draw with COPY/FILL/COPY_BITS). Their brush patterns are still touched.
         await this.touchStrokeOrText(type, body);
-        this.count(this.counts.unsupported, messageName(MSG_DISPLAY, type));
+        this.unsupported(messageName(MSG_DISPLAY, type));
         return;
       default:
         throw new ProtocolError('SPICE_UNKNOWN_MESSAGE', `unknown display-channel message ${type}`);
@@ -521,10 +534,10 @@ export class DisplayState {
     }
     const data = r.bytesView(capLength(r.u32(true), 64 << 20, 'stream frame'));
     if (s.codec !== CODEC_MJPEG) {
-      this.count(this.counts.unsupported, `stream_codec_${s.codec}`);
+      this.unsupported(`stream_codec_${s.codec}`);
       return;
     }
-    this.count(this.counts.images, 'mjpeg');
+    DisplayState.bump(this.imageCounts, 'mjpeg');
     const img = await decodeJpeg(data, { maxPixels: this.opts.maxPixels });
     this.lossy = true;
     if ((s.flags & STREAM_TOP_DOWN) === 0) flipRows(img);
