@@ -59,13 +59,17 @@ export interface Harness {
 
 const FILES = ['registry', 'proc', 'ports', 'image', 'rfb', 'xvnc', 'x11-clients'];
 
-/** Transpiles the harness into dist-ts/bench/harness/ and loads it. */
-export async function loadHarness(): Promise<Harness> {
+/**
+ * Transpiles test/helpers/servers/NAME.ts for each name into dist-ts/bench/harness/ (syntax only; the
+ * typecheck covers them) and returns that directory, so every bench section shares one registry and proc
+ * module.
+ */
+export function transpileHarness(names: readonly string[]): string {
   const root = path.resolve(__dirname, '..', '..');
   const srcDir = path.join(root, 'test', 'helpers', 'servers');
   const outDir = path.join(__dirname, 'harness');
   mkdirSync(outDir, { recursive: true });
-  for (const name of FILES) {
+  for (const name of names) {
     const fileName = path.join(srcDir, `${name}.ts`);
     const out = ts.transpileModule(readFileSync(fileName, 'utf8'), {
       fileName,
@@ -78,6 +82,12 @@ export async function loadHarness(): Promise<Harness> {
     }
     writeFileSync(path.join(outDir, `${name}.js`), out.outputText);
   }
+  return outDir;
+}
+
+/** Transpiles the harness into dist-ts/bench/harness/ and loads it. */
+export async function loadHarness(): Promise<Harness> {
+  const outDir = transpileHarness(FILES);
   const load = async <T>(name: string): Promise<T> => (await import(path.join(outDir, `${name}.js`))) as T;
   const xvnc = await load<Pick<Harness, 'startXvnc'>>('xvnc');
   const clients = await load<Pick<Harness, 'startScrollingXterm' | 'startXclock' | 'startTypingXterm'>>('x11-clients');

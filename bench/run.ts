@@ -6,6 +6,10 @@
  *    (`-preset ultrafast -tune zerolatency -threads 1`) fed the same RGBA frames through a pipe.
  * 2. RGBA → I420 milliseconds per 1080p frame in the WebAssembly module: full frame and damage-only
  *    (the workload's own damage), beside the plain TypeScript reference.
+ * 3. RFB decoding of the captured VNC fixtures, and live VNC recording beside GStreamer and ffmpeg x11grab.
+ * 4. SPICE image decoders per codec on captures recorded now from QEMU, and the SPICE client replaying
+ *    them (bench/spice-decoders.ts); live SPICE recording of the text-scrolling guest beside spice-gtk's
+ *    spicy (bench/spice-live.ts).
  * Nothing here asserts: the numbers are for people (and the closing notes).
  */
 import { spawn } from 'node:child_process';
@@ -18,6 +22,8 @@ import { allocI420, convertRectReference } from '../src/recorder/colour';
 import { loadOpenH264 } from '../packages/openh264-wasm/src/index';
 import { vncDecoderBench } from './vnc-decoders';
 import { vncLiveBench } from './vnc-live';
+import { spiceDecoderBench } from './spice-decoders';
+import { spiceLiveBench } from './spice-live';
 import { table, type Row } from './table';
 
 
@@ -147,6 +153,12 @@ async function main(): Promise<void> {
   // 3. Live VNC recording against GStreamer and ffmpeg x11grab (bench/vnc-live.ts); BENCH_VNC_SECONDS=0 skips it.
   const vncSeconds = Number(process.env.BENCH_VNC_SECONDS ?? 60);
   if (vncSeconds > 0) await vncLiveBench({ seconds: vncSeconds, profileDir: process.env.BENCH_VNC_PROFILE });
+  // 4. SPICE (docs/BENCHMARKS.md): decoders on captures recorded now (BENCH_SPICE_DECODE_SECONDS per capture,
+  // 0 skips), then live recording of the text-scrolling guest beside spicy (BENCH_SPICE_SECONDS, 0 skips).
+  const spiceDecodeSeconds = Number(process.env.BENCH_SPICE_DECODE_SECONDS ?? 3);
+  if (spiceDecodeSeconds > 0) await spiceDecoderBench({ seconds: spiceDecodeSeconds });
+  const spiceSeconds = Number(process.env.BENCH_SPICE_SECONDS ?? 60);
+  if (spiceSeconds > 0) await spiceLiveBench({ seconds: spiceSeconds });
 }
 
 main().catch((err: unknown) => { console.error(err); process.exitCode = 1; });

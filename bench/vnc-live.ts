@@ -15,10 +15,11 @@
  * CPU is user+system of the recorder process, all threads (deskrec's encoder worker is a thread of it).
  * Xvnc's own CPU during each run is shown too: what a recorder costs the server (VNC encodings vs XShm).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { childOf, exited, findPid, procCpuS, sleep } from './proc';
 import { loadHarness, type Harness, type RgbaImage, type XvncServer } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
 import { table, type Row } from './table';
@@ -29,54 +30,9 @@ const HEIGHT = 768;
 const FREEZE_S = 2;
 
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms); });
-
-let clkTck = 0;
-/** Clock ticks per second of /proc/<pid>/stat's times (`getconf CLK_TCK`, 100 on Linux). */
-function ticksPerSecond(): number {
-  if (clkTck === 0) clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  return clkTck;
-}
-
-/** User+system CPU seconds of a live process, all its threads (/proc/<pid>/stat fields 14 and 15). */
-function procCpuS(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
-}
-
-/** The pid of the Xvnc serving `port` (the harness does not expose it). */
+/** The pid of the Xvnc serving `port`. */
 function xvncPid(port: number): number {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      const i = argv.indexOf('-rfbport');
-      if (path.basename(argv[0] ?? '') === 'Xvnc' && argv[i + 1] === String(port)) return Number(d);
-    } catch {
-      // gone
-    }
-  }
-  throw new Error(`no Xvnc process with -rfbport ${port}`);
-}
-
-/** The single child of `pid` (the recorder under /usr/bin/time), polled until it exists. */
-async function childOf(pid: number): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-      if (kids !== '') return Number(kids.split(' ')[0]);
-    } catch {
-      // not there yet
-    }
-    await sleep(10);
-  }
-  throw new Error(`process ${pid} started no child`);
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => { child.once('exit', (code) => { resolve(code); }); });
+  return findPid(`Xvnc with -rfbport ${port}`, (argv, exe) => exe === 'Xvnc' && argv[argv.indexOf('-rfbport') + 1] === String(port));
 }
 
 /** How one recorder is run. */
