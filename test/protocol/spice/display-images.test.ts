@@ -55,4 +55,44 @@ describe('SPICE image resolution', () => {
     wrong.width = 3;
     expect(await codeOf(r.resolve(wrong))).not.toBe('ok');
   });
+
+  test('the image cache holds at most its pixel limit: CACHE_ME beyond it is SPICE_CACHE_FULL; INVAL frees room', async () => {
+    const r = new ImageResolver(new GlzWindow(), () => null, 8192 * 8192, 5);
+    const pal = (): ImageRef['palette'] => ({ kind: 'inline', unique: 1n, ents: Uint32Array.of(0, 0xffffff) });
+    await r.resolve(plt(1n, pal(), 0, IMAGE_FLAG.CACHE_ME));
+    await r.resolve(plt(2n, pal(), 0, IMAGE_FLAG.CACHE_ME));
+    // Replacing an entry counts its pixels once.
+    await r.resolve(plt(2n, pal(), 0, IMAGE_FLAG.CACHE_REPLACE_ME));
+    expect(r.cachedImagePixels).toBe(4);
+    expect(await codeOf(r.resolve(plt(3n, pal(), 0, IMAGE_FLAG.CACHE_ME)))).toBe('SPICE_CACHE_FULL');
+    // Not cached (and not drawn from the cache later); uncached images still resolve.
+    expect(await codeOf(r.resolve({ id: 3n, type: IMAGE_TYPE.FROM_CACHE, flags: 0, width: 2, height: 1 }))).toBe('SPICE_CACHE_MISS');
+    expect(await codeOf(r.resolve(plt(3n, pal(), 0)))).toBe('ok');
+    r.invalidate([1n, 1n, 99n]);
+    expect(r.cachedImagePixels).toBe(2);
+    expect(await codeOf(r.resolve(plt(3n, pal(), 0, IMAGE_FLAG.CACHE_ME)))).toBe('ok');
+    r.invalidateAllImages();
+    expect(r.cachedImagePixels).toBe(0);
+  });
+
+  test('by default, images that decode big from a few bytes cannot grow the cache past twice the announced size', async () => {
+    // Regression (spice-display fuzz target, fixtures/fuzz/spice-display-*): CACHE_ME on LZ images of one
+    // long run (16M pixels from 64 KiB) grew the cache without bound; three of them passed 512 MiB.
+    const lzRun = (w: number, h: number): Uint8Array => {
+      const be = (v: number): number[] => [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+      const out = [...be(0x20205a4c), ...be(0x00010001), ...be(8), ...be(w), ...be(h), ...be(w * 4), ...be(1), 0, 1, 2, 3];
+      // One back-reference of distance 1 for the remaining pixels (length bias 1: code 7, then 255s).
+      let e = w * h - 1 - 1 - 6;
+      out.push(7 << 5);
+      while (e >= 255) { out.push(255); e -= 255; }
+      out.push(e, 0);
+      return new Uint8Array(out);
+    };
+    const r = resolver();
+    const big = (id: bigint): ImageRef => ({ id, type: IMAGE_TYPE.LZ_RGB, flags: IMAGE_FLAG.CACHE_ME, width: 6000, height: 4000, data: lzRun(6000, 4000) });
+    expect(await codeOf(r.resolve(big(1n)))).toBe('ok');
+    expect(r.cachedImagePixels).toBe(24000000);
+    expect(await codeOf(r.resolve(big(2n)))).toBe('SPICE_CACHE_FULL');
+    expect(r.cachedImages).toBe(1);
+  });
 });

@@ -14,16 +14,29 @@ import { IMAGE_FLAG, IMAGE_TYPE, type ImageRef, type PaletteRef } from './wire';
 /** Bitmap flag: store the palette in the palette cache. */
 const PAL_CACHE_ME = 1;
 
+/**
+ * Most pixels the image cache holds by default: twice the 80 MiB of 32-bit pixels DisplayState announces in
+ * DISPLAY_INIT (IMAGE_CACHE_PIXELS). spice-server counts width × height of what it asked us to cache
+ * against the announced size and sends INVAL_LIST before it would go over, so only a hostile server gets
+ * near this; without a cap, CACHE_ME on images that decode big from little (one LZ run, one QUIC run)
+ * grew the cache without bound.
+ */
+export const DEFAULT_MAX_CACHED_PIXELS = 2 * ((80 << 20) / 4);
+
 /** The image cache, the palette cache and the GLZ window of one session. */
 export class ImageResolver {
   private readonly images = new Map<bigint, DecodedImage>();
   private readonly palettes = new Map<bigint, SpicePalette>();
+  /** Pixels (width × height) of the cached images. */
+  private cachedPixels = 0;
 
   constructor(
     private readonly glz: GlzWindow,
     /** Pixels of another surface, for SURFACE images (null when the surface does not exist). */
     private readonly surfacePixels: (surfaceId: number) => DecodedImage | null,
     private readonly maxPixels = 8192 * 8192,
+    /** Most pixels the image cache may hold (SPICE_CACHE_FULL beyond). */
+    private readonly maxCachedPixels = DEFAULT_MAX_CACHED_PIXELS,
   ) {}
 
   /** Number of cached images (for tests and session.json). */
@@ -101,18 +114,39 @@ export class ImageResolver {
     if (img.width !== ref.width || img.height !== ref.height) {
       throw new ProtocolError('SPICE_BAD_IMAGE', `image ${ref.id}: descriptor says ${ref.width}x${ref.height}, data is ${img.width}x${img.height}`);
     }
-    if ((ref.flags & (IMAGE_FLAG.CACHE_ME | IMAGE_FLAG.CACHE_REPLACE_ME)) !== 0) this.images.set(ref.id, img);
+    if ((ref.flags & (IMAGE_FLAG.CACHE_ME | IMAGE_FLAG.CACHE_REPLACE_ME)) !== 0) this.cache(ref.id, img);
     return img;
+  }
+
+  private cache(id: bigint, img: DecodedImage): void {
+    const old = this.images.get(id);
+    const after = this.cachedPixels - (old === undefined ? 0 : old.width * old.height) + img.width * img.height;
+    if (after > this.maxCachedPixels) {
+      throw new ProtocolError('SPICE_CACHE_FULL', `caching image ${id} (${img.width}x${img.height}) would grow the image cache to ${after} pixels, over the limit of ${this.maxCachedPixels}`);
+    }
+    this.images.set(id, img);
+    this.cachedPixels = after;
+  }
+
+  /** Pixels held by the image cache. */
+  get cachedImagePixels(): number {
+    return this.cachedPixels;
   }
 
   /** INVAL_LIST: drops these images from the cache. */
   invalidate(ids: readonly bigint[]): void {
-    for (const id of ids) this.images.delete(id);
+    for (const id of ids) {
+      const old = this.images.get(id);
+      if (old === undefined) continue;
+      this.images.delete(id);
+      this.cachedPixels -= old.width * old.height;
+    }
   }
 
   /** INVAL_ALL_PIXMAPS: empties the image cache. */
   invalidateAllImages(): void {
     this.images.clear();
+    this.cachedPixels = 0;
   }
 
   /** INVAL_PALETTE: drops one palette. */

@@ -135,6 +135,8 @@ function readRef(src: Uint8Array, pos: number, ctrl: number): number {
 /** The session-wide GLZ dictionary: decodes GLZ images and keeps them for later references. */
 export class GlzWindow {
   private readonly images = new Map<number, GlzImage>();
+  /** The held ids as a binary min-heap, so releasing the oldest costs O(log n) each, not a scan of all. */
+  private readonly ids: number[] = [];
   private retained = 0;
   /** First id after the contiguous run of received ids (spice-gtk's `tail_gap`). */
   private tailGap: number | undefined;
@@ -168,6 +170,7 @@ export class GlzWindow {
     this.images.clear();
     this.retained = 0;
     this.tailGap = undefined;
+    this.ids.length = 0;
   }
 
   /**
@@ -329,6 +332,7 @@ export class GlzWindow {
   private add(img: GlzImage): void {
     const old = this.images.get(img.id);
     if (old !== undefined) this.retained -= old.px.length;
+    else heapPush(this.ids, img.id);
     this.images.set(img.id, img);
     this.retained += img.px.length;
     // Close the gap of contiguous ids (images of several display channels may arrive out of order);
@@ -340,11 +344,13 @@ export class GlzWindow {
     const newest = this.images.get(tail - 1);
     if (newest === undefined) return;
     const oldest = newest.id - newest.winHeadDist;
-    for (const [id, im] of this.images) {
-      if (id < oldest) {
-        this.images.delete(id);
-        this.retained -= im.px.length;
-      }
+    // Oldest ids first (a scan of every held image per add made a stream of tiny images quadratic).
+    while (this.ids.length > 0 && (this.ids[0] as number) < oldest) {
+      const id = heapPop(this.ids);
+      const im = this.images.get(id);
+      if (im === undefined) continue;
+      this.images.delete(id);
+      this.retained -= im.px.length;
     }
   }
 
@@ -362,6 +368,40 @@ export class GlzWindow {
     if (!hasAlpha) for (let i = 3; i < rgba.length; i += 4) rgba[i] = 255;
     return { width, height, rgba, alpha: hasAlpha ? 'premultiplied' : 'none', lossy: false };
   }
+}
+
+/** Pushes `v` onto the binary min-heap `h`. */
+function heapPush(h: number[], v: number): void {
+  let i = h.length;
+  h.push(v);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    const p = h[parent] as number;
+    if (p <= v) break;
+    h[i] = p;
+    i = parent;
+  }
+  h[i] = v;
+}
+
+/** Removes and returns the smallest value of the non-empty binary min-heap `h`. */
+function heapPop(h: number[]): number {
+  const top = h[0] as number;
+  const last = h.pop() as number;
+  const n = h.length;
+  if (n === 0) return top;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) break;
+    const r = l + 1;
+    const c = r < n && (h[r] as number) < (h[l] as number) ? r : l;
+    if ((h[c] as number) >= last) break;
+    h[i] = h[c] as number;
+    i = c;
+  }
+  h[i] = last;
+  return top;
 }
 
 /** Expands `count` palette-index bytes at src[pos] into pixels at px[op]; returns the new op. */

@@ -148,4 +148,45 @@ describe('GLZ', () => {
       }
     }
   });
+
+  test('releasing images stays cheap when the window holds many tiny ones', () => {
+    // Regression (spice-glz fuzz target): every add scanned every held image to find the ones to
+    // release, so 40000 one-pixel images with a huge win_head_dist took seconds (quadratic).
+    const w = new GlzWindow();
+    const t0 = performance.now();
+    for (let id = 0; id < 40000; id++) w.decode(new Uint8Array([...glzHeader(RGB32, true, 1, 1, 4, id, 0xffffffff), 0, 1, 2, 3]));
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(w.imageCount).toBe(40000);
+    // Then one image whose window starts at id 39990 releases the 39990 older ones at once.
+    w.decode(new Uint8Array([...glzHeader(RGB32, true, 1, 1, 4, 40000, 10), 0, 1, 2, 3]));
+    expect(w.imageCount).toBe(11);
+    expect(w.has(39989)).toBe(false);
+    expect(w.has(39990)).toBe(true);
+    expect(w.retainedPixels).toBe(11);
+  });
+
+  test('the images held match a reference model whatever the id order, repeats and window distances', () => {
+    const rnd = lcg(11);
+    for (let run = 0; run < 40; run++) {
+      const w = new GlzWindow();
+      // The rule of spice-gtk's glz_decoder_window_release, written plainly: after each image, the newest
+      // image of the contiguous run from the first id decides the oldest id kept.
+      const held = new Map<number, number>();
+      let tail: number | undefined;
+      for (let k = 0; k < 60; k++) {
+        const id = 100 + (rnd() % 40);
+        const dist = rnd() % 3 === 0 ? 0xffffffff : rnd() % 12;
+        w.decode(new Uint8Array([...glzHeader(RGB32, true, 1, 1, 4, id, dist), 0, 1, 2, 3]));
+        held.set(id, dist);
+        let t = tail ?? id;
+        while (held.has(t)) t++;
+        tail = t;
+        const newestDist = held.get(t - 1);
+        if (newestDist !== undefined) for (const h of [...held.keys()]) if (h < t - 1 - newestDist) held.delete(h);
+        const differ: number[] = [];
+        for (let q = 95; q < 145; q++) if (w.has(q) !== held.has(q)) differ.push(q);
+        if (differ.length > 0 || w.imageCount !== held.size) expect({ run, k, differ, count: w.imageCount }).toEqual({ run, k, differ: [], count: held.size });
+      }
+    }
+  });
 });
