@@ -1,38 +1,54 @@
 /**
- * `npm run fuzz -- [--seconds N] [--target NAME] [--seed N]`: runs the RFB fuzzer (rfb.ts) for N seconds
- * (default 60, shared by the targets when no --target is given) and saves every failing input as a new
- * regression fixture in fixtures/fuzz/ (NAME.bin plus NAME.json: target, seed, error), which
- * test/fuzz/fuzz.test.ts replays. Exit code 1 when something failed.
+ * `npm run fuzz -- [--seconds N] [--target NAME[,NAME…]] [--seed N]`: runs the RFB fuzzer (rfb.ts) and the
+ * SPICE fuzzer (spice.ts) for N seconds (default 60, shared by the targets when no --target is given; `rfb`
+ * and `spice` name each group) and saves every failing input as a new regression fixture in fixtures/fuzz/
+ * (NAME.bin plus NAME.json: target, seed, error), which test/fuzz/ replays. Exit code 1 when something
+ * failed.
  */
 import * as path from 'node:path';
-import { failureSignature, fuzzTarget, loadCorpus, repoRoot, saveFailure, TARGETS, type TargetName } from './rfb';
+import { failureSignature, loadCorpus, repoRoot, saveFailure, TARGETS } from './rfb';
+import { loadSpiceCorpus, SPICE_TARGETS } from './spice';
+import { ALL_TARGETS, fuzzAnyTarget } from './targets';
 
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: npm run fuzz -- [--seconds N] [--target ${TARGETS.join('|')}] [--seed N]`);
+  console.error(`${msg}\nusage: npm run fuzz -- [--seconds N] [--target rfb|spice|${ALL_TARGETS.join('|')}[,…]] [--seed N]`);
   process.exit(2);
+}
+
+/** The targets a --target value names (a comma-separated list of targets and groups), or null if one is unknown. */
+function parseTargets(v: string): string[] | null {
+  const out: string[] = [];
+  for (const name of v.split(',')) {
+    if (name === 'rfb') out.push(...TARGETS);
+    else if (name === 'spice') out.push(...SPICE_TARGETS);
+    else if (ALL_TARGETS.includes(name)) out.push(name);
+    else return null;
+  }
+  return out.length === 0 ? null : [...new Set(out)];
 }
 
 async function main(argv: string[]): Promise<number> {
   let seconds = 60;
-  let targets: TargetName[] = [...TARGETS];
+  let targets: string[] = [...ALL_TARGETS];
   let seed = Date.now() >>> 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
     if (a === '--seconds' && v !== undefined && Number(v) > 0) { seconds = Number(v); i++; }
-    else if (a === '--target' && v !== undefined && (TARGETS as readonly string[]).includes(v)) { targets = [v as TargetName]; i++; }
+    else if (a === '--target' && v !== undefined && parseTargets(v) !== null) { targets = parseTargets(v) ?? targets; i++; }
     else if (a === '--seed' && v !== undefined && Number.isInteger(Number(v))) { seed = Number(v) >>> 0; i++; }
     else usage(`bad argument ${a ?? ''}`);
   }
   const root = repoRoot();
   const dir = path.join(root, 'fixtures', 'fuzz');
   const corpus = loadCorpus(root);
-  console.log(`seed ${seed}, ${seconds} s, targets ${targets.join(', ')}, corpus ${corpus.streams.length} streams`);
+  const spiceCorpus = loadSpiceCorpus(root);
+  console.log(`seed ${seed}, ${seconds} s, targets ${targets.join(', ')}, corpus ${corpus.streams.length} VNC streams, ${spiceCorpus.fixtures.length} SPICE captures`);
   let failures = 0;
   const signatures = new Map<string, number>();
   for (const target of targets) {
-    const stats = await fuzzTarget({
-      target, runSeed: seed, corpus, seconds: seconds / targets.length,
+    const stats = await fuzzAnyTarget({
+      target, runSeed: seed, corpus, spiceCorpus, seconds: seconds / targets.length,
       onFailure: (f) => {
         failures++;
         // One saved input per distinct failure (kind, message without numbers, innermost frame).
@@ -46,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
       },
     });
     const codes = Object.entries(stats.codes).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `${k} ${n}`).join(', ');
-    console.log(`${target.padEnd(13)} ${String(stats.inputs).padStart(7)} inputs  ${String(stats.decoded).padStart(7)} decoded  ${String(stats.rejected).padStart(7)} rejected  ${stats.failures} failures  (${(stats.ms / 1000).toFixed(1)} s)\n  ${codes}`);
+    console.log(`${target.padEnd(14)} ${String(stats.inputs).padStart(7)} inputs  ${String(stats.decoded).padStart(7)} decoded  ${String(stats.rejected).padStart(7)} rejected  ${stats.failures} failures  (${(stats.ms / 1000).toFixed(1)} s)\n  ${codes}`);
   }
   if (failures > 0) console.log(`${failures} failing inputs, ${signatures.size} distinct failures saved`);
   return failures === 0 ? 0 : 1;

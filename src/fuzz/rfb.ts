@@ -99,10 +99,13 @@ export function inputSeed(runSeed: number, target: string, i: number): number {
 /* ------------------------------------------------------------------------------------------------ */
 /* Generic mutations                                                                                 */
 
-const HUGE32 = [0xffffffff, 0x7fffffff, 0x80000000, 0x10000000, 0x01000000, 0x00ffffff, 0x0000ffff];
-const HUGE16 = [0xffff, 0x8000, 0x7fff, 0x1000, 0x0fff];
+/** Huge and boundary values for 32-bit length and size fields. */
+export const HUGE32 = [0xffffffff, 0x7fffffff, 0x80000000, 0x10000000, 0x01000000, 0x00ffffff, 0x0000ffff];
+/** Huge and boundary values for 16-bit fields. */
+export const HUGE16 = [0xffff, 0x8000, 0x7fff, 0x1000, 0x0fff];
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
+/** The parts, joined. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);
@@ -154,7 +157,8 @@ export function mutate(rng: Rng, b: Uint8Array, donor?: Uint8Array): Uint8Array 
   }
 }
 
-function mutateTimes(rng: Rng, b: Uint8Array, times: number, donor?: Uint8Array): Uint8Array {
+/** `times` mutations of `b` in a row. */
+export function mutateTimes(rng: Rng, b: Uint8Array, times: number, donor?: Uint8Array): Uint8Array {
   let out = b;
   for (let i = 0; i < times; i++) out = mutate(rng, out, donor);
   return out;
@@ -955,7 +959,8 @@ export type Outcome =
   | { status: 'rejected'; code: string; detail: string }
   | { status: 'failure'; kind: 'exception' | 'timeout' | 'memory' | 'retry-mismatch'; error: string; stack?: string };
 
-function classify(err: unknown, detail: string): Outcome {
+/** The outcome an error (or null) stands for: decoded, a DeskrecError's rejection, or a failure. */
+export function classify(err: unknown, detail: string): Outcome {
   if (err === null || err === undefined) return { status: 'decoded', detail };
   if (err instanceof DeskrecError) return { status: 'rejected', code: err.code, detail };
   const e = err instanceof Error ? err : new Error(inspect(err));
@@ -985,16 +990,27 @@ export const DEFAULT_LIMITS: Limits = { timeMs: 5000, memoryBytes: 512 * 1024 * 
 
 /** Runs one input under the rule; never throws. */
 export async function runInput(target: TargetName, input: Uint8Array, limits: Limits = DEFAULT_LIMITS): Promise<Outcome> {
+  return guarded((deadline) => {
+    switch (target) {
+      case 'client': return executeClient(input, deadline);
+      case 'decoders': return executeDecoders(input);
+      case 'capture': return executeCapture(input);
+      case 'pixel-format': return executePixelFormat(input);
+    }
+  }, limits);
+}
+
+/**
+ * Runs `execute` (given its wall-clock deadline) under the rule's bounds: an exception out of it is a
+ * failure, and so is an input that took longer than `limits.timeMs` or grew RSS or the heap by more than
+ * `limits.memoryBytes`. Never throws. Shared by the RFB and SPICE targets.
+ */
+export async function guarded(execute: (deadline: number) => Outcome | Promise<Outcome>, limits: Limits = DEFAULT_LIMITS): Promise<Outcome> {
   const before = process.memoryUsage();
   const start = performance.now();
   let outcome: Outcome;
   try {
-    switch (target) {
-      case 'client': outcome = await executeClient(input, start + limits.timeMs); break;
-      case 'decoders': outcome = await executeDecoders(input); break;
-      case 'capture': outcome = executeCapture(input); break;
-      case 'pixel-format': outcome = executePixelFormat(input); break;
-    }
+    outcome = await execute(start + limits.timeMs);
   } catch (err) {
     outcome = classify(err, '');
     if (outcome.status !== 'failure') outcome = { status: 'failure', kind: 'exception', error: `the harness itself threw ${inspect(err)}` };
@@ -1013,7 +1029,8 @@ export async function runInput(target: TargetName, input: Uint8Array, limits: Li
 
 /** Counts of one target's run. */
 export interface TargetStats {
-  target: TargetName;
+  /** A target of rfb.ts or spice.ts. */
+  target: string;
   inputs: number;
   decoded: number;
   rejected: number;
@@ -1025,7 +1042,8 @@ export interface TargetStats {
 
 /** A failing input. */
 export interface Failure {
-  target: TargetName;
+  /** A target of rfb.ts or spice.ts. */
+  target: string;
   seed: number;
   runSeed: number;
   index: number;
@@ -1039,14 +1057,29 @@ export async function fuzzTarget(opts: {
   onFailure?: (f: Failure) => void;
 }): Promise<TargetStats> {
   await prepareImages();
+  return fuzzLoop({
+    ...opts,
+    generate: (seed) => generate(opts.target, seed, opts.corpus),
+    run: (input) => runInput(opts.target, input, opts.limits),
+  });
+}
+
+/**
+ * The loop every target shares: input `i` is generated from `inputSeed(runSeed, target, i)` and run, until
+ * `maxInputs` inputs or `seconds` have passed; failures go to `onFailure`.
+ */
+export async function fuzzLoop(opts: {
+  target: string; runSeed: number; maxInputs?: number; seconds?: number;
+  generate: (seed: number) => Uint8Array; run: (input: Uint8Array) => Promise<Outcome>; onFailure?: (f: Failure) => void;
+}): Promise<TargetStats> {
   const stats: TargetStats = { target: opts.target, inputs: 0, decoded: 0, rejected: 0, failures: 0, codes: {}, ms: 0 };
   const start = performance.now();
   const until = opts.seconds === undefined ? Infinity : start + opts.seconds * 1000;
   const max = opts.maxInputs ?? Infinity;
   for (let i = 0; i < max && performance.now() < until; i++) {
     const seed = inputSeed(opts.runSeed, opts.target, i);
-    const input = generate(opts.target, seed, opts.corpus);
-    const out = await runInput(opts.target, input, opts.limits);
+    const input = opts.generate(seed);
+    const out = await opts.run(input);
     stats.inputs++;
     if (out.status === 'decoded') stats.decoded++;
     else if (out.status === 'rejected') { stats.rejected++; stats.codes[out.code] = (stats.codes[out.code] ?? 0) + 1; }
@@ -1067,7 +1100,8 @@ export function failureSignature(o: Extract<Outcome, { status: 'failure' }>): st
 
 /** What a saved failing input's JSON holds. */
 export interface SavedFailure {
-  target: TargetName;
+  /** A target of rfb.ts or spice.ts. */
+  target: string;
   seed: number;
   runSeed: number;
   index: number;

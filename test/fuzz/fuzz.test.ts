@@ -1,13 +1,15 @@
 /**
  * A bounded, seeded pass of the RFB fuzzer (src/fuzz/rfb.ts) over its four targets — every input must
  * decode or fail with a DeskrecError, within the time and memory bounds — and the regression inputs saved
- * in fixtures/fuzz/ by `npm run fuzz` (each once a failure; all must pass now).
+ * in fixtures/fuzz/ by `npm run fuzz`, RFB and SPICE (each once a failure; all must pass now). The SPICE
+ * targets' bounded pass is spice-fuzz.test.ts.
  *
  * The pass is deterministic in its inputs (fixed seed); the number run per target is capped by count and,
  * on a slow machine, by time (about two minutes in all on two cores).
  */
 import * as path from 'node:path';
-import { DEFAULT_LIMITS, failureSignature, fuzzTarget, loadCorpus, loadSavedFailures, repoRoot, runInput, type Failure, type TargetName } from '../../src/fuzz/rfb';
+import { DEFAULT_LIMITS, failureSignature, fuzzTarget, loadCorpus, loadSavedFailures, repoRoot, type Failure, type TargetName } from '../../src/fuzz/rfb';
+import { runAnyInput } from '../../src/fuzz/targets';
 
 const SEED = 20261122;
 const root = repoRoot();
@@ -39,7 +41,7 @@ describe('saved failing inputs (fixtures/fuzz/)', () => {
     expect(saved.length).toBeGreaterThan(0);
   });
   test.each(saved.map((s) => [s.meta.input, s] as const))('%s no longer fails', async (_name, s) => {
-    const out = await runInput(s.meta.target, s.input);
+    const out = await runAnyInput(s.meta.target, s.input);
     expect(out.status === 'failure' ? `${out.kind}: ${out.error}` : 'ok').toBe('ok');
   }, 60000);
 });
