@@ -1376,12 +1376,11 @@ function generateDisplay(rng: Rng, corpus: SpiceCorpus): Uint8Array {
 }
 
 /**
- * How many big off-screen surfaces a big session may create. DisplayState caps each surface (8192x8192,
- * 256 MiB) and their number (4096) but not their total, so a few 20-byte SURFACE_CREATEs exhaust memory;
- * until display-channel.ts caps the total (see docs/FIXTURES.md, "Open findings"), more than one would
- * fail every run of this target. Raise it to see the failure.
+ * How many big off-screen surfaces a big session may create. DisplayState caps each surface (8192x8192),
+ * their number (4096) and their total (MAX_OFFSCREEN_PIXELS, 256 MiB): the fuzzer asks for up to four
+ * big ones, so the total cap is what stops them.
  */
-const BIG_OFFSCREEN_SURFACES = 1;
+const BIG_OFFSCREEN_SURFACES = 4;
 
 /**
  * A session with big things in it, within every per-item cap: a primary and an off-screen surface up to

@@ -35,6 +35,11 @@ const ROP_PUT = 8;
 const STREAM_TOP_DOWN = 1;
 /** Stream codec MJPEG (the only one we advertise). */
 const CODEC_MJPEG = 1;
+/**
+ * Off-screen surfaces the server may keep at once, in pixels (256 MiB of RGBA): each is bounded by the
+ * image cap, but their sum must be bounded too, or a few SURFACE_CREATEs of 135 bytes would allocate gigabytes.
+ */
+export const MAX_OFFSCREEN_PIXELS = 64 << 20;
 /** Highest stream id the protocol allows. */
 const MAX_STREAMS = 64;
 
@@ -129,6 +134,7 @@ export class DisplayState {
   private readonly surfaces = new Map<number, SurfaceEntry>();
   private readonly streams = new Map<number, StreamEntry>();
   private readonly masks = new Map<bigint, MaskBits>();
+  private offscreenPixels = 0;
   private readonly glz: GlzWindow;
   private readonly resolver: ImageResolver;
   private readonly queue: Item[] = [];
@@ -277,7 +283,7 @@ export class DisplayState {
       case MSG_DISPLAY.SURFACE_DESTROY: {
         const id = new ByteReader(body, 0, 'SURFACE_DESTROY').u32(true);
         if (id === 0) this.emitFrame(t, false); // what the old surface showed last, before it goes
-        this.surfaces.delete(id);
+        this.dropSurface(id);
         return;
       }
       case MSG_DISPLAY.INVAL_LIST:
@@ -353,10 +359,22 @@ export class DisplayState {
       return;
     }
     if (this.surfaces.size > 4096) throw new ProtocolError('SPICE_TOO_MANY_SURFACES', 'more than 4096 surfaces');
-    if (width * height > (this.opts.maxPixels ?? 8192 * 8192) || width < 1 || height < 1) {
+    if (width < 1 || height < 1 || width * height > (this.opts.maxPixels ?? 8192 * 8192)) {
       throw new ProtocolError('SPICE_BAD_SURFACE', `surface ${id}: size ${width}x${height}`);
     }
+    this.dropSurface(id);
+    if (this.offscreenPixels + width * height > MAX_OFFSCREEN_PIXELS) {
+      throw new ProtocolError('SPICE_TOO_MANY_SURFACES', `surface ${id} (${width}x${height}) would take off-screen surfaces over ${MAX_OFFSCREEN_PIXELS} pixels`);
+    }
+    this.offscreenPixels += width * height;
     this.surfaces.set(id, { id, format, canvas: new OffscreenSurface(width, height, format === SURFACE_FMT.ARGB32 || format === SURFACE_FMT.A8 || format === SURFACE_FMT.A1), primary: null });
+  }
+
+  private dropSurface(id: number): void {
+    const s = this.surfaces.get(id);
+    if (s === undefined) return;
+    if (s.primary === null) this.offscreenPixels -= s.canvas.width * s.canvas.height;
+    this.surfaces.delete(id);
   }
 
   private surfaceImage(id: number): DecodedImage | null {
