@@ -33,3 +33,60 @@ export interface FrameSource {
   /** Which credentials the source holds (booleans only), for capture headers. */
   credentials?(): { password: boolean; username: boolean };
 }
+
+/** What a live session gives `runLive`: start it, close it. */
+export interface LiveSession {
+  start(): void;
+  close(): void;
+}
+
+/** How a live session reports to `runLive`. */
+export interface LiveHooks {
+  /** Passes a frame on; false when the session is over (by duration or otherwise) and it was dropped. */
+  frame(f: Frame): boolean;
+  /** Ends the run: cleanly with an end, or with an error. */
+  finish(end: SourceEnd | Error): void;
+}
+
+/**
+ * The life of a live protocol session, shared by the VNC and SPICE sources: frames go to the consumer
+ * until `durationMs` of session time has passed (by a frame's own time or a timer), the signal aborts, or
+ * the session ends by itself; then the session is closed exactly once and the run settles.
+ */
+export function runLive(
+  run: { signal: AbortSignal; durationMs: number | null },
+  now: () => number,
+  consumer: FrameConsumer,
+  open: (hooks: LiveHooks) => LiveSession,
+): Promise<SourceEnd> {
+  return new Promise<SourceEnd>((resolve, reject) => {
+    let done = false;
+    let timer: NodeJS.Timeout | null = null;
+    let session: LiveSession | null = null;
+    const finish = (end: SourceEnd | Error): void => {
+      if (done) return;
+      done = true;
+      if (timer !== null) clearTimeout(timer);
+      run.signal.removeEventListener('abort', onAbort);
+      session?.close();
+      if (end instanceof Error) reject(end);
+      else resolve(end);
+    };
+    const onAbort = (): void => { finish({ reason: 'signal', t_ms: now() }); };
+    session = open({
+      frame: (f) => {
+        if (done) return false;
+        if (run.durationMs !== null && f.t_ms >= run.durationMs) { finish({ reason: 'duration', t_ms: run.durationMs }); return false; }
+        consumer.onFrame(f);
+        return true;
+      },
+      finish,
+    });
+    run.signal.addEventListener('abort', onAbort, { once: true });
+    if (run.durationMs !== null) {
+      const d = run.durationMs;
+      timer = setTimeout(() => { finish({ reason: 'duration', t_ms: d }); }, Math.max(0, d - now()));
+    }
+    session.start();
+  });
+}

@@ -1,5 +1,5 @@
 /** `vnc://` as a frame source: a TCP (optionally TLS) connection running the RFB client. */
-import type { FrameConsumer, FrameSource, SourceEnd } from '../../capture/source';
+import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from '../../capture/source';
 import { ConnectError, UsageError } from '../../errors';
 import { connectTcp } from '../../transport/tcp';
 import type { TransportTap } from '../../transport/transport';
@@ -98,38 +98,14 @@ export class VncSource implements FrameSource {
       compressLevel: null,
       tls: { ca: this.opts.tlsCa, insecure: this.opts.tlsInsecure, servername: this.where.host },
     };
-    return new Promise<SourceEnd>((resolve, reject) => {
-      let done = false;
-      let timer: NodeJS.Timeout | null = null;
-      const finish = (end: SourceEnd | Error): void => {
-        if (done) return;
-        done = true;
-        if (timer !== null) clearTimeout(timer);
-        run.signal.removeEventListener('abort', onAbort);
-        client.close();
-        if (end instanceof Error) reject(end);
-        else resolve(end);
-      };
-      const onAbort = (): void => { finish({ reason: 'signal', t_ms: transport.now() }); };
+    return runLive(run, () => transport.now(), consumer, (hooks) => {
       const client = new RfbClient(transport, {
         ready: (info) => { this.info = info; },
-        frame: (f) => {
-          if (done) return;
-          if (run.durationMs !== null && f.t_ms >= run.durationMs) { finish({ reason: 'duration', t_ms: run.durationMs }); return; }
-          this.framesDelivered++;
-          consumer.onFrame(f);
-        },
-        closed: (err) => {
-          if (done) return;
-          finish(err ?? new ConnectError('SERVER_CLOSED', `${transport.remote} closed the connection`));
-        },
+        frame: (f) => { if (hooks.frame(f)) this.framesDelivered++; },
+        closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `${transport.remote} closed the connection`)); },
       }, options);
       this.client = client;
-      run.signal.addEventListener('abort', onAbort, { once: true });
-      if (run.durationMs !== null) {
-        timer = setTimeout(() => { finish({ reason: 'duration', t_ms: run.durationMs ?? transport.now() }); }, Math.max(0, run.durationMs - transport.now()));
-      }
-      client.start();
+      return client;
     });
   }
 }

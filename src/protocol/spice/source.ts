@@ -4,7 +4,7 @@
  * the TLS port, so a channel the server refuses in plaintext (NEED_SECURED, QEMU's `tls-channel=`) is
  * retried there, as spice-gtk does.
  */
-import type { FrameConsumer, FrameSource, SourceEnd } from '../../capture/source';
+import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from '../../capture/source';
 import { AuthError, ConnectError, UsageError } from '../../errors';
 import { connectTcp } from '../../transport/tcp';
 import type { Transport, TransportTap } from '../../transport/transport';
@@ -98,19 +98,7 @@ export class SpiceSource implements FrameSource {
       return t;
     };
     const first = await opener({ stream: 0, channelType: 1, channelId: 0, secure: this.where.tls });
-    return new Promise<SourceEnd>((resolve, reject) => {
-      let done = false;
-      let timer: NodeJS.Timeout | null = null;
-      const finish = (end: SourceEnd | Error): void => {
-        if (done) return;
-        done = true;
-        if (timer !== null) clearTimeout(timer);
-        run.signal.removeEventListener('abort', onAbort);
-        session.close();
-        if (end instanceof Error) reject(end);
-        else resolve(end);
-      };
-      const onAbort = (): void => { finish({ reason: 'signal', t_ms: first.now() }); };
+    return runLive(run, () => first.now(), consumer, (hooks) => {
       const session = new SpiceSession({
         password: this.opts.password,
         preferCompression: this.opts.preferCompression,
@@ -118,22 +106,11 @@ export class SpiceSource implements FrameSource {
         canSecure: this.where.tlsPort !== null,
         open: opener,
       }, {
-        frame: (f) => {
-          if (done) return;
-          if (run.durationMs !== null && f.t_ms >= run.durationMs) { finish({ reason: 'duration', t_ms: run.durationMs }); return; }
-          this.framesDelivered++;
-          consumer.onFrame(f);
-        },
-        closed: (err) => {
-          finish(err ?? new ConnectError('SERVER_CLOSED', `${first.remote} closed the SPICE session`));
-        },
+        frame: (f) => { if (hooks.frame(f)) this.framesDelivered++; },
+        closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `${first.remote} closed the SPICE session`)); },
       });
       this.session = session;
-      run.signal.addEventListener('abort', onAbort, { once: true });
-      if (run.durationMs !== null) {
-        timer = setTimeout(() => { finish({ reason: 'duration', t_ms: run.durationMs ?? first.now() }); }, Math.max(0, run.durationMs - first.now()));
-      }
-      session.start(first);
+      return { start: () => { session.start(first); }, close: () => { session.close(); } };
     });
   }
 }
