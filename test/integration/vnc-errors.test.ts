@@ -252,10 +252,12 @@ describe('protocol violations from a fake server', () => {
       r.write(update(0, 0, side, side, 16, withLength(bomb)));
       await closed(r);
     });
-    // The child reports its own peak resident set size (maxRSS, KiB) when it exits.
+    // The child reports its own peak resident set size (KiB) when it exits: VmHWM of its own address space.
+    // Not getrusage's maxRSS: Linux carries the forking process's high-water mark across exec, so that would
+    // report the jest worker's size (272 MiB in a full CI run) instead of deskrec's.
     const preload = path.join(scratch, 'maxrss.js');
     const rssFile = path.join(scratch, 'maxrss.txt');
-    writeFileSync(preload, `process.on('exit', () => { require('fs').writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)); });\n`);
+    writeFileSync(preload, `process.on('exit', () => { const fs = require('fs'); const m = /VmHWM:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8')); fs.writeFileSync(${JSON.stringify(rssFile)}, m ? m[1] : '0'); });\n`);
     try {
       const rec = startRecording(`vnc://127.0.0.1:${fake.port}`, ['--format', 'png', '--vnc-encodings', 'zrle'],
         { NODE_OPTIONS: `--require ${preload}` });
