@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { SyntheticDesktop } from '../src/capture/synthetic';
+import { SyntheticDesktop } from '../src/sources/synthetic';
 import { Recording } from '../src/recorder/recording';
 import { allocI420, convertRectReference } from '../src/recorder/colour';
 import { loadOpenH264 } from '../packages/openh264-wasm/src/index';

@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { readCapture, type Capture } from '../src/capture/deskcap/reader';
 import { KIND } from '../src/capture/deskcap/format';
-import { ReplaySource } from '../src/capture/replay';
+import { ReplaySource } from '../src/sources/replay';
 import { CHANNEL, MSG_DISPLAY } from '../src/protocol/spice/constants';
 import {
   BITMAP_FLAG, BITMAP_FMT, decodeBitmap, decodeJpeg, decodeJpegAlpha, decodeLz, decodeLz4, decodeQuic, decodeZlibGlz, GlzWindow,

@@ -5,9 +5,9 @@ import { AuthError, ConnectError, describeError, ProtocolError, SinkError, Usage
 import { Recording } from '../recorder/recording';
 import { CaptureWriter } from '../capture/deskcap/writer';
 import { readCapture } from '../capture/deskcap/reader';
-import { formatInspection, inspectCapture } from '../capture/inspect';
-import { ReplaySource } from '../capture/replay';
-import type { FrameSource } from '../capture/source';
+import { formatInspection, inspectCapture } from '../sources/inspect';
+import { ReplaySource } from '../sources/replay';
+import type { FrameSource } from '../sources/source';
 import { HELP, parseRecordArgs, type RecordArgs } from './args';
 import { EXIT } from './exit-codes';
 import { openSource } from './sources';

@@ -1,11 +1,11 @@
 /** Turns a URL from the command line into a frame source. */
 import { readFileSync } from 'node:fs';
-import { parseTestUrl, SyntheticSource } from '../capture/synthetic';
-import type { FrameSource } from '../capture/source';
+import { parseTestUrl, SyntheticSource } from '../sources/synthetic';
+import type { FrameSource } from '../sources/source';
 import { UsageError } from '../errors';
-import { parseEncodingList, parseVncUrl, VncSource } from '../protocol/rfb/source';
+import { parseEncodingList, parseVncUrl, VncSource } from '../sources/vnc';
 import { IMAGE_COMPRESSION } from '../protocol/spice/constants';
-import { parseSpiceUrl, SpiceSource } from '../protocol/spice/source';
+import { parseSpiceUrl, SpiceSource } from '../sources/spice';
 import type { RecordArgs } from './args';
 
 /**

@@ -1,5 +1,5 @@
 /**
- * A bounded, seeded pass of the RFB fuzzer (src/fuzz/rfb.ts) over its four targets — every input must
+ * A bounded, seeded pass of the RFB fuzzer (test/fuzz/engine/rfb.ts) over its four targets — every input must
  * decode or fail with a DeskrecError, within the time and memory bounds — and the regression inputs saved
  * in fixtures/fuzz/ by `npm run fuzz`, RFB and SPICE (each once a failure; all must pass now). The SPICE
  * targets' bounded pass is spice-fuzz.test.ts.
@@ -8,8 +8,8 @@
  * on a slow machine, by time (about two minutes in all on two cores).
  */
 import * as path from 'node:path';
-import { DEFAULT_LIMITS, failureSignature, fuzzTarget, loadCorpus, loadSavedFailures, repoRoot, type Failure, type TargetName } from '../../src/fuzz/rfb';
-import { runAnyInput } from '../../src/fuzz/targets';
+import { DEFAULT_LIMITS, failureSignature, fuzzTarget, loadCorpus, loadSavedFailures, repoRoot, type Failure, type TargetName } from './engine/rfb';
+import { runAnyInput } from './engine/targets';
 
 const SEED = 20261122;
 const root = repoRoot();

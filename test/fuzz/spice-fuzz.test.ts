@@ -1,5 +1,5 @@
 /**
- * A bounded, seeded pass of the SPICE fuzzer (src/fuzz/spice.ts) over its targets: every image decoder,
+ * A bounded, seeded pass of the SPICE fuzzer (test/fuzz/engine/spice.ts) over its targets: every image decoder,
  * the display-message parsers, the canvas, the display state, the cursor channel, the link and channel
  * framing and whole sessions over the SPICE capture fixtures. Every input must decode or fail with a
  * DeskrecError within the time and memory bounds, and keep the target's invariants. The saved failing
@@ -8,8 +8,8 @@
  * The pass is deterministic in its inputs (fixed seed); the number run per target is capped by count and,
  * on a slow machine, by time (at most a minute in all; about 40 s on two cores).
  */
-import { failureSignature, repoRoot, type Failure } from '../../src/fuzz/rfb';
-import { fuzzSpiceTarget, loadSpiceCorpus, type SpiceTargetName } from '../../src/fuzz/spice';
+import { failureSignature, repoRoot, type Failure } from './engine/rfb';
+import { fuzzSpiceTarget, loadSpiceCorpus, type SpiceTargetName } from './engine/spice';
 
 const SEED = 20261122;
 const corpus = loadSpiceCorpus(repoRoot());

@@ -1,6 +1,6 @@
 /** Builds deterministic frame sequences for recorder tests. */
-import { SyntheticDesktop } from '../../src/capture/synthetic';
-import type { FrameConsumer } from '../../src/capture/source';
+import { SyntheticDesktop } from '../../src/sources/synthetic';
+import type { FrameConsumer } from '../../src/sources/source';
 
 /** A recorded source frame: the full picture (copied) plus its time. */
 export interface SourceFrame {

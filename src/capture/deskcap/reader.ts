@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { crc32, inflateRawSync } from 'node:zlib';
 import { ProtocolError } from '../../errors';
-import { ByteReader, capLength } from '../../protocol/wire/reader';
+import { ByteReader, capLength } from '../../wire/reader';
 import { BLOCK_MARK, KIND, MAGIC, MAX_BLOCK_RAW, MAX_HEADER, RECORD_HEAD, VERSION, type CaptureEnd, type CaptureHeader, type CaptureRecord } from './format';
 
 /** A capture file, read whole. */

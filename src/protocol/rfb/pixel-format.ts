@@ -12,7 +12,7 @@
  * per-component lookup tables for the rest).
  */
 import { ProtocolError } from '../../errors';
-import type { ByteReader } from '../wire/reader';
+import type { ByteReader } from '../../wire/reader';
 import type { PixelDecoder, PixelFormat } from './types';
 
 /** What deskrec asks servers for (noVNC does the same): 32bpp little-endian, bytes R,G,B,X in memory. */

@@ -14,7 +14,7 @@
 import type { CursorShape } from '../../capture/cursor';
 import type { Rect } from '../../capture/rect';
 import type { Surface } from '../../capture/surface';
-import type { ByteReader } from '../wire/reader';
+import type { ByteReader } from '../../wire/reader';
 
 /** The RFB PIXEL_FORMAT (rfbproto §7.4). */
 export interface PixelFormat {

@@ -6,9 +6,9 @@
  */
 import { ProtocolError } from '../../errors';
 import type { Transport } from '../../transport/transport';
-import { ByteQueue } from '../wire/queue';
-import { ByteReader, capLength } from '../wire/reader';
-import { ByteWriter } from '../wire/writer';
+import { ByteQueue } from '../../wire/queue';
+import { ByteReader, capLength } from '../../wire/reader';
+import { ByteWriter } from '../../wire/writer';
 import { COMMON_CAP, MSG, MSGC, TICKET_BYTES } from './constants';
 import { authMechanism, buildLinkMess, encryptTicket, hasCap, LINK_HEADER_BYTES, linkError, OUR_COMMON_CAPS, parseLinkHeader, parseLinkReply } from './link';
 

@@ -60,7 +60,7 @@
  */
 import type { CursorShape, CursorState } from '../../capture/cursor';
 import { ProtocolError } from '../../errors';
-import { ByteReader } from '../wire/reader';
+import { ByteReader } from '../../wire/reader';
 import { expand5 } from './images/common';
 
 /** Cursor channel, server → client (spice-protocol `enums.h` SPICE_MSG_CURSOR_*). */

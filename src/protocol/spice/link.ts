@@ -5,8 +5,8 @@
  */
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { AuthError, ConnectError, ProtocolError } from '../../errors';
-import { ByteReader } from '../wire/reader';
-import { ByteWriter } from '../wire/writer';
+import { ByteReader } from '../../wire/reader';
+import { ByteWriter } from '../../wire/writer';
 import { COMMON_CAP, MAX_PASSWORD, SPICE_MAGIC, SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR, TICKET_PUBKEY_BYTES } from './constants';
 
 /** Capability words from a list of bit numbers. */

@@ -4,7 +4,7 @@
  * kept for session.json; agent messages are ignored politely (we never start the agent).
  */
 import { ProtocolError } from '../../errors';
-import { ByteReader, capLength } from '../wire/reader';
+import { ByteReader, capLength } from '../../wire/reader';
 import { MSG_MAIN, MSGC_MAIN } from './constants';
 
 /** What INIT says. */

@@ -6,7 +6,7 @@ import type { Frame } from '../../../src/capture/surface';
 import { AuthError, ConnectError, ProtocolError } from '../../../src/errors';
 import { RfbClient, type RfbOptions } from '../../../src/protocol/rfb/client';
 import { vncAuthResponse } from '../../../src/protocol/rfb/security/des';
-import { ByteWriter } from '../../../src/protocol/wire/writer';
+import { ByteWriter } from '../../../src/wire/writer';
 import { ReplayTransport } from '../../../src/transport/replay';
 
 const OPTS: RfbOptions = { password: null, username: null, encodings: [0], lossyQuality: null, compressLevel: null, tls: { insecure: false, servername: 'h' } };

@@ -1,7 +1,7 @@
 /** Shared helpers for the RFB decoder tests: byte builders, expected images, chunked decoding, zlib chunks. */
 import * as zlib from 'zlib';
 import { Surface } from '../../../src/capture/surface';
-import { ByteReader, NeedMoreData } from '../../../src/protocol/wire/reader';
+import { ByteReader, NeedMoreData } from '../../../src/wire/reader';
 import type { DecodeContext, RectDecoder, RectHeader } from '../../../src/protocol/rfb/types';
 
 /** Concatenates numbers (bytes) and byte arrays. */

@@ -1,4 +1,4 @@
-import { ByteReader } from '../../../src/protocol/wire/reader';
+import { ByteReader } from '../../../src/wire/reader';
 import {
   ColourMap, RGBX_FORMAT, createPixelDecoder, isTight24, parsePixelFormat, tightPixel, validatePixelFormat, writePixelFormat,
   zrleCPixel, zrleDroppedByte,

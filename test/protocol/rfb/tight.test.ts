@@ -6,7 +6,7 @@ import { tightDecoder } from '../../../src/protocol/rfb/encodings/tight';
 import { tightPngDecoder } from '../../../src/protocol/rfb/encodings/tight-png';
 import { RGBX_FORMAT } from '../../../src/protocol/rfb/pixel-format';
 import type { PixelFormat } from '../../../src/protocol/rfb/types';
-import { ByteReader } from '../../../src/protocol/wire/reader';
+import { ByteReader } from '../../../src/wire/reader';
 import { Img, type Rgba, bytes, decodeChunked, decodeWhole, deflateParts, expectCode, pixelsOf, prng, rect } from './helpers';
 
 const R: Rgba = [255, 0, 0, 255];

@@ -1,7 +1,7 @@
 import { blendCursor, cursorRect } from '../../../src/capture/cursor';
 import { ProtocolError } from '../../../src/errors';
 import { CURSOR_FLAG, CURSOR_TYPE, CursorChannel, MSG_CURSOR } from '../../../src/protocol/spice/cursor-channel';
-import { ByteWriter } from '../../../src/protocol/wire/writer';
+import { ByteWriter } from '../../../src/wire/writer';
 
 /** A `Cursor` on the wire: u16 flags; unless NONE a 17-byte header (u64 unique, u8 type, u16 w, h, hot x, hot y); data. */
 interface CursorSpec {

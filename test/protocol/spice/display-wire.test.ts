@@ -3,7 +3,7 @@ import {
   COMPOSITE_FLAG, IMAGE_TYPE, readAlphaBlend, readBlackness, readComposite, readCopy, readCopyBits, readFill, readInvalList, readInvers,
   readMaskOnly, readMonitorsConfig, readOpaque, readRop3, readSurfaceCreate, readTransparent, readWhiteness,
 } from '../../../src/protocol/spice/display/wire';
-import { ByteWriter } from '../../../src/protocol/wire/writer';
+import { ByteWriter } from '../../../src/wire/writer';
 
 /** DisplayBase: surface, Rect (top, left, bottom, right), clip. */
 function base(w: ByteWriter, clip: [number, number, number, number][] | null): ByteWriter {

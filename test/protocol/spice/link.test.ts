@@ -3,7 +3,7 @@ import { AuthError, ConnectError } from '../../../src/errors';
 import { SpiceChannel } from '../../../src/protocol/spice/channel';
 import { CHANNEL, COMMON_CAP, SPICE_MAGIC } from '../../../src/protocol/spice/constants';
 import { buildLinkMess, capWords, encryptTicket, hasCap } from '../../../src/protocol/spice/link';
-import { ByteWriter } from '../../../src/protocol/wire/writer';
+import { ByteWriter } from '../../../src/wire/writer';
 import { ReplayTransport } from '../../../src/transport/replay';
 
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });

@@ -10,7 +10,7 @@ import { DeskrecError } from '../../../src/errors';
 import { CHANNEL, COMMON_CAP, MSG_DISPLAY, MSG_MAIN, MSGC_DISPLAY, SPICE_MAGIC } from '../../../src/protocol/spice/constants';
 import { capWords } from '../../../src/protocol/spice/link';
 import { SpiceSession } from '../../../src/protocol/spice/session';
-import { ByteWriter } from '../../../src/protocol/wire/writer';
+import { ByteWriter } from '../../../src/wire/writer';
 import { ReplayTransport } from '../../../src/transport/replay';
 import { mulberry32 } from '../../../src/util/rng';
 

@@ -4,7 +4,7 @@
  */
 import { ProtocolError } from '../../../errors';
 import type { Rect } from '../../../capture/rect';
-import { capLength, type ByteReader } from '../../wire/reader';
+import { capLength, type ByteReader } from '../../../wire/reader';
 import type { CompactPixel } from '../pixel-format';
 import type { DecodeContext, PixelDecoder } from '../types';
 

@@ -3,7 +3,7 @@
  * relative to the rectangle. CoRRE (corre.ts) is the same with U8 coordinates.
  */
 import { ProtocolError } from '../../../errors';
-import type { ByteReader } from '../../wire/reader';
+import type { ByteReader } from '../../../wire/reader';
 import type { DecodeContext, RectDecoder, RectHeader } from '../types';
 import { checkRect, fillPixel } from './common';
 

@@ -14,7 +14,7 @@
  * bits are applied, then the stream is inflated, then pixels are drawn.
  */
 import { ProtocolError } from '../../../errors';
-import type { ByteReader } from '../../wire/reader';
+import type { ByteReader } from '../../../wire/reader';
 import { isTight24, tightPixel } from '../pixel-format';
 import type { DecodeContext, PixelFormat, RectDecoder, RectHeader } from '../types';
 import { capRectBytes, checkRect, drawConverted, fillPixel, readCompactLength, scratchBytes, zlibBound } from './common';

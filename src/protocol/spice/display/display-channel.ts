@@ -14,8 +14,8 @@
 import { Surface, type Frame } from '../../../capture/surface';
 import type { Rect } from '../../../capture/rect';
 import { ProtocolError } from '../../../errors';
-import { ByteReader, capLength } from '../../wire/reader';
-import { ByteWriter } from '../../wire/writer';
+import { ByteReader, capLength } from '../../../wire/reader';
+import { ByteWriter } from '../../../wire/writer';
 import { IMAGE_COMPRESSION, MSG_DISPLAY, MSGC_DISPLAY, SURFACE_FMT, messageName } from '../constants';
 import { decodeJpeg, GlzWindow, type DecodedImage } from '../images/index';
 import {

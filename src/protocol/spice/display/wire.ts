@@ -5,7 +5,7 @@
  * before use: the parsers return plain objects holding views into the body, and decode nothing.
  */
 import { ProtocolError } from '../../../errors';
-import { ByteReader, capLength } from '../../wire/reader';
+import { ByteReader, capLength } from '../../../wire/reader';
 
 /** A SPICE rectangle as x, y, width, height (converted from top/left/bottom/right). */
 export interface SpiceRect {

@@ -4,12 +4,12 @@
  * the TLS port, so a channel the server refuses in plaintext (NEED_SECURED, QEMU's `tls-channel=`) is
  * retried there, as spice-gtk does.
  */
-import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from '../../capture/source';
-import { AuthError, ConnectError, UsageError } from '../../errors';
-import { connectTcp } from '../../transport/tcp';
-import type { Transport, TransportTap } from '../../transport/transport';
-import { MAX_PASSWORD } from './constants';
-import { SpiceSession, type ChannelOpener } from './session';
+import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from './source';
+import { AuthError, ConnectError, UsageError } from '../errors';
+import { connectTcp } from '../transport/tcp';
+import type { Transport, TransportTap } from '../transport/transport';
+import { MAX_PASSWORD } from '../protocol/spice/constants';
+import { SpiceSession, type ChannelOpener } from '../protocol/spice/session';
 
 /** Where to connect. */
 export interface SpiceTarget {

@@ -4,7 +4,7 @@
  * contiguous view, so a parser can run a streaming ByteReader over everything received so far and simply
  * be called again when more arrives. Parsers written against it behave the same for any chunking.
  */
-import { ProtocolError } from '../../errors';
+import { ProtocolError } from '../errors';
 
 /** A FIFO of received bytes kept contiguous (amortised doubling, compacted as it is read). */
 export class ByteQueue {

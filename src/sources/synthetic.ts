@@ -8,10 +8,10 @@
  */
 import { UsageError } from '../errors';
 import { randomFloats } from '../util/rng';
-import { arrowCursor, type CursorState } from './cursor';
-import type { Rect } from './rect';
+import { arrowCursor, type CursorState } from '../capture/cursor';
+import type { Rect } from '../capture/rect';
 import type { FrameConsumer, FrameSource, SourceEnd } from './source';
-import { MAX_SURFACE_SIDE, Surface } from './surface';
+import { MAX_SURFACE_SIDE, Surface } from '../capture/surface';
 
 /** Parsed `test://desktop` parameters. */
 export interface SyntheticParams {

@@ -1,9 +1,9 @@
 /** `vnc://` as a frame source: a TCP (optionally TLS) connection running the RFB client. */
-import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from '../../capture/source';
-import { ConnectError, UsageError } from '../../errors';
-import { connectTcp } from '../../transport/tcp';
-import type { TransportTap } from '../../transport/transport';
-import { DEFAULT_ENCODINGS, ENCODING_NAMES, RfbClient, type RfbOptions } from './client';
+import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from './source';
+import { ConnectError, UsageError } from '../errors';
+import { connectTcp } from '../transport/tcp';
+import type { TransportTap } from '../transport/transport';
+import { DEFAULT_ENCODINGS, ENCODING_NAMES, RfbClient, type RfbOptions } from '../protocol/rfb/client';
 
 /** Where and how to connect. */
 export interface VncTarget {

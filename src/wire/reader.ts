@@ -3,7 +3,7 @@
  * and throws a ProtocolError with a stable code otherwise, so a short or hostile message can never turn
  * into a RangeError, a silent zero or an out-of-bounds read.
  */
-import { ProtocolError } from '../../errors';
+import { ProtocolError } from '../errors';
 
 /**
  * Thrown by a streaming ByteReader when the bytes received so far end inside a message: not an error, a

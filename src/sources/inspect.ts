@@ -1,7 +1,7 @@
 /** `deskrec inspect FILE`: what a capture holds, by stream and by protocol message, as a table or JSON. */
-import type { Frame } from './surface';
-import type { Capture } from './deskcap/reader';
-import { KIND } from './deskcap/format';
+import type { Frame } from '../capture/surface';
+import type { Capture } from '../capture/deskcap/reader';
+import { KIND } from '../capture/deskcap/format';
 import { ReplaySource } from './replay';
 
 /** The inspection result (`--json` prints it as is). */

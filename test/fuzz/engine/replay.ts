@@ -4,12 +4,12 @@
  * after each), but without a recorder: frames go to a callback. Shared by the capture fixtures (manifests,
  * tests) and the fuzzers (rfb.ts, spice.ts).
  */
-import type { Capture } from '../capture/deskcap/reader';
-import { KIND } from '../capture/deskcap/format';
-import type { Frame } from '../capture/surface';
-import { DEFAULT_ENCODINGS, RfbClient } from '../protocol/rfb/client';
-import { SpiceSession } from '../protocol/spice/session';
-import { ReplayTransport } from '../transport/replay';
+import type { Capture } from '../../../src/capture/deskcap/reader';
+import { KIND } from '../../../src/capture/deskcap/format';
+import type { Frame } from '../../../src/capture/surface';
+import { DEFAULT_ENCODINGS, RfbClient } from '../../../src/protocol/rfb/client';
+import { SpiceSession } from '../../../src/protocol/spice/session';
+import { ReplayTransport } from '../../../src/transport/replay';
 
 /** One chunk the server sent, with its arrival time. */
 export interface Chunk {

@@ -29,35 +29,35 @@
  * - `spice-link`: one SpiceChannel (link.ts, channel.ts) with the main channel (main-channel.ts) behind it,
  *   over a ReplayTransport fed a fixture's main stream mutated, or a made-up link reply (the fixtures' real
  *   RSA key), link result and messages with the mini or the full header; cut at random.
- * - `spice-session`: a whole SpiceSession over a SPICE fixture's streams (src/fuzz/replay.ts), mutated —
+ * - `spice-session`: a whole SpiceSession over a SPICE fixture's streams (test/fuzz/engine/replay.ts), mutated —
  *   mostly the display stream: bit flips, truncation, splices from another fixture, message sizes and types
  *   set to odd values — and re-cut at the recorded boundaries or at random.
  */
 import * as zlib from 'node:zlib';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Rect } from '../capture/rect';
-import { parseCapture } from '../capture/deskcap/reader';
-import { DeskrecError } from '../errors';
-import { CHANNEL, MSG_DISPLAY, SURFACE_FMT } from '../protocol/spice/constants';
-import { CursorChannel, cursorDataSize, CURSOR_FLAG, MSG_CURSOR } from '../protocol/spice/cursor-channel';
-import { SpiceChannel } from '../protocol/spice/channel';
-import { MainChannel } from '../protocol/spice/main-channel';
-import { DisplayState, glzWindowPixels } from '../protocol/spice/display/display-channel';
+import type { Rect } from '../../../src/capture/rect';
+import { parseCapture } from '../../../src/capture/deskcap/reader';
+import { DeskrecError } from '../../../src/errors';
+import { CHANNEL, MSG_DISPLAY, SURFACE_FMT } from '../../../src/protocol/spice/constants';
+import { CursorChannel, cursorDataSize, CURSOR_FLAG, MSG_CURSOR } from '../../../src/protocol/spice/cursor-channel';
+import { SpiceChannel } from '../../../src/protocol/spice/channel';
+import { MainChannel } from '../../../src/protocol/spice/main-channel';
+import { DisplayState, glzWindowPixels } from '../../../src/protocol/spice/display/display-channel';
 import {
   copyBits, drawAlphaBlend, drawBlackness, drawBlend, drawComposite, drawCopy, drawFill, drawInvers, drawOpaque, drawRop3,
   drawTransparent, drawWhiteness, type CanvasSurface, type ResolvedBrush, type ResolvedMask,
-} from '../protocol/spice/display/canvas';
+} from '../../../src/protocol/spice/display/canvas';
 import {
   COMPOSITE_FLAG, IMAGE_TYPE, readAlphaBlend, readBlackness, readComposite, readCopy, readCopyBits, readDisplayBase, readFill,
   readImage, readInvalList, readInvers, readMonitorsConfig, readOpaque, readRop3, readSurfaceCreate, readTransparent,
   readWhiteness, type Clip, type CompositeOp, type DisplayBase, type ImageRef, type SpiceRect, type Transform,
-} from '../protocol/spice/display/wire';
+} from '../../../src/protocol/spice/display/wire';
 import {
   decodeBitmap, decodeJpeg, decodeJpegAlpha, decodeLz, decodeLz4, decodeQuic, GlzWindow, type DecodedImage,
-} from '../protocol/spice/images/index';
-import { ByteReader } from '../protocol/wire/reader';
-import { ReplayTransport } from '../transport/replay';
+} from '../../../src/protocol/spice/images/index';
+import { ByteReader } from '../../../src/wire/reader';
+import { ReplayTransport } from '../../../src/transport/replay';
 import { replaySpiceChunks, spiceChunks, type StreamChunk } from './replay';
 import {
   classify, concat, DEFAULT_LIMITS, fuzzLoop, guarded, HUGE16, HUGE32, mutate, mutateTimes, repoRoot, Rng,

@@ -25,21 +25,21 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import * as zlib from 'node:zlib';
-import { parseCapture } from '../capture/deskcap/reader';
-import { BLOCK_MARK, KIND, MAGIC } from '../capture/deskcap/format';
-import { Surface } from '../capture/surface';
-import { DeskrecError } from '../errors';
-import { createDecodeContext, type RfbDecodeContext } from '../protocol/rfb/encodings/context';
-import { DECODERS } from '../protocol/rfb/encodings/index';
+import { parseCapture } from '../../../src/capture/deskcap/reader';
+import { BLOCK_MARK, KIND, MAGIC } from '../../../src/capture/deskcap/format';
+import { Surface } from '../../../src/capture/surface';
+import { DeskrecError } from '../../../src/errors';
+import { createDecodeContext, type RfbDecodeContext } from '../../../src/protocol/rfb/encodings/context';
+import { DECODERS } from '../../../src/protocol/rfb/encodings/index';
 import {
   ColourMap, createPixelDecoder, isTight24, parsePixelFormat, RGBA_CURSOR_FORMAT, RGBX_FORMAT, tightPixel, writePixelFormat,
   zrleCPixel, zrleDroppedByte,
-} from '../protocol/rfb/pixel-format';
-import type { PixelFormat, RectHeader } from '../protocol/rfb/types';
-import { ByteReader, NeedMoreData } from '../protocol/wire/reader';
-import { ByteWriter } from '../protocol/wire/writer';
+} from '../../../src/protocol/rfb/pixel-format';
+import type { PixelFormat, RectHeader } from '../../../src/protocol/rfb/types';
+import { ByteReader, NeedMoreData } from '../../../src/wire/reader';
+import { ByteWriter } from '../../../src/wire/writer';
 import { replayChunks, serverChunks, type Chunk } from './replay';
-import { mulberry32 } from '../util/rng';
+import { mulberry32 } from '../../../src/util/rng';
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Randomness                                                                                        */
@@ -186,7 +186,7 @@ export interface Corpus {
   captures: { name: string; bytes: Uint8Array }[];
 }
 
-/** The repository root (from src/fuzz or dist-ts/src/fuzz). */
+/** The repository root (from test/fuzz/engine or dist-ts/test/fuzz/engine). */
 export function repoRoot(): string {
   let dir = __dirname;
   for (;;) {

@@ -1,6 +1,6 @@
 /** What every frame source (synthetic desktop, VNC, SPICE, capture replay) offers the CLI and the daemon. */
 import type { TransportTap } from '../transport/transport';
-import type { Frame } from './surface';
+import type { Frame } from '../capture/surface';
 
 /** Where a source delivers frames. */
 export interface FrameConsumer {

@@ -9,8 +9,8 @@ import { RfbClient } from '../protocol/rfb/client';
 import { DEFAULT_ENCODINGS } from '../protocol/rfb/client';
 import { SpiceSession } from '../protocol/spice/session';
 import { ReplayTransport } from '../transport/replay';
-import type { Capture } from './deskcap/reader';
-import { KIND } from './deskcap/format';
+import type { Capture } from '../capture/deskcap/reader';
+import { KIND } from '../capture/deskcap/format';
 import type { FrameConsumer, FrameSource, SourceEnd } from './source';
 
 /** Progress callback: records done of total. */
