@@ -63,6 +63,14 @@ export class SinkError extends DeskrecError {
   }
 }
 
+/** Input for the remote that cannot be sent: the session is not live, or the remote cannot take it. */
+export class InputError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'InputError';
+  }
+}
+
 /** Returns a one-line description of any thrown value, for logs and the CLI. */
 export function describeError(err: unknown): string {
   if (err instanceof DeskrecError) return `${err.code}: ${err.message}`;

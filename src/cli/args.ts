@@ -2,32 +2,21 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors';
 import type { RateControl } from '../recorder/encoders/backend';
+import { checkLimit, CURSOR_MODES, FORMATS, LIMITS, RECORD_DEFAULTS, type RecordOptions } from '../session/options';
+import { PASSWORD_ENV, SPICE_COMPRESSIONS, type SourceOptions } from '../sources/open';
 
-/** `deskrec record` options after validation. */
+/** `deskrec record` / `replay` after validation: only what the user said; the library fills in the rest. */
 export interface RecordArgs {
+  /** The source URL (record) or capture file (replay). */
   url: string;
-  dir: string;
-  format: 'mp4' | 'png' | 'mp4+png';
+  /** Recording options as given (defaults live in src/session/options.ts). */
+  record: RecordOptions;
+  /** Source options as given (password file, TLS, encodings, speed…). */
+  source: SourceOptions;
+  /** Stop after this many seconds of session time; null: until Ctrl-C / SIGTERM. */
   durationS: number | null;
-  fpsMax: number;
-  keyframeIntervalS: number;
-  encoder: string;
-  rateControl: RateControl;
-  cursor: 'composite' | 'none';
-  speed: 'realtime' | 'max';
+  /** No status line and no summary. */
   quiet: boolean;
-  /** File holding the server password (its first line); never the password itself. */
-  passwordFile: string | null;
-  tlsCa: string | null;
-  tlsInsecure: boolean;
-  /** `--vnc-encodings`, comma-separated names, or null for the default preference. */
-  vncEncodings: string | null;
-  /** `--lossy-quality N` (0..9) turns Tight JPEG on; null keeps recordings lossless. */
-  lossyQuality: number | null;
-  /** `--prefer-compression NAME` (SPICE): ask the server for one image compression; null lets it choose. */
-  preferCompression: string | null;
-  /** `--raw`: also write DIR/session.deskcap, every byte of the session for replay. */
-  raw: boolean;
 }
 
 /** Help text for `deskrec --help`. */
@@ -52,17 +41,17 @@ Options:
                            frames/ (PNG), session.json
   --format mp4|png|mp4+png video (default), numbered PNG frames with frames.jsonl, or both
   --duration S             stop after S seconds of session time (default: until Ctrl-C / SIGTERM)
-  --fps-max N              at most N frames per second; changes in between are merged (default 30)
-  --keyframe-interval S    a keyframe at least every S seconds while the screen changes (default 2)
+  --fps-max N              at most N frames per second; changes in between are merged (default ${RECORD_DEFAULTS.fpsMax})
+  --keyframe-interval S    a keyframe at least every S seconds while the screen changes (default ${RECORD_DEFAULTS.keyframeIntervalS})
   --encoder auto|openh264|PATH
                            H.264 encoder; auto picks openh264 (WebAssembly) until a hardware backend
                            exists; PATH names a module exporting createBackend()
-  --qp N                   constant quantiser 0..51 (default 14; lower is better quality)
+  --qp N                   constant quantiser ${LIMITS.qp.min}..${LIMITS.qp.max} (default ${RECORD_DEFAULTS.rateControl.qp}; lower is better quality)
   --bitrate BPS            target bitrate in bits per second instead of a constant quantiser
-  --cursor composite|none  draw the remote pointer into the frames (default composite)
+  --cursor composite|none  draw the remote pointer into the frames (default ${RECORD_DEFAULTS.cursor})
   --speed realtime|max     test:// only: render in real time (default) or as fast as the pipeline goes
-  --password-file FILE     the server password is the first line of FILE (or set DESKREC_VNC_PASSWORD,
-                           DESKREC_SPICE_PASSWORD); never on the command line
+  --password-file FILE     the server password is the first line of FILE (or set ${PASSWORD_ENV.vnc},
+                           ${PASSWORD_ENV.spice}); never on the command line
   --tls-ca FILE            verify the server's TLS certificate against this CA (VeNCrypt X509*, SPICE TLS)
   --tls-insecure           do not verify the server's TLS certificate (off by default)
   --vnc-encodings LIST     VNC encodings to announce, in order (tight,zrle,hextile,zlib,trle,rre,corre,
@@ -77,17 +66,14 @@ Exit codes: 0 ok, 1 internal error, 2 usage, 3 output not writable, 4 connection
   6 protocol error. See README.md.
 `;
 
-function num(name: string, v: string | undefined, def: number, min: number, max: number, integer = false): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-    throw new UsageError('BAD_ARGUMENT', `--${name} must be ${integer ? 'an integer' : 'a number'} in ${min}..${max}, got '${v}'`);
-  }
-  return n;
+function num(name: keyof typeof LIMITS, flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (v.trim() === '') throw new UsageError('BAD_ARGUMENT', `--${flag} needs a value`);
+  return checkLimit(name, Number(v), `--${flag}`, v);
 }
 
-function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], def: T): T {
-  if (v === undefined) return def;
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(v)) throw new UsageError('BAD_ARGUMENT', `--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
   return v as T;
 }
@@ -127,39 +113,50 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
   }
   const { values: v, positionals } = parsed;
   if (v.password !== undefined) {
-    throw new UsageError('SECRET_IN_ARGV', 'never pass a password on the command line: use --password-file FILE or DESKREC_VNC_PASSWORD / DESKREC_SPICE_PASSWORD');
+    throw new UsageError('SECRET_IN_ARGV', `never pass a password on the command line: use --password-file FILE or ${PASSWORD_ENV.vnc} / ${PASSWORD_ENV.spice}`);
   }
   if (positionals.length !== 1 || positionals[0] === undefined) {
     throw new UsageError('BAD_ARGUMENT', positionals.length === 0 ? 'record needs a URL (see deskrec --help)' : `record takes one URL, got ${positionals.length}`);
   }
   if (v.capture === undefined || v.capture === '') throw new UsageError('BAD_ARGUMENT', 'record needs --capture DIR');
   if (v.qp !== undefined && v.bitrate !== undefined) throw new UsageError('BAD_ARGUMENT', '--qp and --bitrate exclude each other');
-  const rateControl: RateControl = v.bitrate !== undefined
-    ? { mode: 'bitrate', bitsPerSecond: num('bitrate', v.bitrate, 0, 10_000, 1e9, true) }
-    : { mode: 'qp', qp: num('qp', v.qp, 14, 0, 51, true) };
-  const encoder = v.encoder ?? 'auto';
-  if (encoder !== 'auto' && encoder !== 'openh264' && !/\.(c?js)$/.test(encoder)) {
+  const bitrate = num('bitrate', 'bitrate', v.bitrate);
+  const qp = num('qp', 'qp', v.qp);
+  let rateControl: RateControl | undefined;
+  if (bitrate !== undefined) rateControl = { mode: 'bitrate', bitsPerSecond: bitrate };
+  else if (qp !== undefined) rateControl = { mode: 'qp', qp };
+  const encoder = v.encoder;
+  if (encoder !== undefined && encoder !== 'auto' && encoder !== 'openh264' && !/\.(c?js)$/.test(encoder)) {
     throw new UsageError('BAD_ARGUMENT', `--encoder must be auto, openh264 or a path to a .js module, got '${encoder}'`);
   }
+  const record: RecordOptions = { dir: v.capture };
+  const format = oneOf('format', v.format, FORMATS);
+  if (format !== undefined) record.format = format;
+  const fpsMax = num('fpsMax', 'fps-max', v['fps-max']);
+  if (fpsMax !== undefined) record.fpsMax = fpsMax;
+  const keyframe = num('keyframeIntervalS', 'keyframe-interval', v['keyframe-interval']);
+  if (keyframe !== undefined) record.keyframeIntervalS = keyframe;
+  if (encoder !== undefined) record.encoder = encoder;
+  if (rateControl !== undefined) record.rateControl = rateControl;
+  const cursor = oneOf('cursor', v.cursor, CURSOR_MODES);
+  if (cursor !== undefined) record.cursor = cursor;
+  if (v.raw !== undefined) record.raw = v.raw;
+  const source: SourceOptions = {};
+  const speed = oneOf('speed', v.speed, ['realtime', 'max'] as const);
+  if (speed !== undefined) source.speed = speed;
+  if (v['password-file'] !== undefined) source.passwordFile = v['password-file'];
+  if (v['tls-ca'] !== undefined) source.tlsCa = v['tls-ca'];
+  if (v['tls-insecure'] !== undefined) source.tlsInsecure = v['tls-insecure'];
+  if (v['vnc-encodings'] !== undefined) source.vncEncodings = v['vnc-encodings'];
+  const lossy = num('lossyQuality', 'lossy-quality', v['lossy-quality']);
+  if (lossy !== undefined) source.lossyQuality = lossy;
+  const prefer = oneOf('prefer-compression', v['prefer-compression'], SPICE_COMPRESSIONS);
+  if (prefer !== undefined) source.preferCompression = prefer;
   return {
     url: positionals[0],
-    dir: v.capture,
-    format: oneOf('format', v.format, ['mp4', 'png', 'mp4+png'] as const, 'mp4'),
-    durationS: v.duration === undefined ? null : num('duration', v.duration, 0, 0.001, 1e7),
-    fpsMax: num('fps-max', v['fps-max'], 30, 1, 240),
-    keyframeIntervalS: num('keyframe-interval', v['keyframe-interval'], 2, 0.1, 3600),
-    encoder,
-    rateControl,
-    cursor: oneOf('cursor', v.cursor, ['composite', 'none'] as const, 'composite'),
-    speed: oneOf('speed', v.speed, ['realtime', 'max'] as const, 'realtime'),
+    record,
+    source,
+    durationS: num('durationS', 'duration', v.duration) ?? null,
     quiet: v.quiet ?? false,
-    passwordFile: v['password-file'] ?? null,
-    tlsCa: v['tls-ca'] ?? null,
-    tlsInsecure: v['tls-insecure'] ?? false,
-    vncEncodings: v['vnc-encodings'] ?? null,
-    lossyQuality: v['lossy-quality'] === undefined ? null : num('lossy-quality', v['lossy-quality'], 0, 0, 9, true),
-    preferCompression: v['prefer-compression'] === undefined ? null
-      : oneOf('prefer-compression', v['prefer-compression'], ['off', 'auto_glz', 'auto_lz', 'quic', 'glz', 'lz', 'lz4'] as const, 'auto_glz'),
-    raw: v.raw ?? false,
   };
 }

@@ -1,25 +1,17 @@
-/** The `deskrec` command line. */
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
-import { AuthError, ConnectError, describeError, ProtocolError, SinkError, UsageError } from '../errors';
-import { Recording } from '../recorder/recording';
-import { CaptureWriter } from '../capture/deskcap/writer';
+/** The `deskrec` command line: argv → library calls → one line of output and an exit code. */
 import { readCapture } from '../capture/deskcap/reader';
+import { AuthError, ConnectError, describeError, ProtocolError, SinkError, UsageError } from '../errors';
+import { Session } from '../session/session';
 import { formatInspection, inspectCapture } from '../sources/inspect';
-import { ReplaySource } from '../sources/replay';
+import { openCapture, openSource } from '../sources/open';
 import type { FrameSource } from '../sources/source';
+import { deskrecVersion } from '../util/version';
 import { HELP, parseRecordArgs, type RecordArgs } from './args';
 import { EXIT } from './exit-codes';
-import { openSource } from './sources';
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** Maps an error to the documented exit code. */
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof UsageError) return err.code === 'DIR_NOT_WRITABLE' ? EXIT.OUTPUT : EXIT.USAGE;
+  if (err instanceof UsageError) return EXIT.USAGE;
   if (err instanceof SinkError) return EXIT.OUTPUT;
   if (err instanceof ProtocolError) return EXIT.PROTOCOL;
   if (err instanceof AuthError) return EXIT.AUTH;
@@ -27,93 +19,64 @@ export function exitCodeFor(err: unknown): number {
   return EXIT.INTERNAL;
 }
 
-/** Records from `source` into `args.dir` until it ends; shared by `record` and `replay`. */
-async function runRecording(source: FrameSource, args: RecordArgs, verb: string): Promise<number> {
+/**
+ * Records `source` as `args` say until it ends, with a status line on a terminal; Ctrl-C and SIGTERM stop
+ * the session through its AbortSignal (a second Ctrl-C during finalisation kills the process the ordinary
+ * way; the fragmented file stays playable). Shared by `record` and `replay`.
+ */
+async function runSession(source: FrameSource, args: RecordArgs, verb: string, progress: () => string | null): Promise<number> {
   const tty = process.stderr.isTTY && !args.quiet;
   const log = (line: string): void => {
     if (tty) process.stderr.write('\r\x1b[K');
     process.stderr.write(`deskrec: ${line}\n`);
   };
-  const recording = await Recording.create({
-    dir: args.dir, format: args.format, fpsMax: args.fpsMax, keyframeIntervalS: args.keyframeIntervalS,
-    encoder: args.encoder, rateControl: args.rateControl, protocol: source.protocol, target: source.target,
-    realtime: args.speed === 'realtime', log, cursor: args.cursor,
-  });
-  await recording.start();
-  let capture: CaptureWriter | null = null;
-  if (args.raw) {
-    if (source.addTap === undefined) {
-      throw new UsageError('RAW_NEEDS_PROTOCOL', '--raw captures a protocol session (vnc://); the synthetic test:// source has none');
-    }
-    capture = new CaptureWriter(path.join(args.dir, 'session.deskcap'), {
-      protocol: source.protocol, target: source.target, start: new Date().toISOString(), deskrecVersion: version(),
-      credentials: source.credentials?.() ?? { password: false, username: false },
-    });
-    source.addTap(capture);
-  }
-  const closeCapture = (reason: string, t_ms: number): void => {
-    if (capture === null) return;
-    const frames = source.describe?.().frames;
-    const err = capture.close({ reason, t_ms, frames: typeof frames === 'number' ? frames : 0 });
-    if (err !== null) log(err);
-    capture = null;
-  };
   const abort = new AbortController();
+  const session = new Session(source, {
+    record: args.record, durationMs: args.durationS === null ? null : args.durationS * 1000, signal: abort.signal, log,
+  });
+  await session.start();
   const onSignal = (): void => { abort.abort(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const started = performance.now();
-  let status: NodeJS.Timeout | null = null;
-  if (tty) {
-    status = setInterval(() => {
-      const s = (performance.now() - started) / 1000;
-      const st = recording.stats;
-      const progress = replayProgress === null ? '' : `  ${replayProgress}`;
-      process.stderr.write(`\r\x1b[K${s.toFixed(1)} s  ${st.framesEncoded + st.pngFrames} frames  `
-        + `${((st.framesEncoded + st.pngFrames) / Math.max(s, 0.001)).toFixed(1)} fps  ${(recording.bytes / 1e6).toFixed(2)} MB${progress}`);
-    }, 500);
-  }
-  let end;
+  const status = !tty ? null : setInterval(() => {
+    const s = (performance.now() - started) / 1000;
+    const st = session.stats();
+    const frames = (st.recording?.framesEncoded ?? 0) + (st.recording?.pngFrames ?? 0);
+    const p = progress();
+    process.stderr.write(`\r\x1b[K${s.toFixed(1)} s  ${frames} frames  ${(frames / Math.max(s, 0.001)).toFixed(1)} fps  `
+      + `${(st.bytes / 1e6).toFixed(2)} MB${p === null ? '' : `  ${p}`}`);
+  }, 500);
   try {
-    end = await source.run(recording, { signal: abort.signal, durationMs: args.durationS === null ? null : args.durationS * 1000 });
-  } catch (err) {
-    // The source failed (server closed, protocol error): still finish the files, then report.
-    if (status !== null) clearInterval(status);
-    closeCapture(`error: ${describeError(err)}`, recording.lastTime);
-    await recording.stop(`error: ${describeError(err)}`, undefined, source.describe?.());
-    throw err;
+    const { end, recording } = await session.done;
+    if (status !== null) process.stderr.write('\r\x1b[K');
+    if (!args.quiet) {
+      const files = recording?.segments.map((s) => s.file).join(', ') || 'no frames';
+      process.stderr.write(`deskrec: ${verb} ${(end.t_ms / 1000).toFixed(1)} s (${end.reason}) → ${args.record.dir}: ${files}\n`);
+    }
+    return EXIT.OK;
   } finally {
+    if (status !== null) clearInterval(status);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  closeCapture(end.reason, end.t_ms);
-  // A second Ctrl-C during finalisation kills the process the ordinary way; the fragmented file stays playable.
-  const session = await recording.stop(end.reason, end.t_ms, source.describe?.());
-  if (status !== null) { clearInterval(status); process.stderr.write('\r\x1b[K'); }
-  if (session.errors.length > 0) {
-    throw new SinkError('OUTPUT_INCOMPLETE', `recording ended but output is incomplete: ${session.errors.join('; ')}`);
-  }
-  if (!args.quiet) {
-    const files = session.segments.map((s) => s.file).join(', ') || 'no frames';
-    process.stderr.write(`deskrec: ${verb} ${(end.t_ms / 1000).toFixed(1)} s (${end.reason}) → ${args.dir}: ${files}\n`);
-  }
-  return EXIT.OK;
 }
 
-/** Progress text of a running replay, for the status line. */
-let replayProgress: string | null = null;
+async function record(argv: string[]): Promise<number> {
+  const args = parseRecordArgs(argv);
+  return runSession(openSource(args.url, args.source), args, 'recorded', () => null);
+}
 
 async function replay(argv: string[]): Promise<number> {
   const args = parseRecordArgs(argv);
-  // Re-rendering is a batch job: as fast as the pipeline goes unless real time is asked for.
-  if (!argv.includes('--speed')) args.speed = 'max';
-  if (args.raw) throw new UsageError('BAD_ARGUMENT', '--raw does not apply to replay');
-  const capture = readCapture(args.url);
-  const source = new ReplaySource(capture, args.speed, (done, total) => {
-    replayProgress = `${Math.floor((100 * done) / Math.max(1, total))} %`;
+  if (args.record.raw === true) throw new UsageError('BAD_ARGUMENT', '--raw does not apply to replay');
+  let progress: string | null = null;
+  const { source, truncated } = openCapture(args.url, {
+    ...(args.source.speed === undefined ? {} : { speed: args.source.speed }),
+    progress: (done, total) => { progress = `${Math.floor((100 * done) / Math.max(1, total))} %`; },
   });
-  if (capture.truncated !== null && !args.quiet) process.stderr.write(`deskrec: ${args.url}: ${capture.truncated}; replaying what precedes it\n`);
-  return runRecording(source, args, 'replayed');
+  if (truncated !== null && !args.quiet) process.stderr.write(`deskrec: ${args.url}: ${truncated}; replaying what precedes it\n`);
+  return runSession(source, args, 'replayed', () => progress);
 }
 
 async function inspect(argv: string[]): Promise<number> {
@@ -136,17 +99,14 @@ export async function main(argv: string[]): Promise<number> {
       return cmd === undefined ? EXIT.USAGE : EXIT.OK;
     }
     if (cmd === '--version' || cmd === '-v') {
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${deskrecVersion()}\n`);
       return EXIT.OK;
     }
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(HELP);
       return EXIT.OK;
     }
-    if (cmd === 'record') {
-      const args = parseRecordArgs(rest);
-      return await runRecording(openSource(args), args, 'recorded');
-    }
+    if (cmd === 'record') return await record(rest);
     if (cmd === 'replay') return await replay(rest);
     if (cmd === 'inspect') return await inspect(rest);
     throw new UsageError('UNKNOWN_COMMAND', `unknown command '${cmd}' (see deskrec --help)`);

@@ -39,8 +39,8 @@ export interface FrameOutput {
   readonly kind: 'mp4' | 'png' | 'mp4+png';
   /** True when a frame may be submitted without exceeding the queue bound. */
   canAccept(): boolean;
-  /** Hands over the frame whose changed rectangles are `damage`, reading pixels from `mirror`. */
-  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void;
+  /** Hands over the frame whose changed rectangles are `damage`, reading pixels from `mirror`; `key` forces a keyframe. */
+  submit(mirror: Uint8Array, damage: Rect[], t_ms: number, key?: boolean): void;
   /** Resolves once every submitted frame is finished (or the output failed). */
   drain(): Promise<void>;
   /** Resolves once `canAccept()` is true again. */
@@ -94,11 +94,11 @@ export class VideoOutput implements FrameOutput {
     return this.failed || this.inFlight.length < MAX_IN_FLIGHT;
   }
 
-  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void {
+  submit(mirror: Uint8Array, damage: Rect[], t_ms: number, key = false): void {
     if (this.failed) return;
     const stride = this.width * 4;
     const patches = damage.map((r) => cutPatch(mirror, stride, r));
-    const forceKey = this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
+    const forceKey = key || this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
     if (forceKey) this.lastKeyT = t_ms;
     const rec: PendingFrame = { patches, t_ms, damage };
     this.inFlight.push(rec);
@@ -246,9 +246,9 @@ export class TeeOutput implements FrameOutput {
     return this.video.canAccept() && this.png.canAccept();
   }
 
-  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void {
+  submit(mirror: Uint8Array, damage: Rect[], t_ms: number, key = false): void {
     this.png.submit(mirror, damage, t_ms);
-    this.video.submit(mirror, damage, t_ms);
+    this.video.submit(mirror, damage, t_ms, key);
   }
 
   async drain(): Promise<void> {

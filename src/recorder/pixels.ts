@@ -22,6 +22,16 @@ export function copyRegion(src: Uint8Array, dst: Uint8Array, stride: number, rec
   }
 }
 
+/** Copies `rect` from a frame of `srcStride` bytes per row to the same place in one of `dstStride`. */
+export function copyRect(src: Uint8Array, srcStride: number, dst: Uint8Array, dstStride: number, rect: Rect): void {
+  if (srcStride === dstStride) { copyRegion(src, dst, srcStride, rect); return; }
+  const row = rect.width * 4;
+  for (let y = 0; y < rect.height; y++) {
+    const s = (rect.y + y) * srcStride + rect.x * 4;
+    dst.set(src.subarray(s, s + row), (rect.y + y) * dstStride + rect.x * 4);
+  }
+}
+
 /** Writes a patch into a frame of `stride` bytes per row. */
 export function applyPatch(dst: Uint8Array, stride: number, p: Patch): void {
   const row = p.rect.width * 4;

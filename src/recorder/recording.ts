@@ -18,10 +18,10 @@ import { blendCursor, cursorRect, type CursorShape } from '../capture/cursor';
 import { DamageRegion, intersects, isEmpty, type Rect } from '../capture/rect';
 import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
-import { describeError, EncoderError, UsageError } from '../errors';
+import { describeError, EncoderError, SinkError } from '../errors';
 import type { RateControl } from './encoders/backend';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
-import { copyRegion } from './pixels';
+import { copyRect } from './pixels';
 import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type SegmentRecord } from './outputs';
 import { PngSink } from './sinks/png';
 
@@ -108,6 +108,7 @@ export class Recording {
   private encoderName: string | null = null;
   private encoderFailure: string | null = null;
   private stopped = false;
+  private keyframeRequested = false;
   private bytesWritten = 0;
   private readonly errors: string[] = [];
   private sourceInfo: Record<string, unknown> | null = null;
@@ -119,13 +120,13 @@ export class Recording {
     this.mode = opts.format;
   }
 
-  /** Creates the output directory (failing with a clear UsageError) and writes the first session.json. */
+  /** Creates the output directory (failing with a SinkError DIR_NOT_WRITABLE) and writes the first session.json. */
   static async create(opts: RecordingOptions): Promise<Recording> {
     try {
       await fs.mkdir(opts.dir, { recursive: true });
       await fs.access(opts.dir, fs.constants.W_OK);
     } catch (err) {
-      throw new UsageError('DIR_NOT_WRITABLE', `cannot write to ${opts.dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      throw new SinkError('DIR_NOT_WRITABLE', `cannot write to ${opts.dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
     const r = new Recording(opts);
     await r.writeSessionJson(null, null);
@@ -151,10 +152,7 @@ export class Recording {
     }
     if (this.held !== null && frame.t_ms >= this.lastEmitT + this.intervalMs) this.emitHeld(this.lastEmitT + this.intervalMs);
     const stride = this.width * 4;
-    for (const r of damage) {
-      if (frame.stride === stride) copyRegion(frame.rgba, this.mirror, stride, r);
-      else copyRows(frame, this.mirror, stride, r);
-    }
+    for (const r of damage) copyRect(frame.rgba, frame.stride, this.mirror, stride, r);
     if (cursor?.draw === true && frame.cursor !== undefined) {
       // The copies above restored the framebuffer under the old pointer and wherever the new one lands.
       blendCursor(this.mirror, stride, frame.cursor, cursor.rect);
@@ -264,7 +262,8 @@ export class Recording {
     if (this.output === null) return;
     const damage = h.damage.toArray();
     if (this.output.kind !== 'mp4') this.stats.pngFrames++;
-    this.output.submit(this.mirror, damage, h.t_ms);
+    this.output.submit(this.mirror, damage, h.t_ms, this.keyframeRequested);
+    this.keyframeRequested = false;
   }
 
   private onRoom(): void {
@@ -336,6 +335,14 @@ export class Recording {
       await out.whenRoom();
       this.onRoom();
     }
+  }
+
+  /**
+   * Makes the next encoded frame a keyframe (a new live subscriber, a segment start asked for by the owner).
+   * A static screen encodes nothing, so the keyframe comes with the next change; the interval rule goes on.
+   */
+  requestKeyframe(): void {
+    this.keyframeRequested = true;
   }
 
   /** Calls `listener` with every encoded access unit; returns an unsubscribe function. */
@@ -436,10 +443,3 @@ export class Recording {
   }
 }
 
-function copyRows(frame: Frame, dst: Uint8Array, dstStride: number, r: Rect): void {
-  const row = r.width * 4;
-  for (let y = 0; y < r.height; y++) {
-    const s = (r.y + y) * frame.stride + r.x * 4;
-    dst.set(frame.rgba.subarray(s, s + row), (r.y + y) * dstStride + r.x * 4);
-  }
-}

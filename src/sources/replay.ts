@@ -20,11 +20,13 @@ export type ReplayProgress = (done: number, total: number, t_ms: number) => void
 export class ReplaySource implements FrameSource {
   readonly protocol: string;
   readonly target: string;
+  readonly realtime: boolean;
   private client: RfbClient | null = null;
   private spice: SpiceSession | null = null;
   private framesDelivered = 0;
 
   constructor(private readonly capture: Capture, private readonly speed: 'realtime' | 'max', private readonly progress?: ReplayProgress) {
+    this.realtime = speed === 'realtime';
     this.protocol = capture.header.protocol;
     this.target = capture.header.target;
     if (this.protocol !== 'vnc' && this.protocol !== 'spice') {

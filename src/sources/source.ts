@@ -26,12 +26,65 @@ export interface FrameSource {
   readonly target: string;
   /** Runs until the end of the session, `signal` aborts, or `durationMs` of session time passes. */
   run(consumer: FrameConsumer, opts: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd>;
+  /**
+   * False for sources that can wait and feed frames as fast as they are taken (a replay, `test://` at speed
+   * max): the recorder then releases held frames only when later frames arrive, never on a wall-clock timer,
+   * so the output depends on the data alone. Live sources leave it out (true).
+   */
+  readonly realtime?: boolean;
   /** Protocol details for session.json (server name, security, encodings seen, …); no secrets. */
   describe?(): Record<string, unknown>;
   /** Sources with a transport accept taps (the `--raw` capture writer) before `run`. */
   addTap?(tap: TransportTap): void;
   /** Which credentials the source holds (booleans only), for capture headers. */
   credentials?(): { password: boolean; username: boolean };
+  /** The way back to the remote (pointer, keys, clipboard); absent for sources that have none (replay). */
+  readonly input?: RemoteInput;
+}
+
+/** Pointer button bits, in the order RFB's button mask and SPICE's button state both use. */
+export const BUTTON = { LEFT: 1, MIDDLE: 2, RIGHT: 4 } as const;
+
+/** One key press or release. */
+export interface KeyInput {
+  /** X11 keysym (RFB sends it as is; SPICE maps it to a PC scancode when `scancode` is absent). */
+  keysym: number;
+  down: boolean;
+  /**
+   * PC XT (set 1) scancode where the caller knows it (a browser's `code`, QEMU's extended key event);
+   * extended keys as 0xE0xx (e.g. 0xE048 for Up). SPICE sends it as is; RFB servers get the keysym.
+   */
+  scancode?: number;
+}
+
+/** What a remote's input path can do now; every method of RemoteInput checks it and says what is missing. */
+export interface InputCapabilities {
+  /** Absolute pointer positions reach the remote as positions (RFB always; SPICE in client mouse mode). */
+  absolutePointer: boolean;
+  /** Pointer motion is sent as relative moves (SPICE server mouse mode); positions are turned into deltas. */
+  relativePointer: boolean;
+  keys: boolean;
+  /** Scancodes are what the remote uses (SPICE); RFB servers use keysyms. */
+  scancodes: boolean;
+  /** Clipboard text can be sent; `null` when it can, else why not (e.g. no SPICE guest agent). */
+  clipboard: string | null;
+}
+
+/**
+ * Input back to the remote. Calls before the session is live, after it ended, or that the remote cannot
+ * take throw an InputError with a stable code; they never throw for a remote that merely ignores them.
+ */
+export interface RemoteInput {
+  /** What can be sent now (it can change: SPICE mouse modes, an agent connecting). */
+  capabilities(): InputCapabilities;
+  /** Moves the pointer to (x, y) in framebuffer pixels with `buttons` (BUTTON bits) held. */
+  pointer(x: number, y: number, buttons: number): void;
+  /** Scrolls at (x, y) by whole notches: dy > 0 down, dx > 0 right; `buttons` held meanwhile. */
+  wheel(x: number, y: number, dx: number, dy: number, buttons: number): void;
+  /** Presses or releases one key. */
+  key(k: KeyInput): void;
+  /** Sets the remote's clipboard to `text`. */
+  clipboard(text: string): void;
 }
 
 /** What a live session gives `runLive`: start it, close it. */

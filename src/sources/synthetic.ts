@@ -225,8 +225,10 @@ function hsl(h: number, s: number, l: number): [number, number, number] {
 export class SyntheticSource implements FrameSource {
   readonly protocol = 'test';
   readonly target: string;
+  readonly realtime: boolean;
 
   constructor(private readonly params: SyntheticParams, private readonly speed: 'realtime' | 'max') {
+    this.realtime = speed === 'realtime';
     this.target = `test://desktop?size=${params.width}x${params.height}&fps=${params.fps}&seed=${params.seed}`;
   }
 

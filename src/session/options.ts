@@ -1,0 +1,99 @@
+/**
+ * What a recording is asked for, with the defaults and limits every face shares: the command line parses
+ * flags into a RecordOptions, the daemon will validate its configuration into one, and both leave out what
+ * the user did not say so the defaults live only here.
+ */
+import { UsageError } from '../errors';
+import type { RateControl } from '../recorder/encoders/backend';
+import type { RecordingOptions } from '../recorder/recording';
+
+/** Output formats: H.264 MP4, numbered PNG frames, or both (the PNGs are the video's lossless reference). */
+export const FORMATS = ['mp4', 'png', 'mp4+png'] as const;
+/** How the remote pointer appears in recordings. */
+export const CURSOR_MODES = ['composite', 'none'] as const;
+
+/** A recording's options; only `dir` is required. */
+export interface RecordOptions {
+  /** Output directory (created if missing). */
+  dir: string;
+  format?: (typeof FORMATS)[number];
+  /** At most this many frames a second; changes closer together are merged. */
+  fpsMax?: number;
+  /** A keyframe at least every this many seconds while the screen changes. */
+  keyframeIntervalS?: number;
+  /** `auto`, `openh264`, or a path to a module exporting `createBackend()`. */
+  encoder?: string;
+  rateControl?: RateControl;
+  cursor?: (typeof CURSOR_MODES)[number];
+  /** Also write `dir/session.deskcap`: every byte of the session (credentials zeroed) for replay. */
+  raw?: boolean;
+  /** Give the encoder per-macroblock change maps (benchmarks turn it off). */
+  changeMap?: boolean;
+}
+
+/** The defaults the README documents. QP 14: at 16 and above openh264 loses dense full-screen text (< 40 dB). */
+export const RECORD_DEFAULTS = {
+  format: 'mp4',
+  fpsMax: 30,
+  keyframeIntervalS: 2,
+  encoder: 'auto',
+  rateControl: { mode: 'qp', qp: 14 },
+  cursor: 'composite',
+  raw: false,
+  changeMap: true,
+} as const satisfies Omit<Required<RecordOptions>, 'dir'>;
+
+/** Inclusive ranges of the numeric options (and whether they must be integers). */
+export const LIMITS = {
+  fpsMax: { min: 1, max: 240, integer: false },
+  keyframeIntervalS: { min: 0.1, max: 3600, integer: false },
+  qp: { min: 0, max: 51, integer: true },
+  bitrate: { min: 10_000, max: 1e9, integer: true },
+  durationS: { min: 0.001, max: 1e7, integer: false },
+  lossyQuality: { min: 0, max: 9, integer: true },
+} as const;
+
+/** Throws a UsageError unless `value` fits `LIMITS[name]`; `label` and `written` name it and its value as the user wrote them. */
+export function checkLimit(name: keyof typeof LIMITS, value: number, label: string = name, written: string = String(value)): number {
+  const l = LIMITS[name];
+  if (!Number.isFinite(value) || value < l.min || value > l.max || (l.integer && !Number.isInteger(value))) {
+    throw new UsageError('BAD_ARGUMENT', `${label} must be ${l.integer ? 'an integer' : 'a number'} in ${l.min}..${l.max}, got '${written}'`);
+  }
+  return value;
+}
+
+/** A recording's options with every default filled in and every value checked. */
+export type ResolvedRecordOptions = Required<RecordOptions>;
+
+/** Fills in the defaults and checks the values (API callers do not go through the command line's checks). */
+export function resolveRecordOptions(o: RecordOptions): ResolvedRecordOptions {
+  if (typeof o.dir !== 'string' || o.dir === '') throw new UsageError('BAD_ARGUMENT', 'a recording needs a directory');
+  const r: ResolvedRecordOptions = {
+    dir: o.dir,
+    format: o.format ?? RECORD_DEFAULTS.format,
+    fpsMax: checkLimit('fpsMax', o.fpsMax ?? RECORD_DEFAULTS.fpsMax, 'fps-max'),
+    keyframeIntervalS: checkLimit('keyframeIntervalS', o.keyframeIntervalS ?? RECORD_DEFAULTS.keyframeIntervalS, 'keyframe-interval'),
+    encoder: o.encoder ?? RECORD_DEFAULTS.encoder,
+    rateControl: o.rateControl ?? RECORD_DEFAULTS.rateControl,
+    cursor: o.cursor ?? RECORD_DEFAULTS.cursor,
+    raw: o.raw ?? RECORD_DEFAULTS.raw,
+    changeMap: o.changeMap ?? RECORD_DEFAULTS.changeMap,
+  };
+  if (!(FORMATS as readonly string[]).includes(r.format)) throw new UsageError('BAD_ARGUMENT', `format must be one of ${FORMATS.join(', ')}, got '${r.format}'`);
+  if (!(CURSOR_MODES as readonly string[]).includes(r.cursor)) throw new UsageError('BAD_ARGUMENT', `cursor must be one of ${CURSOR_MODES.join(', ')}, got '${r.cursor}'`);
+  if (r.encoder !== 'auto' && r.encoder !== 'openh264' && !/\.(c?js)$/.test(r.encoder)) {
+    throw new UsageError('BAD_ARGUMENT', `encoder must be auto, openh264 or a path to a .js module, got '${r.encoder}'`);
+  }
+  if (r.rateControl.mode === 'qp') checkLimit('qp', r.rateControl.qp, 'qp');
+  else checkLimit('bitrate', r.rateControl.bitsPerSecond, 'bitrate');
+  return r;
+}
+
+/** The recorder's options for a session of `protocol` at `target`. */
+export function recordingOptions(o: ResolvedRecordOptions, src: { protocol: string; target: string; realtime: boolean }, log: (line: string) => void): RecordingOptions {
+  return {
+    dir: o.dir, format: o.format, fpsMax: o.fpsMax, keyframeIntervalS: o.keyframeIntervalS, encoder: o.encoder,
+    rateControl: o.rateControl, protocol: src.protocol, target: src.target, realtime: src.realtime, log,
+    cursor: o.cursor, changeMap: o.changeMap,
+  };
+}
