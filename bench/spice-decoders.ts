@@ -39,6 +39,7 @@ import {
 import {
   IMAGE_TYPE, readAlphaBlend, readComposite, readCopy, readFill, readOpaque, readRop3, readTransparent, type Brush, type ImageRef,
 } from '../src/protocol/spice/display/wire';
+import { ByteWriter } from '../src/wire/writer';
 import { sleep } from './proc';
 import { loadSpiceHarness, type SpiceHarness, type SpiceOptions } from './spice-live';
 import { vncDecoderBench } from './vnc-decoders';
@@ -282,11 +283,7 @@ function syntheticLz4(ex: Extracted): Item[] {
       raw[i + 3] = 0;
     }
     const block = lz4CompressBlock(raw);
-    const payload = new Uint8Array(2 + 4 + block.length);
-    payload[0] = 1;
-    payload[1] = BITMAP_FMT.THIRTY_TWO_BIT;
-    new DataView(payload.buffer).setUint32(2, block.length, false);
-    payload.set(block, 6);
+    const payload = new ByteWriter(6 + block.length).u8(1).u8(BITMAP_FMT.THIRTY_TWO_BIT).u32(block.length).bytes(block).finish();
     const { width, height } = it;
     const check = decodeLz4(payload, width, height);
     if (Buffer.compare(Buffer.from(check.rgba), Buffer.from(rgba)) !== 0) throw new Error('synthetic LZ4: the payload does not decode to its source');

@@ -1,6 +1,7 @@
 /**
- * Typed errors with stable codes (DESIGN.md convention 7). The codes are documented in docs/ERRORS.md and
- * map to CLI exit codes in src/cli/exit-codes.ts; a user mistake prints one line, never a stack trace.
+ * Typed errors with stable codes (classes with a `name` and a documented `code`, as ws's `WS_ERR_*` in
+ * doc/ws.md). The codes are documented in docs/ERRORS.md and map to CLI exit codes in src/cli/exit-codes.ts;
+ * a user mistake prints one line, never a stack trace.
  */
 
 /** Every error deskrec throws on purpose carries a stable machine-readable code. */

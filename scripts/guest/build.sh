@@ -12,6 +12,12 @@
 # MJPEG video stream under streaming-video=all). The default (no deskrec.mode, or deskrec.mode=text) is
 # the text guest. See step 4b.
 #
+# `deskrec.mode=shell` selects the third mode: after a short coloured banner, an interactive busybox shell
+# on tty1 (the VT the SPICE display shows, fed by QEMU's PS/2 keyboard), so keys sent over SPICE's inputs
+# channel reach it; with a serial port (QEMU -serial) the shell writes `deskrec-shell-ready` to
+# /dev/ttyS0 when it is about to read commands, and a typed `echo X >/dev/ttyS0` shows up there: a test can
+# see the effect of typing without reading pixels. See step 4c.
+#
 #   scripts/guest/build.sh OUTDIR [--force]
 #
 # Idempotent and cached: when OUTDIR already holds both outputs built by this very script (OUTDIR/stamp
@@ -127,7 +133,7 @@ INSMODS=${INSMODS# }
 cat > "$R/init" <<INIT
 #!/bin/sh
 # deskrec SPICE test guest (built by scripts/guest/build.sh from $PKG). PID 1: never exits.
-# The kernel command line picks the mode: deskrec.mode=text (the default) or deskrec.mode=photo.
+# The kernel command line picks the mode: deskrec.mode=text (the default), photo or shell.
 export PATH=/bin
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -144,6 +150,7 @@ for arg in \$(cat /proc/cmdline); do
   case \$arg in deskrec.mode=*) mode=\${arg#deskrec.mode=} ;; esac
 done
 [ "\$mode" = photo ] && . /photo/run.sh    # loops forever; returns only when there is no picture for fb0
+[ "\$mode" = shell ] && . /shell/run.sh    # the interactive shell on tty1, restarted forever
 size=\$(cat /sys/class/graphics/fb0/virtual_size 2>/dev/null || echo none)
 printf '\033[1;37;44m deskrec SPICE test guest \033[0m kernel %s, fb0 %s\n' "\$(uname -r)" "\$size"
 n=0
@@ -230,6 +237,33 @@ printf 'deskrec.mode=photo: no picture for fb0 %s (%s bpp, stride %s)\n' "$size"
 RUN
 sed -i "s/@BAND@/$PHOTO_BAND/; s/@STEP@/$PHOTO_STEP/" "$R/photo/run.sh"
 
+# 4c. Shell mode. The kernel has what keyboard input needs built in (checked in the 6.1 config:
+#     SERIO_I8042=y, KEYBOARD_ATKBD=y, VT=y with the US default keymap), and the 8250 UART driver for
+#     QEMU's -serial (SERIAL_8250=y, legacy ports probed: SERIAL_8250_RUNTIME_UARTS=4), so no module is
+#     added. run.sh prints a banner with a few colours (so SpiceServer.waitForText sees the guest is up,
+#     as in text mode), then runs `sh -i` on /dev/tty1 in its own session with tty1 as its controlling
+#     terminal (`setsid -c`: job control and ^C work as on a real console; without it ash warns "can't
+#     access tty"). The cursor stays hidden (vt.global_cursor_default=0 on the command line and the
+#     escape /init prints), so only what the shell echoes changes the screen. The shell reads $ENV
+#     (/shell/rc) before its first prompt: that writes the ready marker to the serial port. ttyS0 is
+#     switched to -opost so what a test reads there is exactly what was written (no \n -> \r\n).
+#     /init restarts the shell if it exits (PID 1 must not end: that would panic the kernel and, with
+#     panic=-1 and -no-reboot, end QEMU).
+SHELL_READY=deskrec-shell-ready
+mkdir -p "$R/shell"
+cat > "$R/shell/run.sh" <<'RUN'
+# deskrec.mode=shell: sourced by /init (stdout is the console). Never returns (see build.sh, step 4c).
+printf '\033[1;37;44m deskrec SPICE test guest \033[0m shell on tty1, kernel %s, fb0 %s\n' "$(uname -r)" \
+  "$(cat /sys/class/graphics/fb0/virtual_size 2>/dev/null || echo none)"
+printf '\033[1;31m red \033[1;32m green \033[1;33m yellow \033[1;36m cyan \033[0m  type here; serial: /dev/ttyS0\n'
+stty -F /dev/ttyS0 -opost -echo 2>/dev/null   # no serial port: only the marker and typed echoes are lost
+export HOME=/ PS1='deskrec$ ' ENV=/shell/rc
+while :; do
+  setsid -c sh -i </dev/tty1 >/dev/tty1 2>&1
+done
+RUN
+printf 'echo %s >/dev/ttyS0 2>/dev/null\n' "$SHELL_READY" > "$R/shell/rc"
+
 # 5. Pack: newc cpio, owned by root, mtimes 0, inodes renumbered (same inputs, same bytes), gzip (the kernel's
 #    built-in RD_GZIP).
 find "$R" -exec touch -h -d @0 {} +
@@ -244,6 +278,7 @@ T1=$(date +%s.%N)
   echo "modules=$INSMODS"
   echo "busybox=$("$BUSYBOX" | head -1)"
   echo "photo=1024x768 1280x800 band=$PHOTO_BAND step=$PHOTO_STEP"
+  echo "shell=tty1 ready=$SHELL_READY"
   echo "build_seconds=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }')"
 } > "$OUTDIR/build-info"
 echo "$HASH" > "$OUTDIR/stamp"

@@ -23,7 +23,7 @@ export function clipRect(r: Rect, width: number, height: number): Rect {
 }
 
 /** The smallest rectangle containing both. */
-export function boundingRect(a: Rect, b: Rect): Rect {
+function boundingRect(a: Rect, b: Rect): Rect {
   const x0 = Math.min(a.x, b.x);
   const y0 = Math.min(a.y, b.y);
   const x1 = Math.max(a.x + a.width, b.x + b.width);
@@ -40,13 +40,6 @@ export function intersects(a: Rect, b: Rect): boolean {
 export function contains(outer: Rect, inner: Rect): boolean {
   return inner.x >= outer.x && inner.y >= outer.y
     && inner.x + inner.width <= outer.x + outer.width && inner.y + inner.height <= outer.y + outer.height;
-}
-
-/** Total area of a list of rectangles (overlaps counted twice). */
-export function totalArea(rects: readonly Rect[]): number {
-  let a = 0;
-  for (const r of rects) a += r.width * r.height;
-  return a;
 }
 
 /**

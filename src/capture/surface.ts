@@ -30,9 +30,9 @@ export function checkSurfaceSize(width: number, height: number): void {
 }
 
 /**
- * An RGBA drawing surface that records which rectangles changed (DESIGN.md convention 5: decoders touch
- * pixels only through this API). Every operation checks its geometry first: a rectangle that leaves the
- * surface is a ProtocolError, never an out-of-bounds write.
+ * An RGBA drawing surface that records which rectangles changed (decoders touch pixels only through this API,
+ * as TigerVNC's through `PixelBuffer.h`, so every change is in the damage). Every operation checks its
+ * geometry first: a rectangle that leaves the surface is a ProtocolError, never an out-of-bounds write.
  */
 export class Surface {
   /** RGBA pixels, `stride` bytes per row. */

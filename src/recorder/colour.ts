@@ -22,7 +22,7 @@ export interface I420 {
 }
 
 /** The even coded size for a source size. */
-export function codedSize(width: number, height: number): { width: number; height: number } {
+function codedSize(width: number, height: number): { width: number; height: number } {
   return { width: (width + 1) & ~1, height: (height + 1) & ~1 };
 }
 

@@ -4,8 +4,8 @@
  * the TLS port, so a channel the server refuses in plaintext (NEED_SECURED, QEMU's `tls-channel=`) is
  * retried there, as spice-gtk does.
  */
-import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from './source';
-import { AuthError, ConnectError, UsageError } from '../errors';
+import { runLive, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './source';
+import { AuthError, ConnectError, InputError, UsageError } from '../errors';
 import { connectTcp } from '../transport/tcp';
 import type { Transport, TransportTap } from '../transport/transport';
 import { MAX_PASSWORD } from '../protocol/spice/constants';
@@ -65,6 +65,11 @@ export class SpiceSource implements FrameSource {
   private session: SpiceSession | null = null;
   /** Frames handed to the consumer (a capture's END record stores it). */
   framesDelivered = 0;
+  /**
+   * Keys (scancodes, or keysyms through a US keymap), pointer and wheel over the inputs channel; the
+   * clipboard says why not. INPUT_NOT_READY until the inputs channel has linked and after the end.
+   */
+  readonly input: RemoteInput = new SpiceSourceInput(() => this.session);
 
   constructor(private readonly where: SpiceTarget, private readonly opts: SpiceSourceOptions) {
     if (opts.password !== null && Buffer.byteLength(opts.password, 'utf8') > MAX_PASSWORD) {
@@ -121,5 +126,37 @@ async function secure(t: Transport, opts: SpiceSourceOptions, host: string): Pro
   } catch (err) {
     t.close();
     throw err;
+  }
+}
+
+/** RemoteInput over the live SpiceSession's input path (src/protocol/spice/inputs-channel.ts). */
+class SpiceSourceInput implements RemoteInput {
+  constructor(private readonly session: () => SpiceSession | null) {}
+
+  capabilities(): InputCapabilities {
+    return this.session()?.input.capabilities()
+      ?? { absolutePointer: false, relativePointer: false, keys: false, scancodes: false, clipboard: 'the SPICE session has not started' };
+  }
+
+  pointer(x: number, y: number, buttons: number): void {
+    this.live().pointer(x, y, buttons);
+  }
+
+  wheel(x: number, y: number, dx: number, dy: number, buttons: number): void {
+    this.live().wheel(x, y, dx, dy, buttons);
+  }
+
+  key(k: KeyInput): void {
+    this.live().key(k);
+  }
+
+  clipboard(text: string): void {
+    this.live().clipboard(text);
+  }
+
+  private live(): SpiceSession['input'] {
+    const s = this.session();
+    if (s === null) throw new InputError('INPUT_NOT_READY', 'the SPICE session has not started');
+    return s.input;
   }
 }

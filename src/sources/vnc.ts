@@ -1,6 +1,6 @@
 /** `vnc://` as a frame source: a TCP (optionally TLS) connection running the RFB client. */
-import { runLive, type FrameConsumer, type FrameSource, type SourceEnd } from './source';
-import { ConnectError, UsageError } from '../errors';
+import { runLive, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './source';
+import { ConnectError, InputError, UsageError } from '../errors';
 import { connectTcp } from '../transport/tcp';
 import type { TransportTap } from '../transport/transport';
 import { DEFAULT_ENCODINGS, ENCODING_NAMES, RfbClient, type RfbOptions } from '../protocol/rfb/client';
@@ -63,6 +63,8 @@ export class VncSource implements FrameSource {
   private client: RfbClient | null = null;
   /** Frames handed to the consumer (a capture's END record stores it, so replays stop at the same frame). */
   framesDelivered = 0;
+  /** Pointer, keys (keysyms) and clipboard to the server; INPUT_NOT_READY before ServerInit and after the end. */
+  readonly input: RemoteInput = new VncInput(() => this.client);
 
   constructor(private readonly where: VncTarget, private readonly opts: VncSourceOptions) {
     const host = where.host.includes(':') ? `[${where.host}]` : where.host;
@@ -107,5 +109,39 @@ export class VncSource implements FrameSource {
       this.client = client;
       return client;
     });
+  }
+}
+
+/** RemoteInput over the live RfbClient (RFC 6143 §7.5.4-§7.5.6): keysyms, absolute pointer, Latin-1 clipboard. */
+class VncInput implements RemoteInput {
+  constructor(private readonly client: () => RfbClient | null) {}
+
+  capabilities(): InputCapabilities {
+    // QEMU may switch PointerEvents to relative motion (PointerTypeChange); the client then sends deltas.
+    const absolute = this.client()?.absolutePointer ?? true;
+    return { absolutePointer: absolute, relativePointer: !absolute, keys: true, scancodes: false, clipboard: null };
+  }
+
+  pointer(x: number, y: number, buttons: number): void {
+    this.live().pointerEvent(x, y, buttons);
+  }
+
+  wheel(x: number, y: number, dx: number, dy: number, buttons: number): void {
+    this.live().wheelEvent(x, y, dx, dy, buttons);
+  }
+
+  key(k: KeyInput): void {
+    // RFB servers take keysyms; a scancode the caller knows has no place in a plain KeyEvent.
+    this.live().keyEvent(k.keysym, k.down);
+  }
+
+  clipboard(text: string): void {
+    this.live().clientCutText(text);
+  }
+
+  private live(): RfbClient {
+    const c = this.client();
+    if (c === null) throw new InputError('INPUT_NOT_READY', 'the VNC connection has not started');
+    return c;
   }
 }

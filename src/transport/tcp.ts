@@ -45,7 +45,7 @@ export function connectTcp(target: TcpTarget, opts: { stream?: number; sessionSt
 }
 
 /** A connected socket behind the Transport interface. */
-export class TcpTransport implements Transport {
+class TcpTransport implements Transport {
   private socket: net.Socket;
   private handlers: TransportHandlers | null = null;
   private early: { data: Uint8Array; t_ms: number }[] = [];

@@ -1,8 +1,9 @@
 /**
- * Gathering bytes is separate from decoding them (DESIGN.md convention 2): a ByteQueue collects chunks as
- * they arrive, in whatever sizes the network or a capture file delivers, and shows the unread bytes as one
- * contiguous view, so a parser can run a streaming ByteReader over everything received so far and simply
- * be called again when more arrives. Parsers written against it behave the same for any chunking.
+ * Gathering bytes is separate from decoding them (TigerVNC's `common/rfb/Decoder.h` readRect/decodeRect
+ * split; docs/ARCHITECTURE.md, "Decoders are re-entrant on short data"): a ByteQueue collects chunks as they
+ * arrive, in whatever sizes the network or a capture file delivers, and shows the unread bytes as one
+ * contiguous view, so a parser can run a streaming ByteReader over everything received so far and simply be
+ * called again when more arrives. Parsers written against it behave the same for any chunking.
  */
 import { ProtocolError } from '../errors';
 

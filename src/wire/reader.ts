@@ -1,7 +1,8 @@
 /**
- * Bounds-checked reading of peer bytes (DESIGN.md convention 1). Every read checks that the bytes exist
- * and throws a ProtocolError with a stable code otherwise, so a short or hostile message can never turn
- * into a RangeError, a silent zero or an out-of-bounds read.
+ * Bounds-checked reading of peer bytes (as mediabunny's `src/reader.ts` and TigerVNC's
+ * `common/rdr/InStream.h` check every read). Every read checks that the bytes exist and throws a
+ * ProtocolError with a stable code otherwise, so a short or hostile message can never turn into a RangeError,
+ * a silent zero or an out-of-bounds read.
  */
 import { ProtocolError } from '../errors';
 

@@ -1,19 +1,20 @@
 /**
- * A bounded, seeded pass of the RFB fuzzer (test/fuzz/engine/rfb.ts) over its four targets — every input must
- * decode or fail with a DeskrecError, within the time and memory bounds — and the regression inputs saved
- * in fixtures/fuzz/ by `npm run fuzz`, RFB and SPICE (each once a failure; all must pass now). The SPICE
- * targets' bounded pass is spice-fuzz.test.ts.
+ * A bounded, seeded pass of the RFB fuzz targets (test/fuzz/engine/rfb.ts, on engine.ts) over its four
+ * targets — every input must decode or fail with a DeskrecError, within the time and memory bounds — and the
+ * regression inputs saved in fixtures/fuzz/ by `npm run fuzz`, RFB and SPICE (each once a failure; all must
+ * pass now). The SPICE targets' bounded pass is spice-fuzz.test.ts.
  *
  * The pass is deterministic in its inputs (fixed seed); the number run per target is capped by count and,
  * on a slow machine, by time (about two minutes in all on two cores).
  */
 import * as path from 'node:path';
-import { DEFAULT_LIMITS, failureSignature, fuzzTarget, loadCorpus, loadSavedFailures, repoRoot, type Failure, type TargetName } from './engine/rfb';
+import { DEFAULT_LIMITS, failureSignature, fuzzTarget, loadSavedFailures, repoRoot, type Failure } from './engine/engine';
+import { RFB, type TargetName } from './engine/rfb';
 import { runAnyInput } from './engine/targets';
 
 const SEED = 20261122;
 const root = repoRoot();
-const corpus = loadCorpus(root);
+const corpus = RFB.loadCorpus(root);
 
 /** Inputs per target and the time cap (s) for each. */
 const PLAN: [TargetName, number, number][] = [
@@ -26,7 +27,7 @@ const PLAN: [TargetName, number, number][] = [
 describe('fuzz pass', () => {
   test.each(PLAN)('%s: every input decodes or throws a DeskrecError', async (target, maxInputs, seconds) => {
     const failures: Failure[] = [];
-    const stats = await fuzzTarget({ target, runSeed: SEED, corpus, maxInputs, seconds, limits: DEFAULT_LIMITS, onFailure: (f) => { failures.push(f); } });
+    const stats = await fuzzTarget(RFB, { target, runSeed: SEED, corpus, maxInputs, seconds, limits: DEFAULT_LIMITS, onFailure: (f) => { failures.push(f); } });
     const codes = Object.entries(stats.codes).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `${k} ${n}`).join(', ');
     console.log(`fuzz ${target}: ${stats.inputs} inputs in ${(stats.ms / 1000).toFixed(1)} s — ${stats.decoded} decoded, ${stats.rejected} threw a DeskrecError (${codes}), ${stats.failures} failures`);
     expect(stats.inputs).toBeGreaterThan(maxInputs / 20);

@@ -1,18 +1,18 @@
 /**
- * A bounded, seeded pass of the SPICE fuzzer (test/fuzz/engine/spice.ts) over its targets: every image decoder,
- * the display-message parsers, the canvas, the display state, the cursor channel, the link and channel
- * framing and whole sessions over the SPICE capture fixtures. Every input must decode or fail with a
- * DeskrecError within the time and memory bounds, and keep the target's invariants. The saved failing
- * inputs (fixtures/fuzz/spice-*) are replayed by fuzz.test.ts.
+ * A bounded, seeded pass of the SPICE fuzz targets (test/fuzz/engine/spice.ts, on engine.ts): every image
+ * decoder, the display-message parsers, the canvas, the display state, the cursor channel, the link and
+ * channel framing and whole sessions over the SPICE capture fixtures. Every input must decode or fail with a
+ * DeskrecError within the time and memory bounds, and keep the target's invariants. The saved failing inputs
+ * (fixtures/fuzz/spice-*) are replayed by fuzz.test.ts.
  *
  * The pass is deterministic in its inputs (fixed seed); the number run per target is capped by count and,
  * on a slow machine, by time (at most a minute in all; about 40 s on two cores).
  */
-import { failureSignature, repoRoot, type Failure } from './engine/rfb';
-import { fuzzSpiceTarget, loadSpiceCorpus, type SpiceTargetName } from './engine/spice';
+import { failureSignature, fuzzTarget, repoRoot, type Failure } from './engine/engine';
+import { SPICE, type SpiceTargetName } from './engine/spice';
 
 const SEED = 20261122;
-const corpus = loadSpiceCorpus(repoRoot());
+const corpus = SPICE.loadCorpus(repoRoot());
 
 /** Inputs per target and the time cap (s) for each. */
 const PLAN: [SpiceTargetName, number, number][] = [
@@ -40,7 +40,7 @@ test('the SPICE corpus has the capture fixtures and their images', () => {
 describe('SPICE fuzz pass', () => {
   test.each(PLAN)('%s: every input decodes or throws a DeskrecError', async (target, maxInputs, seconds) => {
     const failures: Failure[] = [];
-    const stats = await fuzzSpiceTarget({ target, runSeed: SEED, corpus, maxInputs, seconds, onFailure: (f) => { failures.push(f); } });
+    const stats = await fuzzTarget(SPICE, { target, runSeed: SEED, corpus, maxInputs, seconds, onFailure: (f) => { failures.push(f); } });
     const codes = Object.entries(stats.codes).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `${k} ${n}`).join(', ');
     console.log(`fuzz ${target}: ${stats.inputs} inputs in ${(stats.ms / 1000).toFixed(1)} s — ${stats.decoded} decoded, ${stats.rejected} threw a DeskrecError (${codes}), ${stats.failures} failures`);
     expect(stats.inputs).toBeGreaterThan(maxInputs / 20);

@@ -1,9 +1,10 @@
 import { allocI420, convertRectReference } from '../../src/recorder/colour';
+import { mulberry32 } from '../../src/util/rng';
 
 function randomFrame(w: number, h: number, seed: number): Uint8Array {
   const a = new Uint8Array(w * h * 4);
-  let s = seed;
-  for (let i = 0; i < a.length; i++) { s = (s * 1103515245 + 12345) >>> 0; a[i] = s >>> 24; }
+  const next = mulberry32(seed);
+  for (let i = 0; i < a.length; i++) a[i] = next() >>> 24;
   return a;
 }
 

@@ -1,7 +1,8 @@
 /**
- * The RFB (VNC) client: handshake (3.3, 3.7, 3.8), security (None, VNC Authentication, VeNCrypt with Plain
- * and the TLS/X509 sub-types), then the normal phase, turning FramebufferUpdates into drawing on a Surface
- * and announcing a frame at the end of each update. It knows nothing of video: frames go to a consumer.
+ * The RFB (VNC) client: handshake (3.3, 3.7, 3.8), security (run by security/negotiate.ts: None, VNC
+ * Authentication, VeNCrypt with Plain and the TLS/X509 sub-types), ServerInit, then the normal phase,
+ * turning FramebufferUpdates into drawing on a Surface and announcing a frame at the end of each update. It
+ * knows nothing of video: frames go to a consumer.
  *
  * Bytes arrive in any chunking (network, capture replay); everything received sits in one ByteQueue and
  * each state parses what it needs from it, or waits (rfbproto §7 for every layout used here).
@@ -17,8 +18,11 @@ import { ByteWriter } from '../../wire/writer';
 import { createDecodeContext, type RfbDecodeContext } from './encodings/context';
 import { DECODERS } from './encodings/index';
 import { parsePixelFormat, RGBX_FORMAT, writePixelFormat } from './pixel-format';
-import { vncAuthResponse } from './security/des';
+import { SecurityNegotiation } from './security/negotiate';
 import type { PixelFormat, RectHeader } from './types';
+import { InputError } from '../../errors';
+import { checkButtons, checkKeysym, checkNotches, checkPosition, clampToAxis } from '../input';
+import { clientCutTextMessage, keyEventMessage, latin1CutText, pointerEventMessage, QEMU_RELATIVE_CENTRE, WHEEL_BIT, wheelNotches } from './input';
 
 /** Encoding numbers (rfbproto §7.7, §7.8). */
 export const ENC = {
@@ -52,14 +56,7 @@ const ENCODING_LABELS = new Map<number, string>(Object.entries(ENC).map(([k, v])
 /** Our default preference: the best-compressing lossless encodings first; CopyRect for scrolls; Raw last. */
 export const DEFAULT_ENCODINGS = [ENC.TIGHT, ENC.ZRLE, ENC.HEXTILE, ENC.ZLIB, ENC.TRLE, ENC.RRE, ENC.CORRE, ENC.COPYRECT, ENC.RAW];
 
-/** Security types (rfbproto §7.2) and VeNCrypt sub-types. */
-const SEC = { INVALID: 0, NONE: 1, VNC_AUTH: 2, VENCRYPT: 19 } as const;
-const VENCRYPT = {
-  PLAIN: 256, TLS_NONE: 257, TLS_VNC: 258, TLS_PLAIN: 259, X509_NONE: 260, X509_VNC: 261, X509_PLAIN: 262,
-} as const;
-
-/** Limits on what a server may declare (convention 6: caps before allocating). */
-const MAX_REASON = 64 * 1024;
+/** Limits on what a server may declare (caps before allocating). */
 const MAX_NAME = 64 * 1024;
 const MAX_CUT_TEXT = 16 * 1024 * 1024;
 
@@ -86,19 +83,15 @@ export interface RfbEvents {
   closed(err: Error | null): void;
 }
 
+/**
+ * The connection's states. `security` runs the negotiation (security/negotiate.ts, which keeps its own
+ * sub-states) up to the SecurityResult; `tls` and `busy` hold parsing up while an asynchronous step (the
+ * TLS handshake it asked for, a JPEG/PNG decode) runs.
+ */
 type State =
   | { k: 'version' }
-  | { k: 'sec-types' }
-  | { k: 'sec-type-33' }
-  | { k: 'sec-reason'; during: string }
-  | { k: 'vnc-challenge' }
-  | { k: 'vencrypt-version' }
-  | { k: 'vencrypt-ack' }
-  | { k: 'vencrypt-subtypes' }
-  | { k: 'vencrypt-tls-ack'; subtype: number }
+  | { k: 'security'; sec: SecurityNegotiation }
   | { k: 'tls' }
-  | { k: 'plain-sent' }
-  | { k: 'sec-result' }
   | { k: 'server-init' }
   | { k: 'message' }
   | { k: 'rects'; left: number }
@@ -146,10 +139,11 @@ export class RfbClient {
       close: (err) => {
         if (this.ended) return;
         if (err !== null) { this.end(new ConnectError('CONNECTION_LOST', `connection to ${this.transport.remote} lost: ${err.message}`, { cause: err })); return; }
-        if (this.state.k === 'message' || this.state.k === 'closed') { this.end(null); return; }
-        this.end(this.state.k === 'sec-result' || this.state.k === 'vnc-challenge' || this.state.k === 'plain-sent'
+        const s = this.state;
+        if (s.k === 'message' || s.k === 'closed') { this.end(null); return; }
+        this.end(s.k === 'security' && s.sec.authenticating
           ? new AuthError('AUTH_FAILED', `${this.transport.remote} closed the connection during authentication (wrong password?)`)
-          : new ConnectError('SERVER_CLOSED', `${this.transport.remote} closed the connection during the handshake (${this.state.k})`));
+          : new ConnectError('SERVER_CLOSED', `${this.transport.remote} closed the connection during the handshake (${s.k === 'security' ? s.sec.phase : s.k})`));
       },
     });
   }
@@ -225,184 +219,52 @@ export class RfbClient {
         // 3.5 was never published and behaves as 3.3; anything above 3.8 (Apple's 3.889) speaks 3.8 to us.
         this.minor = minor >= 8 ? 8 : minor === 7 ? 7 : 3;
         this.send(new TextEncoder().encode(`RFB 003.00${this.minor}\n`));
-        this.state = this.minor === 3 ? { k: 'sec-type-33' } : { k: 'sec-types' };
+        this.state = { k: 'security', sec: new SecurityNegotiation(this.transport, this.opts, this.minor) };
         return true;
       }
-      case 'sec-type-33': {
-        if (q.length < 4) return false;
-        const t = new ByteReader(q.take(4)).u32();
-        if (t === SEC.INVALID) { this.state = { k: 'sec-reason', during: 'security negotiation' }; return true; }
-        this.beginSecurity(t);
-        return true;
-      }
-      case 'sec-types': {
-        const n = q.peekByte(0);
-        if (n === undefined) return false;
-        if (n === 0) { q.skip(1); this.state = { k: 'sec-reason', during: 'security negotiation' }; return true; }
-        if (q.length < 1 + n) return false;
-        const types = Array.from(q.take(1 + n).subarray(1));
-        const chosen = this.chooseSecurity(types);
-        this.send(Uint8Array.of(chosen));
-        this.beginSecurity(chosen);
-        return true;
-      }
-      case 'sec-reason': {
-        if (q.length < 4) return false;
-        const len = capLength(new ByteReader(q.view()).u32(), MAX_REASON, 'failure reason');
-        if (q.length < 4 + len) return false;
-        const reason = Buffer.from(q.take(4 + len).subarray(4)).toString('utf8');
-        const authLike = s.during === 'authentication';
-        throw authLike
-          ? new AuthError('AUTH_FAILED', `${this.transport.remote} refused authentication: ${reason || 'no reason given'}`)
-          : new ConnectError('SERVER_REFUSED', `${this.transport.remote} refused the connection: ${reason || 'no reason given'}`);
-      }
-      case 'vnc-challenge': {
-        if (q.length < 16) return false;
-        const challenge = q.take(16);
-        if (this.opts.password === null) {
-          throw new AuthError('AUTH_NO_PASSWORD', `${this.transport.remote} asks for a VNC password: give --password-file FILE or DESKREC_VNC_PASSWORD`);
-        }
-        this.transport.write(vncAuthResponse(this.opts.password, challenge), { secret: true });
-        this.state = { k: 'sec-result' };
-        return true;
-      }
-      case 'vencrypt-version': {
-        if (q.length < 2) return false;
-        const [major, minor] = q.take(2);
-        if (major !== 0 || (minor ?? 0) < 2) throw new AuthError('AUTH_UNSUPPORTED', `VeNCrypt ${major ?? '?'}.${minor ?? '?'} is not supported (need 0.2)`);
-        this.send(Uint8Array.of(0, 2));
-        this.state = { k: 'vencrypt-ack' };
-        return true;
-      }
-      case 'vencrypt-ack': {
-        if (q.length < 1) return false;
-        if (q.take(1)[0] !== 0) throw new AuthError('AUTH_UNSUPPORTED', 'the server refused VeNCrypt 0.2');
-        this.state = { k: 'vencrypt-subtypes' };
-        return true;
-      }
-      case 'vencrypt-subtypes': {
-        const n = q.peekByte(0);
-        if (n === undefined) return false;
-        if (q.length < 1 + 4 * n) return false;
-        const r = new ByteReader(q.take(1 + 4 * n), 1);
-        const subs: number[] = [];
-        for (let i = 0; i < n; i++) subs.push(r.u32());
-        const chosen = this.chooseVencrypt(subs);
-        this.send(new ByteWriter(4).u32(chosen).finish());
-        if (chosen === VENCRYPT.PLAIN) {
-          this.securityName = 'VeNCrypt Plain';
-          this.sendPlain();
-        } else if (chosen === SEC.NONE || chosen === SEC.VNC_AUTH) {
-          this.securityName = `VeNCrypt ${chosen === SEC.NONE ? 'None' : 'VncAuth'}`;
-          this.beginSecurity(chosen, true);
-        } else {
-          this.state = { k: 'vencrypt-tls-ack', subtype: chosen };
-        }
-        return true;
-      }
-      case 'vencrypt-tls-ack': {
-        if (q.length < 1) return false;
-        if (q.take(1)[0] !== 1) throw new AuthError('AUTH_FAILED', 'the server refused the VeNCrypt sub-type');
-        const sub = s.subtype;
-        const anonymous = sub === VENCRYPT.TLS_NONE || sub === VENCRYPT.TLS_VNC || sub === VENCRYPT.TLS_PLAIN;
-        this.state = { k: 'tls' };
-        this.securityName = `VeNCrypt ${vencryptName(sub)}`;
-        this.transport.startTls({ anonymous, insecure: this.opts.tls.insecure, ca: this.opts.tls.ca, servername: this.opts.tls.servername })
-          .then(() => {
-            if (sub === VENCRYPT.TLS_VNC || sub === VENCRYPT.X509_VNC) this.state = { k: 'vnc-challenge' };
-            else if (sub === VENCRYPT.TLS_PLAIN || sub === VENCRYPT.X509_PLAIN) this.sendPlain();
-            else this.state = { k: 'sec-result' };
-            this.pump();
-          }, (err: unknown) => {
-            this.transport.close();
-            this.end(err instanceof Error ? err : new Error(String(err)));
-          });
-        return true;
-      }
+      case 'security':
+        return this.security(s.sec);
       case 'tls':
       case 'busy':
       case 'closed':
         return false;
-      case 'plain-sent':
-      case 'sec-result': {
-        if (q.length < 4) return false;
-        const result = new ByteReader(q.take(4)).u32();
-        if (result !== 0) {
-          if (this.minor >= 8) { this.state = { k: 'sec-reason', during: 'authentication' }; return true; }
-          throw new AuthError('AUTH_FAILED', `${this.transport.remote} rejected the credentials`);
-        }
-        this.clientInit();
-        return true;
-      }
       case 'server-init':
         return this.serverInit();
       case 'message':
         return this.message();
       case 'rects':
         return this.rect(s.left);
-    }
-  }
-
-  private chooseSecurity(types: number[]): number {
-    // The server lists types in its order of preference; take the first we can complete with what we have.
-    for (const t of types) {
-      if (t === SEC.NONE) return t;
-      if (t === SEC.VNC_AUTH && this.opts.password !== null) return t;
-      if (t === SEC.VENCRYPT) return t;
-    }
-    if (types.includes(SEC.VNC_AUTH)) {
-      throw new AuthError('AUTH_NO_PASSWORD', `${this.transport.remote} asks for a VNC password: give --password-file FILE or DESKREC_VNC_PASSWORD`);
-    }
-    throw new AuthError('AUTH_UNSUPPORTED', `${this.transport.remote} offers no security type deskrec supports (offered: ${types.join(', ')}; supported: None, VNC Authentication, VeNCrypt)`);
-  }
-
-  private chooseVencrypt(subs: number[]): number {
-    const hasPw = this.opts.password !== null;
-    const hasUser = this.opts.username !== null;
-    for (const t of subs) {
-      switch (t) {
-        case SEC.NONE: case VENCRYPT.TLS_NONE: case VENCRYPT.X509_NONE: return t;
-        case SEC.VNC_AUTH: case VENCRYPT.TLS_VNC: case VENCRYPT.X509_VNC: if (hasPw) return t; break;
-        case VENCRYPT.PLAIN: case VENCRYPT.TLS_PLAIN: case VENCRYPT.X509_PLAIN: if (hasPw && hasUser) return t; break;
-        default: break;
+      default: {
+        const unreachable: never = s;
+        throw new Error(`unknown connection state ${JSON.stringify(unreachable)}`);
       }
     }
-    const needsUser = subs.some((t) => t === VENCRYPT.PLAIN || t === VENCRYPT.TLS_PLAIN || t === VENCRYPT.X509_PLAIN);
-    if (needsUser && (!hasUser || !hasPw)) {
-      throw new AuthError('AUTH_NO_PASSWORD', `${this.transport.remote} asks for a user name and password: put the user in the URL (vnc://user@host) and the password in --password-file or DESKREC_VNC_PASSWORD`);
-    }
-    if (!hasPw && subs.some((t) => t === SEC.VNC_AUTH || t === VENCRYPT.TLS_VNC || t === VENCRYPT.X509_VNC)) {
-      throw new AuthError('AUTH_NO_PASSWORD', `${this.transport.remote} asks for a VNC password: give --password-file FILE or DESKREC_VNC_PASSWORD`);
-    }
-    throw new AuthError('AUTH_UNSUPPORTED', `${this.transport.remote} offers no VeNCrypt sub-type deskrec supports (offered: ${subs.join(', ')})`);
   }
 
-  private beginSecurity(t: number, inVencrypt = false): void {
-    switch (t) {
-      case SEC.NONE:
-        if (!inVencrypt) this.securityName = 'None';
-        // 3.3 and 3.7 send no SecurityResult after None (rfbproto §7.1.3); VeNCrypt always does.
-        if (this.minor >= 8 || inVencrypt) this.state = { k: 'sec-result' };
-        else this.clientInit();
-        return;
-      case SEC.VNC_AUTH:
-        if (!inVencrypt) this.securityName = 'VNC Authentication';
-        this.state = { k: 'vnc-challenge' };
-        return;
-      case SEC.VENCRYPT:
-        this.securityName = 'VeNCrypt';
-        this.state = { k: 'vencrypt-version' };
-        return;
-      default:
-        throw new AuthError('AUTH_UNSUPPORTED', `${this.transport.remote} requires security type ${t}, which deskrec does not support`);
+  /** One step of the security negotiation; false when more bytes are needed. */
+  private security(sec: SecurityNegotiation): boolean {
+    const r = sec.step(this.queue);
+    switch (r.k) {
+      case 'wait':
+        return false;
+      case 'progress':
+        return true;
+      case 'tls':
+        // Nothing is parsed during the TLS handshake: the bytes after it are TLS-protected.
+        this.state = { k: 'tls' };
+        r.upgrade.then(() => {
+          this.state = { k: 'security', sec };
+          this.pump();
+        }, (err: unknown) => {
+          this.transport.close();
+          this.end(err instanceof Error ? err : new Error(String(err)));
+        });
+        return true;
+      case 'done':
+        this.securityName = sec.name;
+        this.clientInit();
+        return true;
     }
-  }
-
-  private sendPlain(): void {
-    const user = Buffer.from(this.opts.username ?? '', 'utf8');
-    const pw = Buffer.from(this.opts.password ?? '', 'utf8');
-    this.transport.write(new ByteWriter(8 + user.length + pw.length).u32(user.length).u32(pw.length).bytes(user).bytes(pw).finish(), { secret: true });
-    this.state = { k: 'plain-sent' };
   }
 
   private clientInit(): void {
@@ -597,6 +459,12 @@ export class RfbClient {
         this.rectDone(encName, left);
         return true;
       case ENC.QEMU_POINTER_MOTION:
+        // QEMU's PointerTypeChange: x = 1 absolute, x = 0 relative, when PointerEvents carry deltas around
+        // 0x7FFF (QEMU ui/vnc.c pointer_event); we advertise it, so we must honour it.
+        q.skip(12);
+        this.pointerRelative = rect.x === 0;
+        this.rectDone(encName, left);
+        return true;
       case ENC.QEMU_EXT_KEY:
       case ENC.QEMU_AUDIO:
         q.skip(12);
@@ -673,12 +541,89 @@ export class RfbClient {
     frame.cursor = { shape: this.cursor.shape, x: this.cursor.x, y: this.cursor.y };
     this.events.frame(frame);
   }
-}
 
-function vencryptName(sub: number): string {
-  const names: Record<number, string> = {
-    [VENCRYPT.PLAIN]: 'Plain', [VENCRYPT.TLS_NONE]: 'TLSNone', [VENCRYPT.TLS_VNC]: 'TLSVnc', [VENCRYPT.TLS_PLAIN]: 'TLSPlain',
-    [VENCRYPT.X509_NONE]: 'X509None', [VENCRYPT.X509_VNC]: 'X509Vnc', [VENCRYPT.X509_PLAIN]: 'X509Plain',
-  };
-  return names[sub] ?? String(sub);
+  // ---- Input back to the server (RFC 6143 §7.5.4-§7.5.6), only in the normal phase after ServerInit. ----
+
+  /** The pointer position we last sent (relative PointerEvents are deltas from it). */
+  private pointerSent: { x: number; y: number } | null = null;
+  /** Set by QEMU's PointerTypeChange with x = 0: PointerEvents then carry 0x7FFF + delta, not positions. */
+  private pointerRelative = false;
+
+  /** True from ServerInit until the connection ends: the only time input may be sent. */
+  get inputReady(): boolean {
+    const k = this.state.k;
+    return !this.ended && this.surface !== null && (k === 'message' || k === 'rects' || k === 'busy');
+  }
+
+  /** False while a QEMU server has switched PointerEvents to relative motion (no absolute device). */
+  get absolutePointer(): boolean {
+    return !this.pointerRelative;
+  }
+
+  /** Sends a PointerEvent: the pointer at (x, y), rounded and clamped to the framebuffer, with `buttons` held. */
+  pointerEvent(x: number, y: number, buttons: number): void {
+    const s = this.inputSurface();
+    checkPosition(x, y);
+    checkButtons(buttons);
+    this.sendPointer(clampToAxis(x, s.width), clampToAxis(y, s.height), buttons);
+  }
+
+  /**
+   * Scrolls at (x, y) by whole notches (dy > 0 down, dx > 0 right): the pointer moves there, then each notch
+   * is a press and a release of button 4/5 (vertical) or 6/7 (horizontal) with `buttons` held meanwhile.
+   */
+  wheelEvent(x: number, y: number, dx: number, dy: number, buttons: number): void {
+    const s = this.inputSurface();
+    checkPosition(x, y);
+    checkButtons(buttons);
+    checkNotches(dx, dy);
+    const px = clampToAxis(x, s.width);
+    const py = clampToAxis(y, s.height);
+    // A wheel bit already held would make the notch's press no change at all: the server would see nothing.
+    const held = buttons & ~(WHEEL_BIT.UP | WHEEL_BIT.DOWN | WHEEL_BIT.LEFT | WHEEL_BIT.RIGHT);
+    this.sendPointer(px, py, held);
+    for (const bit of wheelNotches(dx, dy)) {
+      this.sendPointer(px, py, held | bit);
+      this.sendPointer(px, py, held);
+    }
+  }
+
+  /** Sends a KeyEvent, marked secret: taps record zeros, so a typed password never reaches a capture file. */
+  keyEvent(keysym: number, down: boolean): void {
+    this.inputSurface();
+    checkKeysym(keysym);
+    this.transport.write(keyEventMessage(keysym, down), { secret: true });
+  }
+
+  /**
+   * Sends ClientCutText: `text` as Latin-1 ('?' for what Latin-1 lacks), at most 256 KiB, marked secret
+   * like keys (a pasted password is as secret as a typed one).
+   */
+  clientCutText(text: string): void {
+    this.inputSurface();
+    if (typeof text !== 'string') throw new InputError('INPUT_BAD_VALUE', 'clipboard text must be a string');
+    this.transport.write(clientCutTextMessage(latin1CutText(text)), { secret: true });
+  }
+
+  /** The framebuffer, or INPUT_NOT_READY before ServerInit and after the end. */
+  private inputSurface(): Surface {
+    const s = this.surface;
+    if (s === null || !this.inputReady) {
+      throw new InputError('INPUT_NOT_READY', this.ended ? 'the VNC connection has ended' : 'the VNC handshake has not finished');
+    }
+    return s;
+  }
+
+  private sendPointer(x: number, y: number, mask: number): void {
+    if (this.pointerRelative) {
+      // Deltas from what we sent last; before that, from where the server last said its pointer is.
+      const from = this.pointerSent ?? { x: this.cursor.x, y: this.cursor.y };
+      const dx = Math.min(Math.max(x - from.x, -QEMU_RELATIVE_CENTRE), 0xffff - QEMU_RELATIVE_CENTRE);
+      const dy = Math.min(Math.max(y - from.y, -QEMU_RELATIVE_CENTRE), 0xffff - QEMU_RELATIVE_CENTRE);
+      this.send(pointerEventMessage(mask, QEMU_RELATIVE_CENTRE + dx, QEMU_RELATIVE_CENTRE + dy));
+    } else {
+      this.send(pointerEventMessage(mask, x, y));
+    }
+    this.pointerSent = { x, y };
+  }
 }

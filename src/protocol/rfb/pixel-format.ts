@@ -106,7 +106,7 @@ export function writePixelFormat(f: PixelFormat): Uint8Array {
 }
 
 /** The 8-bit value of component `c` of a component with maximum `max` (the module's scaling rule). */
-export function scaleComponent(c: number, max: number): number {
+function scaleComponent(c: number, max: number): number {
   return Math.round((c * 255) / max);
 }
 
@@ -322,11 +322,6 @@ export function createPixelDecoder(format: PixelFormat, colourMap?: ColourMap): 
 /** A decoder for RGBA_CURSOR_FORMAT that keeps the alpha byte (Cursor With Alpha sub-rectangles). */
 export function createAlphaPixelDecoder(): PixelDecoder {
   return new AlphaDecoder();
-}
-
-/** True for the decoder created by createAlphaPixelDecoder (its alpha must survive every conversion). */
-export function keepsAlpha(pd: PixelDecoder): boolean {
-  return pd instanceof AlphaDecoder;
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * One SPICE channel over its own transport: the link handshake (link.ts), then messages with the 6-byte
- * mini header (or the 18-byte full header if the server lacks MINI_HEADER), answering the base-channel
- * messages every channel gets — SET_ACK/ACK flow control and PING/PONG — at once, since a late answer
- * makes the server think the link is slow and switch to lossy compression (SPICE.md §2).
+ * One SPICE channel over its own transport: the link handshake (link.ts), then messages with the 6-byte mini
+ * header (or the 18-byte full header if the server lacks MINI_HEADER), answering the base-channel messages
+ * every channel gets — SET_ACK/ACK flow control and PING/PONG — at once, since a late answer makes the server
+ * think the link is slow and switch to lossy compression (spice-server `server/red-channel-client.cpp`
+ * measures the round trip with PING; spice-gtk `src/spice-channel.c`).
  */
 import { ProtocolError } from '../../errors';
 import type { Transport } from '../../transport/transport';
@@ -80,14 +81,17 @@ export class SpiceChannel {
     this.transport.write(buildLinkMess(o.connectionId, o.channelType, o.channelId, OUR_COMMON_CAPS, o.channelCaps));
   }
 
-  /** Sends a channel message. */
-  send(type: number, body: Uint8Array = new Uint8Array(0)): void {
+  /**
+   * Sends a channel message. `secret` (key events) makes taps record zeros in its place, as for
+   * credentials, so typed passwords never reach a capture file.
+   */
+  send(type: number, body: Uint8Array = new Uint8Array(0), opts?: { secret?: boolean }): void {
     if (this.ended) return;
     const w = this.mini
       ? new ByteWriter(6 + body.length).u16(type, true).u32(body.length, true)
       : new ByteWriter(18 + body.length).u32(this.serial >>> 0, true).u32(Math.floor(this.serial / 2 ** 32), true).u16(type, true).u32(body.length, true).u32(0, true);
     this.serial++;
-    this.transport.write(w.bytes(body).finish());
+    this.transport.write(w.bytes(body).finish(), opts);
   }
 
   /** Closes the channel. */

@@ -1,6 +1,6 @@
 /**
- * SPICE protocol 2.2 numbers (spice-protocol `spice/protocol.h`, `spice/enums.h`; digest in
- * shared/reference/SPICE.md §0–§4). Everything on a SPICE data channel is little-endian.
+ * SPICE protocol 2.2 numbers (spice-protocol `spice/protocol.h`, `spice/enums.h`; message layouts in
+ * spice-common `spice.proto`). Everything on a SPICE data channel is little-endian.
  */
 
 /** Link magic "REDQ" as a little-endian u32. */
@@ -49,12 +49,6 @@ export const MSGC_MAIN = { ATTACH_CHANNELS: 104 } as const;
 
 /** Display channel, client → server. */
 export const MSGC_DISPLAY = { INIT: 101, STREAM_REPORT: 102, PREFERRED_COMPRESSION: 103 } as const;
-
-/** Names of link results, for messages. */
-export function linkErrorName(code: number): string {
-  const e = Object.entries(LINK_ERR).find(([, v]) => v === code);
-  return e === undefined ? `error ${code}` : e[0];
-}
 
 /** Display channel, server → client (spice-protocol enums.h). */
 export const MSG_DISPLAY = {

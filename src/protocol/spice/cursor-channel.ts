@@ -3,7 +3,7 @@
  * position (`CursorState`, src/capture/cursor.ts) and keeps the cursor cache the server fills.
  *
  * Wire layout, from spice-common `spice.proto` (channel CursorChannel, struct Cursor/CursorHeader), all
- * little-endian and packed (SPICE.md §0):
+ * little-endian and packed (spice-common python_modules/ptypes.py, spice-protocol spice/protocol.h):
  *
  *   101 INIT       Point16 position (i16 x, i16 y), u16 trail_length, u16 trail_frequency, u8 visible, Cursor
  *   102 RESET      empty
@@ -74,15 +74,12 @@ export const CURSOR_TYPE = { ALPHA: 0, MONO: 1, COLOR4: 2, COLOR8: 3, COLOR16: 4
 /** Cursor flags (`SpiceCursorFlags`, a flags16). */
 export const CURSOR_FLAG = { NONE: 1, CACHE_ME: 2, FROM_CACHE: 4 } as const;
 
-/** Bytes of a CursorHeader on the wire. */
-export const CURSOR_HEADER_BYTES = 17;
-
 /** Default largest cursor width and height. */
-export const DEFAULT_MAX_CURSOR_SIDE = 512;
+const DEFAULT_MAX_CURSOR_SIDE = 512;
 /** Default cap on cached cursors; spice-server keeps at most 256 (CLIENT_CURSOR_CACHE_SIZE). */
-export const DEFAULT_MAX_CURSOR_CACHE_ENTRIES = 1024;
+const DEFAULT_MAX_CURSOR_CACHE_ENTRIES = 1024;
 /** Default cap on the cached cursors' RGBA bytes. */
-export const DEFAULT_MAX_CURSOR_CACHE_BYTES = 64 << 20;
+const DEFAULT_MAX_CURSOR_CACHE_BYTES = 64 << 20;
 
 /** Limits of a {@link CursorChannel}. */
 export interface CursorChannelOptions {
@@ -334,7 +331,7 @@ export function cursorDataSize(type: number, width: number, height: number): num
  * Converts one cursor shape's data to straight RGBA (width × height × 4 bytes). Throws SPICE_BAD_CURSOR
  * for an unknown type or data shorter than the type needs; bytes beyond that are ignored.
  */
-export function decodeCursor(type: number, width: number, height: number, data: Uint8Array): Uint8Array {
+function decodeCursor(type: number, width: number, height: number, data: Uint8Array): Uint8Array {
   const need = cursorDataSize(type, width, height);
   if (data.length < need) {
     throw new ProtocolError('SPICE_BAD_CURSOR', `cursor type ${type} ${width}x${height} needs ${need} bytes of data, got ${data.length}`);

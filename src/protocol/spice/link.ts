@@ -1,13 +1,14 @@
 /**
- * The SPICE link handshake, common to every channel (SPICE.md §1; spice-protocol `protocol.h`): our
- * SpiceLinkHeader + SpiceLinkMess with capability words, the server's reply with its RSA-1024 public key,
- * the auth mechanism and the ticket (password + NUL, RSA-OAEP with SHA-1), then the link result.
+ * The SPICE link handshake, common to every channel (spice-protocol `spice/protocol.h`, spice-gtk
+ * `src/spice-channel.c`): our SpiceLinkHeader + SpiceLinkMess with capability words, the server's reply with
+ * its RSA-1024 public key, the auth mechanism and the ticket (password + NUL, RSA-OAEP with SHA-1), then the
+ * link result.
  */
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { AuthError, ConnectError, ProtocolError } from '../../errors';
 import { ByteReader } from '../../wire/reader';
 import { ByteWriter } from '../../wire/writer';
-import { COMMON_CAP, MAX_PASSWORD, SPICE_MAGIC, SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR, TICKET_PUBKEY_BYTES } from './constants';
+import { COMMON_CAP, LINK_ERR, MAX_PASSWORD, SPICE_MAGIC, SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR, TICKET_PUBKEY_BYTES } from './constants';
 
 /** Capability words from a list of bit numbers. */
 export function capWords(bits: readonly number[]): number[] {
@@ -105,7 +106,7 @@ export function authMechanism(): Uint8Array {
 
 /** Turns a non-zero link result into the right typed error. */
 export function linkError(code: number, remote: string, channel: string, stage: 'reply' | 'result'): Error {
-  if (code === 7) return new AuthError('AUTH_FAILED', `${remote} refused the SPICE password (${channel} channel)`);
-  if (code === 5) return new ConnectError('SPICE_NEED_SECURED', `${remote} requires TLS for the ${channel} channel: use spice+tls://host:tls-port`);
+  if (code === LINK_ERR.PERMISSION_DENIED) return new AuthError('AUTH_FAILED', `${remote} refused the SPICE password (${channel} channel)`);
+  if (code === LINK_ERR.NEED_SECURED) return new ConnectError('SPICE_NEED_SECURED', `${remote} requires TLS for the ${channel} channel: use spice+tls://host:tls-port`);
   return new ConnectError('SPICE_LINK_FAILED', `${remote} refused the ${channel} channel link at the ${stage} (${code})`);
 }

@@ -1,7 +1,8 @@
 /**
- * The SPICE main channel (SPICE.md §3): INIT gives the session id every other channel links with; we then
- * ask for the channel list (ATTACH_CHANNELS) and report it. Mouse mode, multimedia time, name and UUID are
- * kept for session.json; agent messages are ignored politely (we never start the agent).
+ * The SPICE main channel (spice-common spice.proto MainChannel, spice-gtk `src/channel-main.c`): INIT gives
+ * the session id every other channel links with; we then ask for the channel list (ATTACH_CHANNELS) and
+ * report it. Mouse mode, multimedia time, name and UUID are kept for session.json; agent messages are ignored
+ * politely (we never start the agent).
  */
 import { ProtocolError } from '../../errors';
 import { ByteReader, capLength } from '../../wire/reader';

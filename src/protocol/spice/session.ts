@@ -1,9 +1,14 @@
 /**
- * One SPICE session: the main channel, then the display channel 0 and the cursor channel, each on its own
- * transport (SPICE.md §1, §3). The session decides which channels to open and in which order; its owner
- * decides how a channel's transport is made — a live source connects TCP (and TLS), a capture replay hands
- * back the recorded stream — so both run exactly this code. Streams are numbered in the order the session
- * opens them (main 0, display 1, cursor 2, then any TLS retries), which is what a capture file records.
+ * One SPICE session: the main channel, then the display channel 0, the cursor channel and the inputs
+ * channel, each on its own transport (spice-protocol `spice/enums.h` channel types; spice-gtk's
+ * `spice-session.c` links them the same way). The session decides which channels to open and in which
+ * order; its owner decides how a channel's transport is made — a live source connects TCP (and TLS), a
+ * capture replay hands back the recorded stream — so both run exactly this code. Streams are numbered in
+ * the order the session opens them (main 0, display 1, cursor 2, inputs next, then any TLS retries),
+ * which is what a capture file records. The inputs channel is opened last so that captures made before
+ * it existed keep their numbers; it only links (nothing is sent on it, nor the mouse-mode request, until
+ * the first input call), and a replay that never feeds it leaves it waiting harmlessly: nothing waits for
+ * it, and its failure never ends a recording.
  */
 import type { CursorState } from '../../capture/cursor';
 import type { Frame } from '../../capture/surface';
@@ -15,6 +20,7 @@ import { CHANNEL, DISPLAY_CAP, messageName, MSG, MSG_MAIN } from './constants';
 import { CursorChannel } from './cursor-channel';
 import { DisplayState, glzWindowPixels } from './display/display-channel';
 import { MainChannel, type MainInit } from './main-channel';
+import { InputsChannel, SpiceInput } from './inputs-channel';
 
 /** How the owner makes a channel's transport. */
 export type ChannelOpener = (req: { stream: number; channelType: number; channelId: number; secure: boolean }) => Promise<Transport>;
@@ -59,10 +65,17 @@ export class SpiceSession {
   private mainChannel: SpiceChannel | null = null;
   /** Notices the server sent (NOTIFY), for session.json. */
   readonly notices: string[] = [];
+  /** Input back to the guest (keys, pointer, wheel; the clipboard says why not): RemoteInput's methods. */
+  readonly input: SpiceInput;
 
   constructor(private readonly opts: SpiceSessionOptions, private readonly events: SpiceSessionEvents) {
+    this.input = new SpiceInput({
+      sendMain: (type, body) => { this.mainChannel?.send(type, body); },
+      primarySize: () => this.primarySize,
+      pointerPosition: () => (this.cursor === null ? null : { x: this.cursor.state.x, y: this.cursor.state.y }),
+    });
     this.main = new MainChannel((type, body) => { this.mainChannel?.send(type, body); }, {
-      init: (init) => { this.init = init; },
+      init: (init) => { this.init = init; this.input.mainInit(init); },
       channels: (list) => { this.openChannels(list); },
     });
   }
@@ -75,7 +88,10 @@ export class SpiceSession {
   private linkMain(transport: Transport): void {
     const ch = new SpiceChannel(transport, { connectionId: 0, channelType: CHANNEL.MAIN, channelId: 0, channelCaps: capWords([MAIN_CAP_NAME_AND_UUID]), password: this.opts.password, name: 'main' }, {
       ready: () => undefined,
-      message: (type, body) => { this.main.message(type, body); },
+      message: (type, body) => {
+        this.main.message(type, body);
+        this.input.mainMessage(type, body);
+      },
       notify: (text) => { this.notices.push(text); },
       closed: (err) => {
         if (isNeedSecured(err) && this.opts.canSecure && this.init === null) {
@@ -96,7 +112,11 @@ export class SpiceSession {
       if (this.ended) { t.close(); return; }
       this.events.channelOpened?.(`${channelName(which.channelType)} (TLS)`, stream);
       then(t);
-    }, (err: unknown) => { this.end(err instanceof Error ? err : new Error(String(err))); });
+    }, (err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err));
+      if (which.channelType === CHANNEL.INPUTS) { this.inputsFailed(e); return; }
+      this.end(e);
+    });
   }
 
   private openChannels(list: { type: number; id: number }[]): void {
@@ -120,6 +140,9 @@ export class SpiceSession {
       this.cursor = new CursorChannel();
       this.openChannel(CHANNEL.CURSOR, 0, this.opts.secure);
     }
+    // Last, so that main, display and cursor keep the stream numbers older captures have.
+    if (list.some((c) => c.type === CHANNEL.INPUTS && c.id === 0)) this.openChannel(CHANNEL.INPUTS, 0, this.opts.secure);
+    else this.input.unavailable('the SPICE server offers no inputs channel');
   }
 
   private displayChannel: SpiceChannel | null = null;
@@ -130,29 +153,45 @@ export class SpiceSession {
       if (this.ended) { t.close(); return; }
       this.events.channelOpened?.(channelName(channelType), stream);
       this.linkChannel(t, channelType, channelId, secure);
-    }, (err: unknown) => { this.end(err instanceof Error ? err : new Error(String(err))); });
+    }, (err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err));
+      // Input is an extra: a recording goes on without it.
+      if (channelType === CHANNEL.INPUTS) { this.inputsFailed(e); return; }
+      this.end(e);
+    });
+  }
+
+  private inputsFailed(err: Error): void {
+    this.notices.push(`inputs channel: ${err.message}`);
+    this.input.unavailable(`the SPICE inputs channel failed: ${err.message}`);
   }
 
   private linkChannel(transport: Transport, channelType: number, channelId: number, secure: boolean): void {
     const init = this.init;
     if (init === null) return;
     const isDisplay = channelType === CHANNEL.DISPLAY;
+    const isInputs = channelType === CHANNEL.INPUTS;
+    // Inputs: no capability; keys go as KEY_DOWN/KEY_UP, so KEY_SCANCODE is not announced.
     const caps = isDisplay
       ? capWords([DISPLAY_CAP.SIZED_STREAM, DISPLAY_CAP.MONITORS_CONFIG, DISPLAY_CAP.LZ4_COMPRESSION, DISPLAY_CAP.CODEC_MJPEG,
         ...(this.opts.preferCompression !== null ? [DISPLAY_CAP.PREF_COMPRESSION] : [])])
       : [];
     const name = channelName(channelType);
+    let inputs: InputsChannel | null = null;
     const ch = new SpiceChannel(transport, { connectionId: init.sessionId, channelType, channelId, channelCaps: caps, password: this.opts.password, name }, {
       ready: (serverCaps) => {
         if (isDisplay) this.display?.start(((serverCaps[0] ?? 0) & (1 << DISPLAY_CAP.PREF_COMPRESSION)) !== 0);
+        if (inputs !== null) this.input.linked(inputs);
       },
       message: (type, body, t) => {
         if (isDisplay) { this.display?.message(type, body, t); return; }
+        if (inputs !== null) { inputs.message(type, body); return; }
         if (this.cursor?.message(type, body) === true) this.cursorChanged = true;
       },
       batchEnd: (t) => {
         if (isDisplay) this.display?.batchEnd(t);
-        else if (this.cursorChanged) this.display?.batchEnd(t, true);
+        // Inputs-channel traffic never makes a frame: frames depend on display and cursor bytes only.
+        else if (!isInputs && this.cursorChanged) this.display?.batchEnd(t, true);
       },
       notify: (text) => { this.notices.push(text); },
       closed: (err) => {
@@ -160,11 +199,17 @@ export class SpiceSession {
           this.reopen({ channelType, channelId }, (t) => { this.linkChannel(t, channelType, channelId, true); });
           return;
         }
+        if (isInputs) {
+          if (err === null) this.input.unavailable('the SPICE server closed the inputs channel');
+          else this.inputsFailed(err);
+          return;
+        }
         // A cursor channel may go away on its own; the recording goes on without the pointer.
         if (!isDisplay && err === null) return;
         this.end(err ?? null);
       },
     });
+    if (isInputs) inputs = new InputsChannel((type, body, o) => { ch.send(type, body, o); });
     if (isDisplay) this.displayChannel = ch;
     this.channels.push(ch);
     ch.start();
@@ -178,6 +223,7 @@ export class SpiceSession {
   /** Closes every channel. */
   close(): void {
     this.ended = true;
+    this.input.end();
     for (const ch of this.channels) ch.close();
   }
 
@@ -222,7 +268,8 @@ function isNeedSecured(err: Error | null): boolean {
 }
 
 function channelName(type: number): string {
-  return type === CHANNEL.MAIN ? 'main' : type === CHANNEL.DISPLAY ? 'display' : type === CHANNEL.CURSOR ? 'cursor' : `channel ${type}`;
+  return type === CHANNEL.MAIN ? 'main' : type === CHANNEL.DISPLAY ? 'display' : type === CHANNEL.CURSOR ? 'cursor'
+    : type === CHANNEL.INPUTS ? 'inputs' : `channel ${type}`;
 }
 
 function copyCursor(c: CursorState): CursorState {

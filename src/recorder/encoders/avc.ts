@@ -4,12 +4,10 @@
  */
 import { EncoderError } from '../../errors';
 
-/** NAL unit types we care about (ITU-T H.264 Table 7-1). */
-export const NAL_IDR = 5;
-/** Sequence parameter set. */
+/** NAL unit types we care about (ITU-T H.264 Table 7-1): sequence parameter set. */
 export const NAL_SPS = 7;
 /** Picture parameter set. */
-export const NAL_PPS = 8;
+const NAL_PPS = 8;
 
 /** The nal_unit_type of a NAL unit (its first byte's low five bits). */
 export function nalType(nal: Uint8Array): number {

@@ -1,7 +1,8 @@
 /**
- * The encoder backend interface (DESIGN.md convention 8): `init / encode / flush / close`. A backend runs
- * inside the recording's encode worker; it receives only the changed pixels of each frame and returns
- * AVCC access units. openh264-wasm is the default; a hardware backend would implement the same interface.
+ * The encoder backend interface (docs/ARCHITECTURE.md; shaped like mediabunny's custom coders,
+ * `src/custom-coder.ts`): `init / encode / flush / close`. A backend runs inside the recording's encode
+ * worker; it receives only the changed pixels of each frame and returns AVCC access units. openh264-wasm is
+ * the default; a hardware backend would implement the same interface.
  */
 import type { Rect } from '../../capture/rect';
 

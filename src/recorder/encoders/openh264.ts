@@ -5,7 +5,7 @@ import { avcCodecString, buildAvcC, nalType, NAL_SPS, toAvccSample } from './avc
 import type { AccessUnit, DecoderConfig, EncodeInput, EncoderBackend, EncoderConfig } from './backend';
 
 /** openh264-wasm behind the backend interface; one instance owns one wasm module instance. */
-export class OpenH264Backend implements EncoderBackend {
+class OpenH264Backend implements EncoderBackend {
   readonly name = 'openh264-wasm';
   private enc: H264Encoder | null = null;
   private decoderConfig: DecoderConfig | null = null;
@@ -71,7 +71,7 @@ export class OpenH264Backend implements EncoderBackend {
  * Marks every 16x16 macroblock any patch touches. A macroblock marked unchanged keeps the previous picture,
  * so the map must cover all damage; covering more only costs analysis time.
  */
-export function markChangedMacroblocks(map: Uint8Array, mbCols: number, patches: readonly { rect: { x: number; y: number; width: number; height: number } }[]): Uint8Array {
+function markChangedMacroblocks(map: Uint8Array, mbCols: number, patches: readonly { rect: { x: number; y: number; width: number; height: number } }[]): Uint8Array {
   map.fill(0);
   for (const { rect: r } of patches) {
     if (r.width <= 0 || r.height <= 0) continue;

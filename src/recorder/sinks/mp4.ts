@@ -15,7 +15,7 @@ import { describeError, SinkError } from '../../errors';
 import type { AccessUnit } from '../encoders/backend';
 
 /** How long a fragment may stay open, in ms of session time (and of wall time while nothing arrives). */
-export const FRAGMENT_MS = 1000;
+const FRAGMENT_MS = 1000;
 
 /** BT.601 limited range, as the encoder signals in its VUI; written to the `colr` box too. */
 const COLOR_SPACE = { primaries: 'smpte170m', transfer: 'smpte170m', matrix: 'smpte170m', fullRange: false } as const;
@@ -172,7 +172,7 @@ export class Mp4SegmentWriter {
  * Rewrites a fragmented MP4 as a regular one with moov first. Sample times are the recorded ones; each
  * sample lasts until the next, the last until `endT_ms`.
  */
-export async function rewriteFastStart(file: string, timestampsMs: readonly number[], endT_ms: number): Promise<void> {
+async function rewriteFastStart(file: string, timestampsMs: readonly number[], endT_ms: number): Promise<void> {
   const tmp = `${file}.faststart.tmp`;
   const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
   try {

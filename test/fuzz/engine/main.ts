@@ -6,12 +6,11 @@
  * failed.
  */
 import * as path from 'node:path';
-import { failureSignature, loadCorpus, repoRoot, saveFailure, TARGETS } from './rfb';
-import { loadSpiceCorpus, SPICE_TARGETS } from './spice';
-import { ALL_TARGETS, fuzzAnyTarget } from './targets';
+import { failureSignature, repoRoot, saveFailure } from './engine';
+import { ALL_TARGETS, fuzzAnyTarget, GROUPS, loadCorpora } from './targets';
 
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: npm run fuzz -- [--seconds N] [--target rfb|spice|${ALL_TARGETS.join('|')}[,…]] [--seed N]`);
+  console.error(`${msg}\nusage: npm run fuzz -- [--seconds N] [--target ${[...GROUPS.keys(), ...ALL_TARGETS].join('|')}[,…]] [--seed N]`);
   process.exit(2);
 }
 
@@ -19,8 +18,8 @@ function usage(msg: string): never {
 function parseTargets(v: string): string[] | null {
   const out: string[] = [];
   for (const name of v.split(',')) {
-    if (name === 'rfb') out.push(...TARGETS);
-    else if (name === 'spice') out.push(...SPICE_TARGETS);
+    const group = GROUPS.get(name);
+    if (group !== undefined) out.push(...group);
     else if (ALL_TARGETS.includes(name)) out.push(name);
     else return null;
   }
@@ -41,14 +40,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const root = repoRoot();
   const dir = path.join(root, 'fixtures', 'fuzz');
-  const corpus = loadCorpus(root);
-  const spiceCorpus = loadSpiceCorpus(root);
-  console.log(`seed ${seed}, ${seconds} s, targets ${targets.join(', ')}, corpus ${corpus.streams.length} VNC streams, ${spiceCorpus.fixtures.length} SPICE captures`);
+  const corpora = loadCorpora(root);
+  console.log(`seed ${seed}, ${seconds} s, targets ${targets.join(', ')}, corpus ${corpora.rfb.streams.length} VNC streams, ${corpora.spice.fixtures.length} SPICE captures`);
   let failures = 0;
   const signatures = new Map<string, number>();
   for (const target of targets) {
     const stats = await fuzzAnyTarget({
-      target, runSeed: seed, corpus, spiceCorpus, seconds: seconds / targets.length,
+      target, runSeed: seed, corpora, seconds: seconds / targets.length,
       onFailure: (f) => {
         failures++;
         // One saved input per distinct failure (kind, message without numbers, innermost frame).

@@ -1,10 +1,6 @@
 /**
- * The RFB fuzzer: seeded generation of hostile inputs for four targets, and the rule every input must obey —
- * it either decodes, or fails with a DeskrecError (ProtocolError, ConnectError, …). Anything else (a
- * TypeError, a RangeError, a NeedMoreData escaping, an input that takes longer than the time bound, heap or
- * RSS growth past the cap, a streaming retry that changes the result) is a failure to fix.
+ * The RFB fuzz targets (on the engine of engine.ts: every input decodes or fails with a DeskrecError):
  *
- * Targets:
  * - `client`: the whole RfbClient over a ReplayTransport, fed the server streams of the capture fixtures
  *   (fixtures/vnc/) mutated (bit flips, bytes set to 0/255/random, inserted/deleted/duplicated runs,
  *   truncation, splices from other fixtures, rectangle sizes and length fields set to huge values), or a
@@ -20,15 +16,12 @@
  *
  * An input is a byte string (its target's serialisation, below), so any failure can be saved and replayed.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { inspect } from 'node:util';
 import * as zlib from 'node:zlib';
 import { parseCapture } from '../../../src/capture/deskcap/reader';
 import { BLOCK_MARK, KIND, MAGIC } from '../../../src/capture/deskcap/format';
 import { Surface } from '../../../src/capture/surface';
-import { DeskrecError } from '../../../src/errors';
 import { createDecodeContext, type RfbDecodeContext } from '../../../src/protocol/rfb/encodings/context';
 import { DECODERS } from '../../../src/protocol/rfb/encodings/index';
 import {
@@ -38,131 +31,11 @@ import {
 import type { PixelFormat, RectHeader } from '../../../src/protocol/rfb/types';
 import { ByteReader, NeedMoreData } from '../../../src/wire/reader';
 import { ByteWriter } from '../../../src/wire/writer';
+import {
+  checkFrame, classify, concat, HUGE16, HUGE32, mutate, mutateTimes, prepareSamples, replayVerdict, Rng,
+  repoRoot, SAMPLES, targetGroup, decodeReplayInput, encodeReplayInput, type Outcome,
+} from './engine';
 import { replayChunks, serverChunks, type Chunk } from './replay';
-import { mulberry32 } from '../../../src/util/rng';
-
-/* ------------------------------------------------------------------------------------------------ */
-/* Randomness                                                                                        */
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same inputs on every machine. */
-export class Rng {
-  private readonly next: () => number;
-  constructor(seed: number) {
-    this.next = mulberry32(seed);
-  }
-
-  /** A uniform 32-bit unsigned integer. */
-  u32(): number {
-    return this.next();
-  }
-
-  /** A float in [0, 1). */
-  float(): number {
-    return this.u32() / 4294967296;
-  }
-
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return n <= 0 ? 0 : Math.floor(this.float() * n);
-  }
-
-  /** An integer in [lo, hi]. */
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-
-  /** True with probability p. */
-  chance(p: number): boolean {
-    return this.float() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    const v = items[this.int(items.length)];
-    if (v === undefined) throw new Error('pick from an empty list');
-    return v;
-  }
-
-  bytes(n: number): Uint8Array {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = this.u32() & 255;
-    return b;
-  }
-}
-
-/** Derives the seed of input `i` of a run (so one input can be regenerated alone). */
-export function inputSeed(runSeed: number, target: string, i: number): number {
-  let h = (runSeed ^ 0x9e3779b9) >>> 0;
-  for (const ch of `${target}:${i}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
-  return h;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* Generic mutations                                                                                 */
-
-/** Huge and boundary values for 32-bit length and size fields. */
-export const HUGE32 = [0xffffffff, 0x7fffffff, 0x80000000, 0x10000000, 0x01000000, 0x00ffffff, 0x0000ffff];
-/** Huge and boundary values for 16-bit fields. */
-export const HUGE16 = [0xffff, 0x8000, 0x7fff, 0x1000, 0x0fff];
-
-/** The parts, joined. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}
-
-/** One random mutation of `b` (a new array; `donor` supplies spliced bytes). */
-export function mutate(rng: Rng, b: Uint8Array, donor?: Uint8Array): Uint8Array {
-  const n = b.length;
-  if (n === 0) return rng.bytes(rng.range(1, 16));
-  const at = rng.int(n);
-  const op = rng.int(donor === undefined ? 9 : 10);
-  const out = b.slice();
-  switch (op) {
-    case 0: out[at] = (out[at] ?? 0) ^ (1 << rng.int(8)); return out;
-    case 1: out[at] = rng.pick([0, 255, rng.int(256)]); return out;
-    case 2: { // several bytes at once
-      for (let k = rng.range(2, 8); k > 0; k--) out[rng.int(n)] = rng.pick([0, 255, rng.int(256), 0x80, 0x7f]);
-      return out;
-    }
-    case 3: { const len = rng.range(1, 64); return concat([b.subarray(0, at), rng.bytes(len), b.subarray(at)]); }
-    case 4: { const len = rng.range(1, Math.min(256, n - at)); return concat([b.subarray(0, at), b.subarray(at + len)]); }
-    case 5: { // duplicate a run
-      const len = rng.range(1, Math.min(512, n - at));
-      const run = b.subarray(at, at + len);
-      const to = rng.int(n);
-      return concat([b.subarray(0, to), run, b.subarray(to)]);
-    }
-    case 6: return b.subarray(0, at).slice();
-    case 7: { // a big-endian u32 or u16 set to a huge value
-      if (rng.chance(0.6) && at + 4 <= n) new DataView(out.buffer).setUint32(at, rng.pick(HUGE32));
-      else if (at + 2 <= n) new DataView(out.buffer).setUint16(at, rng.pick(HUGE16));
-      return out;
-    }
-    case 8: { // little-endian / compact-length style: a run of 0xff
-      for (let k = 0; k < 4 && at + k < n; k++) out[at + k] = 0xff;
-      return out;
-    }
-    default: { // splice a run from another input
-      const d = donor ?? b;
-      const from = rng.int(d.length);
-      const len = rng.range(1, Math.min(4096, d.length - from));
-      return rng.chance(0.5)
-        ? concat([b.subarray(0, at), d.subarray(from, from + len), b.subarray(at)])
-        : concat([b.subarray(0, at), d.subarray(from, from + len), b.subarray(Math.min(n, at + len))]);
-    }
-  }
-}
-
-/** `times` mutations of `b` in a row. */
-export function mutateTimes(rng: Rng, b: Uint8Array, times: number, donor?: Uint8Array): Uint8Array {
-  let out = b;
-  for (let i = 0; i < times; i++) out = mutate(rng, out, donor);
-  return out;
-}
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Corpus                                                                                            */
@@ -184,17 +57,6 @@ interface Stream {
 export interface Corpus {
   streams: Stream[];
   captures: { name: string; bytes: Uint8Array }[];
-}
-
-/** The repository root (from test/fuzz/engine or dist-ts/test/fuzz/engine). */
-export function repoRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'fixtures'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no repository root above ${__dirname}`);
-    dir = up;
-  }
 }
 
 const KNOWN_ENCODINGS = new Set([0, 1, 2, 4, 5, 6, 7, 15, 16, -260, -239, -240, -314, -223, -224, -232, -257, -261, -307, -308, 0x574d5666]);
@@ -259,32 +121,9 @@ function guessSize(stream: Uint8Array): { width: number; height: number } {
 /* ------------------------------------------------------------------------------------------------ */
 /* Target: client                                                                                    */
 
-/**
- * Serialisation of a client input: U8 flags (bit 0: the client has a password), then chunks of
- * F64 t_ms, U32 length, bytes.
- */
+/** Serialisation of a client input: engine.ts `encodeReplayInput`, flags bit 0: the client has a password. */
 function encodeChunks(chunks: readonly Chunk[], password: boolean): Uint8Array {
-  const parts: Uint8Array[] = [Uint8Array.of(password ? 1 : 0)];
-  for (const c of chunks) {
-    const h = new Uint8Array(12);
-    const v = new DataView(h.buffer);
-    v.setFloat64(0, c.t_ms);
-    v.setUint32(8, c.data.length);
-    parts.push(h, c.data);
-  }
-  return concat(parts);
-}
-
-function decodeChunks(b: Uint8Array): { chunks: Chunk[]; password: boolean } {
-  const r = new ByteReader(b, 0, 'fuzz input');
-  const password = (r.u8() & 1) !== 0;
-  const chunks: Chunk[] = [];
-  while (r.remaining > 0) {
-    const h = r.bytesView(12);
-    const v = new DataView(h.buffer, h.byteOffset, 12);
-    chunks.push({ t_ms: v.getFloat64(0), data: r.bytesView(v.getUint32(8)) });
-  }
-  return { chunks, password };
+  return encodeReplayInput(password ? 1 : 0, chunks, false);
 }
 
 /** Cuts a (mutated) stream into chunks: at the original boundaries scaled to the new length, or at random. */
@@ -390,15 +229,10 @@ function generateClient(rng: Rng, corpus: Corpus): Uint8Array {
 }
 
 async function executeClient(input: Uint8Array, deadline: number): Promise<Outcome> {
-  const { chunks, password } = decodeChunks(input);
-  let frames = 0;
-  const out = await replayChunks(chunks, (f) => {
-    frames++;
-    // Touch the frame as the recorder would: its size must match its pixels.
-    if (f.rgba.length < f.stride * f.height || f.stride < f.width * 4) throw new Error(`frame ${f.width}x${f.height} with ${f.rgba.length} bytes`);
-  }, { password, deadline });
-  if (performance.now() > deadline && out.fed < chunks.length && out.error === null) return { status: 'failure', kind: 'timeout', error: 'client did not finish in time' };
-  return classify(out.error, `${frames} frames`);
+  const { flags, chunks } = decodeReplayInput(input, false);
+  // Touch each frame as the recorder would: its size must match its pixels.
+  const out = await replayChunks(chunks, checkFrame, { password: (flags & 1) !== 0, deadline });
+  return replayVerdict(out, chunks.length, deadline, 'client');
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -549,26 +383,10 @@ function rre(rng: Rng, w: number, h: number, bpp: number, coord: 1 | 2): Uint8Ar
   return concat(parts);
 }
 
-/** Small real images for Tight JPEG / TightPNG, made once (sharp is asynchronous). */
-const images = new Map<string, Uint8Array>();
-
-/** Prepares the JPEG and PNG samples the generators embed (call once before generating). */
-export async function prepareImages(): Promise<void> {
-  if (images.size > 0) return;
-  const { default: sharp } = await import('sharp');
-  for (const [w, h] of [[1, 1], [8, 8], [16, 4], [33, 17]] as const) {
-    const raw = Buffer.alloc(w * h * 3);
-    for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) & 255;
-    const img = sharp(raw, { raw: { width: w, height: h, channels: 3 } });
-    images.set(`jpeg:${w}x${h}`, new Uint8Array(await img.clone().jpeg().toBuffer()));
-    images.set(`png:${w}x${h}`, new Uint8Array(await img.clone().png().toBuffer()));
-  }
-}
-
 function image(rng: Rng, kind: 'jpeg' | 'png', w: number, h: number): Uint8Array {
-  const exact = images.get(`${kind}:${w}x${h}`);
-  if (exact !== undefined && rng.chance(0.8)) return exact;
-  const any = [...images.entries()].filter(([k]) => k.startsWith(kind)).map(([, v]) => v);
+  const exact = SAMPLES.find((i) => i.kind === kind && i.width === w && i.height === h);
+  if (exact !== undefined && rng.chance(0.8)) return exact.data;
+  const any = SAMPLES.filter((i) => i.kind === kind).map((i) => i.data);
   return any.length > 0 && rng.chance(0.7) ? rng.pick(any) : rng.bytes(rng.range(1, 200));
 }
 
@@ -840,14 +658,8 @@ function captureHeaderBytes(rng: Rng): Uint8Array {
 }
 
 function recordBytes(rng: Rng, t_us: number, stream: number, kind: number, data: Uint8Array): Uint8Array {
-  const h = new Uint8Array(13);
-  const v = new DataView(h.buffer);
-  v.setUint16(0, Math.floor(t_us / 2 ** 32) & 0xffff);
-  v.setUint32(2, t_us >>> 0);
-  v.setUint16(6, stream);
-  v.setUint8(8, kind);
-  v.setUint32(9, rng.chance(0.97) ? data.length : rng.pick([data.length + 1, 0xffffffff, Math.max(0, data.length - 1)]));
-  return concat([h, data]);
+  const len = rng.chance(0.97) ? data.length : rng.pick([data.length + 1, 0xffffffff, Math.max(0, data.length - 1)]);
+  return new ByteWriter(13 + data.length).u16(Math.floor(t_us / 2 ** 32) & 0xffff).u32(t_us).u16(stream).u8(kind).u32(len).bytes(data).finish();
 }
 
 function blockBytes(rng: Rng, raw: Uint8Array, count: number): Uint8Array {
@@ -947,190 +759,15 @@ function executePixelFormat(input: Uint8Array): Outcome {
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* Running                                                                                           */
+/* The group                                                                                         */
 
-/** The targets, by name. */
-export const TARGETS = ['client', 'decoders', 'capture', 'pixel-format'] as const;
-export type TargetName = (typeof TARGETS)[number];
+/** The RFB targets as the engine runs them (all within DEFAULT_LIMITS). */
+export const RFB = targetGroup('rfb', {
+  client: { generate: generateClient, execute: executeClient },
+  decoders: { generate: generateDecoders, execute: executeDecoders },
+  capture: { generate: generateCapture, execute: executeCapture },
+  'pixel-format': { generate: generatePixelFormat, execute: executePixelFormat },
+}, (root) => loadCorpus(root), prepareSamples);
 
-/** How one input ended. */
-export type Outcome =
-  | { status: 'decoded'; detail: string }
-  | { status: 'rejected'; code: string; detail: string }
-  | { status: 'failure'; kind: 'exception' | 'timeout' | 'memory' | 'retry-mismatch'; error: string; stack?: string };
-
-/** The outcome an error (or null) stands for: decoded, a DeskrecError's rejection, or a failure. */
-export function classify(err: unknown, detail: string): Outcome {
-  if (err === null || err === undefined) return { status: 'decoded', detail };
-  if (err instanceof DeskrecError) return { status: 'rejected', code: err.code, detail };
-  const e = err instanceof Error ? err : new Error(inspect(err));
-  return { status: 'failure', kind: 'exception', error: `${e.name}: ${e.message}`, ...(e.stack === undefined ? {} : { stack: e.stack }) };
-}
-
-/** Makes input `seed` of `target`. */
-export function generate(target: TargetName, seed: number, corpus: Corpus): Uint8Array {
-  const rng = new Rng(seed);
-  switch (target) {
-    case 'client': return generateClient(rng, corpus);
-    case 'decoders': return generateDecoders(rng);
-    case 'capture': return generateCapture(rng, corpus);
-    case 'pixel-format': return generatePixelFormat(rng);
-  }
-}
-
-/** Limits per input. */
-export interface Limits {
-  /** Wall-clock time one input may take. */
-  timeMs: number;
-  /** Growth of RSS or heap one input may cause, in bytes. */
-  memoryBytes: number;
-}
-
-export const DEFAULT_LIMITS: Limits = { timeMs: 5000, memoryBytes: 512 * 1024 * 1024 };
-
-/** Runs one input under the rule; never throws. */
-export async function runInput(target: TargetName, input: Uint8Array, limits: Limits = DEFAULT_LIMITS): Promise<Outcome> {
-  return guarded((deadline) => {
-    switch (target) {
-      case 'client': return executeClient(input, deadline);
-      case 'decoders': return executeDecoders(input);
-      case 'capture': return executeCapture(input);
-      case 'pixel-format': return executePixelFormat(input);
-    }
-  }, limits);
-}
-
-/**
- * Runs `execute` (given its wall-clock deadline) under the rule's bounds: an exception out of it is a
- * failure, and so is an input that took longer than `limits.timeMs` or grew RSS or the heap by more than
- * `limits.memoryBytes`. Never throws. Shared by the RFB and SPICE targets.
- */
-export async function guarded(execute: (deadline: number) => Outcome | Promise<Outcome>, limits: Limits = DEFAULT_LIMITS): Promise<Outcome> {
-  const before = process.memoryUsage();
-  const start = performance.now();
-  let outcome: Outcome;
-  try {
-    outcome = await execute(start + limits.timeMs);
-  } catch (err) {
-    outcome = classify(err, '');
-    if (outcome.status !== 'failure') outcome = { status: 'failure', kind: 'exception', error: `the harness itself threw ${inspect(err)}` };
-  }
-  const elapsed = performance.now() - start;
-  if (outcome.status !== 'failure' && elapsed > limits.timeMs) {
-    outcome = { status: 'failure', kind: 'timeout', error: `took ${elapsed.toFixed(0)} ms (limit ${limits.timeMs} ms)` };
-  }
-  const after = process.memoryUsage();
-  const grew = Math.max(after.rss - before.rss, after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers);
-  if (outcome.status !== 'failure' && grew > limits.memoryBytes) {
-    outcome = { status: 'failure', kind: 'memory', error: `memory grew by ${(grew / 1048576).toFixed(0)} MiB (limit ${(limits.memoryBytes / 1048576).toFixed(0)} MiB)` };
-  }
-  return outcome;
-}
-
-/** Counts of one target's run. */
-export interface TargetStats {
-  /** A target of rfb.ts or spice.ts. */
-  target: string;
-  inputs: number;
-  decoded: number;
-  rejected: number;
-  failures: number;
-  /** Rejections by error code. */
-  codes: Record<string, number>;
-  ms: number;
-}
-
-/** A failing input. */
-export interface Failure {
-  /** A target of rfb.ts or spice.ts. */
-  target: string;
-  seed: number;
-  runSeed: number;
-  index: number;
-  outcome: Extract<Outcome, { status: 'failure' }>;
-  input: Uint8Array;
-}
-
-/** Fuzzes one target for `maxInputs` inputs or `seconds`, whichever ends first. */
-export async function fuzzTarget(opts: {
-  target: TargetName; runSeed: number; corpus: Corpus; maxInputs?: number; seconds?: number; limits?: Limits;
-  onFailure?: (f: Failure) => void;
-}): Promise<TargetStats> {
-  await prepareImages();
-  return fuzzLoop({
-    ...opts,
-    generate: (seed) => generate(opts.target, seed, opts.corpus),
-    run: (input) => runInput(opts.target, input, opts.limits),
-  });
-}
-
-/**
- * The loop every target shares: input `i` is generated from `inputSeed(runSeed, target, i)` and run, until
- * `maxInputs` inputs or `seconds` have passed; failures go to `onFailure`.
- */
-export async function fuzzLoop(opts: {
-  target: string; runSeed: number; maxInputs?: number; seconds?: number;
-  generate: (seed: number) => Uint8Array; run: (input: Uint8Array) => Promise<Outcome>; onFailure?: (f: Failure) => void;
-}): Promise<TargetStats> {
-  const stats: TargetStats = { target: opts.target, inputs: 0, decoded: 0, rejected: 0, failures: 0, codes: {}, ms: 0 };
-  const start = performance.now();
-  const until = opts.seconds === undefined ? Infinity : start + opts.seconds * 1000;
-  const max = opts.maxInputs ?? Infinity;
-  for (let i = 0; i < max && performance.now() < until; i++) {
-    const seed = inputSeed(opts.runSeed, opts.target, i);
-    const input = opts.generate(seed);
-    const out = await opts.run(input);
-    stats.inputs++;
-    if (out.status === 'decoded') stats.decoded++;
-    else if (out.status === 'rejected') { stats.rejected++; stats.codes[out.code] = (stats.codes[out.code] ?? 0) + 1; }
-    else {
-      stats.failures++;
-      opts.onFailure?.({ target: opts.target, seed, runSeed: opts.runSeed, index: i, outcome: out, input });
-    }
-  }
-  stats.ms = performance.now() - start;
-  return stats;
-}
-
-/** A failure's identity for de-duplication: kind, message with numbers blanked, innermost stack frame. */
-export function failureSignature(o: Extract<Outcome, { status: 'failure' }>): string {
-  const frame = (o.stack ?? '').split('\n').find((l) => l.trim().startsWith('at ')) ?? '';
-  return `${o.kind}|${o.error.replace(/\d+/g, 'N').slice(0, 120)}|${frame.trim().replace(/:\d+:\d+\)?$/, '')}`;
-}
-
-/** What a saved failing input's JSON holds. */
-export interface SavedFailure {
-  /** A target of rfb.ts or spice.ts. */
-  target: string;
-  seed: number;
-  runSeed: number;
-  index: number;
-  kind: string;
-  error: string;
-  /** The input file beside it. */
-  input: string;
-  found: string;
-}
-
-/** Saves a failing input as fixtures/fuzz/TARGET-HASH.bin with a JSON beside it; returns the JSON's path. */
-export function saveFailure(dir: string, f: Failure): string {
-  mkdirSync(dir, { recursive: true });
-  const hash = createHash('sha256').update(f.input).digest('hex').slice(0, 12);
-  const base = `${f.target}-${hash}`;
-  writeFileSync(path.join(dir, `${base}.bin`), f.input);
-  const meta: SavedFailure = {
-    target: f.target, seed: f.seed, runSeed: f.runSeed, index: f.index, kind: f.outcome.kind,
-    error: f.outcome.error, input: `${base}.bin`, found: new Date().toISOString(),
-  };
-  writeFileSync(path.join(dir, `${base}.json`), `${JSON.stringify(meta, null, 2)}\n`);
-  return path.join(dir, `${base}.json`);
-}
-
-/** The saved failing inputs of `dir` (fixtures/fuzz/). */
-export function loadSavedFailures(dir: string): { meta: SavedFailure; input: Uint8Array }[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => {
-    const meta = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as SavedFailure;
-    return { meta, input: new Uint8Array(readFileSync(path.join(dir, meta.input))) };
-  });
-}
+/** One RFB target's name. */
+export type TargetName = (typeof RFB.targets)[number];

@@ -1,8 +1,9 @@
 /**
  * The framing of one recorded SPICE stream (one channel, server to client), found again in its bytes: the
- * link reply (16-byte header + body), the 4-byte link result, then messages with the 6-byte mini header
- * (u16 type, u32 size, little-endian; SPICE.md §2). The fixture tests cut streams where no unit ends (so
- * the channel's batches stay the recorded ones), and the SPICE fuzzer takes its seeds from the messages.
+ * link reply (16-byte header + body), the 4-byte link result, then messages with the 6-byte mini header (u16
+ * type, u32 size, little-endian; spice-protocol `spice/protocol.h` SpiceMiniDataHeader). The fixture tests
+ * cut streams where no unit ends (so the channel's batches stay the recorded ones), and the SPICE fuzzer
+ * takes its seeds from the messages.
  */
 
 /** A message of a stream: type, body, and where its header starts in the stream. */

@@ -1,13 +1,14 @@
 /**
- * The SPICE fuzzer: seeded hostile inputs for every SPICE image decoder and message parser, under the rule
- * of rfb.ts — every input either decodes or fails with a DeskrecError; another exception, an input over
- * the time bound, memory growth past the cap, or a broken invariant (below) is a failure to fix.
+ * The SPICE fuzz targets: seeded hostile inputs for every SPICE image decoder and message parser, on the
+ * engine of engine.ts — every input either decodes or fails with a DeskrecError; another exception, an
+ * input over the time bound, memory growth past the cap, or a broken invariant (below) is a failure to fix.
  *
  * Targets (each input is a byte string, its target's serialisation, so any failure can be saved and
  * replayed):
  * - `spice-quic`, `spice-lz`, `spice-lz4`, `spice-bitmap`, `spice-jpeg`: one image decoder called directly
  *   on a payload — real payloads taken from the SPICE capture fixtures' DRAW_COPYs and from
- *   test/protocol/spice/images/fixtures/, or made by small encoders here — mostly mutated, with header
+ *   test/protocol/spice/images/fixtures/, or made by the encoders of test/protocol/spice/images/lz-coder.ts
+ *   and small generators here — mostly mutated, with header
  *   fields (size, type, stride) set to odd values. The image must have width × height × 4 bytes, and A = 255
  *   throughout when it says it has no alpha. JPEG goes through sharp and is slow: its count is kept low.
  * - `spice-glz`: a sequence of GLZ_RGB / ZLIB_GLZ_RGB images through one GlzWindow (so references into
@@ -57,49 +58,29 @@ import {
   decodeBitmap, decodeJpeg, decodeJpegAlpha, decodeLz, decodeLz4, decodeQuic, GlzWindow, type DecodedImage,
 } from '../../../src/protocol/spice/images/index';
 import { ByteReader } from '../../../src/wire/reader';
+import { ByteWriter } from '../../../src/wire/writer';
 import { ReplayTransport } from '../../../src/transport/replay';
-import { replaySpiceChunks, spiceChunks, type StreamChunk } from './replay';
+import { GlzBuilder, glzHeader, Lz4Builder, lz4Payload, LzBuilder, lzHeader } from '../../protocol/spice/images/lz-coder';
 import {
-  classify, concat, DEFAULT_LIMITS, fuzzLoop, guarded, HUGE16, HUGE32, mutate, mutateTimes, repoRoot, Rng,
-  type Failure, type Limits, type Outcome, type TargetStats,
-} from './rfb';
+  checkFrame, classify, concat, decodeReplayInput, DEFAULT_LIMITS, encodeReplayInput, HUGE16, HUGE32, mutate, mutateTimes, prepareSamples, replayVerdict,
+  repoRoot, Rng, SAMPLES, targetGroup, type Limits, type Outcome,
+} from './engine';
+import { replaySpiceChunks, spiceChunks, type StreamChunk } from './replay';
 import { splitSpiceStream, type StreamMessage } from './spice-stream';
 
 /* ------------------------------------------------------------------------------------------------ */
-/* Little-endian building blocks                                                                     */
-
-/** A growable little-endian byte buffer (SPICE data channels are little-endian). */
-class Out {
-  private readonly parts: Uint8Array[] = [];
-  private cur: number[] = [];
-  length = 0;
-
-  u8(v: number): this { this.cur.push(v & 255); this.length++; return this; }
-  u16(v: number): this { return this.u8(v).u8(v >>> 8); }
-  u32(v: number): this { return this.u8(v).u8(v >>> 8).u8(v >>> 16).u8(v >>> 24); }
-  s32(v: number): this { return this.u32(v | 0); }
-  s16(v: number): this { return this.u16(v & 0xffff); }
-  u64(v: bigint): this { return this.u32(Number(v & 0xffffffffn)).u32(Number((v >> 32n) & 0xffffffffn)); }
-  f64be(v: number): this { const b = new Uint8Array(8); new DataView(b.buffer).setFloat64(0, v); return this.bytes(b); }
-  u32be(v: number): this { return this.u8(v >>> 24).u8(v >>> 16).u8(v >>> 8).u8(v); }
-  bytes(b: Uint8Array): this {
-    if (this.cur.length > 0) { this.parts.push(Uint8Array.from(this.cur)); this.cur = []; }
-    this.parts.push(b);
-    this.length += b.length;
-    return this;
-  }
-  finish(): Uint8Array {
-    if (this.cur.length > 0) { this.parts.push(Uint8Array.from(this.cur)); this.cur = []; }
-    return concat(this.parts);
-  }
-}
+/* Display message bodies (SPICE data channels are little-endian: ByteWriter.le())                  */
 
 /** Bytes placed after a message's fixed part, told their own offset (inner pointers are body offsets). */
 type Blob = (at: number) => Uint8Array;
 
-/** A display message body: a fixed part with pointer fields, then the pointed-to blobs. */
-class Body extends Out {
+/** A display message body (little-endian): a fixed part with pointer fields, then the pointed-to blobs. */
+class Body extends ByteWriter {
   private readonly ptrs: { pos: number; blob: Blob }[] = [];
+  constructor() {
+    super(64, true);
+  }
+
   /** A pointer field to `blob` (0 for null); `raw` writes that value instead (a wild pointer). */
   ptr(blob: Blob | null, raw?: number): this {
     if (raw !== undefined) return this.u32(raw);
@@ -257,40 +238,27 @@ export function loadSpiceCorpus(root = repoRoot()): SpiceCorpus {
 /* ------------------------------------------------------------------------------------------------ */
 /* Small encoders (valid-ish payloads, then mutated)                                                 */
 
-/** A big-endian u32 as bytes. */
-function be32(v: number): Uint8Array {
-  return Uint8Array.of(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
-}
-
 /**
  * An LZ stream of literal runs only (each unit `unitBytes` bytes), with an occasional back-reference in
  * the spice-common form (`bias`: 1 for 24/32-bit colour, 2 for RGB16, 3 for byte passes).
  */
 function lzLiterals(rng: Rng, units: number, unitBytes: number, bias: number): Uint8Array {
-  const out = new Out();
+  const out = new LzBuilder(bias);
   let done = 0;
   while (done < units) {
     if (done > 0 && rng.chance(0.2)) {
       const len = Math.min(units - done, rng.range(bias, bias + 40));
       if (len >= bias) {
-        const dist = rng.range(1, done);
-        const v = len - bias;
-        const ofs = dist - 1;
-        const far = ofs >= 8191;
-        const top = v < 6 ? v + 1 : 7;
-        out.u8((top << 5) | (far ? 31 : ofs >> 8));
-        if (top === 7) { let e = v - 6; while (e >= 255) { out.u8(255); e -= 255; } out.u8(e); }
-        if (far) out.u8(255).u8(((ofs - 8191) >> 8) & 255).u8((ofs - 8191) & 255);
-        else out.u8(ofs & 255);
+        out.match(len, rng.range(1, done));
         done += len;
         continue;
       }
     }
     const n = Math.min(32, units - done);
-    out.u8(n - 1).bytes(rng.bytes(n * unitBytes));
+    out.litBytes(n, rng.bytes(n * unitBytes));
     done += n;
   }
-  return out.finish();
+  return out.bytes;
 }
 
 /** An LZ image (header + stream) of `type` (spice-common lz.c). */
@@ -298,7 +266,7 @@ function lzImage(rng: Rng, type: number, width: number, height: number, topDown:
   const ppb = type === 1 || type === 2 ? 8 : type === 3 || type === 4 ? 2 : type === 5 ? 1 : 0;
   const bpp = type === 6 ? 2 : type === 7 ? 3 : type === 11 ? 1 : 4;
   const stride = ppb !== 0 ? Math.ceil(width / ppb) : width * bpp;
-  const head = concat([be32(0x20205a4c), be32(0x00010001), be32(type), be32(width), be32(height), be32(stride), be32(topDown ? 1 : 0)]);
+  const head = lzHeader(type, width, height, stride, topDown);
   let body: Uint8Array;
   if (ppb !== 0 || type === 11 || type === 10) body = lzLiterals(rng, ppb !== 0 ? stride * height : width * height, 1, 3);
   else if (type === 6) body = lzLiterals(rng, width * height, 2, 2);
@@ -313,49 +281,13 @@ function lzImage(rng: Rng, type: number, width: number, height: number, topDown:
  * bomb within the pixel cap.
  */
 function lzBomb(width: number, height: number): Uint8Array {
-  const head = concat([be32(0x20205a4c), be32(0x00010001), be32(8), be32(width), be32(height), be32(width * 4), be32(1)]);
-  const out = new Out().u8(0).u8(0x20).u8(0x40).u8(0x80);
-  let left = width * height - 1;
-  while (left > 0) {
+  const out = new LzBuilder(1).lit([[0x20, 0x40, 0x80]]);
+  for (let left = width * height - 1; left > 0;) {
     const len = Math.min(left, 255 * 4000);
-    // Length `len` (bias 1): top code 7, then 255s and the rest; distance 1 (offset byte 0).
-    const v = len - 1;
-    if (v < 6) { out.u8((v + 1) << 5).u8(0); left -= len; continue; }
-    out.u8(7 << 5);
-    let e = v - 6;
-    while (e >= 255) { out.u8(255); e -= 255; }
-    out.u8(e).u8(0);
+    out.match(len, 1);
     left -= len;
   }
-  return concat([head, out.finish()]);
-}
-
-/** A GLZ header (spice-gtk decode-glz.c). */
-function glzHeader(type: number, topDown: boolean, width: number, height: number, stride: number, id: number, winHeadDist: number): Uint8Array {
-  return concat([be32(0x20205a4c), be32(0x00010001), Uint8Array.of(type | (topDown ? 0x10 : 0)), be32(width), be32(height), be32(stride),
-    be32(Math.floor(id / 2 ** 32)), be32(id >>> 0), be32(winHeadDist)]);
-}
-
-/** Appends a GLZ reference (the encoder's short and long forms, as test/protocol/spice/images/helpers.ts). */
-function glzRef(out: Out, len: number, bias: number, imageDist: number, ofs: number, long: boolean): void {
-  const l = Math.max(1, len - bias);
-  const po = imageDist === 0 ? Math.max(0, ofs - 1) : ofs;
-  const top = l < 7 ? l : 7;
-  const useLong = long || po >= 1 << 12 || imageDist >= 1 << 30;
-  out.u8((top << 5) | (useLong ? 0x10 : 0) | (po & 0x0f));
-  if (top === 7) { let e = l - 7; while (e >= 255) { out.u8(255); e -= 255; } out.u8(e); }
-  out.u8((po >> 4) & 255);
-  if (!useLong) {
-    const extra = imageDist < 1 << 6 ? 0 : imageDist < 1 << 14 ? 1 : imageDist < 1 << 22 ? 2 : 3;
-    out.u8((extra << 6) | (imageDist & 0x3f));
-    for (let i = 0; i < extra; i++) out.u8(Math.floor(imageDist / 2 ** (6 + 8 * i)) & 255);
-  } else {
-    const extra = imageDist === 0 ? 0 : imageDist < 1 << 8 ? 1 : imageDist < 1 << 16 ? 2 : 3;
-    const veryLong = po >= 1 << 17;
-    out.u8((extra << 6) | (veryLong ? 0x20 : 0) | ((po >> 12) & 0x1f));
-    for (let i = 0; i < extra; i++) out.u8((imageDist >> (8 * i)) & 255);
-    if (veryLong) out.u8((po >> 17) & 255);
-  }
+  return concat([lzHeader(8, width, height, width * 4, true), out.bytes]);
 }
 
 /** A made-up GLZ image `id` whose references reach into the images `dists` ids back (of `sizes` pixels). */
@@ -363,7 +295,9 @@ function glzImage(rng: Rng, id: number, width: number, height: number, type: num
   const rgb16 = type === 6;
   const bias = rgb16 ? 1 : 0;
   const n = width * height;
-  const out = new Out();
+  const out = new GlzBuilder(bias);
+  // Lengths near the end of the image can fall below the shortest reference: encode the shortest.
+  const ref = (len: number, imageDist: number, ofs: number, long: boolean): void => { out.ref(Math.max(len, bias + 1), imageDist, ofs, long); };
   let done = 0;
   while (done < n) {
     const r = rng.float();
@@ -372,15 +306,15 @@ function glzImage(rng: Rng, id: number, width: number, height: number, type: num
       const len = Math.min(n - done, rng.range(bias + 1, bias + 60));
       // Mostly inside the referenced image, sometimes right at or past its end.
       const ofs = rng.chance(0.9) ? rng.int(Math.max(1, e.pixels - len)) : e.pixels - rng.int(3);
-      glzRef(out, len, bias, e.dist, Math.max(0, ofs), rng.chance(0.3));
+      ref(len, e.dist, Math.max(0, ofs), rng.chance(0.3));
       done += len;
     } else if (r < 0.5 && done > 0) {
       const len = Math.min(n - done, rng.range(bias + 1, bias + 40));
-      glzRef(out, len, bias, 0, rng.range(1, done), rng.chance(0.2));
+      ref(len, 0, rng.range(1, done), rng.chance(0.2));
       done += len;
     } else {
       const k = Math.min(32, n - done);
-      out.u8(k - 1).bytes(rng.bytes(k * (rgb16 ? 2 : 3)));
+      out.litBytes(k, rng.bytes(k * (rgb16 ? 2 : 3)));
       done += k;
     }
   }
@@ -389,64 +323,48 @@ function glzImage(rng: Rng, id: number, width: number, height: number, type: num
     let a = 0;
     while (a < n) {
       const k = Math.min(32, n - a);
-      out.u8(k - 1).bytes(rng.bytes(k));
+      out.litBytes(k, rng.bytes(k));
       a += k;
     }
   }
   const stride = rgb16 ? width * 2 : width * 4;
-  return concat([glzHeader(type, rng.chance(0.5), width, height, stride, id, rng.chance(0.8) ? earlier.length + 1 : rng.pick([0, 1, 0xffffffff, id + 5])), out.finish()]);
+  return concat([glzHeader(type, rng.chance(0.5), width, height, stride, id, rng.chance(0.8) ? earlier.length + 1 : rng.pick([0, 1, 0xffffffff, id + 5])), out.bytes]);
 }
 
 /** An LZ4 payload (spice-server lz4-encoder.c): top_down, format, then big-endian-sized blocks of literals and matches. */
 function lz4Image(rng: Rng, width: number, height: number, format: number): Uint8Array {
   const bpp = format === 6 ? 2 : format === 7 ? 3 : 4;
   const total = width * height * bpp;
-  const out = new Out().u8(rng.chance(0.5) ? 1 : 0).u8(format);
+  const topDown = rng.chance(0.5);
+  const blocks: Uint8Array[] = [];
   let produced = 0;
   while (produced < total) {
     const blockBytes = Math.min(total - produced, rng.range(1, 4096));
-    const block = new Out();
+    const block = new Lz4Builder();
     let inBlock = 0;
     while (inBlock < blockBytes) {
       const lit = Math.min(blockBytes - inBlock, rng.range(0, 40));
       const left = blockBytes - inBlock - lit;
       const ml = produced + inBlock + lit > 0 && left >= 4 && rng.chance(0.6) ? Math.min(left, rng.range(4, 80)) : 0;
-      const last = ml === 0;
-      const litLen = last ? blockBytes - inBlock : lit;
-      block.u8((Math.min(litLen, 15) << 4) | (last ? 0 : Math.min(ml - 4, 15)));
-      if (litLen >= 15) { let e = litLen - 15; while (e >= 255) { block.u8(255); e -= 255; } block.u8(e); }
-      block.bytes(rng.bytes(litLen));
-      inBlock += litLen;
-      if (last) break;
-      const offset = rng.range(1, produced + inBlock);
-      block.u8(offset & 255).u8(offset >> 8);
-      if (ml - 4 >= 15) { let e = ml - 4 - 15; while (e >= 255) { block.u8(255); e -= 255; } block.u8(e); }
+      if (ml === 0) {
+        // The last sequence: literals to the end of the block.
+        block.seq(rng.bytes(blockBytes - inBlock));
+        break;
+      }
+      const literals = rng.bytes(lit);
+      inBlock += lit;
+      block.seq(literals, { offset: rng.range(1, produced + inBlock), len: ml });
       inBlock += ml;
     }
-    const b = block.finish();
-    out.u32be(b.length).bytes(b);
+    blocks.push(block.bytes);
     produced += blockBytes;
   }
-  return out.finish();
+  return lz4Payload(topDown, format, blocks);
 }
 
-/* ------------------------------------------------------------------------------------------------ */
-/* JPEG samples (sharp is asynchronous: made once)                                                   */
-
-const jpegs: { data: Uint8Array; width: number; height: number }[] = [];
-
-/** Makes the JPEG samples the generators embed (call once before generating). */
-export async function prepareSpice(): Promise<void> {
-  if (jpegs.length > 0) return;
-  const { default: sharp } = await import('sharp');
-  for (const [w, h] of [[1, 1], [8, 8], [16, 4], [33, 17]] as const) {
-    const raw = Buffer.alloc(w * h * 3);
-    for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) & 255;
-    jpegs.push({ data: new Uint8Array(await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg().toBuffer()), width: w, height: h });
-  }
-}
-
+/** A JPEG sample of engine.ts (random bytes until prepareSamples ran). */
 function jpegSample(rng: Rng): { data: Uint8Array; width: number; height: number } {
+  const jpegs = SAMPLES.filter((i) => i.kind === 'jpeg');
   return jpegs.length > 0 ? rng.pick(jpegs) : { data: rng.bytes(rng.range(1, 100)), width: 1, height: 1 };
 }
 
@@ -516,7 +434,7 @@ function generateLz(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   }
   if (palette === undefined && rng.chance(0.6)) palette = Uint32Array.from({ length: rng.pick([0, 1, 2, 16, 255, 256]) }, () => rng.u32() & 0xffffff);
   data = mutatePayload(rng, data, [8, 12, 16, 20, 24], false);
-  const out = new Out().u16(palette?.length ?? 0xffff);
+  const out = ByteWriter.le().u16(palette?.length ?? 0xffff);
   for (const e of palette ?? []) out.u32(e);
   return out.bytes(data).finish();
 }
@@ -549,7 +467,7 @@ function generateLz4(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   }
   if (rng.chance(0.1)) w = rng.pick([0, w + 1, 8192, 0xffffffff]);
   if (rng.chance(0.1)) h = rng.pick([0, h - 1, 8192, 65536]);
-  return new Out().u32(w).u32(h).bytes(mutatePayload(rng, data, [2, 6], false)).finish();
+  return ByteWriter.le().u32(w).u32(h).bytes(mutatePayload(rng, data, [2, 6], false)).finish();
 }
 
 function executeLz4(input: Uint8Array): Outcome {
@@ -591,7 +509,7 @@ function generateBitmap(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   if (rng.chance(0.1)) h = rng.pick([0, 8193, h * 2]);
   if (rng.chance(0.3)) data = mutateTimes(rng, data, rng.range(1, 3));
   const pal = rng.chance(0.8) ? Uint32Array.from({ length: rng.pick([0, 1, 2, 3, 16, 256, rng.int(300)]) }, () => rng.u32()) : null;
-  const out = new Out().u8(format).u8(flags).u32(w).u32(h).u32(stride).u16(pal?.length ?? 0xffff);
+  const out = ByteWriter.le().u8(format).u8(flags).u32(w).u32(h).u32(stride).u16(pal?.length ?? 0xffff);
   for (const e of pal ?? []) out.u32(e);
   return out.bytes(data).finish();
 }
@@ -628,7 +546,7 @@ function generateJpeg(rng: Rng): Uint8Array {
   }
   if (rng.chance(0.5)) data = mutateTimes(rng, data, rng.range(1, 4));
   if (rng.chance(0.15)) jpegSize = rng.pick([0, 1, jpegSize - 1, jpegSize + 1, data.length, 0xffffffff]);
-  return new Out().u8(alpha ? 1 : 0).u8(flags).u32(jpegSize).bytes(data).finish();
+  return ByteWriter.le().u8(alpha ? 1 : 0).u8(flags).u32(jpegSize).bytes(data).finish();
 }
 
 async function executeJpeg(input: Uint8Array): Promise<Outcome> {
@@ -655,7 +573,7 @@ async function executeJpeg(input: Uint8Array): Promise<Outcome> {
  */
 function generateGlz(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   const window = rng.chance(0.85) ? 2 * glzWindowPixels(0) : rng.pick([1, 100, 4096, 1 << 16]);
-  const out = new Out().u32(window);
+  const out = ByteWriter.le().u32(window);
   const add = (kind: number, glzSize: number, data: Uint8Array): void => { out.u8(kind).u32(glzSize).u32(data.length).bytes(data); };
   if (rng.chance(0.005)) {
     // Many one-pixel images that all stay in the window (win_head_dist huge), some in descending id order.
@@ -757,7 +675,7 @@ function baseBytes(rng: Rng, b: Body, st: SessionState): void {
 function paletteBlob(rng: Rng, unique: bigint): Blob {
   return () => {
     const n = rng.chance(0.9) ? rng.pick([1, 2, 4, 16, 256, rng.range(1, 300)]) : rng.pick([0, 0xffff]);
-    const o = new Out().u64(unique).u16(n);
+    const o = ByteWriter.le().u64(unique).u16(n);
     for (let i = 0; i < Math.min(n, 300); i++) o.u32(rng.u32() & 0xffffff);
     return o.finish();
   };
@@ -768,7 +686,7 @@ function imageBlob(rng: Rng, corpus: SpiceCorpus, st: SessionState, opts: { mask
   const id = st.nextId++;
   const r = rng.float();
   let flags = rng.chance(0.3) ? 1 : rng.chance(0.1) ? rng.pick([4, 2, 5]) : 0;
-  const head = (o: Out, type: number, w: number, h: number): Out => o.u64(id).u8(type).u8(flags).u32(w).u32(h);
+  const head = (o: ByteWriter, type: number, w: number, h: number): ByteWriter => o.u64(id).u8(type).u8(flags).u32(w).u32(h);
   if (opts.mask === true || r < 0.3) {
     // BITMAP (masks: 1-bit).
     const format = opts.mask === true ? (rng.chance(0.85) ? rng.pick([1, 2]) : rng.range(0, 11)) : rng.chance(0.95) ? rng.range(1, 10) : rng.pick([0, 12]);
@@ -783,7 +701,7 @@ function imageBlob(rng: Rng, corpus: SpiceCorpus, st: SessionState, opts: { mask
     const dataLen = Math.max(0, Math.min(1 << 17, stride * h + (rng.chance(0.9) ? 0 : rng.pick([-1, 4]))));
     if (flags & 1) (opts.mask === true ? st.masks : st.cachedImages).push(id);
     return (at) => {
-      const o = head(new Out(), IMAGE_TYPE.BITMAP, w, h).u8(format).u8(bflags).u32(rng.chance(0.97) ? w : w + 1).u32(h).u32(stride);
+      const o = head(ByteWriter.le(), IMAGE_TYPE.BITMAP, w, h).u8(format).u8(bflags).u32(rng.chance(0.97) ? w : w + 1).u32(h).u32(stride);
       const paletted = format >= 1 && format <= 5 && rng.chance(0.9);
       // The inline palette follows the data: its pointer is the offset of the end of this blob.
       if ((bflags & 2) !== 0) o.u64(paletteId);
@@ -819,7 +737,7 @@ function imageBlob(rng: Rng, corpus: SpiceCorpus, st: SessionState, opts: { mask
     const payload = type === IMAGE_TYPE.ZLIB_GLZ_RGB ? new Uint8Array(zlib.deflateSync(data)) : data;
     const pal = seed?.palette;
     return (at) => {
-      const o = head(new Out(), type, w, h);
+      const o = head(ByteWriter.le(), type, w, h);
       if (type === IMAGE_TYPE.LZ_PLT) {
         const bflags = rng.chance(0.2) && st.palettes.length > 0 ? 2 : rng.int(2);
         o.u8(bflags).u32(payload.length);
@@ -830,7 +748,7 @@ function imageBlob(rng: Rng, corpus: SpiceCorpus, st: SessionState, opts: { mask
           const unique = st.nextId++;
           if (bflags & 1) st.palettes.push(unique);
           const ents = pal ?? Uint32Array.from({ length: rng.range(1, 256) }, () => rng.u32() & 0xffffff);
-          const p = new Out().u64(unique).u16(ents.length);
+          const p = ByteWriter.le().u64(unique).u16(ents.length);
           for (const e of ents) p.u32(e);
           o.bytes(p.finish());
         }
@@ -845,7 +763,7 @@ function imageBlob(rng: Rng, corpus: SpiceCorpus, st: SessionState, opts: { mask
     const j = jpegSample(rng);
     const alpha = rng.chance(0.4);
     return () => {
-      const o = head(new Out(), alpha ? IMAGE_TYPE.JPEG_ALPHA : IMAGE_TYPE.JPEG, j.width, j.height);
+      const o = head(ByteWriter.le(), alpha ? IMAGE_TYPE.JPEG_ALPHA : IMAGE_TYPE.JPEG, j.width, j.height);
       if (!alpha) return o.u32(j.data.length).bytes(j.data).finish();
       const flagsA = rng.int(2);
       const lz = lzImage(rng, 10, j.width, j.height, flagsA === 1);
@@ -855,13 +773,13 @@ function imageBlob(rng: Rng, corpus: SpiceCorpus, st: SessionState, opts: { mask
   if (r < 0.88 && st.cachedImages.length > 0) {
     const cid = rng.chance(0.9) ? rng.pick(st.cachedImages) : st.nextId + 7n;
     flags = 0;
-    return () => new Out().u64(cid).u8(rng.chance(0.8) ? IMAGE_TYPE.FROM_CACHE : IMAGE_TYPE.FROM_CACHE_LOSSLESS).u8(0).u32(rng.range(1, 40)).u32(rng.range(1, 40)).finish();
+    return () => ByteWriter.le().u64(cid).u8(rng.chance(0.8) ? IMAGE_TYPE.FROM_CACHE : IMAGE_TYPE.FROM_CACHE_LOSSLESS).u8(0).u32(rng.range(1, 40)).u32(rng.range(1, 40)).finish();
   }
   if (r < 0.95) {
     const sid = st.surfaces.length > 0 && rng.chance(0.8) ? rng.pick(st.surfaces) : rng.pick([0, 3, 0xffffffff]);
-    return () => head(new Out(), IMAGE_TYPE.SURFACE, rng.range(1, 64), rng.range(1, 64)).u32(sid).finish();
+    return () => head(ByteWriter.le(), IMAGE_TYPE.SURFACE, rng.range(1, 64), rng.range(1, 64)).u32(sid).finish();
   }
-  return () => head(new Out(), rng.pick([2, 99, 110, 255]), rng.range(1, 8), rng.range(1, 8)).bytes(rng.bytes(rng.int(16))).finish();
+  return () => head(ByteWriter.le(), rng.pick([2, 99, 110, 255]), rng.range(1, 8), rng.range(1, 8)).bytes(rng.bytes(rng.int(16))).finish();
 }
 
 function brushBytes(rng: Rng, b: Body, corpus: SpiceCorpus, st: SessionState): void {
@@ -877,7 +795,7 @@ function maskBytes(rng: Rng, b: Body, corpus: SpiceCorpus, st: SessionState): vo
   if (rng.chance(0.7)) { b.u32(0); return; }
   if (rng.chance(0.2) && st.masks.length > 0) {
     const id = rng.pick(st.masks);
-    b.ptr(() => new Out().u64(id).u8(IMAGE_TYPE.FROM_CACHE).u8(0).u32(8).u32(8).finish());
+    b.ptr(() => ByteWriter.le().u64(id).u8(IMAGE_TYPE.FROM_CACHE).u8(0).u32(8).u32(8).finish());
     return;
   }
   b.ptr(imageBlob(rng, corpus, st, { mask: true }));
@@ -1069,7 +987,7 @@ function generateWire(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   }
   if (rng.chance(0.6)) body = mutateTimes(rng, body, rng.pick([1, 1, 2, 4]));
   if (rng.chance(0.1)) type = rng.pick(WIRE_PARSERS)[0];
-  return new Out().u16(type).bytes(body).finish();
+  return ByteWriter.le().u16(type).bytes(body).finish();
 }
 
 /** Every view a parsed message holds must lie inside the body. */
@@ -1150,7 +1068,7 @@ function checkCanvas(s: FuzzSurface, before: Uint8Array): void {
   }
 }
 
-function canvasImage(rng: Rng, out: Out): void {
+function canvasImage(rng: Rng, out: ByteWriter): void {
   const w = rng.chance(0.9) ? rng.range(1, 40) : rng.pick([1, 64, 100]);
   const h = rng.chance(0.9) ? rng.range(1, 30) : rng.pick([1, 64]);
   out.u16(w).u16(h).u8(rng.int(3)).u32(rng.u32());
@@ -1168,7 +1086,7 @@ function readCanvasImage(r: ByteReader): DecodedImage {
   return { width, height, rgba, alpha, lossy: false };
 }
 
-function canvasRect(rng: Rng, out: Out, w: number, h: number): void {
+function canvasRect(rng: Rng, out: ByteWriter, w: number, h: number): void {
   const r = spiceRect(wireRect(rng, w, h));
   out.s32(r.x).s32(r.y).u32(r.width).u32(r.height);
 }
@@ -1187,7 +1105,7 @@ function readCanvasRect(r: ByteReader): SpiceRect {
 function generateCanvas(rng: Rng): Uint8Array {
   const w = rng.chance(0.9) ? rng.range(1, 48) : rng.pick([1, 2, 96, 512]);
   const h = rng.chance(0.9) ? rng.range(1, 32) : rng.pick([1, 64, 512]);
-  const o = new Out().u8(rng.int(12)).u16(w).u16(h).u8(rng.int(2)).u32(rng.u32());
+  const o = ByteWriter.le().u8(rng.int(12)).u16(w).u16(h).u8(rng.int(2)).u32(rng.u32());
   canvasRect(rng, o, w, h);
   // Clip lists: none, a few rectangles, or (rarely) as many as the wire allows, on a bigger surface.
   const many = rng.chance(0.01);
@@ -1295,7 +1213,7 @@ function executeCanvas(input: Uint8Array): Outcome {
 
 /** Serialisation of a message list: per message U16 type, U32 length, body, U8 batch end after it (LE). */
 function encodeMessages(msgs: readonly { type: number; body: Uint8Array; batch: boolean }[]): Uint8Array {
-  const o = new Out();
+  const o = ByteWriter.le();
   for (const m of msgs) o.u16(m.type).u32(m.body.length).bytes(m.body).u8(m.batch ? 1 : 0);
   return o.finish();
 }
@@ -1363,7 +1281,7 @@ function generateDisplay(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   // A made-up session on a small primary surface.
   const st: SessionState = { width: rng.range(1, 160), height: rng.range(1, 120), surfaces: [], cachedImages: [], palettes: [], masks: [], streams: [], nextId: 1n };
   const msgs: { type: number; body: Uint8Array; batch: boolean }[] = [];
-  const create = new Out().u32(0).u32(st.width).u32(st.height).u32(rng.chance(0.9) ? SURFACE_FMT.XRGB32 : rng.pick(Object.values(SURFACE_FMT))).u32(1).finish();
+  const create = ByteWriter.le().u32(0).u32(st.width).u32(st.height).u32(rng.chance(0.9) ? SURFACE_FMT.XRGB32 : rng.pick(Object.values(SURFACE_FMT))).u32(1).finish();
   if (rng.chance(0.95)) msgs.push({ type: MSG_DISPLAY.SURFACE_CREATE, body: create, batch: false });
   if (rng.chance(0.9)) msgs.push({ type: MSG_DISPLAY.MARK, body: new Uint8Array(0), batch: rng.chance(0.5) });
   for (let n = rng.range(1, 24); n > 0; n--) {
@@ -1393,21 +1311,21 @@ function bigSession(rng: Rng): { type: number; body: Uint8Array; batch: boolean 
   // The primary mostly small (a big one only costs time: Surface fills it), sometimes up to 8192x8192.
   const pw = rng.chance(0.7) ? rng.range(16, 320) : side();
   const ph = rng.chance(0.7) ? rng.range(16, 240) : side();
-  msgs.push({ type: MSG_DISPLAY.SURFACE_CREATE, body: new Out().u32(0).u32(pw).u32(ph).u32(SURFACE_FMT.XRGB32).u32(1).finish(), batch: false });
+  msgs.push({ type: MSG_DISPLAY.SURFACE_CREATE, body: ByteWriter.le().u32(0).u32(pw).u32(ph).u32(SURFACE_FMT.XRGB32).u32(1).finish(), batch: false });
   msgs.push({ type: MSG_DISPLAY.MARK, body: new Uint8Array(0), batch: false });
   let id = 1n;
   let surfaces = 0;
   for (let n = rng.range(2, 8); n > 0; n--) {
     if (surfaces < BIG_OFFSCREEN_SURFACES && rng.chance(0.3)) {
       surfaces++;
-      msgs.push({ type: MSG_DISPLAY.SURFACE_CREATE, body: new Out().u32(rng.range(1, 4)).u32(side()).u32(side()).u32(rng.pick([SURFACE_FMT.XRGB32, SURFACE_FMT.ARGB32])).u32(0).finish(), batch: false });
+      msgs.push({ type: MSG_DISPLAY.SURFACE_CREATE, body: ByteWriter.le().u32(rng.range(1, 4)).u32(side()).u32(side()).u32(rng.pick([SURFACE_FMT.XRGB32, SURFACE_FMT.ARGB32])).u32(0).finish(), batch: false });
       continue;
     }
     const w = side();
     const h = w === 8192 ? rng.pick([1024, 2048, 4096]) : side();
     const lz = lzBomb(w, h);
     const b = new Body().u32(0).rect({ top: 0, left: 0, bottom: Math.min(ph, h), right: Math.min(pw, w) }).u8(0);
-    b.ptr(() => new Out().u64(id++).u8(IMAGE_TYPE.LZ_RGB).u8(rng.chance(0.8) ? 1 : 0).u32(w).u32(h).u32(lz.length).bytes(lz).finish());
+    b.ptr(() => ByteWriter.le().u64(id++).u8(IMAGE_TYPE.LZ_RGB).u8(rng.chance(0.8) ? 1 : 0).u32(w).u32(h).u32(lz.length).bytes(lz).finish());
     b.rect({ top: 0, left: 0, bottom: h, right: w }).u16(8).u8(1).u8(0).s32(0).s32(0).u32(0);
     msgs.push({ type: MSG_DISPLAY.DRAW_COPY, body: b.finish(), batch: rng.chance(0.5) });
   }
@@ -1471,7 +1389,7 @@ async function executeDisplay(input: Uint8Array): Promise<Outcome> {
 /* ------------------------------------------------------------------------------------------------ */
 /* Target: spice-cursor                                                                              */
 
-function cursorBytes(rng: Rng, o: Out, uniques: bigint[]): void {
+function cursorBytes(rng: Rng, o: ByteWriter, uniques: bigint[]): void {
   const r = rng.float();
   if (r < 0.1) { o.u16(CURSOR_FLAG.NONE); return; }
   if (r < 0.25 && uniques.length > 0) {
@@ -1497,7 +1415,7 @@ function cursorBytes(rng: Rng, o: Out, uniques: bigint[]): void {
 
 /** A made-up cursor message. */
 function cursorMessage(rng: Rng, uniques: bigint[]): { type: number; body: Uint8Array } {
-  const o = new Out();
+  const o = ByteWriter.le();
   const C = MSG_CURSOR;
   const type = rng.pick([C.INIT, C.SET, C.SET, C.SET, C.MOVE, C.MOVE, C.HIDE, C.TRAIL, C.INVAL_ONE, C.INVAL_ALL, C.RESET, rng.pick([100, 109, 200])]);
   switch (type) {
@@ -1564,11 +1482,11 @@ function linkStream(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   const mini = rng.chance(0.8);
   const common = [rng.chance(0.95) ? (mini ? 0b1011 : 0b0011) : rng.u32()];
   const channel = Array.from({ length: rng.chance(0.9) ? rng.int(2) : rng.pick([64, 65]) }, () => rng.u32());
-  const reply = new Out().u32(rng.chance(0.93) ? 0 : rng.pick([1, 3, 5, 7, 99])).bytes(key).u32(common.length).u32(channel.length)
+  const reply = ByteWriter.le().u32(rng.chance(0.93) ? 0 : rng.pick([1, 3, 5, 7, 99])).bytes(key).u32(common.length).u32(channel.length)
     .u32(rng.chance(0.95) ? 4 + 162 + 12 : rng.pick([0, 0xffffffff, 4000]));
   for (const c of [...common, ...channel.slice(0, 66)]) reply.u32(c);
   const body = reply.finish();
-  const o = new Out().u32(rng.chance(0.97) ? 0x51444552 : rng.u32()).u32(rng.chance(0.97) ? 2 : rng.pick([1, 3])).u32(2)
+  const o = ByteWriter.le().u32(rng.chance(0.97) ? 0x51444552 : rng.u32()).u32(rng.chance(0.97) ? 2 : rng.pick([1, 3])).u32(2)
     .u32(rng.chance(0.95) ? body.length : rng.pick([0, 3, 4097, 0xffffffff])).bytes(body)
     .u32(rng.chance(0.93) ? 0 : rng.pick([5, 7, 9, 1]));
   let serial = 1n;
@@ -1578,23 +1496,23 @@ function linkStream(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   };
   for (let n = rng.range(0, 12); n > 0; n--) {
     const k = rng.int(14);
-    if (k === 0) msg(3, new Out().u32(rng.u32()).u32(rng.chance(0.8) ? rng.range(1, 20) : rng.pick([0, 0xffffffff])).finish()); // SET_ACK
-    else if (k === 1) msg(4, new Out().u32(rng.u32()).u64(BigInt(rng.u32())).bytes(rng.bytes(rng.int(64))).finish()); // PING
+    if (k === 0) msg(3, ByteWriter.le().u32(rng.u32()).u32(rng.chance(0.8) ? rng.range(1, 20) : rng.pick([0, 0xffffffff])).finish()); // SET_ACK
+    else if (k === 1) msg(4, ByteWriter.le().u32(rng.u32()).u64(BigInt(rng.u32())).bytes(rng.bytes(rng.int(64))).finish()); // PING
     else if (k === 2) {
       const text = rng.bytes(rng.int(40));
-      msg(7, new Out().u64(0n).u32(0).u32(0).u32(0).u32(rng.chance(0.9) ? text.length : rng.pick([0xffffffff, 4097])).bytes(text).finish()); // NOTIFY
+      msg(7, ByteWriter.le().u64(0n).u32(0).u32(0).u32(0).u32(rng.chance(0.9) ? text.length : rng.pick([0xffffffff, 4097])).bytes(text).finish()); // NOTIFY
     } else if (k === 3) msg(rng.pick([1, 2, 5, 6, 8, 9, 50, 100]), rng.bytes(rng.int(16)));
-    else if (k === 4) msg(103, new Out().u32(rng.u32()).u32(1).u32(3).u32(rng.int(3)).u32(rng.int(2)).u32(10).u32(rng.u32()).u32(rng.chance(0.5) ? 0 : rng.u32()).finish()); // INIT
+    else if (k === 4) msg(103, ByteWriter.le().u32(rng.u32()).u32(1).u32(3).u32(rng.int(3)).u32(rng.int(2)).u32(10).u32(rng.u32()).u32(rng.chance(0.5) ? 0 : rng.u32()).finish()); // INIT
     else if (k === 5) {
       const n2 = rng.chance(0.9) ? rng.int(5) : rng.pick([256, 257, 0xffffffff]);
-      const b = new Out().u32(n2);
+      const b = ByteWriter.le().u32(n2);
       for (let i = 0; i < Math.min(n2, 5); i++) b.u8(rng.pick([CHANNEL.DISPLAY, CHANNEL.CURSOR, CHANNEL.INPUTS, 9])).u8(rng.int(2));
       msg(104, b.finish()); // CHANNELS_LIST
-    } else if (k === 6) msg(105, new Out().u16(3).u16(rng.int(3)).finish());
-    else if (k === 7) msg(106, new Out().u32(rng.u32()).finish());
+    } else if (k === 6) msg(105, ByteWriter.le().u16(3).u16(rng.int(3)).finish());
+    else if (k === 7) msg(106, ByteWriter.le().u32(rng.u32()).finish());
     else if (k === 8) {
       const name = rng.bytes(rng.int(20));
-      msg(113, new Out().u32(rng.chance(0.9) ? name.length : rng.pick([4097, 0xffffffff])).bytes(name).finish());
+      msg(113, ByteWriter.le().u32(rng.chance(0.9) ? name.length : rng.pick([4097, 0xffffffff])).bytes(name).finish());
     } else if (k === 9) msg(114, rng.bytes(rng.chance(0.9) ? 16 : rng.int(16)));
     else if (k === 10) msg(rng.range(107, 130), rng.bytes(rng.int(12)));
     else if (k === 11) msg(rng.int(0x10000), rng.bytes(rng.int(8)));
@@ -1604,7 +1522,7 @@ function linkStream(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   return o.finish();
 }
 
-/** Serialisation: U8 flags (bit 0: a password, bit 1: a display channel instead of main), then chunks (F64 BE t_ms, U32 length, bytes). */
+/** Serialisation: engine.ts `encodeReplayInput`, flags bit 0: a password, bit 1: a display channel instead of main. */
 function generateLink(rng: Rng, corpus: SpiceCorpus): Uint8Array {
   let bytes: Uint8Array;
   const mains = corpus.fixtures.map((f) => f.streams.get(0)).filter((s) => s !== undefined);
@@ -1629,33 +1547,21 @@ function generateLink(rng: Rng, corpus: SpiceCorpus): Uint8Array {
     bytes = linkStream(rng, corpus);
     if (rng.chance(0.3)) bytes = mutateTimes(rng, bytes, rng.range(1, 3));
   }
-  const o = new Out().u8((rng.chance(0.2) ? 1 : 0) | (rng.chance(0.2) ? 2 : 0));
+  const flags = (rng.chance(0.2) ? 1 : 0) | (rng.chance(0.2) ? 2 : 0);
+  const pieces: { t_ms: number; data: Uint8Array }[] = [];
   let p = 0;
   let t = 0;
   while (p < bytes.length) {
     const n = rng.chance(0.3) ? rng.range(1, 8) : rng.range(1, 4096);
-    const piece = bytes.subarray(p, Math.min(bytes.length, p + n));
-    o.f64be(t).u32be(piece.length).bytes(piece);
+    pieces.push({ t_ms: t, data: bytes.subarray(p, Math.min(bytes.length, p + n)) });
     p += n;
     t += rng.int(20);
   }
-  return o.finish();
-}
-
-function readChunks(r: ByteReader): { data: Uint8Array; t_ms: number }[] {
-  const out: { data: Uint8Array; t_ms: number }[] = [];
-  while (r.remaining > 0) {
-    const h = r.bytesView(12);
-    const v = new DataView(h.buffer, h.byteOffset, 12);
-    out.push({ t_ms: v.getFloat64(0), data: r.bytesView(v.getUint32(8)) });
-  }
-  return out;
+  return encodeReplayInput(flags, pieces, false);
 }
 
 function executeLink(input: Uint8Array): Outcome {
-  const r = new ByteReader(input, 0, 'fuzz input');
-  const flags = r.u8();
-  const chunks = readChunks(r);
+  const { flags, chunks } = decodeReplayInput(input, false);
   const transport = new ReplayTransport(0, 'fuzz');
   const state: { err: unknown; closed: boolean; messages: number } = { err: null, closed: false, messages: 0 };
   const display = (flags & 2) !== 0;
@@ -1685,24 +1591,9 @@ function executeLink(input: Uint8Array): Outcome {
 /* ------------------------------------------------------------------------------------------------ */
 /* Target: spice-session                                                                             */
 
-/** Serialisation: U8 flags (bit 0: a password), then chunks (U16 stream, F64 t_ms, U32 length, bytes; BE). */
+/** Serialisation: engine.ts `encodeReplayInput` with streams, flags bit 0: a password. */
 function encodeStreamChunks(chunks: readonly StreamChunk[], password: boolean): Uint8Array {
-  const o = new Out().u8(password ? 1 : 0);
-  for (const c of chunks) o.u8(c.stream >> 8).u8(c.stream).f64be(c.t_ms).u32be(c.data.length).bytes(c.data);
-  return o.finish();
-}
-
-function decodeStreamChunks(input: Uint8Array): { chunks: StreamChunk[]; password: boolean } {
-  const r = new ByteReader(input, 0, 'fuzz input');
-  const password = (r.u8() & 1) !== 0;
-  const chunks: StreamChunk[] = [];
-  while (r.remaining > 0) {
-    const stream = r.u16();
-    const h = r.bytesView(12);
-    const v = new DataView(h.buffer, h.byteOffset, 12);
-    chunks.push({ stream, t_ms: v.getFloat64(0), data: r.bytesView(v.getUint32(8)) });
-  }
-  return { chunks, password };
+  return encodeReplayInput(password ? 1 : 0, chunks, true);
 }
 
 function generateSession(rng: Rng, corpus: SpiceCorpus): Uint8Array {
@@ -1730,7 +1621,7 @@ function generateSession(rng: Rng, corpus: SpiceCorpus): Uint8Array {
       const other = rng.pick(corpus.fixtures).streams.get(1);
       const m = other === undefined || other.messages.length === 0 ? null : rng.pick(other.messages);
       const at = ends.length > 0 ? rng.pick(ends) : bytes.length;
-      if (m !== null) bytes = concat([bytes.subarray(0, at), new Out().u16(m.type).u32(m.body.length).bytes(m.body).finish(), bytes.subarray(at)]);
+      if (m !== null) bytes = concat([bytes.subarray(0, at), ByteWriter.le().u16(m.type).u32(m.body.length).bytes(m.body).finish(), bytes.subarray(at)]);
     } else {
       const donor = rng.chance(0.2) ? rng.pick(corpus.fixtures).streams.get(target)?.bytes : undefined;
       bytes = mutate(rng, bytes, donor);
@@ -1773,88 +1664,36 @@ function generateSession(rng: Rng, corpus: SpiceCorpus): Uint8Array {
 }
 
 async function executeSession(input: Uint8Array, deadline: number): Promise<Outcome> {
-  const { chunks, password } = decodeStreamChunks(input);
-  let frames = 0;
-  const out = await replaySpiceChunks(chunks, (f) => {
-    frames++;
-    if (f.rgba.length < f.stride * f.height || f.stride < f.width * 4) throw new Error(`frame ${f.width}x${f.height} with ${f.rgba.length} bytes`);
-  }, { password, deadline });
-  if (performance.now() > deadline && out.fed < chunks.length && out.error === null) return { status: 'failure', kind: 'timeout', error: 'session did not finish in time' };
-  return classify(out.error, `${frames} frames`);
+  const { flags, chunks } = decodeReplayInput(input, true);
+  const out = await replaySpiceChunks(chunks, checkFrame, { password: (flags & 1) !== 0, deadline });
+  return replayVerdict(out, chunks.length, deadline, 'session');
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* Running                                                                                           */
-
-/** The SPICE targets, by name. */
-export const SPICE_TARGETS = [
-  'spice-quic', 'spice-lz', 'spice-glz', 'spice-lz4', 'spice-bitmap', 'spice-jpeg', 'spice-wire', 'spice-canvas', 'spice-display',
-  'spice-cursor', 'spice-link', 'spice-session',
-] as const;
-export type SpiceTargetName = (typeof SPICE_TARGETS)[number];
-
-/** True for a SPICE target's name. */
-export function isSpiceTarget(name: string): name is SpiceTargetName {
-  return (SPICE_TARGETS as readonly string[]).includes(name);
-}
-
-/** Makes input `seed` of a SPICE target. */
-export function generateSpice(target: SpiceTargetName, seed: number, corpus: SpiceCorpus): Uint8Array {
-  const rng = new Rng(seed);
-  switch (target) {
-    case 'spice-quic': return generateQuic(rng, corpus);
-    case 'spice-lz': return generateLz(rng, corpus);
-    case 'spice-glz': return generateGlz(rng, corpus);
-    case 'spice-lz4': return generateLz4(rng, corpus);
-    case 'spice-bitmap': return generateBitmap(rng, corpus);
-    case 'spice-jpeg': return generateJpeg(rng);
-    case 'spice-wire': return generateWire(rng, corpus);
-    case 'spice-canvas': return generateCanvas(rng);
-    case 'spice-display': return generateDisplay(rng, corpus);
-    case 'spice-cursor': return generateCursor(rng);
-    case 'spice-link': return generateLink(rng, corpus);
-    case 'spice-session': return generateSession(rng, corpus);
-  }
-}
+/* The group                                                                                         */
 
 /**
- * The bounds of each target. A display channel may legitimately hold a primary surface (up to 256 MiB), the
- * image cache (up to 160 MiB), the GLZ window (up to 128 MiB), an off-screen surface and an image being
- * decoded at once: the targets that run one get 1 GiB; every other target, rfb.ts's 512 MiB.
+ * A display channel may legitimately hold a primary surface (up to 256 MiB), the image cache (up to
+ * 160 MiB), the GLZ window (up to 128 MiB), an off-screen surface and an image being decoded at once: the
+ * targets that run one get 1 GiB; every other target, DEFAULT_LIMITS' 512 MiB.
  */
-export function spiceLimits(target: SpiceTargetName): Limits {
-  return target === 'spice-display' || target === 'spice-session' ? { ...DEFAULT_LIMITS, memoryBytes: 1024 * 1024 * 1024 } : DEFAULT_LIMITS;
-}
+const DISPLAY_LIMITS: Limits = { ...DEFAULT_LIMITS, memoryBytes: 1024 * 1024 * 1024 };
 
-/** Runs one input of a SPICE target under the rule (by default, the target's own bounds); never throws. */
-export async function runSpiceInput(target: SpiceTargetName, input: Uint8Array, limits: Limits = spiceLimits(target)): Promise<Outcome> {
-  return guarded((deadline) => {
-    switch (target) {
-      case 'spice-quic': return executeQuic(input);
-      case 'spice-lz': return executeLz(input);
-      case 'spice-glz': return executeGlz(input);
-      case 'spice-lz4': return executeLz4(input);
-      case 'spice-bitmap': return executeBitmap(input);
-      case 'spice-jpeg': return executeJpeg(input);
-      case 'spice-wire': return executeWire(input);
-      case 'spice-canvas': return executeCanvas(input);
-      case 'spice-display': return executeDisplay(input);
-      case 'spice-cursor': return executeCursor(input);
-      case 'spice-link': return executeLink(input);
-      case 'spice-session': return executeSession(input, deadline);
-    }
-  }, limits);
-}
+/** The SPICE targets as the engine runs them. */
+export const SPICE = targetGroup('spice', {
+  'spice-quic': { generate: generateQuic, execute: executeQuic },
+  'spice-lz': { generate: generateLz, execute: executeLz },
+  'spice-glz': { generate: generateGlz, execute: executeGlz },
+  'spice-lz4': { generate: generateLz4, execute: executeLz4 },
+  'spice-bitmap': { generate: generateBitmap, execute: executeBitmap },
+  'spice-jpeg': { generate: generateJpeg, execute: executeJpeg },
+  'spice-wire': { generate: generateWire, execute: executeWire },
+  'spice-canvas': { generate: generateCanvas, execute: executeCanvas },
+  'spice-display': { generate: generateDisplay, execute: executeDisplay, limits: DISPLAY_LIMITS },
+  'spice-cursor': { generate: generateCursor, execute: executeCursor },
+  'spice-link': { generate: generateLink, execute: executeLink },
+  'spice-session': { generate: generateSession, execute: executeSession, limits: DISPLAY_LIMITS },
+}, (root) => loadSpiceCorpus(root), prepareSamples);
 
-/** Fuzzes one SPICE target for `maxInputs` inputs or `seconds`, whichever ends first. */
-export async function fuzzSpiceTarget(opts: {
-  target: SpiceTargetName; runSeed: number; corpus: SpiceCorpus; maxInputs?: number; seconds?: number; limits?: Limits;
-  onFailure?: (f: Failure) => void;
-}): Promise<TargetStats> {
-  await prepareSpice();
-  return fuzzLoop({
-    ...opts,
-    generate: (seed) => generateSpice(opts.target, seed, opts.corpus),
-    run: (input) => runSpiceInput(opts.target, input, opts.limits),
-  });
-}
+/** One SPICE target's name. */
+export type SpiceTargetName = (typeof SPICE.targets)[number];

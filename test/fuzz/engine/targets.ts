@@ -2,30 +2,41 @@
  * Every fuzz target of deskrec, RFB (rfb.ts) and SPICE (spice.ts), by name: what `npm run fuzz` runs and
  * what replays a saved failing input of either kind.
  */
-import { DEFAULT_LIMITS, fuzzTarget, runInput, TARGETS, type Corpus, type Failure, type Limits, type Outcome, type TargetName, type TargetStats } from './rfb';
-import { fuzzSpiceTarget, isSpiceTarget, runSpiceInput, SPICE_TARGETS, spiceLimits, type SpiceCorpus } from './spice';
+import { fuzzTarget, isTargetOf, runInput, type Failure, type Limits, type Outcome, type TargetStats } from './engine';
+import { RFB, type Corpus } from './rfb';
+import { SPICE, type SpiceCorpus } from './spice';
 
 /** Every target: the RFB ones, then the SPICE ones. */
-export const ALL_TARGETS: readonly string[] = [...TARGETS, ...SPICE_TARGETS];
+export const ALL_TARGETS: readonly string[] = [...RFB.targets, ...SPICE.targets];
 
-function isRfbTarget(name: string): name is TargetName {
-  return (TARGETS as readonly string[]).includes(name);
-}
+/** The targets of each group, by the group's name (`--target rfb`). */
+export const GROUPS: ReadonlyMap<string, readonly string[]> = new Map<string, readonly string[]>([[RFB.name, RFB.targets], [SPICE.name, SPICE.targets]]);
 
 /** Runs one input of any target (a saved failure names its target) under its bounds; an unknown target is a failure. */
 export async function runAnyInput(target: string, input: Uint8Array, limits?: Limits): Promise<Outcome> {
-  if (isRfbTarget(target)) return runInput(target, input, limits ?? DEFAULT_LIMITS);
-  if (isSpiceTarget(target)) return runSpiceInput(target, input, limits ?? spiceLimits(target));
+  if (isTargetOf(RFB, target)) return runInput(RFB, target, input, limits);
+  if (isTargetOf(SPICE, target)) return runInput(SPICE, target, input, limits);
   return { status: 'failure', kind: 'exception', error: `unknown fuzz target ${target}` };
+}
+
+/** The corpora of both groups. */
+export interface Corpora {
+  rfb: Corpus;
+  spice: SpiceCorpus;
+}
+
+/** Loads both groups' corpora from the repository at `root`. */
+export function loadCorpora(root: string): Corpora {
+  return { rfb: RFB.loadCorpus(root), spice: SPICE.loadCorpus(root) };
 }
 
 /** Fuzzes any target with its own corpus. */
 export function fuzzAnyTarget(opts: {
-  target: string; runSeed: number; corpus: Corpus; spiceCorpus: SpiceCorpus; maxInputs?: number; seconds?: number; limits?: Limits;
+  target: string; runSeed: number; corpora: Corpora; maxInputs?: number; seconds?: number; limits?: Limits;
   onFailure?: (f: Failure) => void;
 }): Promise<TargetStats> {
-  const { target, corpus, spiceCorpus, ...rest } = opts;
-  if (isRfbTarget(target)) return fuzzTarget({ ...rest, target, corpus });
-  if (isSpiceTarget(target)) return fuzzSpiceTarget({ ...rest, target, corpus: spiceCorpus });
+  const { target, corpora, ...rest } = opts;
+  if (isTargetOf(RFB, target)) return fuzzTarget(RFB, { ...rest, target, corpus: corpora.rfb });
+  if (isTargetOf(SPICE, target)) return fuzzTarget(SPICE, { ...rest, target, corpus: corpora.spice });
   throw new Error(`unknown fuzz target ${target}`);
 }

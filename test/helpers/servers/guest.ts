@@ -2,7 +2,8 @@
  * The tiny Linux guest the SPICE harness boots: a Debian kernel and a busybox initrd that brings up the DRM
  * driver of QEMU's display device (bochs for `-vga std`, qxl for `-vga qxl`) so the framebuffer console runs
  * at the DRM resolution, then prints coloured text forever (or, with `deskrec.mode=photo` on the kernel
- * command line, animates a colour-gradient picture: `guestCmdline('photo')`). It is built from Debian packages by
+ * command line, animates a colour-gradient picture: `guestCmdline('photo')`; with `deskrec.mode=shell`, runs an
+ * interactive shell on the console for input tests: `guestCmdline('shell')`). It is built from Debian packages by
  * `scripts/guest/build.sh` at test set-up time (nothing binary is committed) and cached between runs.
  * docs/TESTING.md ("SPICE") explains what is in it and why.
  */
@@ -31,18 +32,31 @@ export interface GuestImage {
  */
 export const GUEST_CMDLINE = 'console=tty0 quiet loglevel=3 panic=-1 consoleblank=0 vt.global_cursor_default=0';
 
-/** What the guest shows: `text` (the default) prints coloured text; `photo` animates a colour-gradient picture. */
-export type GuestMode = 'text' | 'photo';
+/**
+ * What the guest shows: `text` (the default) prints coloured text; `photo` animates a colour-gradient
+ * picture; `shell` shows a banner and an interactive busybox shell on tty1, which reads QEMU's PS/2
+ * keyboard (what SPICE's inputs channel and QMP `send-key` type on).
+ */
+export type GuestMode = 'text' | 'photo' | 'shell';
+
+/**
+ * What the shell-mode guest writes to its serial port (/dev/ttyS0, QEMU `-serial`) each time a shell is
+ * about to read its first command: typed keys reach the shell from then on.
+ */
+export const GUEST_SHELL_READY = 'deskrec-shell-ready';
 
 /**
  * The kernel command line for a mode. `photo` adds `deskrec.mode=photo`: /init then draws a smooth
  * gradient picture on /dev/fb0 and keeps redrawing a 256-row full-width band in the middle of the screen
  * (the picture scrolling through it, ~15 times a second), so spice-server takes it for a photo (JPEG under
  * `jpeg-wan-compression=always`) and for video (MJPEG streams under `streaming-video=all`). See
- * scripts/guest/build.sh, step 4b.
+ * scripts/guest/build.sh, step 4b. `shell` adds `deskrec.mode=shell`: a banner, then `sh -i` on tty1 with
+ * tty1 as its controlling terminal, restarted if it exits; the screen changes only when the shell echoes
+ * or prints. With a serial port it writes GUEST_SHELL_READY there when ready, and a typed
+ * `echo X >/dev/ttyS0` puts X there. See step 4c. `text` leaves the command line as it always was.
  */
 export function guestCmdline(mode: GuestMode = 'text'): string {
-  return mode === 'photo' ? `${GUEST_CMDLINE} deskrec.mode=photo` : GUEST_CMDLINE;
+  return mode === 'text' ? GUEST_CMDLINE : `${GUEST_CMDLINE} deskrec.mode=${mode}`;
 }
 
 /** The build script, from the repository root. */

@@ -5,6 +5,7 @@
  * screenshot.
  */
 import { connect, type Socket } from 'node:net';
+import { ByteWriter } from '../../../src/wire/writer';
 import type { RgbaImage } from './image';
 import { pollUntil } from './proc';
 
@@ -55,7 +56,7 @@ export class SocketReader {
   }
 
   /** Sends bytes. */
-  write(b: Buffer): void {
+  write(b: Uint8Array): void {
     this.socket.write(b);
   }
 }
@@ -155,33 +156,16 @@ export async function grabRawFrame(host: string, port: number, opts: { cursorPse
     const width = init.readUInt16BE(0);
     const height = init.readUInt16BE(2);
     const desktopName = (await r.read(init.readUInt32BE(20))).toString('utf8');
-    const pf = Buffer.alloc(20);
-    pf.writeUInt8(0, 0); // SetPixelFormat
-    pf.set([32, 24, 0, 1], 4); // bpp, depth, big-endian, true colour
-    pf.writeUInt16BE(255, 8);
-    pf.writeUInt16BE(255, 10);
-    pf.writeUInt16BE(255, 12);
-    pf.set([16, 8, 0], 14);
-    r.write(pf);
+    // SetPixelFormat: 32 bpp, depth 24, little-endian, true colour, max 255, shifts 16/8/0 (B, G, R, X in memory).
+    r.write(new ByteWriter(20).u8(0).pad(3).u8(32).u8(24).u8(0).u8(1).u16(255).u16(255).u16(255).u8(16).u8(8).u8(0).pad(3).finish());
     const encs = opts.cursorPseudo === true ? [0, -239] : [0];
-    const se = Buffer.alloc(4 + 4 * encs.length);
-    se.writeUInt8(2, 0);
-    se.writeUInt16BE(encs.length, 2);
-    encs.forEach((e, i) => { se.writeInt32BE(e, 4 + 4 * i); });
-    r.write(se);
+    const se = new ByteWriter(4 + 4 * encs.length).u8(2).pad(1).u16(encs.length);
+    for (const e of encs) se.s32(e);
+    r.write(se.finish());
     if (opts.pointer !== undefined) {
-      const pe = Buffer.alloc(6);
-      pe.writeUInt8(5, 0); // PointerEvent, no buttons
-      pe.writeUInt16BE(opts.pointer.x, 2);
-      pe.writeUInt16BE(opts.pointer.y, 4);
-      r.write(pe);
+      r.write(new ByteWriter(6).u8(5).u8(0).u16(opts.pointer.x).u16(opts.pointer.y).finish()); // PointerEvent, no buttons
     }
-    const req = Buffer.alloc(10);
-    req.writeUInt8(3, 0);
-    req.writeUInt8(0, 1);
-    req.writeUInt16BE(width, 6);
-    req.writeUInt16BE(height, 8);
-    r.write(req);
+    r.write(new ByteWriter(10).u8(3).u8(0).u16(0).u16(0).u16(width).u16(height).finish()); // FramebufferUpdateRequest, full
     const rgba = new Uint8Array(width * height * 4);
     const covered = new Uint8Array(width * height);
     let remaining = width * height;

@@ -1,13 +1,15 @@
 /**
- * An independent probe of a SPICE server's link handshake, written from the protocol description
- * (docs: /work/shared/reference/SPICE.md §1), not from the client under test: it sends a SpiceLinkHeader
- * and a SpiceLinkMess for one channel, decodes the server's SpiceLinkReply and, when asked, sends the
- * RSA-OAEP-encrypted ticket and reads the link result. Over plain TCP or TLS.
+ * An independent probe of a SPICE server's link handshake, written from the protocol definition
+ * (spice-protocol `spice/protocol.h`: SpiceLinkHeader, SpiceLinkMess, SpiceLinkReply), not from the client
+ * under test: it sends a SpiceLinkHeader and a SpiceLinkMess for one channel, decodes the server's
+ * SpiceLinkReply and, when asked, sends the RSA-OAEP-encrypted ticket and reads the link result. Over plain
+ * TCP or TLS.
  */
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { ByteWriter } from '../../../src/wire/writer';
 
 /** "REDQ" read as a little-endian u32. */
 export const SPICE_MAGIC = 0x51444552;
@@ -85,23 +87,15 @@ class Reader {
   }
 }
 
-/** The client's first bytes: SpiceLinkHeader + SpiceLinkMess + caps. */
-export function encodeLinkMess(opts: { channelType: number; channelId: number; connectionId: number; commonCaps: number[]; channelCaps: number[] }): Buffer {
+/** The client's first bytes: SpiceLinkHeader + SpiceLinkMess + caps (all little-endian). */
+export function encodeLinkMess(opts: { channelType: number; channelId: number; connectionId: number; commonCaps: number[]; channelCaps: number[] }): Uint8Array {
   const caps = [...opts.commonCaps, ...opts.channelCaps];
   const size = LINK_MESS_SIZE + 4 * caps.length;
-  const b = Buffer.alloc(16 + size);
-  b.writeUInt32LE(SPICE_MAGIC, 0);
-  b.writeUInt32LE(2, 4);
-  b.writeUInt32LE(2, 8);
-  b.writeUInt32LE(size, 12);
-  b.writeUInt32LE(opts.connectionId >>> 0, 16);
-  b.writeUInt8(opts.channelType, 20);
-  b.writeUInt8(opts.channelId, 21);
-  b.writeUInt32LE(opts.commonCaps.length, 22);
-  b.writeUInt32LE(opts.channelCaps.length, 26);
-  b.writeUInt32LE(LINK_MESS_SIZE, 30);
-  caps.forEach((c, i) => { b.writeUInt32LE(c >>> 0, 34 + 4 * i); });
-  return b;
+  const w = ByteWriter.le(16 + size).u32(SPICE_MAGIC).u32(2).u32(2).u32(size)
+    .u32(opts.connectionId).u8(opts.channelType).u8(opts.channelId)
+    .u32(opts.commonCaps.length).u32(opts.channelCaps.length).u32(LINK_MESS_SIZE);
+  for (const c of caps) w.u32(c);
+  return w.finish();
 }
 
 /** The ticket: password + NUL, RSA-OAEP (SHA-1) with the key from the link reply; 128 bytes. */

@@ -7,7 +7,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { buildGuest, guestCmdline, type GuestImage, type GuestMode } from './guest';
+import { buildGuest, guestCmdline, GUEST_SHELL_READY, type GuestImage, type GuestMode } from './guest';
 import { countDifferentPixels, parsePpm, type RgbaImage } from './image';
 import { FatalError, pollUntil, requireCommand, runTool, sleep, spawnGroup, stopGroup } from './proc';
 import { freeTcpPort } from './ports';
@@ -35,8 +35,17 @@ export interface SpiceOptions {
   tls?: boolean;
   /** The guest to boot (default: `buildGuest()`, the cached build). */
   guest?: GuestImage;
-  /** What the guest shows (default `text`); `photo`: the animated gradient picture (`guestCmdline`). */
+  /**
+   * What the guest shows (default `text`); `photo`: the animated gradient picture; `shell`: an interactive
+   * shell on the console (`guestCmdline`).
+   */
   guestMode?: GuestMode;
+  /**
+   * Give the guest a serial port (its /dev/ttyS0) written to a file: `serialText`, `waitForSerial`.
+   * Default: on in `shell` mode (the shell reports there), off otherwise (text and photo boot as they
+   * always did, with no serial port).
+   */
+  serial?: boolean;
   /** More kernel command-line arguments, after the mode's. */
   append?: string;
   /** Extra QEMU arguments. */
@@ -68,6 +77,8 @@ export interface SpiceServer {
   version: string;
   /** QEMU's stdout/stderr. */
   logFile: string;
+  /** Where the guest's serial port (/dev/ttyS0) is written, with `serial` (default in `shell` mode). */
+  serialFile: string | undefined;
   /** The full QEMU command line (for reports). */
   commandLine: string[];
   /** The guest that was booted. */
@@ -83,7 +94,8 @@ export interface SpiceServer {
   /**
    * Polls `screendump` until the guest's coloured text is on the screen (at least 3 saturated colours, not
    * the 720x400 text mode or SeaBIOS's grey) — in `photo` mode until its picture is (at least 1000
-   * saturated colours); resolves with that picture and the ms since QEMU was started.
+   * saturated colours; in `shell` mode the banner's colours count as text: use `waitForShell` to know the
+   * shell reads keys); resolves with that picture and the ms since QEMU was started.
    */
   waitForText(timeoutMs?: number): Promise<{ image: RgbaImage; bootMs: number }>;
   /**
@@ -101,8 +113,47 @@ export interface SpiceServer {
   holdOutput(): Promise<void>;
   /** Ctrl-Q to the guest console: the text goes on. */
   releaseOutput(): Promise<void>;
+  /** Everything the guest wrote to its serial port so far ('' before anything or without `serial`). */
+  serialText(): string;
+  /**
+   * Polls the serial output until `pattern` (a string to find, or a RegExp) occurs at or after character
+   * `from` (default 0; pass `serialText().length` to wait for new output only); resolves with the match.
+   * Fails at once if QEMU exits, or when there is no serial port.
+   */
+  waitForSerial(pattern: string | RegExp, timeoutMs?: number, from?: number): Promise<string>;
+  /** Shell mode: waits until a shell on tty1 reports it is ready for commands (GUEST_SHELL_READY on the serial port). */
+  waitForShell(timeoutMs?: number): Promise<void>;
+  /**
+   * Types printable ASCII, `\n` (Return) and `\t` on the guest's PS/2 keyboard through QMP `send-key`
+   * (US layout; Shift for capitals and shifted symbols), one key (with Shift) per command. QEMU queues the
+   * events with a 10 ms pause between them, so the guest's 16-byte PS/2 queue never overflows. An oracle
+   * path into the guest that does not involve SPICE.
+   */
+  typeViaQmp(text: string): Promise<void>;
   /** Quits QEMU (QMP `quit`, then signals) and deletes the temp dir; safe to call twice. */
   stop(): Promise<void>;
+}
+
+/** QEMU key codes (QKeyCode) for US-layout ASCII: the unshifted key, and the key that gives it with Shift. */
+const QCODE_PLAIN: Record<string, string> = {
+  ' ': 'spc', '\n': 'ret', '\t': 'tab', '-': 'minus', '=': 'equal', '[': 'bracket_left', ']': 'bracket_right',
+  '\\': 'backslash', ';': 'semicolon', "'": 'apostrophe', '`': 'grave_accent', ',': 'comma', '.': 'dot', '/': 'slash',
+};
+const QCODE_SHIFTED: Record<string, string> = {
+  '!': '1', '@': '2', '#': '3', $: '4', '%': '5', '^': '6', '&': '7', '*': '8', '(': '9', ')': '0', _: 'minus',
+  '+': 'equal', '{': 'bracket_left', '}': 'bracket_right', '|': 'backslash', ':': 'semicolon', '"': 'apostrophe',
+  '~': 'grave_accent', '<': 'comma', '>': 'dot', '?': 'slash',
+};
+
+/** The QMP `send-key` keys for one ASCII character (US layout). */
+export function qcodesFor(ch: string): string[] {
+  if (/^[a-z0-9]$/.test(ch)) return [ch];
+  if (/^[A-Z]$/.test(ch)) return ['shift', ch.toLowerCase()];
+  const plain = QCODE_PLAIN[ch];
+  if (plain !== undefined) return [plain];
+  const shifted = QCODE_SHIFTED[ch];
+  if (shifted !== undefined) return ['shift', shifted];
+  throw new Error(`typeViaQmp: no US-layout key for ${JSON.stringify(ch)}`);
 }
 
 function logTail(file: string): string {
@@ -191,6 +242,9 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       caFile = await makeSpiceX509Dir(x509Dir);
     }
     const guestMode = opts.guestMode ?? 'text';
+    // A file chardev: QEMU writes what the guest sends as it comes; the test reads the file.
+    const serialFile = (opts.serial ?? guestMode === 'shell') ? join(dir, 'serial.log') : undefined;
+    const serialArgs = serialFile !== undefined ? ['-serial', `file:${serialFile}`] : [];
     const cmdline = opts.append !== undefined && opts.append !== '' ? `${guestCmdline(guestMode)} ${opts.append}` : guestCmdline(guestMode);
     let port = -1;
     let tlsPort: number | undefined;
@@ -208,7 +262,7 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       if (opts.streamingVideo !== undefined) spice.push(`streaming-video=${opts.streamingVideo}`);
       args = ['-machine', 'pc', '-accel', 'tcg', '-m', '256', '-nodefaults', '-no-reboot', '-display', 'none',
         '-vga', opts.vga, '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', cmdline,
-        ...objects, '-spice', spice.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', 'deskrec-spice-test',
+        ...serialArgs, ...objects, '-spice', spice.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', 'deskrec-spice-test',
         ...(opts.extraArgs ?? [])];
       const log = openSync(logFile, 'a');
       startedAt = Date.now();
@@ -265,10 +319,29 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
     const holdOutput = (): Promise<void> => sendKeys(['ctrl', 's']);
     const releaseOutput = (): Promise<void> => sendKeys(['ctrl', 'q']);
     const holdFirst = opts.vga === 'qxl' || guestMode === 'photo';
+    const serialText = (): string => {
+      if (serialFile === undefined) return '';
+      try {
+        return readFileSync(serialFile, 'latin1');
+      } catch {
+        return ''; // QEMU creates the file at start; it is gone only after stop()
+      }
+    };
+    const waitForSerial = async (pattern: string | RegExp, timeoutMs = 30000, from = 0): Promise<string> => {
+      if (serialFile === undefined) throw new Error('waitForSerial needs a serial port: startQemuSpice({ serial: true }) or guestMode \'shell\'');
+      const find = (): string | undefined => {
+        alive();
+        const text = serialText().slice(from);
+        if (typeof pattern === 'string') return text.includes(pattern) ? pattern : undefined;
+        const m = pattern.exec(text);
+        return m === null ? undefined : m[0];
+      };
+      return pollUntil(`${String(pattern)} on the guest's serial port`, timeoutMs, () => Promise.resolve(find()), 100);
+    };
     const spicy = requireCommand('spicy-screenshot');
     const server: SpiceServer = {
       host: '127.0.0.1', port, tlsPort, caFile, password: opts.password, vga: opts.vga, guestMode, qmp: session,
-      version: session.version, logFile, commandLine: [qemu, ...args], guest,
+      version: session.version, logFile, serialFile, commandLine: [qemu, ...args], guest,
       screenshotRgba,
       async spicyScreenshotRgba(how = {}) {
         const file = join(dir, `spicy-${shot++}.ppm`);
@@ -321,6 +394,15 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       },
       holdOutput,
       releaseOutput,
+      serialText,
+      waitForSerial,
+      async waitForShell(timeoutMs = 60000) {
+        if (guestMode !== 'shell') throw new Error(`waitForShell: the guest runs in ${guestMode} mode, not shell`);
+        await waitForSerial(GUEST_SHELL_READY, timeoutMs);
+      },
+      async typeViaQmp(text) {
+        for (const ch of text) await sendKeys(qcodesFor(ch));
+      },
       stop,
     };
     return server;

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ByteWriter } from '../../../src/wire/writer';
 import { freeTcpPort } from './ports';
 import { parseXwd, type RgbaImage } from './image';
 import { exited, FatalError, requireCommand, runTool, spawnGroup, stopGroup } from './proc';
@@ -79,10 +80,10 @@ const needsCert = (s: XvncSecurity): boolean => s.startsWith('X509');
 
 /** Writes an Xauthority file with one FamilyWild MIT-MAGIC-COOKIE-1 entry, valid for any display number. */
 export function writeXauthority(file: string, cookie: Buffer): void {
-  const field = (b: Buffer): Buffer => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-  const family = Buffer.from([0xff, 0xff]); // FamilyWild
-  writeFileSync(file, Buffer.concat([family, field(Buffer.alloc(0)), field(Buffer.alloc(0)),
-    field(Buffer.from('MIT-MAGIC-COOKIE-1', 'latin1')), field(cookie)]), { mode: 0o600 });
+  // FamilyWild, then address, display number, auth name and auth data, each with a big-endian u16 length.
+  const w = new ByteWriter().u16(0xffff);
+  for (const field of [new Uint8Array(0), new Uint8Array(0), Buffer.from('MIT-MAGIC-COOKIE-1', 'latin1'), cookie]) w.u16(field.length).bytes(field);
+  writeFileSync(file, w.finish(), { mode: 0o600 });
 }
 
 /** Makes a self-signed P-256 certificate for CN=127.0.0.1 (SAN IP:127.0.0.1, DNS:localhost) in `dir`. */

@@ -6,6 +6,7 @@ import type { Frame } from '../../../src/capture/surface';
 import { AuthError, ConnectError, ProtocolError } from '../../../src/errors';
 import { RfbClient, type RfbOptions } from '../../../src/protocol/rfb/client';
 import { vncAuthResponse } from '../../../src/protocol/rfb/security/des';
+import { mulberry32 } from '../../../src/util/rng';
 import { ByteWriter } from '../../../src/wire/writer';
 import { ReplayTransport } from '../../../src/transport/replay';
 
@@ -42,11 +43,10 @@ function start(opts: Partial<RfbOptions> = {}): Run {
 
 /** Feeds bytes in random chunk sizes (seeded), then lets promises settle. */
 async function feed(run: Run, bytes: Uint8Array, seed: number): Promise<void> {
-  let s = seed;
+  const next = mulberry32(seed);
   let o = 0;
   while (o < bytes.length) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    const n = seed === 0 ? bytes.length : 1 + (s % 7);
+    const n = seed === 0 ? bytes.length : 1 + (next() % 7);
     run.t.feed(bytes.subarray(o, o + n));
     o += n;
   }

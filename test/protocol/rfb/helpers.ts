@@ -2,6 +2,8 @@
 import * as zlib from 'zlib';
 import { Surface } from '../../../src/capture/surface';
 import { ByteReader, NeedMoreData } from '../../../src/wire/reader';
+import { ByteWriter } from '../../../src/wire/writer';
+import { randomFloats } from '../../../src/util/rng';
 import type { DecodeContext, RectDecoder, RectHeader } from '../../../src/protocol/rfb/types';
 
 /** Concatenates numbers (bytes) and byte arrays. */
@@ -14,10 +16,10 @@ export function bytes(...parts: (number | number[] | Uint8Array)[]): Uint8Array 
   return Uint8Array.from(out);
 }
 
-/** Big-endian U16. */
-export const u16 = (v: number): number[] => [(v >> 8) & 255, v & 255];
-/** Big-endian U32 / S32. */
-export const u32 = (v: number): number[] => [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+/** Big-endian U16, as bytes for `bytes(...)`. */
+export const u16 = (v: number): number[] => Array.from(new ByteWriter(2).u16(v).finish());
+/** Big-endian U32 / S32, as bytes for `bytes(...)`. */
+export const u32 = (v: number): number[] => Array.from(new ByteWriter(4).u32(v).finish());
 
 /** An RGBX (R,G,B,0) pixel of the default test format. */
 export const px = (r: number, g: number, b: number): number[] => [r, g, b, 0];
@@ -77,19 +79,10 @@ export async function decodeWhole(d: RectDecoder, rh: RectHeader, data: Uint8Arr
   await pending;
 }
 
-/** A deterministic pseudo-random generator (for chunk boundaries). */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-
 /** Truncation points: all of them for short inputs, else the edges plus random ones. */
 export function cutPoints(len: number, seed = 1): number[] {
   if (len <= 40) return Array.from({ length: len }, (_, i) => i);
-  const rnd = prng(seed);
+  const rnd = randomFloats(seed);
   const set = new Set<number>([0, 1, 2, 3, 4, 5, len - 1, len - 2]);
   while (set.size < 30) set.add(Math.floor(rnd() * len));
   return [...set].sort((a, b) => a - b);

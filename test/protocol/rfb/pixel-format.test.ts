@@ -1,4 +1,5 @@
 import { ByteReader } from '../../../src/wire/reader';
+import { ByteWriter } from '../../../src/wire/writer';
 import {
   ColourMap, RGBX_FORMAT, createPixelDecoder, isTight24, parsePixelFormat, tightPixel, validatePixelFormat, writePixelFormat,
   zrleCPixel, zrleDroppedByte,
@@ -41,7 +42,7 @@ describe('pixel formats', () => {
   test('32bpp with unusual shifts and maxes, both endians', () => {
     // R 10 bits at shift 20, G 10 bits at 10, B 10 bits at 0 (a 30-bit format).
     const v = (1023 << 20) | (512 << 10) | 0;
-    const le = [v & 255, (v >> 8) & 255, (v >> 16) & 255, (v >>> 24) & 255];
+    const le = Array.from(ByteWriter.le(4).u32(v).finish());
     const f = tc(32, 30, false, [1023, 1023, 1023], [20, 10, 0]);
     expect(convert(f, le, 1)).toEqual([255, Math.round((512 * 255) / 1023), 0, 255]);
     expect(convert({ ...f, bigEndian: true }, [...le].reverse(), 1)).toEqual([255, 128, 0, 255]);

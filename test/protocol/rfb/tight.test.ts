@@ -6,8 +6,9 @@ import { tightDecoder } from '../../../src/protocol/rfb/encodings/tight';
 import { tightPngDecoder } from '../../../src/protocol/rfb/encodings/tight-png';
 import { RGBX_FORMAT } from '../../../src/protocol/rfb/pixel-format';
 import type { PixelFormat } from '../../../src/protocol/rfb/types';
+import { randomFloats } from '../../../src/util/rng';
 import { ByteReader } from '../../../src/wire/reader';
-import { Img, type Rgba, bytes, decodeChunked, decodeWhole, deflateParts, expectCode, pixelsOf, prng, rect } from './helpers';
+import { Img, type Rgba, bytes, decodeChunked, decodeWhole, deflateParts, expectCode, pixelsOf, rect } from './helpers';
 
 const R: Rgba = [255, 0, 0, 255];
 const G: Rgba = [0, 255, 0, 255];
@@ -51,7 +52,7 @@ describe('Tight compact length', () => {
 
 describe('Tight', () => {
   test('fill, basic copy (raw under 12 bytes and zlib with a 2-byte length), palettes — streams persist', async () => {
-    const rnd = prng(42);
+    const rnd = randomFloats(42);
     const noisy = new Img(40, 8);
     for (let y = 0; y < 8; y++) for (let x = 0; x < 40; x++) noisy.set(x, y, [Math.floor(rnd() * 256), Math.floor(rnd() * 256), Math.floor(rnd() * 256), 255]);
     const copyImg = Img.fromRows(['RGBW', 'KRGB'], key);

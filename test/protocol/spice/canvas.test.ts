@@ -82,6 +82,12 @@ function expectCode(fn: () => unknown, code: string): void {
   throw new Error('no error thrown');
 }
 
+/** An integer in [0, n) from a seeded generator (src/util/rng.ts), so failures reproduce. */
+function rng(seed: number): (n: number) => number {
+  const next = randomFloats(seed);
+  return (n: number): number => Math.floor(next() * n);
+}
+
 describe('ROP descriptor mapping (spice-common ropd_descriptor_to_rop)', () => {
   test.each([
     ['PUT', PUT, ROP.COPY],
@@ -469,18 +475,6 @@ describe('maskFromImage', () => {
 });
 
 describe('robustness', () => {
-  /** mulberry32: a small seeded generator so failures reproduce. */
-  function rng(seed: number): (n: number) => number {
-    let a = seed >>> 0;
-    return (n: number): number => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-    };
-  }
-
   /** The array behind a Proxy that throws on any element read or write outside it (typed arrays ignore those silently). */
   function guarded(a: Uint8Array): Uint8Array {
     const index = (p: string | symbol): number | null => (typeof p === 'string' && /^-?\d+$/.test(p) ? Number(p) : null);
@@ -586,12 +580,6 @@ describe('robustness', () => {
 });
 
 describe('clip regions', () => {
-  /** An integer in [0, n) from a seeded generator (src/util/rng.ts), so failures reproduce. */
-  function rng(seed: number): (n: number) => number {
-    const next = randomFloats(seed);
-    return (n: number): number => Math.floor(next() * n);
-  }
-
   /** Every pixel that some clip rectangle ∩ box ∩ surface covers, as a 0/1 map (counted with a 2-D difference array). */
   function coverage(width: number, height: number, b: DisplayBase): Uint8Array {
     const diff = new Int32Array((width + 1) * (height + 1));

@@ -2,7 +2,8 @@ import sharp from 'sharp';
 import { ProtocolError } from '../../../src/errors';
 import { ImageResolver } from '../../../src/protocol/spice/display/images';
 import { IMAGE_FLAG, IMAGE_TYPE, type ImageRef } from '../../../src/protocol/spice/display/wire';
-import { GlzWindow } from '../../../src/protocol/spice/images/index';
+import { GlzWindow, LZ_TYPE } from '../../../src/protocol/spice/images/index';
+import { LzBuilder, lzHeader } from './images/lz-coder';
 
 const resolver = (): ImageResolver => new ImageResolver(new GlzWindow(), (id) => (id === 3 ? { width: 1, height: 1, rgba: Uint8Array.of(1, 2, 3, 255), alpha: 'none', lossy: false } : null));
 
@@ -78,16 +79,9 @@ describe('SPICE image resolution', () => {
   test('by default, images that decode big from a few bytes cannot grow the cache past twice the announced size', async () => {
     // Regression (spice-display fuzz target, fixtures/fuzz/spice-display-*): CACHE_ME on LZ images of one
     // long run (16M pixels from 64 KiB) grew the cache without bound; three of them passed 512 MiB.
-    const lzRun = (w: number, h: number): Uint8Array => {
-      const be = (v: number): number[] => [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
-      const out = [...be(0x20205a4c), ...be(0x00010001), ...be(8), ...be(w), ...be(h), ...be(w * 4), ...be(1), 0, 1, 2, 3];
-      // One back-reference of distance 1 for the remaining pixels (length bias 1: code 7, then 255s).
-      let e = w * h - 1 - 1 - 6;
-      out.push(7 << 5);
-      while (e >= 255) { out.push(255); e -= 255; }
-      out.push(e, 0);
-      return new Uint8Array(out);
-    };
+    // One literal pixel, then one back-reference of distance 1 for the remaining pixels.
+    const lzRun = (w: number, h: number): Uint8Array =>
+      new Uint8Array([...lzHeader(LZ_TYPE.RGB32, w, h, w * 4, true), ...new LzBuilder(1).lit([[1, 2, 3]]).match(w * h - 1, 1).bytes]);
     const r = resolver();
     const big = (id: bigint): ImageRef => ({ id, type: IMAGE_TYPE.LZ_RGB, flags: IMAGE_FLAG.CACHE_ME, width: 6000, height: 4000, data: lzRun(6000, 4000) });
     expect(await codeOf(r.resolve(big(1n)))).toBe('ok');

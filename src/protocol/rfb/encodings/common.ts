@@ -1,6 +1,7 @@
 /**
- * Helpers shared by the rectangle decoders: geometry and length checks that run before any allocation
- * (DESIGN.md convention 6), a reused conversion buffer, and drawing converted pixels through the Surface.
+ * Helpers shared by the rectangle decoders: geometry and length checks that run before any allocation (so a
+ * hostile length is a ProtocolError, not an allocation: TigerVNC's RREDecoder.cxx "Invalid RRE coordinates"
+ * is the model), a reused conversion buffer, and drawing converted pixels through the Surface.
  */
 import { ProtocolError } from '../../../errors';
 import type { Rect } from '../../../capture/rect';

@@ -11,7 +11,7 @@ import type { DecodeContext, InflateStream, PixelFormat } from '../types';
 import { createInflateStream } from '../zlib-stream';
 
 /** Default cap on a rectangle's decompressed bytes (64 MiB: a full 4096×4096 RGBA frame). */
-export const DEFAULT_MAX_RECT_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_RECT_BYTES = 64 * 1024 * 1024;
 
 /** A DecodeContext that also remembers the cursor set through it and owns the colour map. */
 export interface RfbDecodeContext extends DecodeContext {

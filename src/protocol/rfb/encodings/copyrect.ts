@@ -1,6 +1,7 @@
 /**
- * CopyRect encoding (rfbproto §7.7.2): U16 src-x, U16 src-y; copy from the framebuffer as it is at this
- * point of the update (RFB.md §8.15). Surface.copyRect checks both rectangles and handles overlap.
+ * CopyRect encoding (rfbproto §7.7.2): U16 src-x, U16 src-y; copy from the framebuffer as it is at this point
+ * of the update (rectangles apply in order: RFC 6143 §7.7.2). Surface.copyRect checks both rectangles and
+ * handles overlap.
  */
 import type { RectDecoder } from '../types';
 import { checkRect } from './common';

@@ -22,7 +22,7 @@ const PIXEL_ENCODINGS = new Set([0, 2, 4, 5, 6, 7, 15, 16, -260]);
 const alphaPixels = createAlphaPixelDecoder();
 
 /** Premultiplied RGBA → straight RGBA, in place: c' = round(c·255/a), clamped; a = 0 → transparent black. */
-export function unpremultiply(rgba: Uint8Array): void {
+function unpremultiply(rgba: Uint8Array): void {
   for (let o = 0; o < rgba.length; o += 4) {
     const a = rgba[o + 3] as number;
     if (a === 255) continue;

@@ -8,7 +8,7 @@ import type { CursorShape } from '../../../capture/cursor';
 import type { RectDecoder, RectHeader } from '../types';
 
 /** Largest cursor side we accept (TigerVNC allows 256; we leave room for HiDPI pointers). */
-export const MAX_CURSOR_SIDE = 512;
+const MAX_CURSOR_SIDE = 512;
 
 /** Throws CURSOR_TOO_LARGE unless the cursor fits MAX_CURSOR_SIDE (checked before allocating for it). */
 export function checkCursorSize(rect: RectHeader, what: string): void {

@@ -1,7 +1,8 @@
 /**
- * The registry of rectangle decoders keyed by wire encoding number (DESIGN.md convention 3), and the
- * encoding / pseudo-encoding numbers (rfbproto §7.7, §7.8; RFB.md §5–6). Pseudo-encodings without pixel
- * data (DesktopSize, LastRect, …) are handled by the connection and are only listed here as numbers.
+ * The registry of rectangle decoders keyed by wire encoding number (one decoder per file, as noVNC's
+ * core/decoders/ and TigerVNC's common/rfb/*Decoder.cxx; docs/ARCHITECTURE.md), and the encoding /
+ * pseudo-encoding numbers (rfbproto §7.7, §7.8; TigerVNC common/rfb/encodings.h). Pseudo-encodings without
+ * pixel data (DesktopSize, LastRect, …) are handled by the connection and are only listed here as numbers.
  */
 import type { RectDecoder } from '../types';
 import { copyRectDecoder } from './copyrect';
@@ -36,7 +37,7 @@ export const Encoding = {
   TightPNG: -260,
 } as const;
 
-/** Pseudo-encoding numbers (rfbproto §7.8; RFB.md §6). */
+/** Pseudo-encoding numbers (rfbproto §7.8; TigerVNC common/rfb/encodings.h). */
 export const PseudoEncoding = {
   /** JPEG quality 0 (−32) … 9 (−23): quality q is JpegQuality0 + q. */
   JpegQuality0: -32,

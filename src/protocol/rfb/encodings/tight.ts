@@ -20,7 +20,7 @@ import type { DecodeContext, PixelFormat, RectDecoder, RectHeader } from '../typ
 import { capRectBytes, checkRect, drawConverted, fillPixel, readCompactLength, scratchBytes, zlibBound } from './common';
 
 /** Widest rectangle Tight's Basic compression may carry (rfbproto; TigerVNC TIGHT_MAX_WIDTH). */
-export const TIGHT_MAX_WIDTH = 2048;
+const TIGHT_MAX_WIDTH = 2048;
 /** Data shorter than this is sent without zlib (rfbproto "Tight Encoding"). */
 const MIN_TO_COMPRESS = 12;
 

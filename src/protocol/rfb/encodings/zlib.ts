@@ -1,6 +1,7 @@
 /**
- * Zlib encoding (rfbproto "Zlib Encoding"): U32 length + zlib data that inflates to exactly the Raw
- * pixels of the rectangle, through ONE stream kept for the whole connection (RFB.md §8.7).
+ * Zlib encoding (rfbproto "Zlib Encoding"): U32 length + zlib data that inflates to exactly the Raw pixels of
+ * the rectangle, through ONE stream kept for the whole connection (rfbproto "Zlib Encoding"; LibVNCClient's
+ * zlib.c keeps one z_stream per client).
  */
 import { ProtocolError } from '../../../errors';
 import type { RectDecoder } from '../types';

@@ -1,28 +1,20 @@
 /**
  * The SPICE display channel's software canvas: the raster operations the draw messages apply to a surface
- * (shared/reference/SPICE.md §4–§5). Semantics follow spice-common's `canvas_base.c` (region, mask and
- * ROP handling per draw), `sw_canvas.c` (blits, scaling, blending, colour keys) and `pixman_utils.c` /
- * `rop3.c` (the raster-op kernels), re-derived here on RGBA bytes.
+ * (the DRAW_* messages of spice-common's `spice.proto`; their enums in spice-protocol's `spice/enums.h`).
+ * Semantics follow spice-common's `canvas_base.c` (region, mask and ROP handling per draw), `sw_canvas.c`
+ * (blits, blending, colour keys) and `pixman_utils.c` / `rop3.c` (the raster-op kernels), re-derived here on
+ * RGBA bytes. The drawing region comes from region.ts, source pixels from sampling.ts.
  *
  * Pixels are bytes R, G, B, A. Surfaces without alpha (every format but 32_ARGB) always keep A = 255;
  * 32_ARGB surfaces keep premultiplied alpha, like pixman's a8r8g8b8. A raster op (ROP) is bitwise on the
  * whole 32-bit pixel, A byte included, exactly as spice-common applies it to the raw pixel word.
  *
- * Geometry: the drawing region is `box` ∩ the union of the clip rectangles ∩ the surface
- * (`canvas_clip_pixman`), then ∩ the mask (`canvas_mask_pixman`). It is decomposed into disjoint,
- * y-x-banded boxes first, so no pixel is visited twice even when clip rectangles overlap (which matters
- * for ops that read the destination, XOR for one). Everything outside the surface is dropped silently, as
- * pixman does. Every index is computed from those clipped boxes, and source and pattern pixels are
- * fetched only after a range check, so no input can read or write out of bounds.
+ * Geometry: the drawing region (region.ts: box ∩ surface ∩ ∪clip, as disjoint boxes) ∩ the mask
+ * (`canvas_mask_pixman`). Every index is computed from those clipped boxes, and source and pattern pixels
+ * are fetched only after a range check, so no input can read or write out of bounds.
  *
- * Source areas that leave the source image (spice-common `spice_pixman_blit`, which clips the source):
- * unscaled ops leave the destination pixels without a source pixel untouched; scaled ops sample the image
- * with pixman's REPEAT_NONE, where outside pixels are transparent black, as `__scale_image` does. Neither
- * is an error.
- *
- * Images: alpha 'none' is read as A = 255, 'premultiplied' as is, 'straight' is premultiplied on the way
- * in. The common path (DRAW_COPY, OP_PUT, no mask, no scaling) copies image rows as they are, so it
- * relies on DecodedImage's rule that an image without alpha holds A = 255 (images/common.ts).
+ * The common path (DRAW_COPY, OP_PUT, no mask, no scaling) copies image rows as they are, so it relies on
+ * DecodedImage's rule that an image without alpha holds A = 255 (images/common.ts).
  * Performance: that path and solid OP_PUT fills are row copies and 32-bit fills; everything else is a
  * plain per-pixel loop (1080p XOR copy ≈ 30 ms, bilinear scale ≈ 120 ms), fine for the rare ops they are.
  */
@@ -30,7 +22,12 @@ import type { Rect } from '../../../capture/rect';
 import { ProtocolError } from '../../../errors';
 import { BITMAP_FLAG, BITMAP_FMT } from '../images/bitmap';
 import { packRgba, type DecodedImage } from '../images/common';
-import { COMPOSITE_FLAG, IMAGE_TYPE, type CompositeOp, type DisplayBase, type ImageRef, type SpiceRect, type Transform } from './wire';
+import { clipRegion, intersect, type Box } from './region';
+import {
+  A_NONE, A_PRE, alphaKind, checkImage, fetchSpan, filterKind, loadPixel, mod, mul255, sampleAt, SCALE_NEAREST, sourceMap,
+  type Range, type Sampler,
+} from './sampling';
+import { COMPOSITE_FLAG, IMAGE_TYPE, type CompositeOp, type DisplayBase, type ImageRef, type SpiceRect } from './wire';
 
 /** What the canvas draws on: a SPICE surface held as RGBA bytes. */
 export interface CanvasSurface {
@@ -82,35 +79,6 @@ export const ROP = {
 
 /** Which operand of a draw plays a role in a ROP descriptor (spice-common `ROPInput`). */
 export type RopInput = 'src' | 'brush' | 'dest';
-
-/** SPICE_IMAGE_SCALE_MODE_NEAREST (0 is INTERPOLATE). */
-const SCALE_NEAREST = 1;
-
-/** pixman_repeat_t. */
-const REPEAT_NONE = 0;
-const REPEAT_NORMAL = 1;
-const REPEAT_PAD = 2;
-
-/** How to read A of a decoded image. */
-const A_NONE = 0;
-const A_PRE = 1;
-const A_STRAIGHT = 2;
-
-function alphaKind(img: DecodedImage): number {
-  return img.alpha === 'none' ? A_NONE : img.alpha === 'premultiplied' ? A_PRE : A_STRAIGHT;
-}
-
-/** a × b / 255, rounded, the way pixman's MUL_UN8 computes it. */
-function mul255(a: number, b: number): number {
-  const t = a * b + 0x80;
-  return ((t >> 8) + t) >> 8;
-}
-
-/** Floor modulo (C's % keeps the sign; tile and repeat offsets must not). */
-function mod(a: number, n: number): number {
-  const r = a % n;
-  return r < 0 ? r + n : r;
-}
 
 // ---------------------------------------------------------------------------------------------------
 // ROPs
@@ -171,124 +139,7 @@ export function rop3Byte(code: number, p: number, s: number, d: number): number 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Geometry: regions, spans, masks
-
-/** A half-open box: x0 ≤ x < x1, y0 ≤ y < y1. */
-interface Box {
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
-}
-
-function boxOf(r: SpiceRect): Box {
-  return { x0: r.x, y0: r.y, x1: r.x + r.width, y1: r.y + r.height };
-}
-
-function intersect(a: Box, b: Box): Box | null {
-  const x0 = Math.max(a.x0, b.x0);
-  const y0 = Math.max(a.y0, b.y0);
-  const x1 = Math.min(a.x1, b.x1);
-  const y1 = Math.min(a.y1, b.y1);
-  return x0 < x1 && y0 < y1 ? { x0, y0, x1, y1 } : null;
-}
-
-/**
- * The union of x intervals over a fixed set of x coordinates (a segment tree): intervals are added and
- * removed in O(log n), and the covered runs are listed in O(runs × log n). Node `i` covers the leaves
- * [l, r) — leaf k being [xs[k], xs[k + 1]) — and holds how many intervals cover all of it and how much of
- * it is covered.
- */
-class IntervalUnion {
-  private readonly cover: Int32Array;
-  private readonly covered: Float64Array;
-  constructor(private readonly xs: readonly number[]) {
-    const n = Math.max(1, xs.length - 1);
-    this.cover = new Int32Array(4 * n);
-    this.covered = new Float64Array(4 * n);
-  }
-
-  /** Adds (`delta` 1) or removes (−1) the interval between coordinates `xs[a]` and `xs[b]`. */
-  update(a: number, b: number, delta: number): void {
-    if (a < b) this.apply(1, 0, this.xs.length - 1, a, b, delta);
-  }
-
-  private apply(node: number, l: number, r: number, a: number, b: number, delta: number): void {
-    if (b <= l || r <= a) return;
-    if (a <= l && r <= b) {
-      this.cover[node] = (this.cover[node] as number) + delta;
-    } else {
-      const m = (l + r) >> 1;
-      this.apply(2 * node, l, m, a, b, delta);
-      this.apply(2 * node + 1, m, r, a, b, delta);
-    }
-    this.covered[node] = (this.cover[node] as number) > 0 ? (this.xs[r] as number) - (this.xs[l] as number)
-      : r - l === 1 ? 0 : (this.covered[2 * node] as number) + (this.covered[2 * node + 1] as number);
-  }
-
-  /** The covered runs, left to right, touching runs merged. */
-  runs(): [number, number][] {
-    const out: [number, number][] = [];
-    if (this.xs.length > 1) this.collect(1, 0, this.xs.length - 1, out);
-    return out;
-  }
-
-  private collect(node: number, l: number, r: number, out: [number, number][]): void {
-    if ((this.covered[node] as number) === 0) return;
-    if ((this.cover[node] as number) > 0) {
-      const a = this.xs[l] as number;
-      const b = this.xs[r] as number;
-      const last = out[out.length - 1];
-      if (last !== undefined && last[1] === a) last[1] = b;
-      else out.push([a, b]);
-      return;
-    }
-    const m = (l + r) >> 1;
-    this.collect(2 * node, l, m, out);
-    this.collect(2 * node + 1, m, r, out);
-  }
-}
-
-/**
- * The union of possibly overlapping boxes as disjoint boxes, banded like a pixman region: a sweep over
- * the distinct y edges keeps the x intervals of the boxes active in each band in an IntervalUnion, and a
- * band identical to the one above it extends that one instead of starting new boxes. The work is
- * O(n log n) plus the output, so a clip list of 65536 rectangles (the most readClip accepts) costs
- * milliseconds, not the seconds a per-band sort of every active box took.
- */
-function disjointUnion(rs: Box[]): Box[] {
-  if (rs.length <= 1) return rs;
-  const ys = Array.from(new Set(rs.flatMap((r) => [r.y0, r.y1]))).sort((a, b) => a - b);
-  const xs = Array.from(new Set(rs.flatMap((r) => [r.x0, r.x1]))).sort((a, b) => a - b);
-  const xIndex = new Map(xs.map((x, i) => [x, i]));
-  const byTop = rs.slice().sort((a, b) => a.y0 - b.y0);
-  const byBottom = rs.slice().sort((a, b) => a.y1 - b.y1);
-  const union = new IntervalUnion(xs);
-  const span = (r: Box, delta: number): void => { union.update(xIndex.get(r.x0) as number, xIndex.get(r.x1) as number, delta); };
-  let nextTop = 0;
-  let nextBottom = 0;
-  const out: Box[] = [];
-  let prev: Box[] = [];
-  for (let k = 0; k + 1 < ys.length; k++) {
-    const y0 = ys[k] as number;
-    const y1 = ys[k + 1] as number;
-    while (nextBottom < byBottom.length && (byBottom[nextBottom] as Box).y1 <= y0) span(byBottom[nextBottom++] as Box, -1);
-    while (nextTop < byTop.length && (byTop[nextTop] as Box).y0 <= y0) span(byTop[nextTop++] as Box, 1);
-    const merged = union.runs();
-    if (merged.length === 0) {
-      prev = [];
-      continue;
-    }
-    const same = prev.length === merged.length && prev.every((p, i) => p.y1 === y0 && p.x0 === merged[i]?.[0] && p.x1 === merged[i]?.[1]);
-    if (same) {
-      for (const p of prev) p.y1 = y1;
-    } else {
-      prev = merged.map(([a, b]) => ({ x0: a, y0, x1: b, y1 }));
-      out.push(...prev);
-    }
-  }
-  return out;
-}
+// Region, spans, masks
 
 function checkSurface(s: CanvasSurface): void {
   const ok = Number.isInteger(s.width) && Number.isInteger(s.height) && Number.isInteger(s.stride) && s.width >= 0 && s.height >= 0
@@ -296,24 +147,10 @@ function checkSurface(s: CanvasSurface): void {
   if (!ok) throw new RangeError(`canvas surface ${s.width}x${s.height} stride ${s.stride} does not fit its ${s.rgba.length} bytes`);
 }
 
-function checkImage(img: DecodedImage, what: string): void {
-  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width < 0 || img.height < 0 || img.rgba.length < img.width * img.height * 4) {
-    throw new ProtocolError('SPICE_BAD_IMAGE', `${what}: ${img.width}x${img.height} image with ${img.rgba.length} bytes`);
-  }
-}
-
 /** The drawing region before the mask: box ∩ surface ∩ ∪clip, as disjoint boxes. */
 function regionOf(s: CanvasSurface, base: DisplayBase): Box[] {
   checkSurface(s);
-  const b = intersect(boxOf(base.box), { x0: 0, y0: 0, x1: s.width, y1: s.height });
-  if (b === null) return [];
-  if (base.clip.type === 'none') return [b];
-  const rs: Box[] = [];
-  for (const c of base.clip.rects) {
-    const i = intersect(boxOf(c), b);
-    if (i !== null) rs.push(i);
-  }
-  return disjointUnion(rs);
+  return clipRegion(base.box, base.clip, s.width, s.height);
 }
 
 function markBoxes(s: CanvasSurface, boxes: readonly Box[]): void {
@@ -389,157 +226,7 @@ export function maskFromImage(ref: ImageRef): MaskBits {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Sources: images, brushes, samplers
-
-/** Writes the premultiplied RGBA of image pixel byte offset `i` to out[o..o+3]. */
-function loadPixel(src: Uint8Array, i: number, kind: number, out: Uint8Array, o: number): void {
-  if (kind === A_NONE) {
-    out[o] = src[i] as number;
-    out[o + 1] = src[i + 1] as number;
-    out[o + 2] = src[i + 2] as number;
-    out[o + 3] = 255;
-  } else if (kind === A_PRE) {
-    out[o] = src[i] as number;
-    out[o + 1] = src[i + 1] as number;
-    out[o + 2] = src[i + 2] as number;
-    out[o + 3] = src[i + 3] as number;
-  } else {
-    const a = src[i + 3] as number;
-    out[o] = mul255(src[i] as number, a);
-    out[o + 1] = mul255(src[i + 1] as number, a);
-    out[o + 2] = mul255(src[i + 2] as number, a);
-    out[o + 3] = a;
-  }
-}
-
-/** An image sampled through pixman's filters and repeat modes, in 16.16 fixed point. */
-interface Sampler {
-  img: DecodedImage;
-  kind: number;
-  repeat: number;
-  bilinear: boolean;
-}
-
-const texels = new Uint8Array(16);
-
-/** Writes texel (x, y) under the sampler's repeat mode (REPEAT_NONE: transparent outside) to out[o..]. */
-function texel(sp: Sampler, x: number, y: number, out: Uint8Array, o: number): void {
-  const { width: w, height: h } = sp.img;
-  if (sp.repeat !== REPEAT_NONE && w > 0 && h > 0) {
-    if (sp.repeat === REPEAT_NORMAL) {
-      x = mod(x, w);
-      y = mod(y, h);
-    } else if (sp.repeat === REPEAT_PAD) {
-      x = Math.min(w - 1, Math.max(0, x));
-      y = Math.min(h - 1, Math.max(0, y));
-    } else { // REFLECT (pixman: MOD(c, 2·size), mirrored in the upper half)
-      x = mod(x, 2 * w);
-      if (x >= w) x = 2 * w - x - 1;
-      y = mod(y, 2 * h);
-      if (y >= h) y = 2 * h - y - 1;
-    }
-  }
-  if (x < 0 || y < 0 || x >= w || y >= h) {
-    out[o] = out[o + 1] = out[o + 2] = out[o + 3] = 0;
-    return;
-  }
-  loadPixel(sp.img.rgba, (y * w + x) * 4, sp.kind, out, o);
-}
-
-/**
- * Samples at the 16.16 point (fx, fy) (already the transformed pixel centre). NEAREST takes the pixel
- * containing the point minus pixman_fixed_e; BILINEAR weighs the four neighbours of the point minus half a
- * pixel with pixman's 7-bit weights and truncating sum (`bilinear_interpolation`).
- */
-function sample(sp: Sampler, fx: number, fy: number, out: Uint8Array, o: number): void {
-  if (!sp.bilinear) {
-    texel(sp, Math.floor((fx - 1) / 65536), Math.floor((fy - 1) / 65536), out, o);
-    return;
-  }
-  const x = fx - 0x8000;
-  const y = fy - 0x8000;
-  const x1 = Math.floor(x / 65536);
-  const y1 = Math.floor(y / 65536);
-  const dx = Math.floor((x - x1 * 65536) / 512) << 1; // 7 bits of weight scaled to 8
-  const dy = Math.floor((y - y1 * 65536) / 512) << 1;
-  texel(sp, x1, y1, texels, 0);
-  texel(sp, x1 + 1, y1, texels, 4);
-  texel(sp, x1, y1 + 1, texels, 8);
-  texel(sp, x1 + 1, y1 + 1, texels, 12);
-  const wbr = dx * dy;
-  const wtr = dx * (256 - dy);
-  const wbl = (256 - dx) * dy;
-  const wtl = (256 - dx) * (256 - dy);
-  for (let c = 0; c < 4; c++) {
-    out[o + c] = ((texels[c] as number) * wtl + (texels[4 + c] as number) * wtr + (texels[8 + c] as number) * wbl + (texels[12 + c] as number) * wbr) >> 16;
-  }
-}
-
-/**
- * How the destination box reads the source: unscaled (source pixel = destination pixel + d) or scaled to
- * the box the way `__scale_image` sets pixman up: scale factor fs = ⌊srcSize · 65536 / boxSize⌋, then for
- * box column i the sample point is fs·i + ⌊(fs + 1) / 2⌋ + srcArea.x · 65536 (pixman's transform of the
- * pixel centre i + ½, rounded as `pixman_transform_point_31_16_affine` rounds).
- */
-interface SourceMap {
-  img: DecodedImage;
-  kind: number;
-  scaled: boolean;
-  dx: number;
-  dy: number;
-  sampler: Sampler;
-  fsx: number;
-  fsy: number;
-  ox: number;
-  oy: number;
-  bx: number;
-  by: number;
-}
-
-function sourceMap(img: DecodedImage, srcArea: SpiceRect, box: SpiceRect, bilinear: boolean): SourceMap {
-  checkImage(img, 'draw source');
-  const kind = alphaKind(img);
-  const scaled = srcArea.width !== box.width || srcArea.height !== box.height;
-  const fsx = box.width > 0 ? Math.floor((srcArea.width * 65536) / box.width) : 0;
-  const fsy = box.height > 0 ? Math.floor((srcArea.height * 65536) / box.height) : 0;
-  return {
-    img, kind, scaled, dx: srcArea.x - box.x, dy: srcArea.y - box.y,
-    sampler: { img, kind, repeat: REPEAT_NONE, bilinear },
-    fsx, fsy, ox: Math.floor((fsx + 1) / 2) + srcArea.x * 65536, oy: Math.floor((fsy + 1) / 2) + srcArea.y * 65536,
-    bx: box.x, by: box.y,
-  };
-}
-
-/** The part of a span that has source pixels: [a, b). */
-interface Range {
-  a: number;
-  b: number;
-}
-
-/**
- * Fetches the premultiplied source pixels of row y, columns x0..x1, into buf[(x − x0) · 4]. Unscaled, only
- * the columns whose source pixel exists are fetched and `r` narrows to them (the rest stays untouched,
- * like `spice_pixman_blit`'s source clipping); scaled, every column gets a sample.
- */
-function fetchSpan(m: SourceMap, y: number, x0: number, x1: number, buf: Uint8Array, r: Range): void {
-  const { img } = m;
-  if (!m.scaled) {
-    const sy = y + m.dy;
-    r.a = Math.max(x0, -m.dx);
-    r.b = Math.min(x1, img.width - m.dx);
-    if (sy < 0 || sy >= img.height || r.a >= r.b) {
-      r.a = r.b = x0;
-      return;
-    }
-    const row = sy * img.width + m.dx;
-    for (let x = r.a; x < r.b; x++) loadPixel(img.rgba, (row + x) * 4, m.kind, buf, (x - x0) * 4);
-    return;
-  }
-  r.a = x0;
-  r.b = x1;
-  const fy = m.fsy * (y - m.by) + m.oy;
-  for (let x = x0; x < x1; x++) sample(m.sampler, m.fsx * (x - m.bx) + m.ox, fy, buf, (x - x0) * 4);
-}
+// Brushes
 
 /** A brush ready to produce a pixel per surface position. */
 interface BrushSource {
@@ -834,27 +521,8 @@ export function drawAlphaBlend(s: CanvasSurface, base: DisplayBase, src: Decoded
   markBoxes(s, boxes);
 }
 
-/** pixman_filter_t values we can evaluate: FAST and NEAREST sample nearest; GOOD, BEST, BILINEAR bilinear. */
-function filterKind(f: number): 'nearest' | 'bilinear' | null {
-  if (f === 0 || f === 3) return 'nearest';
-  if (f === 1 || f === 2 || f === 4) return 'bilinear';
-  return null;
-}
-
 /** Highest pixman_op_t we implement: the Porter-Duff operators CLEAR (0) .. ADD (12). */
 const MAX_COMPOSITE_OP = 12;
-
-const pt = { x: 0, y: 0 };
-
-/** The 16.16 point a transform maps (vx, vy) to, computed like `pixman_transform_point_31_16_affine`. */
-function transformPoint(t: Transform, vx: number, vy: number): void {
-  const hx = Math.floor(vx / 65536);
-  const lx = vx - hx * 65536;
-  const hy = Math.floor(vy / 65536);
-  const ly = vy - hy * 65536;
-  pt.x = t[0] * hx + t[1] * hy + t[2] + Math.floor((t[0] * lx + t[1] * ly + 0x8000) / 65536);
-  pt.y = t[3] * hx + t[4] * hy + t[5] + Math.floor((t[3] * lx + t[4] * ly + 0x8000) / 65536);
-}
 
 /**
  * DRAW_COMPOSITE (`canvas_draw_composite`): pixman_image_composite32(op, src, mask, dest) over the box,
@@ -890,21 +558,11 @@ export function drawComposite(s: CanvasSurface, base: DisplayBase, op: Composite
     for (let x = x0, o = y * stride + x0 * 4; x < x1; x++, o += 4) {
       const vx = (op.srcOrigin.x + x - bx) * 65536 + 0x8000;
       const vy = (op.srcOrigin.y + y - by) * 65536 + 0x8000;
-      if (op.srcTransform !== null) {
-        transformPoint(op.srcTransform, vx, vy);
-        sample(ss, pt.x, pt.y, sp, 0);
-      } else {
-        sample(ss, vx, vy, sp, 0);
-      }
+      sampleAt(ss, op.srcTransform, vx, vy, sp, 0);
       if (ms !== null) {
         const mx = (op.maskOrigin.x + x - bx) * 65536 + 0x8000;
         const my = (op.maskOrigin.y + y - by) * 65536 + 0x8000;
-        if (op.maskTransform !== null) {
-          transformPoint(op.maskTransform, mx, my);
-          sample(ms, pt.x, pt.y, mp, 0);
-        } else {
-          sample(ms, mx, my, mp, 0);
-        }
+        sampleAt(ms, op.maskTransform, mx, my, mp, 0);
         const ma = mp[3] as number;
         for (let c = 0; c < 4; c++) sp[c] = mul255(sp[c] as number, ma);
       }

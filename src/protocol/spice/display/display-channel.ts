@@ -1,6 +1,7 @@
 /**
- * The SPICE display channel's state (shared/reference/SPICE.md §4–§6, §9): surfaces, the image, palette
- * and mask caches, the GLZ window, video streams, and the frames the primary surface yields.
+ * The SPICE display channel's state (spice-common spice.proto DisplayChannel, spice-gtk
+ * `src/channel-display.c`): surfaces, the image, palette and mask caches, the GLZ window, video streams, and
+ * the frames the primary surface yields.
  *
  * Messages are applied strictly in arrival order. Decoding a JPEG is asynchronous (sharp), so messages go
  * through a queue that one loop drains; everything else the loop does synchronously. Frames: nothing is
@@ -16,7 +17,7 @@ import type { Rect } from '../../../capture/rect';
 import { ProtocolError } from '../../../errors';
 import { ByteReader, capLength } from '../../../wire/reader';
 import { ByteWriter } from '../../../wire/writer';
-import { IMAGE_COMPRESSION, MSG_DISPLAY, MSGC_DISPLAY, SURFACE_FMT, messageName } from '../constants';
+import { MSG_DISPLAY, MSGC_DISPLAY, SURFACE_FMT, messageName } from '../constants';
 import { decodeJpeg, GlzWindow, type DecodedImage } from '../images/index';
 import {
   copyBits, drawAlphaBlend, drawBlackness, drawBlend, drawComposite, drawCopy, drawFill, drawInvers, drawOpaque, drawRop3,
@@ -577,12 +578,7 @@ function flipRows(img: DecodedImage): void {
 }
 
 /** Names of image types, for session.json. */
-export function imageTypeName(type: number): string {
+function imageTypeName(type: number): string {
   const e = Object.entries(IMAGE_TYPE).find(([, v]) => v === type);
   return e === undefined ? `type_${type}` : e[0].toLowerCase();
-}
-
-/** `--prefer-compression NAME` → wire value. */
-export function parsePreferCompression(name: string): number | undefined {
-  return IMAGE_COMPRESSION[name.toLowerCase()];
 }

@@ -1,8 +1,9 @@
 /**
- * Resolving a SPICE image reference to pixels (SPICE.md §6): palettes from the message or the palette
- * cache, the payload through its decoder, FROM_CACHE / FROM_CACHE_LOSSLESS from the image cache, SURFACE
- * from another surface, and the cache and palette-cache updates the flags ask for. The server mirrors the
- * caches and evicts by message (INVAL_*), so the client never evicts on its own.
+ * Resolving a SPICE image reference to pixels (spice-common spice.proto `Image`, canvas_base.c
+ * `canvas_get_image`; the caches as spice-gtk's channel-display.c keeps them): palettes from the message or
+ * the palette cache, the payload through its decoder, FROM_CACHE / FROM_CACHE_LOSSLESS from the image cache,
+ * SURFACE from another surface, and the cache and palette-cache updates the flags ask for. The server mirrors
+ * the caches and evicts by message (INVAL_*), so the client never evicts on its own.
  */
 import { ProtocolError } from '../../../errors';
 import {
@@ -21,7 +22,7 @@ const PAL_CACHE_ME = 1;
  * near this; without a cap, CACHE_ME on images that decode big from little (one LZ run, one QUIC run)
  * grew the cache without bound.
  */
-export const DEFAULT_MAX_CACHED_PIXELS = 2 * ((80 << 20) / 4);
+const DEFAULT_MAX_CACHED_PIXELS = 2 * ((80 << 20) / 4);
 
 /** The image cache, the palette cache and the GLZ window of one session. */
 export class ImageResolver {

@@ -1,8 +1,9 @@
 /**
- * Parsers for the SPICE display channel's message bodies (spice-common `spice.proto`; digest SPICE.md
- * §4–§6, §9). Little-endian; `Rect` is top, left, bottom, right; fields declared as pointers are u32
- * offsets from the start of the message body (0 = none). Every offset, count and rectangle is checked
- * before use: the parsers return plain objects holding views into the body, and decode nothing.
+ * Parsers for the SPICE display channel's message bodies (spice-common `spice.proto`, channel DisplayChannel;
+ * pointer encoding from `python_modules/ptypes.py` and `demarshal.py`). Little-endian; `Rect` is top, left,
+ * bottom, right; fields declared as pointers are u32 offsets from the start of the message body (0 = none).
+ * Every offset, count and rectangle is checked before use: the parsers return plain objects holding views
+ * into the body, and decode nothing.
  */
 import { ProtocolError } from '../../../errors';
 import { ByteReader, capLength } from '../../../wire/reader';
@@ -196,7 +197,7 @@ export function readBrush(r: ByteReader, body: Uint8Array): Brush {
 }
 
 /** Reads a QMask. */
-export function readQMask(r: ByteReader, body: Uint8Array): QMask {
+function readQMask(r: ByteReader, body: Uint8Array): QMask {
   const flags = r.u8();
   const x = r.s32(true);
   const y = r.s32(true);
@@ -378,9 +379,6 @@ export function readTransparent(body: Uint8Array): { base: DisplayBase } & Trans
   const trueColor = r.u32(true);
   return { base, src, srcArea, srcColor, trueColor };
 }
-
-/** DRAW_ALPHA_BLEND alpha_flags bits. */
-export const ALPHA_FLAG = { DEST_HAS_ALPHA: 1, SRC_SURFACE_HAS_ALPHA: 2 } as const;
 
 /** DRAW_ALPHA_BLEND body after DisplayBase: the source composited OVER the destination. */
 export interface AlphaBlendOp {

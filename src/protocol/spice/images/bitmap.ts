@@ -1,15 +1,15 @@
 /**
- * SPICE BITMAP images (shared/reference/SPICE.md §6; spice-common `pixman_utils.c`
- * `spice_bitmap_to_pixman`): uncompressed rows of `stride` bytes, bottom-up unless the TOP_DOWN flag is
- * set, in one of ten pixel formats.
+ * SPICE BITMAP images (spice-common spice.proto `Bitmap`, `pixman_utils.c` `spice_bitmap_to_pixman`):
+ * uncompressed rows of `stride` bytes, bottom-up unless the TOP_DOWN flag is set, in one of ten pixel
+ * formats.
  *
  * Palette indexes at or beyond `num_ents`: spice-common copies only `num_ents` entries into a 256-entry
  * local table and then indexes it unchecked (8BIT, 4BIT_BE), or reads `ents[1]` unchecked (1BIT_BE), so
  * an out-of-range index gives undefined colours there. We take every palette index modulo `num_ents`,
  * the rule spice-common applies to LZ_PLT's 4-bit palettes (`lz_decompress_tmpl.c`), so all palette
  * paths of deskrec behave the same and deterministically. spice-common has no converter for the *_LE
- * palette formats (it rejects them); we decode them as SPICE.md §6 defines them (least significant bit
- * or low nibble = leftmost pixel).
+ * palette formats (it rejects them); we decode them as their names in spice-protocol's spice/enums.h
+ * (SPICE_BITMAP_FMT_1BIT_LE, _4BIT_LE) say: least significant bit or low nibble = leftmost pixel.
  */
 import { ProtocolError } from '../../../errors';
 import {

@@ -1,5 +1,6 @@
 /**
- * Shared types and checks of the SPICE image decoders (shared/reference/SPICE.md §6–§8).
+ * Shared types and checks of the SPICE image decoders (spice-common spice.proto `Image`,
+ * common/canvas_base.c).
  *
  * Every decoder returns a {@link DecodedImage}: RGBA bytes, rows top-down. Decoders check the sizes the
  * peer declares against a pixel cap and against the bytes actually present before they allocate, and
@@ -90,7 +91,7 @@ export function requirePalette(palette: SpicePalette | null | undefined, what: s
 }
 
 /** True when the host stores the low byte of a u32 first (every platform Node ships on in practice). */
-export const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
  * Packs R, G, B, A (each 0–255) into a u32 that a Uint32Array over an RGBA byte buffer stores as the bytes
@@ -123,11 +124,6 @@ export function flipRows(buf: Uint8Array, rowBytes: number, height: number): voi
     buf.copyWithin(a, b, b + rowBytes);
     buf.set(tmp, b);
   }
-}
-
-/** Sets every fourth byte (A of RGBA) of `rgba` to 255. */
-export function setOpaque(rgba: Uint8Array): void {
-  for (let i = 3; i < rgba.length; i += 4) rgba[i] = 255;
 }
 
 /** Expands a 5-bit channel to 8 bits the way spice-common does (`v << 3 | v >> 2`). */

@@ -1,6 +1,6 @@
 /**
- * GLZ ("global LZ") images, GLZ_RGB and ZLIB_GLZ_RGB: shared/reference/SPICE.md §8.3, spice-gtk
- * `src/decode-glz.c`, `src/decode-glz-tmpl.c`, `src/decode-zlib.c` (spice-common has no GLZ decoder).
+ * GLZ ("global LZ") images, GLZ_RGB and ZLIB_GLZ_RGB: spice-gtk `src/decode-glz.c`, `src/decode-glz-tmpl.c`,
+ * `src/decode-zlib.c` (spice-common has no GLZ decoder).
  *
  * A GLZ stream is an LZ variant whose back-references may point into earlier images of the session:
  * every decoded GLZ image is kept, in decode order, in a dictionary window shared by all display

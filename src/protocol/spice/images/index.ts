@@ -1,6 +1,7 @@
 /**
- * SPICE image decoders (shared/reference/SPICE.md §6–§8), one format per file. Each returns top-down
- * RGBA ({@link DecodedImage}) or throws a ProtocolError with a stable code (README.md of this folder).
+ * SPICE image decoders (spice-common spice.proto `Image`, common/canvas_base.c; each file cites its codec's
+ * sources), one format per file. Each returns top-down RGBA ({@link DecodedImage}) or throws a ProtocolError
+ * with a stable code (README.md of this folder).
  */
 export { DEFAULT_MAX_PIXELS, LZ_TYPE, type DecodedImage, type DecodeOptions, type SpicePalette } from './common';
 export { BITMAP_FLAG, BITMAP_FMT, bitmapRowBytes, decodeBitmap, type SpiceBitmap } from './bitmap';

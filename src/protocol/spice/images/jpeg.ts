@@ -1,10 +1,10 @@
 /**
- * JPEG and JPEG_ALPHA images: shared/reference/SPICE.md §8.5, spice-common `canvas_base.c
- * canvas_get_jpeg` / `canvas_get_jpeg_alpha`. JPEG colour is always top-down. JPEG_ALPHA appends an LZ
- * stream of type XXXA that fills the alpha channel; its own top_down flag must equal the JPEG_ALPHA
- * TOP_DOWN flag, and when that is 0 the alpha rows run bottom-up while the colour stays top-down. The
- * colour of a JPEG_ALPHA image is premultiplied (it was encoded from a premultiplied RGBA bitmap), and
- * JPEG artefacts can leave a component above its alpha: the compositor must clamp.
+ * JPEG and JPEG_ALPHA images: spice-common `canvas_base.c canvas_get_jpeg` / `canvas_get_jpeg_alpha`. JPEG
+ * colour is always top-down. JPEG_ALPHA appends an LZ stream of type XXXA that fills the alpha channel; its
+ * own top_down flag must equal the JPEG_ALPHA TOP_DOWN flag, and when that is 0 the alpha rows run bottom-up
+ * while the colour stays top-down. The colour of a JPEG_ALPHA image is premultiplied (it was encoded from a
+ * premultiplied RGBA bitmap), and JPEG artefacts can leave a component above its alpha: the compositor must
+ * clamp.
  */
 import sharp from 'sharp';
 import { ProtocolError } from '../../../errors';

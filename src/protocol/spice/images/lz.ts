@@ -1,6 +1,6 @@
 /**
- * SPICE LZ images (LZ_RGB, LZ_PLT, and the alpha stream of JPEG_ALPHA): shared/reference/SPICE.md §8.1–8.2,
- * spice-common `common/lz.c`, `lz_decompress_tmpl.c`, `lz_common.h`, and `canvas_base.c canvas_get_lz`.
+ * SPICE LZ images (LZ_RGB, LZ_PLT, and the alpha stream of JPEG_ALPHA): spice-common `common/lz.c`,
+ * `lz_decompress_tmpl.c`, `lz_common.h`, and `canvas_base.c canvas_get_lz`.
  *
  * Header: seven big-endian u32 — magic "LZ  ", version 1.1, type, width, height, stride, top_down — then
  * a FastLZ-style stream over pixels ("units"): a control byte below 32 starts a run of ctrl + 1 literal
@@ -122,7 +122,7 @@ function badReference(at: number, dist: number): never {
  * big-endian x1r5g5b5 and lengths are biased by 2; otherwise literals are 3 bytes B,G,R and lengths
  * are biased by 1. Returns the input position after the pass.
  */
-export function lzColourPass(src: Uint8Array, pos: number, out: Uint32Array, n: number, rgb16: boolean): number {
+function lzColourPass(src: Uint8Array, pos: number, out: Uint32Array, n: number, rgb16: boolean): number {
   const end = src.length;
   const bias = rgb16 ? 2 : 1;
   const litBytes = rgb16 ? 2 : 3;
@@ -167,7 +167,7 @@ export function lzColourPass(src: Uint8Array, pos: number, out: Uint32Array, n: 
  * Byte pass over `n` units (alpha, A8, palette indexes; lengths biased by 3) written to
  * `out[off + k * step]`. Returns the input position after the pass.
  */
-export function lzBytePass(src: Uint8Array, pos: number, out: Uint8Array, n: number, step: number, off: number): number {
+function lzBytePass(src: Uint8Array, pos: number, out: Uint8Array, n: number, step: number, off: number): number {
   const end = src.length;
   const ref = refScratch;
   let op = 0;

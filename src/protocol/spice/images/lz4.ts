@@ -1,9 +1,9 @@
 /**
- * LZ4 images (SPICE image type 109): shared/reference/SPICE.md §8.4, spice-common `canvas_base.c
- * canvas_get_lz4`. Payload: u8 top_down, u8 SpiceBitmapFmt (16BIT, 24BIT, 32BIT or RGBA), then blocks of
- * `u32 big-endian compressed size` + one raw LZ4 block, decompressed as one stream: a later block may
- * copy from the output of earlier ones (LZ4_decompress_safe_continue with a contiguous destination).
- * The output is rows of width × bytes-per-pixel, in the BITMAP pixel layouts, bottom-up unless top_down.
+ * LZ4 images (SPICE image type 109): spice-common `canvas_base.c canvas_get_lz4`, spice-server
+ * `server/lz4-encoder.c`. Payload: u8 top_down, u8 SpiceBitmapFmt (16BIT, 24BIT, 32BIT or RGBA), then blocks
+ * of `u32 big-endian compressed size` + one raw LZ4 block, decompressed as one stream: a later block may copy
+ * from the output of earlier ones (LZ4_decompress_safe_continue with a contiguous destination). The output is
+ * rows of width × bytes-per-pixel, in the BITMAP pixel layouts, bottom-up unless top_down.
  *
  * LZ4 block format (lz4 `doc/lz4_Block_format.md`): sequences of a token (high nibble literal count,
  * low nibble match length − 4; 15 means "more bytes follow, each added, while 255"), the literals, a

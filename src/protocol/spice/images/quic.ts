@@ -1,6 +1,6 @@
 /**
- * QUIC, SPICE's lossless image codec (an SFALIC derivative): shared/reference/SPICE.md §7, spice-common
- * `common/quic.c`, `quic_tmpl.c`, `quic_family_tmpl.c`.
+ * QUIC, SPICE's lossless image codec (an SFALIC derivative): spice-common `common/quic.c`, `quic_tmpl.c`,
+ * `quic_family_tmpl.c`.
  *
  * Layout: a sequence of little-endian 32-bit words read as one bit string, most significant bit of each
  * word first. Header words: magic "QUIC", version 0, type, width, height. Every channel value is coded

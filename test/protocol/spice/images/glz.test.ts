@@ -1,7 +1,9 @@
 import { deflateSync } from 'node:zlib';
 import { ProtocolError } from '../../../../src/errors';
 import { decodeZlibGlz, GlzWindow, LZ_TYPE, type SpicePalette } from '../../../../src/protocol/spice/images';
-import { codeOf, GlzBuilder, glzHeader, lcg, rgbaOf } from './helpers';
+import { mulberry32 } from '../../../../src/util/rng';
+import { codeOf, rgbaOf } from './helpers';
+import { GlzBuilder, glzHeader } from './lz-coder';
 
 const RGB32 = LZ_TYPE.RGB32;
 
@@ -131,7 +133,7 @@ describe('GLZ', () => {
   });
 
   test('fuzz: mutated streams decode or throw a ProtocolError', () => {
-    const rnd = lcg(5);
+    const rnd = mulberry32(5);
     const w = new GlzWindow();
     for (let id = 0; id < 3; id++) w.decode(literalImage(id, id * 3, 3));
     const b = new GlzBuilder(0).ref(3, 1, 0).lit([[1, 2, 3], [4, 5, 6]]).ref(4, 0, 2).ref(2, 2, 1, true);
@@ -166,7 +168,7 @@ describe('GLZ', () => {
   });
 
   test('the images held match a reference model whatever the id order, repeats and window distances', () => {
-    const rnd = lcg(11);
+    const rnd = mulberry32(11);
     for (let run = 0; run < 40; run++) {
       const w = new GlzWindow();
       // The rule of spice-gtk's glz_decoder_window_release, written plainly: after each image, the newest

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { decodeJpeg, decodeJpegAlpha, JPEG_ALPHA_FLAG_TOP_DOWN, LZ_TYPE } from '../../../../src/protocol/spice/images';
-import { codeOfAsync, LzBuilder, lzHeader } from './helpers';
+import { codeOfAsync } from './helpers';
+import { LzBuilder, lzHeader } from './lz-coder';
 
 /** An 8x4 JPEG: left half red, right half blue (quality 100, so colours stay close). */
 async function makeJpeg(): Promise<Uint8Array> {

@@ -1,6 +1,8 @@
 import { ProtocolError } from '../../../../src/errors';
 import { decodeLz, LZ_TYPE, type SpicePalette } from '../../../../src/protocol/spice/images';
-import { codeOf, expectedRgba, fixture, lcg, LzBuilder, lzHeader, rgbaOf } from './helpers';
+import { mulberry32 } from '../../../../src/util/rng';
+import { codeOf, expectedRgba, fixture, rgbaOf } from './helpers';
+import { LzBuilder, lzHeader } from './lz-coder';
 
 function paletteFixture(name: string): SpicePalette {
   const p = fixture(`${name}.pal`);
@@ -89,7 +91,7 @@ describe('LZ', () => {
   });
 
   test('fuzz: mutated streams decode or throw a ProtocolError', () => {
-    const rnd = lcg(11);
+    const rnd = mulberry32(11);
     for (const name of ['lz-rgb32-desktop', 'lz-rgba-alpha', 'lz-plt4be', 'lz-rgb16-text']) {
       const good = fixture(`${name}.lz`);
       const palette = name.includes('plt') ? paletteFixture(name) : null;

@@ -1,7 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { ProtocolError } from '../../../../src/errors';
 import { decodeQuic, readQuicHeader } from '../../../../src/protocol/spice/images';
-import { codeOf, expectedRgba, FIXTURES, fixture, lcg } from './helpers';
+import { mulberry32 } from '../../../../src/util/rng';
+import { codeOf, expectedRgba, FIXTURES, fixture } from './helpers';
 
 // Streams made by spice-common's own QUIC encoder, and spice-common's fuzzer seed files; the expected
 // RGBA is spice-common's own decoder output (fixtures/README.md).
@@ -57,7 +58,7 @@ describe('QUIC', () => {
   });
 
   test('fuzz: mutated streams decode or throw a ProtocolError', () => {
-    const rnd = lcg(7);
+    const rnd = mulberry32(7);
     for (const name of ['quic-rgb32-text', 'quic-rgba-alpha', 'quic-rgb16-gradient', 'quic-gray-text']) {
       const good = fixture(`${name}.quic`);
       for (let k = 0; k < 150; k++) {
