@@ -31,6 +31,31 @@ export interface ReplayChunk {
 }
 
 /** Every record of a capture, in file order, as replay chunks. */
+/** What a SPICE capture's OPEN record says a stream carries. */
+export interface StreamOpen {
+  stream: number;
+  channel: number;
+  id: number;
+  tls: boolean;
+}
+
+/** The OPEN records of a capture, in file order (SPICE captures have one per channel stream). */
+export function captureOpens(capture: Capture): StreamOpen[] {
+  const out: StreamOpen[] = [];
+  for (const r of capture.records) {
+    if (r.kind !== KIND.OPEN) continue;
+    try {
+      const info = JSON.parse(Buffer.from(r.data).toString('utf8')) as { channel?: unknown; id?: unknown; tls?: unknown };
+      if (typeof info.channel === 'number' && typeof info.id === 'number') {
+        out.push({ stream: r.stream, channel: info.channel, id: info.id, tls: info.tls === true });
+      }
+    } catch {
+      // An OPEN record that is not JSON says nothing about its stream: streams then go by number.
+    }
+  }
+  return out;
+}
+
 export function captureChunks(capture: Capture): ReplayChunk[] {
   return capture.records.map((r) => ({ stream: r.stream, t_ms: r.t_us / 1000, data: r.kind === KIND.IN ? r.data : null }));
 }
@@ -189,15 +214,29 @@ export class SpiceReplay implements ReplayClient {
   /** Chunks fed so far. */
   fed = 0;
 
-  /** `frame` gets every frame the session delivers. */
-  constructor(private readonly target: string, password: boolean, frame: (f: Frame) => void) {
+  /**
+   * `frame` gets every frame the session delivers. `opens` (the capture's OPEN records) maps each channel
+   * the session asks for to the recorded stream of the same channel type, id and TLS, in order: captures
+   * made before a version opened another channel (e.g. inputs) numbered later streams differently, and
+   * still replay. Without OPEN records, streams go by the number the session asks for.
+   */
+  constructor(private readonly target: string, password: boolean, frame: (f: Frame) => void, opens: readonly StreamOpen[] = []) {
+    const unused = [...opens];
+    const recorded = (req: { stream: number; channelType: number; channelId: number; secure: boolean }): number => {
+      if (unused.length === 0) return req.stream;
+      const i = unused.findIndex((o) => o.channel === req.channelType && o.id === req.channelId && o.tls === req.secure);
+      // A channel the recording never opened gets a stream of its own that no record feeds.
+      if (i < 0) return -1 - req.stream;
+      const [o] = unused.splice(i, 1);
+      return o?.stream ?? req.stream;
+    };
     this.session = new SpiceSession({
       // A stand-in with the same shape as the live password: the replay never checks it.
       password: password ? 'replay' : null,
       preferCompression: null,
       secure: false,
       canSecure: true,
-      open: (req) => Promise.resolve(this.transport(req.stream)),
+      open: (req) => Promise.resolve(this.transport(recorded(req))),
     }, {
       frame,
       closed: (err) => { this.closedWith = { err }; },
@@ -316,7 +355,7 @@ export class ReplaySource implements FrameSource {
     let out: ReplayLoopEnd;
     let failure: Error | null;
     if (this.protocol === 'spice') {
-      const replay = new SpiceReplay(this.target, this.capture.header.credentials.password, frame);
+      const replay = new SpiceReplay(this.target, this.capture.header.credentials.password, frame, captureOpens(this.capture));
       this.spice = replay.session;
       replay.start();
       out = await replayLoop(chunks, replay, loop);

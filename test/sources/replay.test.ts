@@ -2,9 +2,13 @@
  * The replay loop every replay shares (src/sources/replay.ts: `deskrec replay`, the fixture manifests, the
  * fuzzers): what it feeds, when it stops, and that a client whose asynchronous decode fails does not hang it.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseCapture, type Capture } from '../../src/capture/deskcap/reader';
 import type { Frame } from '../../src/capture/surface';
 import { ProtocolError } from '../../src/errors';
-import { replayLoop, RfbReplay, type ReplayChunk, type ReplayClient } from '../../src/sources/replay';
+import { captureOpens, replayLoop, ReplaySource, RfbReplay, type ReplayChunk, type ReplayClient } from '../../src/sources/replay';
 import { ByteWriter } from '../../src/wire/writer';
 
 /** A client that records what it was fed; `endAfter` chunks fed, it ends. */
@@ -113,5 +117,35 @@ describe('RfbReplay', () => {
     await run.whenIdle();
     expect(run.ended).toBe(true);
     expect((run.error as ProtocolError).code).toBe('BAD_IMAGE');
+  });
+});
+
+describe('SPICE replay maps channels to recorded streams by their OPEN records', () => {
+  /** Frames of a ReplaySource over `capture`, hashed. */
+  async function replayHashes(capture: Capture): Promise<string[]> {
+    const hashes: string[] = [];
+    const source = new ReplaySource(capture, 'max');
+    await source.run({
+      onFrame: (f) => {
+        const h = createHash('sha256');
+        for (let y = 0; y < f.height; y++) h.update(f.rgba.subarray(y * f.stride, y * f.stride + f.width * 4));
+        hashes.push(h.digest('hex'));
+      },
+      whenReady: () => Promise.resolve(),
+    }, { signal: new AbortController().signal, durationMs: null });
+    return hashes;
+  }
+
+  test('a capture whose display stream has another number (an older or newer channel order) replays the same frames', async () => {
+    const bytes = readFileSync(path.resolve(__dirname, '../../fixtures/spice/std-auto_glz.deskcap'));
+    const original = parseCapture(bytes);
+    const opens = captureOpens(original);
+    const display = opens.find((o) => o.channel === 2);
+    expect(display).toBeDefined();
+    // Renumber the display stream to 9, as a capture made with a channel opened before it would have it.
+    const moved: Capture = { ...original, records: original.records.map((r) => (r.stream === display?.stream ? { ...r, stream: 9 } : r)) };
+    const want = await replayHashes(original);
+    expect(want.length).toBeGreaterThan(3);
+    expect(await replayHashes(moved)).toEqual(want);
   });
 });
