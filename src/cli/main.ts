@@ -10,7 +10,7 @@ import { HELP, parseRecordArgs, type RecordArgs } from './args';
 import { EXIT } from './exit-codes';
 
 /** Maps an error to the documented exit code. */
-export function exitCodeFor(err: unknown): number {
+function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EXIT.USAGE;
   if (err instanceof SinkError) return EXIT.OUTPUT;
   if (err instanceof ProtocolError) return EXIT.PROTOCOL;

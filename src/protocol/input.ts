@@ -6,7 +6,7 @@
 import { InputError } from '../errors';
 
 /** Most wheel notches one call may ask for (a runaway caller must not flood the connection). */
-export const MAX_WHEEL_NOTCHES = 100;
+const MAX_WHEEL_NOTCHES = 100;
 
 /** Throws INPUT_BAD_VALUE unless `x` and `y` are finite numbers (out-of-range ones are clamped later). */
 export function checkPosition(x: number, y: number): void {

@@ -50,7 +50,7 @@ export interface FrameOutput {
 }
 
 /** In-flight frames per video output: one encoding, one queued in the worker. */
-export const MAX_IN_FLIGHT = 2;
+const MAX_IN_FLIGHT = 2;
 
 /** Callbacks a video output reports through. */
 export interface VideoOutputEvents {

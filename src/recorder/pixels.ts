@@ -14,7 +14,7 @@ export function cutPatch(src: Uint8Array, stride: number, rect: Rect): Patch {
 }
 
 /** Copies `rect` from one frame to the same place in another of the same stride. */
-export function copyRegion(src: Uint8Array, dst: Uint8Array, stride: number, rect: Rect): void {
+function copyRegion(src: Uint8Array, dst: Uint8Array, stride: number, rect: Rect): void {
   const row = rect.width * 4;
   for (let y = 0; y < rect.height; y++) {
     const o = (rect.y + y) * stride + rect.x * 4;

@@ -25,7 +25,7 @@ import { checkButtons, checkKeysym, checkNotches, checkPosition, clampToAxis } f
 import { clientCutTextMessage, keyEventMessage, latin1CutText, pointerEventMessage, QEMU_RELATIVE_CENTRE, WHEEL_BIT, wheelNotches } from './input';
 
 /** Encoding numbers (rfbproto §7.7, §7.8). */
-export const ENC = {
+const ENC = {
   RAW: 0, COPYRECT: 1, RRE: 2, CORRE: 4, HEXTILE: 5, ZLIB: 6, TIGHT: 7, TRLE: 15, ZRLE: 16, TIGHT_PNG: -260,
   DESKTOP_SIZE: -223, LAST_RECT: -224, POINTER_POS: -232, CURSOR: -239, X_CURSOR: -240,
   QEMU_POINTER_MOTION: -257, QEMU_EXT_KEY: -258, QEMU_AUDIO: -259, QEMU_LED: -261, DESKTOP_NAME: -307,

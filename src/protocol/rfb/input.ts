@@ -7,7 +7,7 @@ import { InputError } from '../../errors';
 import { ByteWriter } from '../../wire/writer';
 
 /** Client message types (RFC 6143 §7.5). */
-export const MSGC_RFB = { KEY_EVENT: 4, POINTER_EVENT: 5, CLIENT_CUT_TEXT: 6 } as const;
+const MSGC_RFB = { KEY_EVENT: 4, POINTER_EVENT: 5, CLIENT_CUT_TEXT: 6 } as const;
 
 /**
  * Button-mask bits of the wheel: 4/5 (bits 3/4) scroll up/down and 6/7 (bits 5/6) left/right, each notch a
@@ -19,7 +19,7 @@ export const WHEEL_BIT = { UP: 1 << 3, DOWN: 1 << 4, LEFT: 1 << 5, RIGHT: 1 << 6
  * Longest ClientCutText we send, in bytes: TigerVNC's servers ignore longer ones (their MaxCutText
  * default in common/rfb/SMsgReader.cxx, 256 KiB), so a longer text would vanish silently; the caller hears about it instead.
  */
-export const MAX_CLIENT_CUT_TEXT = 256 * 1024;
+const MAX_CLIENT_CUT_TEXT = 256 * 1024;
 
 /** The centre of QEMU's relative PointerEvents: coordinates are sent as 0x7FFF + delta (QEMU ui/vnc.c). */
 export const QEMU_RELATIVE_CENTRE = 0x7fff;

@@ -14,7 +14,7 @@ import { COMMON_CAP, MSG, MSGC, TICKET_BYTES } from './constants';
 import { authMechanism, buildLinkMess, encryptTicket, hasCap, LINK_HEADER_BYTES, linkError, OUR_COMMON_CAPS, parseLinkHeader, parseLinkReply } from './link';
 
 /** Largest message body we accept (a full-screen uncompressed 32-bit 4K image is ~33 MB). */
-export const MAX_MESSAGE = 128 << 20;
+const MAX_MESSAGE = 128 << 20;
 
 /** What a channel's owner implements. */
 export interface ChannelHandler {

@@ -45,7 +45,7 @@ export const MSG_MAIN = {
   MIGRATE_END: 112, NAME: 113, UUID: 114, AGENT_CONNECTED_TOKENS: 115,
 } as const;
 /** Main channel, client → server. */
-export const MSGC_MAIN = { ATTACH_CHANNELS: 104 } as const;
+export const MSGC_MAIN = { ATTACH_CHANNELS: 104, MOUSE_MODE_REQUEST: 105 } as const;
 
 /** Display channel, client → server. */
 export const MSGC_DISPLAY = { INIT: 101, STREAM_REPORT: 102, PREFERRED_COMPRESSION: 103 } as const;

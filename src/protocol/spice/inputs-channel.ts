@@ -25,6 +25,7 @@
  * is kept) and goes out with the next ACK.
  */
 import { InputError } from '../../errors';
+import { MSG_MAIN, MSGC_MAIN } from './constants';
 import { ByteReader } from '../../wire/reader';
 import { ByteWriter } from '../../wire/writer';
 import { checkButtons, checkKeysym, checkNotches, checkPosition, clampToAxis } from '../input';
@@ -37,31 +38,24 @@ export const MSGC_INPUTS = {
   KEY_DOWN: 101, KEY_UP: 102, KEY_MODIFIERS: 103, KEY_SCANCODE: 104,
   MOUSE_MOTION: 111, MOUSE_POSITION: 112, MOUSE_PRESS: 113, MOUSE_RELEASE: 114,
 } as const;
-/** Inputs channel capability bits (SPICE_INPUTS_CAP_*); we announce none: keys go as KEY_DOWN/KEY_UP. */
-export const INPUTS_CAP = { KEY_SCANCODE: 0 } as const;
+// Inputs channel capabilities (SPICE_INPUTS_CAP_*: KEY_SCANCODE is bit 0): we announce none, so keys go as
+// KEY_DOWN/KEY_UP, which every spice-server takes.
 /** Mouse modes (`SpiceMouseMode` flags). */
 export const MOUSE_MODE = { SERVER: 1, CLIENT: 2 } as const;
-/** Main channel, client → server: SPICE_MSGC_MAIN_MOUSE_MODE_REQUEST (u16 mode). */
-export const MSGC_MAIN_MOUSE_MODE_REQUEST = 105;
 /** Mouse buttons (`SpiceMouseButton`). */
-export const MOUSE_BUTTON = { LEFT: 1, MIDDLE: 2, RIGHT: 3, UP: 4, DOWN: 5 } as const;
+const MOUSE_BUTTON = { LEFT: 1, MIDDLE: 2, RIGHT: 3, UP: 4, DOWN: 5 } as const;
 /** Button-state bits (`SpiceMouseButtonMask`); the same bits as RemoteInput's BUTTON. */
-export const MOUSE_BUTTON_MASK = { LEFT: 1, MIDDLE: 2, RIGHT: 4 } as const;
+const MOUSE_BUTTON_MASK = { LEFT: 1, MIDDLE: 2, RIGHT: 4 } as const;
 /** Keyboard lock bits (`SpiceKeyboardModifierFlags`). */
-export const KEYBOARD_MODIFIER = { SCROLL_LOCK: 1, NUM_LOCK: 2, CAPS_LOCK: 4 } as const;
+const KEYBOARD_MODIFIER = { SCROLL_LOCK: 1, NUM_LOCK: 2, CAPS_LOCK: 4 } as const;
 /** SPICE_INPUT_MOTION_ACK_BUNCH (spice/protocol.h): the server acknowledges every 4 motion messages. */
-export const MOTION_ACK_BUNCH = 4;
+const MOTION_ACK_BUNCH = 4;
 
-/** Main channel messages the input path listens to (spice/enums.h SPICE_MSG_MAIN_*). */
-const MSG_MAIN_MOUSE_MODE = 105;
-const MSG_MAIN_AGENT_CONNECTED = 107;
-const MSG_MAIN_AGENT_DISCONNECTED = 108;
-const MSG_MAIN_AGENT_CONNECTED_TOKENS = 115;
 
 /** Why SPICE clipboard text cannot be sent: it needs the guest agent, and deskrec has no agent protocol. */
-export const CLIPBOARD_NO_AGENT = 'no SPICE guest agent';
+const CLIPBOARD_NO_AGENT = 'no SPICE guest agent';
 /** The same, with an agent connected. */
-export const CLIPBOARD_NOT_IMPLEMENTED = 'agent clipboard not implemented';
+const CLIPBOARD_NOT_IMPLEMENTED = 'agent clipboard not implemented';
 
 /**
  * A key's scancode as the session takes it: 0x01–0x7F, or an extended key as 0xE001–0xE07F (spice-gtk's
@@ -334,7 +328,7 @@ export class SpiceInput {
   mainMessage(type: number, body: Uint8Array): void {
     const r = new ByteReader(body, 0, `main message ${type}`);
     switch (type) {
-      case MSG_MAIN_MOUSE_MODE: {
+      case MSG_MAIN.MOUSE_MODE: {
         const supported = r.u16(true);
         this.currentMode = r.u16(true);
         // A newly supported client mode (an agent or a tablet appeared) is worth asking for again.
@@ -342,11 +336,11 @@ export class SpiceInput {
         this.supportedModes = supported;
         return;
       }
-      case MSG_MAIN_AGENT_CONNECTED:
-      case MSG_MAIN_AGENT_CONNECTED_TOKENS:
+      case MSG_MAIN.AGENT_CONNECTED:
+      case MSG_MAIN.AGENT_CONNECTED_TOKENS:
         this.agentConnected = true;
         return;
-      case MSG_MAIN_AGENT_DISCONNECTED:
+      case MSG_MAIN.AGENT_DISCONNECTED:
         this.agentConnected = false;
         return;
       default:
@@ -455,7 +449,7 @@ export class SpiceInput {
   private requestClientMode(): void {
     if (this.modeRequested || this.currentMode === MOUSE_MODE.CLIENT || (this.supportedModes & MOUSE_MODE.CLIENT) === 0) return;
     this.modeRequested = true;
-    this.host.sendMain(MSGC_MAIN_MOUSE_MODE_REQUEST, new ByteWriter(2).u16(MOUSE_MODE.CLIENT, true).finish());
+    this.host.sendMain(MSGC_MAIN.MOUSE_MODE_REQUEST, new ByteWriter(2).u16(MOUSE_MODE.CLIENT, true).finish());
   }
 
   private moveAndPress(ch: InputsChannel, x: number, y: number, buttons: number): void {
