@@ -6,6 +6,7 @@
  */
 import * as net from 'node:net';
 import { InputError } from '../../../src/errors';
+import { thrown } from '../../helpers/thrown';
 import { RfbClient, type RfbOptions } from '../../../src/protocol/rfb/client';
 import { BUTTON } from '../../../src/sources/source';
 import { VncSource } from '../../../src/sources/vnc';
@@ -44,15 +45,7 @@ function writesFrom(run: Run, from: number): number[][] {
   return run.t.written.slice(from).map((w) => Array.from(w));
 }
 
-function inputError(f: () => void): InputError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof InputError) return err;
-    throw err;
-  }
-  throw new Error('no error thrown');
-}
+const inputError = (f: () => void): InputError => thrown(InputError, f);
 
 describe('RFB input', () => {
   test('every input call is INPUT_NOT_READY before ServerInit and after the end, and writes nothing', () => {

@@ -6,34 +6,16 @@
  * with the motion-ack window, press/release, the wheel, and the typed errors (not ready, unsupported
  * clipboard, bad values). Layouts: spice-common spice.proto, channel InputsChannel.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { InputError } from '../../../src/errors';
-import { CHANNEL, COMMON_CAP, MSG_DISPLAY, MSG_MAIN, SPICE_MAGIC } from '../../../src/protocol/spice/constants';
+import { thrown } from '../../helpers/thrown';
+import { CHANNEL, MSG_DISPLAY, MSG_MAIN } from '../../../src/protocol/spice/constants';
 import { InputsChannel, keyCode, MSG_INPUTS, MSGC_INPUTS, normalizeScancode } from '../../../src/protocol/spice/inputs-channel';
 import { keysymToKey } from '../../../src/protocol/spice/keymap';
-import { capWords } from '../../../src/protocol/spice/link';
 import { SpiceSession } from '../../../src/protocol/spice/session';
 import { BUTTON } from '../../../src/sources/source';
 import { ReplayTransport } from '../../../src/transport/replay';
+import { linked, linkReply, msg } from './scripted';
 import { ByteWriter } from '../../../src/wire/writer';
-
-const spki = new Uint8Array(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'der', type: 'spki' }));
-
-function linkReply(error: number): Uint8Array {
-  const words = capWords([COMMON_CAP.PROTOCOL_AUTH_SELECTION, COMMON_CAP.AUTH_SPICE, COMMON_CAP.MINI_HEADER]);
-  const body = new ByteWriter().u32(error, true).bytes(spki).u32(words.length, true).u32(0, true).u32(178, true);
-  for (const w of words) body.u32(w, true);
-  const b = body.finish();
-  return new ByteWriter().u32(SPICE_MAGIC, true).u32(2, true).u32(2, true).u32(b.length, true).bytes(b).finish();
-}
-
-function linked(): Uint8Array {
-  return Buffer.concat([linkReply(0), new ByteWriter().u32(0, true).finish()]);
-}
-
-function msg(type: number, body: Uint8Array = new Uint8Array(0)): Uint8Array {
-  return new ByteWriter().u16(type, true).u32(body.length, true).bytes(body).finish();
-}
 
 /** Main INIT with the given mouse modes (SERVER 1, CLIENT 2) and agent. */
 function mainInit(supported: number, current: number, agent = false): Uint8Array {
@@ -119,15 +101,7 @@ const motion = (dx: number, dy: number, buttons: number): { type: number; body: 
 const press = (button: number, buttons: number): { type: number; body: number[] } => ({ type: MSGC_INPUTS.MOUSE_PRESS, body: [button, ...le16(buttons)] });
 const release = (button: number, buttons: number): { type: number; body: number[] } => ({ type: MSGC_INPUTS.MOUSE_RELEASE, body: [button, ...le16(buttons)] });
 
-function inputError(f: () => void): InputError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof InputError) return err;
-    throw err;
-  }
-  throw new Error('no error thrown');
-}
+const inputError = (f: () => void): InputError => thrown(InputError, f);
 
 describe('SPICE inputs channel: linking', () => {
   test('linked after display and cursor as stream 3, with no capability; a recording-only session sends nothing more', async () => {

@@ -4,34 +4,14 @@
  * typed errors for bad draws, NEED_SECURED → a TLS retry (or a clear error without a TLS port), and the
  * same frames whatever the chunking.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import type { Frame } from '../../../src/capture/surface';
 import { DeskrecError } from '../../../src/errors';
-import { CHANNEL, COMMON_CAP, MSG_DISPLAY, MSG_MAIN, MSGC_DISPLAY, SPICE_MAGIC } from '../../../src/protocol/spice/constants';
-import { capWords } from '../../../src/protocol/spice/link';
+import { CHANNEL, MSG_DISPLAY, MSG_MAIN, MSGC_DISPLAY } from '../../../src/protocol/spice/constants';
 import { SpiceSession } from '../../../src/protocol/spice/session';
 import { ByteWriter } from '../../../src/wire/writer';
 import { ReplayTransport } from '../../../src/transport/replay';
+import { linked, linkReply, msg } from './scripted';
 import { mulberry32 } from '../../../src/util/rng';
-
-const spki = new Uint8Array(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'der', type: 'spki' }));
-
-function linkReply(error: number): Uint8Array {
-  const words = capWords([COMMON_CAP.PROTOCOL_AUTH_SELECTION, COMMON_CAP.AUTH_SPICE, COMMON_CAP.MINI_HEADER]);
-  const body = new ByteWriter().u32(error, true).bytes(spki).u32(words.length, true).u32(0, true).u32(178, true);
-  for (const w of words) body.u32(w, true);
-  const b = body.finish();
-  return new ByteWriter().u32(SPICE_MAGIC, true).u32(2, true).u32(2, true).u32(b.length, true).bytes(b).finish();
-}
-
-/** A linked channel: the reply and the link result OK. */
-function linked(): Uint8Array {
-  return Buffer.concat([linkReply(0), new ByteWriter().u32(0, true).finish()]);
-}
-
-function msg(type: number, body: Uint8Array = new Uint8Array(0)): Uint8Array {
-  return new ByteWriter().u16(type, true).u32(body.length, true).bytes(body).finish();
-}
 
 function mainInit(): Uint8Array {
   return msg(MSG_MAIN.INIT, new ByteWriter().u32(0xabcd, true).u32(1, true).u32(3, true).u32(1, true).u32(0, true).u32(10, true).u32(0, true).u32(64 << 20, true).finish());
