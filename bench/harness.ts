@@ -80,7 +80,9 @@ export function transpileHarness(names: readonly string[]): string {
     if (errors.length > 0) {
       throw new Error(`${fileName}: ${errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n')).join('; ')}`);
     }
-    writeFileSync(path.join(outDir, `${name}.js`), out.outputText);
+    // The harness imports the product from test/helpers/servers/ as '../../../src/…'; from dist-ts/bench/harness/
+    // the compiled product is '../../src/…' (the same path would reach the TypeScript sources, which node cannot load).
+    writeFileSync(path.join(outDir, `${name}.js`), out.outputText.replace(/(require\(["'])\.\.\/\.\.\/\.\.\/src\//g, '$1../../src/'));
   }
   return outDir;
 }

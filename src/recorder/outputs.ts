@@ -1,14 +1,18 @@
 /**
  * Per-segment frame outputs behind one small interface, so the recording's timing logic does not care
  * whether frames become H.264 or PNG: `canAccept` tells whether a frame may be submitted now (the queue is
- * bounded), `submit` takes the pixels of the given rectangles from the segment's mirror at once.
+ * bounded), `submit` takes a frame as patches: the pixels of its changed rectangles as of its own time, cut
+ * by the recording when the frame was emitted. Outputs never read the recording's mirror, which may already
+ * hold newer pixels by the time a frame that waited for room is submitted; the PNG output keeps its own
+ * picture and brings it up to each frame with the frame's patches, so the video and the PNG frames of one
+ * recording are built from the same pixels.
  */
 import * as path from 'node:path';
 import type { Rect } from '../capture/rect';
 import { EncoderError } from '../errors';
 import { EncoderClient } from './encoder-client';
 import type { AccessUnit, EncoderConfig, Patch } from './encoders/backend';
-import { applyPatch, cutPatch } from './pixels';
+import { applyPatch } from './pixels';
 import { Mp4SegmentWriter, type Mp4SegmentInfo } from './sinks/mp4';
 import type { PngSink } from './sinks/png';
 
@@ -34,13 +38,27 @@ export interface SegmentRecord {
   fastStart?: boolean;
 }
 
+/**
+ * One emitted frame as every output receives it. `patches`, applied in order (later ones win where they
+ * overlap) to the picture of the previous frame, give exactly this frame's picture; they lie inside
+ * `damage`. The outputs only read the patches (several outputs share them).
+ */
+export interface OutputFrame {
+  /** The changed rectangles since the previous frame (frames.jsonl's `damage`). */
+  damage: Rect[];
+  /** The pixels of the changed rectangles as of `t_ms`. */
+  patches: Patch[];
+  /** Session time of the frame's newest content, ms. */
+  t_ms: number;
+}
+
 /** One segment's output. */
 export interface FrameOutput {
   readonly kind: 'mp4' | 'png' | 'mp4+png';
   /** True when a frame may be submitted without exceeding the queue bound. */
   canAccept(): boolean;
-  /** Hands over the frame whose changed rectangles are `damage`, reading pixels from `mirror`; `key` forces a keyframe. */
-  submit(mirror: Uint8Array, damage: Rect[], t_ms: number, key?: boolean): void;
+  /** Hands over one frame; `key` forces a keyframe. */
+  submit(frame: OutputFrame, key?: boolean): void;
   /** Resolves once every submitted frame is finished (or the output failed). */
   drain(): Promise<void>;
   /** Resolves once `canAccept()` is true again. */
@@ -57,8 +75,11 @@ export interface VideoOutputEvents {
   onUnit(unit: AccessUnit): void;
   onEncoded(): void;
   onRoom(): void;
-  /** The encoder failed; `unfinished` are the frames it never coded, oldest first, pixels reconstructed. */
-  onFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[]): void;
+  /**
+   * The encoder failed; `unfinished` are the frames it never coded, oldest first, pixels reconstructed;
+   * `latest` is the picture as of the last frame submitted (what the next frame's patches apply to).
+   */
+  onFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], latest: Uint8Array): void;
 }
 
 /** H.264 through an encode worker into an MP4 segment file. */
@@ -94,10 +115,9 @@ export class VideoOutput implements FrameOutput {
     return this.failed || this.inFlight.length < MAX_IN_FLIGHT;
   }
 
-  submit(mirror: Uint8Array, damage: Rect[], t_ms: number, key = false): void {
+  submit(frame: OutputFrame, key = false): void {
     if (this.failed) return;
-    const stride = this.width * 4;
-    const patches = damage.map((r) => cutPatch(mirror, stride, r));
+    const { patches, t_ms, damage } = frame;
     const forceKey = key || this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
     if (forceKey) this.lastKeyT = t_ms;
     const rec: PendingFrame = { patches, t_ms, damage };
@@ -138,7 +158,8 @@ export class VideoOutput implements FrameOutput {
       return { rgba: this.acked.slice(), t_ms: rec.t_ms, damage: rec.damage };
     });
     void this.client?.close();
-    this.events.onFailure(e, unfinished);
+    // After the loop `acked` holds every submitted frame; this output takes no more frames, so hand it over.
+    this.events.onFailure(e, unfinished, this.acked);
     this.wake();
   }
 
@@ -193,25 +214,46 @@ export class VideoOutput implements FrameOutput {
 export class PngOutput implements FrameOutput {
   readonly kind = 'png';
   private frames = 0;
+  private bytes = 0;
   private firstT: number | null = null;
   private lastT: number | null = null;
+  private lastWrite: Promise<unknown> = Promise.resolve();
   private readonly startIndex: number;
+  /** The picture as of the last frame taken: each frame's patches bring it up to that frame. */
+  private readonly picture: Uint8Array;
 
-  constructor(private readonly sink: PngSink, private readonly width: number, private readonly height: number) {
+  /**
+   * `base` is the picture the first frame's patches apply to (the encoder's reconstruction when PNG takes
+   * over from a failed video output mid-segment); a new segment starts from nothing, its first frame
+   * covers the whole picture. `onBytes` hears the size of every PNG written (the status line).
+   */
+  constructor(private readonly sink: PngSink, private readonly width: number, private readonly height: number,
+    base?: Uint8Array, private readonly onBytes?: (n: number) => void) {
     this.startIndex = sink.frameCount;
+    this.picture = base?.slice() ?? new Uint8Array(width * height * 4);
   }
 
   canAccept(): boolean {
     return !this.sink.full;
   }
 
-  submit(mirror: Uint8Array, damage: Rect[], t_ms: number): void {
-    this.add(mirror.slice(), t_ms, damage);
+  submit(frame: OutputFrame): void {
+    const stride = this.width * 4;
+    for (const p of frame.patches) applyPatch(this.picture, stride, p);
+    this.enqueue(this.picture.slice(), frame.t_ms, frame.damage);
   }
 
-  /** Adds a frame whose pixels the caller already copied. */
+  /** Adds a whole frame whose pixels the caller already copied (a frame the failed encoder never finished). */
   add(rgba: Uint8Array, t_ms: number, damage: Rect[]): void {
-    this.sink.add({ rgba, width: this.width, height: this.height, t_ms, damage });
+    this.picture.set(rgba);
+    this.enqueue(rgba, t_ms, damage);
+  }
+
+  private enqueue(rgba: Uint8Array, t_ms: number, damage: Rect[]): void {
+    this.lastWrite = this.sink.add({ rgba, width: this.width, height: this.height, t_ms, damage }).then((n) => {
+      this.bytes += n;
+      this.onBytes?.(n);
+    });
     this.frames++;
     this.firstT ??= t_ms;
     this.lastT = t_ms;
@@ -225,14 +267,16 @@ export class PngOutput implements FrameOutput {
     return this.sink.whenDrained();
   }
 
-  close(endT: number): Promise<SegmentRecord[]> {
-    if (this.frames === 0) return Promise.resolve([]);
+  async close(endT: number): Promise<SegmentRecord[]> {
+    if (this.frames === 0) return [];
+    // The sink writes in order, so once this segment's last frame is written all of its bytes are counted.
+    await this.lastWrite;
     const first = this.startIndex + 1;
-    return Promise.resolve([{
+    return [{
       kind: 'png', file: `frames/frame-${String(first).padStart(6, '0')}.png`, width: this.width, height: this.height,
-      bytes: 0, frames: this.frames, first_t_ms: this.firstT, last_t_ms: this.lastT,
+      bytes: this.bytes, frames: this.frames, first_t_ms: this.firstT, last_t_ms: this.lastT,
       duration_ms: this.firstT === null ? 0 : Math.max(endT, (this.lastT ?? 0) + 1) - this.firstT,
-    }]);
+    }];
   }
 }
 
@@ -246,9 +290,10 @@ export class TeeOutput implements FrameOutput {
     return this.video.canAccept() && this.png.canAccept();
   }
 
-  submit(mirror: Uint8Array, damage: Rect[], t_ms: number, key = false): void {
-    this.png.submit(mirror, damage, t_ms);
-    this.video.submit(mirror, damage, t_ms, key);
+  submit(frame: OutputFrame, key = false): void {
+    // The same frame object to both: same count, same times, same pixels before encoding.
+    this.png.submit(frame);
+    this.video.submit(frame, key);
   }
 
   async drain(): Promise<void> {

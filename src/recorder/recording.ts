@@ -11,6 +11,13 @@
  * - a keyframe at least every `keyframeIntervalS` seconds while the screen changes.
  * Only when the encoder falls behind a live source are emitted frames merged (damage united, newest pixels
  * kept), and each merge is counted; sources that can wait (replay, `--speed max`) await `whenReady()`.
+ *
+ * Fidelity: every frame handed to an output carries exactly the pixels of its own moment. The mirror always
+ * holds the newest picture (frames held by fps-max are copied into it as they arrive), so a frame's pixels
+ * are cut from the mirror when the frame is emitted — the one moment the mirror shows exactly that frame —
+ * and a frame that must wait for room keeps those patches (copy-on-park). Merging a newer frame into it adds
+ * the newer frame's patches after the older ones, recut from the mirror as one set once they would exceed
+ * one picture, so a parked frame never holds more than one picture's bytes.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -19,10 +26,10 @@ import { DamageRegion, intersects, isEmpty, type Rect } from '../capture/rect';
 import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
 import { describeError, EncoderError, SinkError } from '../errors';
-import type { RateControl } from './encoders/backend';
+import type { Patch, RateControl } from './encoders/backend';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
-import { copyRect } from './pixels';
-import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type SegmentRecord } from './outputs';
+import { copyRect, cutPatch } from './pixels';
+import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
 import { PngSink } from './sinks/png';
 
 /** How a recording is made. */
@@ -86,6 +93,21 @@ interface Held {
   t_ms: number;
 }
 
+/** An emitted frame waiting for room in the output, with its pixels as of its time (cut when it was emitted). */
+interface Parked {
+  damage: DamageRegion;
+  patches: Patch[];
+  /** Bytes of pixels in `patches`. */
+  bytes: number;
+  t_ms: number;
+}
+
+function patchBytes(patches: readonly Patch[]): number {
+  let n = 0;
+  for (const p of patches) n += p.data.length;
+  return n;
+}
+
 /** A recording in progress. */
 export class Recording {
   readonly stats: RecordingStats = { framesIn: 0, framesEmitted: 0, framesEncoded: 0, framesMerged: 0, framesDropped: 0, pngFrames: 0 };
@@ -100,7 +122,7 @@ export class Recording {
   private mirror: Uint8Array = new Uint8Array(0);
   private output: FrameOutput | null = null;
   private held: Held | null = null;
-  private waiting: Held | null = null;
+  private waiting: Parked | null = null;
   private lastEmitT = -Infinity;
   private lastT = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -205,12 +227,18 @@ export class Recording {
   }
 
   private newOutput(): FrameOutput {
-    if (this.mode === 'png') return new PngOutput(this.ensurePng(), this.width, this.height);
-    const video = this.newVideoOutput();
-    return this.mode === 'mp4+png' ? new TeeOutput(video, new PngOutput(this.ensurePng(), this.width, this.height)) : video;
+    if (this.mode === 'png') return this.newPngOutput(this.width, this.height);
+    const teed = this.mode === 'mp4+png';
+    const video = this.newVideoOutput(teed);
+    return teed ? new TeeOutput(video, this.newPngOutput(this.width, this.height)) : video;
   }
 
-  private newVideoOutput(): VideoOutput {
+  private newPngOutput(width: number, height: number, base?: Uint8Array): PngOutput {
+    return new PngOutput(this.ensurePng(), width, height, base, (n) => { this.bytesWritten += n; });
+  }
+
+  /** `teed`: a PNG output beside it takes every frame too (`mp4+png`), so a failure loses nothing. */
+  private newVideoOutput(teed: boolean): VideoOutput {
     const index = this.segmentIndex;
     const name = index === 0 ? 'display.mp4' : `display-${String(index).padStart(3, '0')}.mp4`;
     const video: VideoOutput = new VideoOutput(
@@ -225,7 +253,7 @@ export class Recording {
           this.encoderName ??= video.backendName;
         },
         onRoom: () => { this.onRoom(); },
-        onFailure: (err, unfinished) => { this.onEncoderFailure(err, unfinished, video); },
+        onFailure: (err, unfinished, latest) => { this.onEncoderFailure(err, unfinished, latest, video, teed); },
       },
     );
     return video;
@@ -235,6 +263,9 @@ export class Recording {
    * Emits the held frame. `at` is the session time of the emission: the held frame's due time when a later
    * frame (or the live timer) released it, so the next frame is due one interval after that and the output
    * never exceeds fps-max. The frame itself keeps the time of its newest content.
+   *
+   * Every caller emits before copying anything newer into the mirror, so the mirror shows exactly this
+   * frame's moment here: its pixels are cut now, whether it is submitted at once or has to wait.
    */
   private emitHeld(at: number): void {
     const h = this.held;
@@ -243,60 +274,79 @@ export class Recording {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     this.lastEmitT = at;
     this.stats.framesEmitted++;
+    const damage = h.damage.toArray();
+    const patches = this.cut(damage);
     if (this.waiting !== null || !this.output.canAccept()) {
-      // The output is behind: merge into the one waiting frame (united damage, newest pixels at submit).
+      // The output is behind: merge into the one waiting frame (united damage, newest pixels, newest time).
       if (this.waiting === null) {
-        this.waiting = h;
+        this.waiting = { damage: h.damage, patches, bytes: patchBytes(patches), t_ms: h.t_ms };
         void this.output.whenRoom().then(() => { this.onRoom(); });
       } else {
-        this.waiting.damage.addAll(h.damage.toArray());
-        this.waiting.t_ms = h.t_ms;
+        const w = this.waiting;
+        w.damage.addAll(damage);
+        w.t_ms = h.t_ms;
+        // Later patches win where they overlap (EncodeInput.patches), so appending keeps the newest pixels.
+        w.patches.push(...patches);
+        w.bytes += patchBytes(patches);
+        if (w.bytes > this.mirror.length) {
+          // The mirror is at this frame's moment, the newest content of the merged frame: one cut of the
+          // united damage (disjoint rectangles, DamageRegion) replaces the pile and is at most one picture.
+          w.patches = this.cut(w.damage.toArray());
+          w.bytes = patchBytes(w.patches);
+        }
         this.stats.framesMerged++;
       }
       return;
     }
-    this.submit(h);
+    this.submit({ damage, patches, t_ms: h.t_ms });
   }
 
-  private submit(h: Held): void {
+  /** The mirror's pixels under `damage`, as new patches. */
+  private cut(damage: readonly Rect[]): Patch[] {
+    const stride = this.width * 4;
+    return damage.map((r) => cutPatch(this.mirror, stride, r));
+  }
+
+  private submit(frame: OutputFrame): void {
     if (this.output === null) return;
-    const damage = h.damage.toArray();
     if (this.output.kind !== 'mp4') this.stats.pngFrames++;
-    this.output.submit(this.mirror, damage, h.t_ms, this.keyframeRequested);
+    this.output.submit(frame, this.keyframeRequested);
     this.keyframeRequested = false;
   }
 
+  private submitWaiting(): void {
+    const w = this.waiting;
+    if (w === null) return;
+    this.waiting = null;
+    this.submit({ damage: w.damage.toArray(), patches: w.patches, t_ms: w.t_ms });
+  }
+
   private onRoom(): void {
-    if (this.waiting !== null && this.output !== null && this.output.canAccept()) {
-      const w = this.waiting;
-      this.waiting = null;
-      this.submit(w);
-    }
+    if (this.waiting !== null && this.output !== null && this.output.canAccept()) this.submitWaiting();
   }
 
   /** Submits a waiting frame regardless of the queue bound (segment end, stop). */
   private flushWaitingNow(): void {
-    if (this.waiting === null) return;
-    const w = this.waiting;
-    this.waiting = null;
-    this.submit(w);
+    this.submitWaiting();
   }
 
-  private onEncoderFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], video: VideoOutput): void {
+  private onEncoderFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], latest: Uint8Array,
+    video: VideoOutput, teed: boolean): void {
     this.encoderFailure = describeError(err);
     this.closing.push(video.close(this.lastT));
-    if (this.output instanceof TeeOutput && this.output.video === video) {
-      // Every frame is already in PNG; just go on without the video.
+    if (teed) {
+      // Every frame is already in PNG; just go on without the video (a segment that is closing already has
+      // its PNG twin closing beside it).
       this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames only`);
-      this.output = this.output.png;
+      if (this.output instanceof TeeOutput && this.output.video === video) this.output = this.output.png;
       this.mode = 'png';
       this.onRoom();
       return;
     }
     this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames in ${path.join(this.opts.dir, 'frames')}`);
     this.mode = 'png';
-    const png = this.ensurePng();
-    const out = new PngOutput(png, video.width, video.height);
+    // The PNG output goes on from the picture as of the last submitted frame: later frames carry only patches.
+    const out = this.newPngOutput(video.width, video.height, latest);
     for (const f of unfinished) { out.add(f.rgba, f.t_ms, f.damage); this.stats.pngFrames++; }
     if (this.output === video) {
       // The rest of this segment goes to the same PNG output, after the frames the encoder never finished.
@@ -405,8 +455,8 @@ export class Recording {
     if (this.png !== null) {
       try {
         await this.pngOpened;
-        const info = await this.png.close();
-        this.bytesWritten += info.bytes;
+        // Each PNG's bytes were counted as it was written (PngOutput's onBytes).
+        await this.png.close();
       } catch (err) {
         this.opts.log(describeError(err));
         this.errors.push(describeError(err));

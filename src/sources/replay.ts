@@ -324,6 +324,7 @@ export class ReplaySource implements FrameSource {
       truncated: this.capture.truncated,
       updates: this.client?.updates ?? 0,
       frames: this.framesDelivered,
+      lossy: this.client?.lossy ?? false,
       messages: { ...(this.client?.messageCounts ?? {}) },
       rectangles: { ...(this.client?.rectCounts ?? {}) },
     };

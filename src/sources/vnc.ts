@@ -84,6 +84,7 @@ export class VncSource implements FrameSource {
       server: this.info === null ? null : { name: this.info.name, version: this.info.version, security: this.info.security },
       updates: this.client?.updates ?? 0,
       frames: this.framesDelivered,
+      lossy: this.client?.lossy ?? false,
       messages: { ...(this.client?.messageCounts ?? {}) },
       rectangles: { ...(this.client?.rectCounts ?? {}) },
     };

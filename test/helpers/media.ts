@@ -50,7 +50,9 @@ export function probePackets(file: string): { t_ms: number; key: boolean }[] {
 
 /** Decodes every frame to raw I420 with ffmpeg (no scaling, no conversion: the codec's own samples). */
 export function decodeI420(file: string, width: number, height: number): { y: Uint8Array; u: Uint8Array; v: Uint8Array }[] {
-  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough', '-'],
+  // -enc_time_base -1: frames keep the file's time base, so two frames closer than 1/fps do not share a
+  // timestamp in the raw output (ffmpeg would log "non monotonically increasing dts" for each).
+  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough', '-enc_time_base', '-1', '-'],
     { maxBuffer: 1 << 30 });
   const ySize = width * height;
   const cSize = (width / 2) * (height / 2);
@@ -69,7 +71,7 @@ export function decodeI420(file: string, width: number, height: number): { y: Ui
 /** Decodes every frame to RGBA with ffmpeg, converting with the matrix and range the stream signals. */
 export function decodeRgba(file: string): Uint8Array[] {
   const s = probeStream(file);
-  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgba', '-fps_mode', 'passthrough', '-'],
+  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgba', '-fps_mode', 'passthrough', '-enc_time_base', '-1', '-'],
     { maxBuffer: 1 << 30 });
   const size = s.width * s.height * 4;
   const frames = [];

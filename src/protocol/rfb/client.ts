@@ -115,6 +115,11 @@ export class RfbClient {
   readonly rectCounts: Record<string, number> = {};
   /** FramebufferUpdates received. */
   updates = 0;
+  /**
+   * True once lossy content reached the framebuffer: a JPEG image (Tight's JPEG compression, rfbproto
+   * §7.7.6, also TightPNG's) was decoded. session.json's `lossy`, as SPICE reports it.
+   */
+  lossy = false;
   /** Pixels of framebuffer rectangles decoded (pseudo-encodings excluded), for throughput figures. */
   pixelsDecoded = 0;
   /**
@@ -293,6 +298,7 @@ export class RfbClient {
     const jpeg = ctx.decodeJpeg.bind(ctx);
     ctx.decodeJpeg = (data) => {
       this.rectCounts['tight-jpeg'] = (this.rectCounts['tight-jpeg'] ?? 0) + 1;
+      this.lossy = true;
       return jpeg(data);
     };
     this.ctx = ctx;

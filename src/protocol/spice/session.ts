@@ -16,7 +16,7 @@ import { DeskrecError, ProtocolError } from '../../errors';
 import type { Transport } from '../../transport/transport';
 import { SpiceChannel } from './channel';
 import { capWords } from './link';
-import { CHANNEL, DISPLAY_CAP, messageName, MSG, MSG_MAIN } from './constants';
+import { CHANNEL, DISPLAY_CAP, IMAGE_COMPRESSION, messageName, MSG, MSG_MAIN } from './constants';
 import { CursorChannel } from './cursor-channel';
 import { DisplayState, glzWindowPixels } from './display/display-channel';
 import { MainChannel, type MainInit } from './main-channel';
@@ -50,6 +50,40 @@ export interface SpiceSessionEvents {
 
 /** Main channel capability: the server sends NAME and UUID (for session.json). */
 const MAIN_CAP_NAME_AND_UUID = 1;
+
+/**
+ * The display-channel capabilities we announce: what spice-gtk announces (`channel-display.c`
+ * spice_display_channel_set_capabilities), less what would oblige us to do what we do not. Each one:
+ * - SIZED_STREAM: yes — STREAM_DATA_SIZED (a frame with its own destination) is drawn.
+ * - MONITORS_CONFIG: yes — the layout is kept for session.json.
+ * - COMPOSITE: yes — spice-server passes it (with SIZED_STREAM, MONITORS_CONFIG, A8_SURFACE; the common
+ *   subset of all clients) to the guest (`display-channel.cpp` guest_set_client_capabilities), and Xorg's
+ *   qxl driver then sends DRAW_COMPOSITE for every Render op it accelerates (xf86-video-qxl `qxl_uxa.c`
+ *   qxl_check_composite: CLEAR…ADD, SATURATE, MULTIPLY…HSL_LUMINOSITY, with component alpha, affine
+ *   transforms, nearest/bilinear filters), all of which display/combine.ts and canvas.ts draw.
+ * - A8_SURFACE: yes — off-screen surfaces of format A8 are coverage-only images (display-channel.ts
+ *   OffscreenSurface; fills take the colour's low byte). That driver creates them once COMPOSITE is there
+ *   (qxl_has_a8_surfaces tests the COMPOSITE bit), so the two go together.
+ * - STREAM_REPORT: no — it obliges the client to answer STREAM_ACTIVATE_REPORT with periodic
+ *   STREAM_REPORT messages (spice-server `video-stream.cpp` dcc_create_stream, `dcc.cpp`
+ *   dcc_handle_stream_report), which a recorder has no use for; without it the server adapts the MJPEG
+ *   bitrate on its own estimates, as for spice-gtk with adaptive streaming off.
+ * - LZ4_COMPRESSION: yes — LZ4 images are decoded (without it the server sends LZ instead, `dcc.cpp`).
+ * - PREF_COMPRESSION: no — the server's capability, not the client's: `--prefer-compression` is sent when
+ *   the server announces it (DisplayState.start); spice-gtk does not announce it either.
+ * - GL_SCANOUT: no — GL_SCANOUT_UNIX passes a dmabuf file descriptor over a local Unix socket; deskrec
+ *   connects over TCP and draws in software.
+ * - MULTI_CODEC: yes, with CODEC_MJPEG only — the server then creates streams only in codecs the client
+ *   announces (`video-stream.cpp` dcc_create_video_encoder), i.e. MJPEG, which is what a client without
+ *   MULTI_CODEC gets anyway; sending a preferred-codec list (PREF_VIDEO_CODEC_TYPE, a server capability)
+ *   is optional.
+ * - CODEC_MJPEG: yes — MJPEG stream frames are decoded. CODEC_VP8, CODEC_H264, CODEC_VP9, CODEC_H265: no
+ *   decoder, not announced.
+ */
+const DISPLAY_CAPS: readonly number[] = [
+  DISPLAY_CAP.SIZED_STREAM, DISPLAY_CAP.MONITORS_CONFIG, DISPLAY_CAP.COMPOSITE, DISPLAY_CAP.A8_SURFACE,
+  DISPLAY_CAP.LZ4_COMPRESSION, DISPLAY_CAP.MULTI_CODEC, DISPLAY_CAP.CODEC_MJPEG,
+];
 
 
 /** A running SPICE session. */
@@ -172,10 +206,7 @@ export class SpiceSession {
     const isDisplay = channelType === CHANNEL.DISPLAY;
     const isInputs = channelType === CHANNEL.INPUTS;
     // Inputs: no capability; keys go as KEY_DOWN/KEY_UP, so KEY_SCANCODE is not announced.
-    const caps = isDisplay
-      ? capWords([DISPLAY_CAP.SIZED_STREAM, DISPLAY_CAP.MONITORS_CONFIG, DISPLAY_CAP.LZ4_COMPRESSION, DISPLAY_CAP.CODEC_MJPEG,
-        ...(this.opts.preferCompression !== null ? [DISPLAY_CAP.PREF_COMPRESSION] : [])])
-      : [];
+    const caps = isDisplay ? capWords(DISPLAY_CAPS) : [];
     const name = channelName(channelType);
     let inputs: InputsChannel | null = null;
     const ch = new SpiceChannel(transport, { connectionId: init.sessionId, channelType, channelId, channelCaps: caps, password: this.opts.password, name }, {
@@ -253,8 +284,31 @@ export class SpiceSession {
       images: { ...(d?.counts.images ?? {}) },
       unsupported: { ...(d?.counts.unsupported ?? {}) },
       cursor: this.cursor === null ? null : structuredClone(this.cursor.counts),
-      notices: this.notices,
+      compression: this.compressionReport(),
+      notices: [...this.notices, ...this.compressionNotice()],
     };
+  }
+
+  /**
+   * The image compression asked for (`--prefer-compression`) beside the image types that arrived: a server
+   * may ignore the request (no DISPLAY_CAP_PREF_COMPRESSION), be built without the codec (spice-server
+   * `reds.cpp`: no USE_LZ4 → auto_glz), or fall back per image (`dcc.cpp` get_compression_for_bitmap: LZ4
+   * only for RGB bitmaps, LZ otherwise; images LZ cannot take go uncompressed; QUIC may become JPEG).
+   */
+  private compressionReport(): { requested: string | null; sent: boolean; received: Record<string, number> } {
+    const d = this.display;
+    return { requested: compressionName(this.opts.preferCompression), sent: d?.preferenceSent ?? false, received: d?.compressedImages ?? {} };
+  }
+
+  /** A notice when images arrived but none of them in the compression asked for. */
+  private compressionNotice(): string[] {
+    const { requested, sent, received } = this.compressionReport();
+    if (requested === null) return [];
+    const total = Object.values(received).reduce((a, b) => a + b, 0);
+    const wanted = COMPRESSION_TYPES[requested] ?? [];
+    if (total === 0 || wanted.some((t) => (received[t] ?? 0) > 0)) return [];
+    const got = Object.entries(received).map(([k, v]) => `${k} ${v}`).join(', ');
+    return [`asked for ${requested} images${sent ? '' : ' (the server does not take a preferred compression)'}, but the server sent none: ${got}`];
   }
 
   /** The primary surface's size, once known. */
@@ -262,6 +316,27 @@ export class SpiceSession {
     return this.display?.primarySize ?? null;
   }
 }
+
+/** The `--prefer-compression` name of a SpiceImageCompression value. */
+function compressionName(value: number | null): string | null {
+  if (value === null) return null;
+  return Object.entries(IMAGE_COMPRESSION).find(([, v]) => v === value)?.[0] ?? `compression_${value}`;
+}
+
+/**
+ * Image types (session.json names) each compression request can produce, per spice-server `dcc.cpp`
+ * (dcc_compress_image: QUIC may be sent as JPEG when lossy compression is allowed; GLZ may be wrapped in
+ * zlib; the auto modes pick QUIC for photographic images and (G)LZ otherwise).
+ */
+const COMPRESSION_TYPES: Record<string, readonly string[]> = {
+  off: ['bitmap'],
+  quic: ['quic', 'jpeg', 'jpeg_alpha'],
+  lz: ['lz_rgb', 'lz_plt'],
+  glz: ['glz_rgb', 'zlib_glz_rgb'],
+  lz4: ['lz4'],
+  auto_lz: ['quic', 'jpeg', 'jpeg_alpha', 'lz_rgb', 'lz_plt'],
+  auto_glz: ['quic', 'jpeg', 'jpeg_alpha', 'glz_rgb', 'zlib_glz_rgb', 'lz_rgb', 'lz_plt'],
+};
 
 function isNeedSecured(err: Error | null): boolean {
   return err instanceof DeskrecError && err.code === 'SPICE_NEED_SECURED';

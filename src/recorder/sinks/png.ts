@@ -50,12 +50,16 @@ export class PngSink {
     this.jsonl = await fs.open(path.join(this.dir, 'frames.jsonl'), 'a');
   }
 
-  /** Queues a frame; it is written in order in the background. */
-  add(frame: PngFrame): void {
+  /**
+   * Queues a frame; it is written in order in the background. Resolves with the PNG's size in bytes once it
+   * is written (0 if writing failed: the error is kept for `close()`), never rejects.
+   */
+  add(frame: PngFrame): Promise<number> {
     const index = ++this.index;
     this.queued++;
-    this.chain = this.chain.then(() => this.write(index, frame)).catch((err: unknown) => {
+    const written = this.chain.then(() => this.write(index, frame)).catch((err: unknown) => {
       this.error ??= err;
+      return 0;
     }).finally(() => {
       this.queued--;
       if (this.queued < MAX_QUEUED) {
@@ -64,6 +68,8 @@ export class PngSink {
         for (const f of w) f();
       }
     });
+    this.chain = written.then(() => undefined);
+    return written;
   }
 
   /** True when the queue is full and the producer should wait (`whenDrained`). */
@@ -77,7 +83,7 @@ export class PngSink {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  private async write(index: number, f: PngFrame): Promise<void> {
+  private async write(index: number, f: PngFrame): Promise<number> {
     const file = `frame-${String(index).padStart(6, '0')}.png`;
     const png = await sharp(f.rgba, { raw: { width: f.width, height: f.height, channels: 4 } })
       .png({ compressionLevel: 3, adaptiveFiltering: false })
@@ -86,6 +92,7 @@ export class PngSink {
     this.bytes += png.length;
     const line = JSON.stringify({ index, file, t_ms: f.t_ms, width: f.width, height: f.height, damage: f.damage });
     await this.jsonl?.write(`${line}\n`);
+    return png.length;
   }
 
   /** Number of frames accepted so far. */

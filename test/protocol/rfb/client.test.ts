@@ -2,6 +2,7 @@
  * The RFB client's state machine against a scripted server: every server byte sequence is fed whole and
  * in random chunk sizes, and what the client writes back is checked byte for byte.
  */
+import sharp from 'sharp';
 import type { Frame } from '../../../src/capture/surface';
 import { AuthError, ConnectError, ProtocolError } from '../../../src/errors';
 import { RfbClient, type RfbOptions } from '../../../src/protocol/rfb/client';
@@ -27,16 +28,17 @@ function rawUpdate(x: number, y: number, w: number, h: number, rgb: [number, num
   return wr.finish();
 }
 
-interface Run { t: ReplayTransport; frames: Frame[]; closed: Error | null | undefined; ready: string[] }
+interface Run { t: ReplayTransport; frames: Frame[]; closed: Error | null | undefined; ready: string[]; client: RfbClient | null }
 
 function start(opts: Partial<RfbOptions> = {}): Run {
   const t = new ReplayTransport();
-  const run: Run = { t, frames: [], closed: undefined, ready: [] };
+  const run: Run = { t, frames: [], closed: undefined, ready: [], client: null };
   const c = new RfbClient(t, {
     frame: (f) => { run.frames.push({ ...f, rgba: f.rgba.slice(), damage: f.damage.map((d) => ({ ...d })) }); },
     ready: (i) => { run.ready.push(`${i.version} ${i.security} ${i.name} ${i.width}x${i.height}`); },
     closed: (e) => { run.closed = e; },
   }, { ...OPTS, ...opts });
+  run.client = c;
   c.start();
   return run;
 }
@@ -220,6 +222,23 @@ describe('RFB normal phase', () => {
     await feed(run, bytes, 0);
     expect(run.closed).toBeInstanceOf(ProtocolError);
     expect((run.closed as ProtocolError).code).toBe(code);
+  });
+
+  test('a Tight JPEG rectangle makes the session lossy (session.json `lossy`); lossless rectangles do not', async () => {
+    const run = start({ encodings: [7] });
+    await feed(run, ascii('RFB 003.008\n'), 0);
+    await feed(run, Uint8Array.of(1, 1, 0, 0, 0, 0), 0);
+    await feed(run, serverInit(16, 8), 0);
+    await feed(run, rawUpdate(0, 0, 16, 8, [1, 2, 3]), 0);
+    expect(run.client?.lossy).toBe(false);
+    const jpeg = await sharp({ create: { width: 16, height: 8, channels: 3, background: { r: 200, g: 40, b: 90 } } }).jpeg().toBuffer();
+    // Tight (7), compression control 0x90 = JPEG, compact length (two bytes: the JPEG is over 127 bytes).
+    const len = [(jpeg.length & 0x7f) | 0x80, jpeg.length >> 7];
+    await feed(run, new ByteWriter().u8(0).pad(1).u16(1).u16(0).u16(0).u16(16).u16(8).s32(7).u8(0x90).u8(len[0] ?? 0).u8(len[1] ?? 0).bytes(jpeg).finish(), 0);
+    await run.client?.whenIdle();
+    expect(run.frames).toHaveLength(2);
+    expect(run.client?.lossy).toBe(true);
+    expect(run.client?.rectCounts['tight-jpeg']).toBe(1);
   });
 
   test('the server closing mid-session ends it cleanly (null error)', async () => {

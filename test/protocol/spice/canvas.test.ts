@@ -448,11 +448,50 @@ describe('DRAW_COMPOSITE', () => {
   test('unsupported features return false and draw nothing', () => {
     const s = new TestSurface(1, 1, false, [9, 9, 9, 255]);
     const src = image(1, 1, [A]);
-    expect(drawComposite(s, base(0, 0, 1, 1), cop(3, { componentAlpha: true }), src, src)).toBe(false);
-    expect(drawComposite(s, base(0, 0, 1, 1), cop(13), src, null)).toBe(false);
+    // The disjoint (0x10…) and conjoint (0x20…) operators, which Xorg's qxl driver never sends.
+    expect(drawComposite(s, base(0, 0, 1, 1), cop(0x13), src, null)).toBe(false);
+    expect(drawComposite(s, base(0, 0, 1, 1), cop(0x23), src, null)).toBe(false);
     expect(drawComposite(s, base(0, 0, 1, 1), cop(3, { srcFilter: 5 }), src, null)).toBe(false);
     expect(s.px(0, 0)).toEqual([9, 9, 9, 255]);
     expect(s.damage).toEqual([]);
+  });
+
+  test('component alpha: the mask covers each colour channel on its own (pixman combine_over_ca)', () => {
+    const s = new TestSurface(1, 1, false, [0, 0, 255, 255]);
+    const red = image(1, 1, [[255, 0, 0, 255]]);
+    const mask = image(1, 1, [[255, 128, 0, 255]], 'premultiplied');
+    expect(drawComposite(s, base(0, 0, 1, 1), cop(3, { flags: 3 | COMPOSITE_FLAG.HAS_MASK | COMPOSITE_FLAG.COMPONENT_ALPHA, componentAlpha: true }), red, mask)).toBe(true);
+    // R: full red; G: 0 + 0 × (1 - 128/255); B: the blue destination stays where the mask's blue is 0.
+    expect(s.px(0, 0)).toEqual([255, 0, 255, 255]);
+  });
+
+  test('SATURATE and the PDF blend modes, integer and float, as pixman computes them', () => {
+    const opaque = (p: Px): TestSurface => new TestSurface(1, 1, false, p);
+    const src = image(1, 1, [[128, 64, 255, 255]]);
+    // MULTIPLY of opaque pixels: d × s / 255 with pixman's rounding.
+    const mul = opaque([255, 128, 100, 255]);
+    expect(drawComposite(mul, base(0, 0, 1, 1), cop(0x30), src, null)).toBe(true);
+    expect(mul.px(0, 0)).toEqual([128, 32, 100, 255]);
+    // SCREEN: s + d - s·d.
+    const scr = opaque([0, 255, 100, 255]);
+    expect(drawComposite(scr, base(0, 0, 1, 1), cop(0x31), src, null)).toBe(true);
+    expect(scr.px(0, 0)).toEqual([128, 255, 255, 255]);
+    // COLOR_DODGE (float): d = 0 stays 0; d ≥ 1 - s saturates.
+    const dodge = opaque([0, 128, 255, 255]);
+    expect(drawComposite(dodge, base(0, 0, 1, 1), cop(0x35), image(1, 1, [[128, 128, 128, 255]]), null)).toBe(true);
+    expect(dodge.px(0, 0)).toEqual([0, 255, 255, 255]);
+    // SATURATE onto a half-transparent ARGB pixel: source scaled by min(1, (1 - da) / sa).
+    const sat = new TestSurface(1, 1, true, [0, 0, 100, 100]);
+    expect(drawComposite(sat, base(0, 0, 1, 1), cop(13), image(1, 1, [[200, 0, 0, 200]], 'premultiplied'), null)).toBe(true);
+    expect(sat.px(0, 0)).toEqual([155, 0, 100, 255]);
+    // HSL_LUMINOSITY: red takes grey's luminosity (pixman set_lum and clip_color).
+    const lum = opaque([255, 0, 0, 255]);
+    expect(drawComposite(lum, base(0, 0, 1, 1), cop(0x3e), image(1, 1, [[128, 128, 128, 255]]), null)).toBe(true);
+    expect(lum.px(0, 0)).toEqual([255, 73, 73, 255]);
+    // With component alpha pixman leaves the HSL modes' destination alone.
+    const hslCa = opaque([10, 20, 30, 255]);
+    expect(drawComposite(hslCa, base(0, 0, 1, 1), cop(0x3b, { flags: 0x3b | COMPOSITE_FLAG.HAS_MASK, componentAlpha: true }), src, image(1, 1, [[255, 255, 255, 255]]))).toBe(true);
+    expect(hslCa.px(0, 0)).toEqual([10, 20, 30, 255]);
   });
 });
 

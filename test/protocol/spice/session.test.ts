@@ -6,7 +6,7 @@
  */
 import type { Frame } from '../../../src/capture/surface';
 import { DeskrecError } from '../../../src/errors';
-import { CHANNEL, MSG_DISPLAY, MSG_MAIN, MSGC_DISPLAY } from '../../../src/protocol/spice/constants';
+import { CHANNEL, IMAGE_COMPRESSION, MSG_DISPLAY, MSG_MAIN, MSGC_DISPLAY } from '../../../src/protocol/spice/constants';
 import { SpiceSession } from '../../../src/protocol/spice/session';
 import { ByteWriter } from '../../../src/wire/writer';
 import { ReplayTransport } from '../../../src/transport/replay';
@@ -65,7 +65,7 @@ interface Harness {
   closed: (Error | null)[];
 }
 
-function harness(opts: { canSecure?: boolean } = {}): Harness {
+function harness(opts: { canSecure?: boolean; preferCompression?: number } = {}): Harness {
   const h: Harness = { session: undefined as unknown as SpiceSession, streams: new Map(), opened: [], frames: [], closed: [] };
   const transport = (n: number): ReplayTransport => {
     let t = h.streams.get(n);
@@ -73,7 +73,7 @@ function harness(opts: { canSecure?: boolean } = {}): Harness {
     return t;
   };
   h.session = new SpiceSession({
-    password: null, preferCompression: null, secure: false, canSecure: opts.canSecure ?? false,
+    password: null, preferCompression: opts.preferCompression ?? null, secure: false, canSecure: opts.canSecure ?? false,
     open: (req) => { h.opened.push({ stream: req.stream, channelType: req.channelType, secure: req.secure }); return Promise.resolve(transport(req.stream)); },
   }, {
     frame: (f) => {
@@ -197,6 +197,20 @@ describe('SPICE session', () => {
     const whole = await run(undefined);
     const next = mulberry32(7);
     for (let i = 0; i < 5; i++) expect(await run(() => 1 + (next() % 40))).toBe(whole);
+  });
+
+  test('session.json says which compression was asked for and which image types came, with a notice when none matched', async () => {
+    const h = harness({ preferCompression: IMAGE_COMPRESSION.lz4 });
+    const display = await start(h);
+    feed(display, Buffer.concat([surfaceCreate(16, 8), drawCopy(0, 0, 16, 8, [0, 0, 255]), msg(MSG_DISPLAY.MARK)]), 10);
+    await settle(h);
+    const d = h.session.describe();
+    // The scripted server announces no PREF_COMPRESSION, so the request was never sent, and a BITMAP came.
+    expect(d.compression).toEqual({ requested: 'lz4', sent: false, received: { bitmap: 1 } });
+    expect(d.notices).toEqual(['asked for lz4 images (the server does not take a preferred compression), but the server sent none: bitmap 1']);
+    const plain = harness();
+    await start(plain);
+    expect(plain.session.describe()).toMatchObject({ compression: { requested: null, sent: false, received: {} }, notices: [] });
   });
 
   test('a draw on a surface that does not exist ends the session with SPICE_BAD_SURFACE', async () => {

@@ -22,6 +22,7 @@ import type { Rect } from '../../../capture/rect';
 import { ProtocolError } from '../../../errors';
 import { BITMAP_FLAG, BITMAP_FMT } from '../images/bitmap';
 import { packRgba, type DecodedImage } from '../images/common';
+import { combinePixel, isSupportedOp, maskSource } from './combine';
 import { clipRegion, intersect, type Box } from './region';
 import {
   A_NONE, A_PRE, alphaKind, checkImage, fetchSpan, filterKind, loadPixel, mod, mul255, sampleAt, SCALE_NEAREST, sourceMap,
@@ -521,22 +522,19 @@ export function drawAlphaBlend(s: CanvasSurface, base: DisplayBase, src: Decoded
   markBoxes(s, boxes);
 }
 
-/** Highest pixman_op_t we implement: the Porter-Duff operators CLEAR (0) .. ADD (12). */
-const MAX_COMPOSITE_OP = 12;
-
 /**
  * DRAW_COMPOSITE (`canvas_draw_composite`): pixman_image_composite32(op, src, mask, dest) over the box,
  * written back to the clipped region. Box pixel (i, j) samples the source at the centre of
  * (srcOrigin.x + i, srcOrigin.y + j) mapped through the source transform, the mask likewise, with
  * pixman's filters (FAST/NEAREST, GOOD/BEST/BILINEAR) and repeat modes (NONE, NORMAL, PAD, REFLECT).
- * Then source IN mask.alpha, and the Porter-Duff operator: result = s·Fa + d·Fb per channel. SOURCE_OPAQUE,
- * MASK_OPAQUE and DEST_OPAQUE read that image's alpha as 255 (spice.proto's meaning; spice-common honours
- * only SOURCE_OPAQUE, and only for surface sources). Returns false, drawing nothing, for what we do not
- * implement: component alpha, operators past ADD (SATURATE, the disjoint/conjoint and blend-mode ones),
- * convolution filters.
+ * Then source IN mask (its alpha, or per channel with COMPONENT_ALPHA), and the operator (combine.ts: the
+ * Porter-Duff ops, SATURATE and the PDF blend modes). SOURCE_OPAQUE, MASK_OPAQUE and DEST_OPAQUE read that
+ * image's alpha as 255 (spice.proto's meaning; spice-common honours only SOURCE_OPAQUE, and only for
+ * surface sources). Returns false, drawing nothing, for what we do not implement: the disjoint and conjoint
+ * operators (which Xorg's qxl driver never sends) and convolution filters.
  */
 export function drawComposite(s: CanvasSurface, base: DisplayBase, op: CompositeOp, src: DecodedImage, mask: DecodedImage | null): boolean {
-  if (op.componentAlpha || op.op > MAX_COMPOSITE_OP) return false;
+  if (!isSupportedOp(op.op)) return false;
   const srcFilter = filterKind(op.srcFilter);
   const maskFilter = filterKind(op.maskFilter);
   if (srcFilter === null || (mask !== null && maskFilter === null)) return false;
@@ -547,11 +545,14 @@ export function drawComposite(s: CanvasSurface, base: DisplayBase, op: Composite
   const ss: Sampler = { img: src, kind: (op.flags & COMPOSITE_FLAG.SOURCE_OPAQUE) !== 0 ? A_NONE : alphaKind(src), repeat: op.srcRepeat, bilinear: srcFilter === 'bilinear' };
   const ms: Sampler | null = mask === null ? null
     : { img: mask, kind: (op.flags & COMPOSITE_FLAG.MASK_OPAQUE) !== 0 ? A_NONE : alphaKind(mask), repeat: op.maskRepeat, bilinear: maskFilter === 'bilinear' };
+  // Component alpha is a property of the mask (pixman): without one, alpha is unified.
+  const componentAlpha = op.componentAlpha && ms !== null;
   const destOpaque = !s.hasAlpha || (op.flags & COMPOSITE_FLAG.DEST_OPAQUE) !== 0;
   const d = s.rgba;
   const stride = s.stride;
   const sp = new Uint8Array(4);
   const mp = new Uint8Array(4);
+  const alpha = new Uint8Array(4);
   const { x: bx, y: by } = base.box;
   const pdOp = op.op;
   forEachSpan(boxes, null, base.box, (y, x0, x1) => {
@@ -563,30 +564,12 @@ export function drawComposite(s: CanvasSurface, base: DisplayBase, op: Composite
         const mx = (op.maskOrigin.x + x - bx) * 65536 + 0x8000;
         const my = (op.maskOrigin.y + y - by) * 65536 + 0x8000;
         sampleAt(ms, op.maskTransform, mx, my, mp, 0);
-        const ma = mp[3] as number;
-        for (let c = 0; c < 4; c++) sp[c] = mul255(sp[c] as number, ma);
+        maskSource(sp, mp, componentAlpha, alpha);
+      } else {
+        alpha.fill(sp[3] as number);
       }
-      const sa = sp[3] as number;
-      const da = destOpaque ? 255 : (d[o + 3] as number);
-      let fa: number;
-      let fb: number;
-      switch (pdOp) {
-        case 0: fa = 0; fb = 0; break; // CLEAR
-        case 1: fa = 255; fb = 0; break; // SRC
-        case 2: fa = 0; fb = 255; break; // DST
-        case 3: fa = 255; fb = 255 - sa; break; // OVER
-        case 4: fa = 255 - da; fb = 255; break; // OVER_REVERSE
-        case 5: fa = da; fb = 0; break; // IN
-        case 6: fa = 0; fb = sa; break; // IN_REVERSE
-        case 7: fa = 255 - da; fb = 0; break; // OUT
-        case 8: fa = 0; fb = 255 - sa; break; // OUT_REVERSE
-        case 9: fa = da; fb = 255 - sa; break; // ATOP
-        case 10: fa = 255 - da; fb = sa; break; // ATOP_REVERSE
-        case 11: fa = 255 - da; fb = 255 - sa; break; // XOR
-        default: fa = 255; fb = 255; // ADD
-      }
-      for (let c = 0; c < 3; c++) d[o + c] = Math.min(255, mul255(sp[c] as number, fa) + mul255(d[o + c] as number, fb));
-      d[o + 3] = s.hasAlpha ? Math.min(255, mul255(sa, fa) + mul255(da, fb)) : 255;
+      combinePixel(pdOp, sp, alpha, d, o, destOpaque ? 255 : (d[o + 3] as number), componentAlpha);
+      if (!s.hasAlpha) d[o + 3] = 255;
     }
   });
   markBoxes(s, boxes);

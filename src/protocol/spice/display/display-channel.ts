@@ -60,13 +60,28 @@ export function glzWindowPixels(ramHint: number): number {
 class OffscreenSurface implements CanvasSurface {
   readonly stride: number;
   readonly rgba: Uint8Array;
-  constructor(readonly width: number, readonly height: number, readonly hasAlpha: boolean) {
+  /**
+   * `alphaOnly`: an A8 surface (a pixman a8 image in spice-common, `pixman_utils.c`
+   * spice_surface_format_to_pixman): it stores coverage only, and reads back as premultiplied black with
+   * that alpha. Every op writes RGBA here, so the colour bytes of what an op changed are cleared after it.
+   */
+  constructor(readonly width: number, readonly height: number, readonly hasAlpha: boolean, readonly alphaOnly = false) {
     this.stride = width * 4;
     this.rgba = new Uint8Array(this.stride * height);
-    // xRGB surfaces start opaque black, ARGB ones transparent (what a fresh pixman image holds).
+    // xRGB surfaces start opaque black, ARGB and A8 ones transparent (what a fresh pixman image holds).
     if (!hasAlpha) new Uint32Array(this.rgba.buffer).fill(OPAQUE_BLACK);
   }
-  markDamaged(): void { /* not recorded */ }
+  markDamaged(r: Rect): void {
+    // The canvas reports each changed rectangle after writing it (canvas.ts markBoxes).
+    if (!this.alphaOnly) return;
+    for (let y = r.y; y < r.y + r.height; y++) {
+      for (let x = r.x, o = y * this.stride + r.x * 4; x < r.x + r.width; x++, o += 4) {
+        this.rgba[o] = 0;
+        this.rgba[o + 1] = 0;
+        this.rgba[o + 2] = 0;
+      }
+    }
+  }
 }
 
 const OPAQUE_BLACK = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0xff000000 : 0x000000ff;
@@ -153,6 +168,8 @@ export class DisplayState {
   monitors: { maxAllowed: number; heads: SpiceHead[] } | null = null;
   /** Frames handed to the owner. */
   frames = 0;
+  /** Whether PREFERRED_COMPRESSION was sent (asked for, and the server announced DISPLAY_CAP_PREF_COMPRESSION). */
+  preferenceSent = false;
 
   constructor(private readonly send: (type: number, body?: Uint8Array) => void, private readonly events: DisplayEvents, private readonly opts: DisplayOptions) {
     const maxPixels = opts.maxPixels ?? 8192 * 8192;
@@ -166,9 +183,22 @@ export class DisplayState {
   start(prefCompressionCap: boolean): void {
     const w = new ByteWriter(14).u8(1).u32(IMAGE_CACHE_PIXELS, true).u32(0, true).u8(1).u32(this.opts.glzWindowPixels, true);
     this.send(MSGC_DISPLAY.INIT, w.finish());
+    this.preferenceSent = this.opts.preferCompression !== null && prefCompressionCap;
     if (this.opts.preferCompression !== null && prefCompressionCap) {
       this.send(MSGC_DISPLAY.PREFERRED_COMPRESSION, new ByteWriter(1).u8(this.opts.preferCompression).finish());
     }
+  }
+
+  /**
+   * Compressed images received per image type (the payload types only: cache hits, SURFACE images and
+   * MJPEG stream frames left out), for comparing with the compression asked for.
+   */
+  get compressedImages(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of this.imageCounts) {
+      if (typeof k === 'number' && COMPRESSED_TYPES.has(k)) out[imageTypeName(k)] = v;
+    }
+    return out;
   }
 
   /** The primary surface's size, once it exists. */
@@ -368,7 +398,9 @@ export class DisplayState {
       throw new ProtocolError('SPICE_TOO_MANY_SURFACES', `surface ${id} (${width}x${height}) would take off-screen surfaces over ${MAX_OFFSCREEN_PIXELS} pixels`);
     }
     this.offscreenPixels += width * height;
-    this.surfaces.set(id, { id, format, canvas: new OffscreenSurface(width, height, format === SURFACE_FMT.ARGB32 || format === SURFACE_FMT.A8 || format === SURFACE_FMT.A1), primary: null });
+    const canvas = new OffscreenSurface(width, height, format === SURFACE_FMT.ARGB32 || format === SURFACE_FMT.A8 || format === SURFACE_FMT.A1,
+      format === SURFACE_FMT.A8);
+    this.surfaces.set(id, { id, format, canvas, primary: null });
   }
 
   private dropSurface(id: number): void {
@@ -406,7 +438,13 @@ export class DisplayState {
     return img;
   }
 
-  private async brush(b: Brush): Promise<ResolvedBrush> {
+  /**
+   * A draw's brush, its pattern decoded. On an A8 surface a solid colour is the raw 8-bit pixel value, i.e.
+   * the low byte of the wire colour (spice-common `spice_pixman_fill_rect` fills depth-8 images with
+   * `value & 0xff`; Xorg's qxl driver sends an a8 pixmap's pixel value as the colour).
+   */
+  private async brush(b: Brush, target: CanvasSurface): Promise<ResolvedBrush> {
+    if (b.type === 'solid' && target instanceof OffscreenSurface && target.alphaOnly) return { type: 'solid', color: ((b.color & 0xff) << 24) >>> 0 };
     if (b.type !== 'pattern') return b;
     return { type: 'pattern', image: await this.image(b.image, 'brush pattern'), x: b.x, y: b.y };
   }
@@ -446,14 +484,14 @@ export class DisplayState {
       case MSG_DISPLAY.DRAW_FILL: {
         const m = readFill(body);
         const target = this.target(m.base);
-        drawFill(target, m.base, await this.brush(m.brush), m.rop, this.mask(m.mask));
+        drawFill(target, m.base, await this.brush(m.brush, target), m.rop, this.mask(m.mask));
         return;
       }
       case MSG_DISPLAY.DRAW_OPAQUE: {
         const m = readOpaque(body);
         const target = this.target(m.base);
         const src = await this.image(m.src, 'DRAW_OPAQUE');
-        const brush = await this.brush(m.brush);
+        const brush = await this.brush(m.brush, target);
         drawOpaque(target, m.base, src, m.srcArea, brush, m.rop, m.scaleMode, this.mask(m.mask));
         return;
       }
@@ -472,7 +510,7 @@ export class DisplayState {
         const m = readRop3(body);
         const target = this.target(m.base);
         const src = await this.image(m.src, 'DRAW_ROP3');
-        const brush = await this.brush(m.brush);
+        const brush = await this.brush(m.brush, target);
         drawRop3(target, m.base, src, m.srcArea, brush, m.rop3, m.scaleMode, this.mask(m.mask));
         return;
       }
@@ -511,16 +549,16 @@ export class DisplayState {
   private async touchStrokeOrText(type: number, body: Uint8Array): Promise<void> {
     const r = new ByteReader(body, 0, messageName(MSG_DISPLAY, type));
     const base = readDisplayBase(r);
-    this.target(base);
+    const target = this.target(base);
     r.u32(true); // path or string pointer
     if (type === MSG_DISPLAY.DRAW_STROKE) {
       const flags = r.u8();
       if ((flags & 8) !== 0) { r.u8(); r.u32(true); } // STYLED: segment count and pointer
-      await this.brush(readBrush(r, body));
+      await this.brush(readBrush(r, body), target);
     } else {
       readRect(r, 'back area');
-      await this.brush(readBrush(r, body));
-      await this.brush(readBrush(r, body));
+      await this.brush(readBrush(r, body), target);
+      await this.brush(readBrush(r, body), target);
     }
   }
 
@@ -576,6 +614,12 @@ function flipRows(img: DecodedImage): void {
     img.rgba.set(tmp, b * row);
   }
 }
+
+/** Image types that carry pixels in some compression (spice-protocol `SpiceImageType`). */
+const COMPRESSED_TYPES: ReadonlySet<number> = new Set([
+  IMAGE_TYPE.BITMAP, IMAGE_TYPE.QUIC, IMAGE_TYPE.LZ_PLT, IMAGE_TYPE.LZ_RGB, IMAGE_TYPE.GLZ_RGB, IMAGE_TYPE.JPEG,
+  IMAGE_TYPE.ZLIB_GLZ_RGB, IMAGE_TYPE.JPEG_ALPHA, IMAGE_TYPE.LZ4,
+]);
 
 /** Names of image types, for session.json. */
 function imageTypeName(type: number): string {
