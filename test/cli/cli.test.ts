@@ -1,8 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { probeFrameTimes, probeStream, requireTool, topLevelBoxes } from '../helpers/media';
+import { mp4FragmentsSoFar, startRecording, waitForMp4Frames, type Mp4Fragments } from '../helpers/record';
+import { waitFor } from '../helpers/wait';
 
 const BIN = path.resolve(__dirname, '../../bin/deskrec.js');
 const tmp = (): string => mkdtempSync(path.join(tmpdir(), 'deskrec-cli-'));
@@ -79,11 +81,12 @@ describe('deskrec record test://desktop', () => {
   });
 
   test('SIGTERM finishes cleanly: exit 0, a regular MP4, endReason signal', async () => {
-    const dir = tmp();
-    const child = spawn(process.execPath, [BIN, 'record', 'test://desktop?size=640x480', '--capture', dir], { stdio: 'pipe' });
-    await new Promise((r) => setTimeout(r, 2500));
-    child.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const rec = startRecording('test://desktop?size=640x480', []);
+    const dir = rec.dir;
+    // Recording for real (frames on disk), not still starting up: node and the encoder may take seconds
+    // on a loaded machine, and a SIGTERM before the handler is installed would just kill the process.
+    await waitForMp4Frames(rec, 1);
+    const code = await rec.stop();
     expect(code).toBe(0);
     const boxes = topLevelBoxes(path.join(dir, 'display.mp4'));
     expect(boxes).not.toContain('moof');
@@ -92,23 +95,34 @@ describe('deskrec record test://desktop', () => {
   });
 
   test('kill -9 leaves a playable file up to within about a second of the kill', async () => {
-    const dir = tmp();
-    const child = spawn(process.execPath, [BIN, 'record', 'test://desktop?size=640x480', '--capture', dir], { stdio: 'pipe' });
-    const started = Date.now();
-    // Wait for the first frame to be written, then let it record a few seconds.
-    await new Promise((r) => setTimeout(r, 4500));
-    const killedAfter = Date.now() - started;
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.on('exit', resolve));
-    const file = path.join(dir, 'display.mp4');
+    const rec = startRecording('test://desktop?size=640x480', []);
+    const file = path.join(rec.dir, 'display.mp4');
+    // Let it record a few seconds of session time: fragments starting at 2 s and later are on disk.
+    // (Measured in session time from the file itself, not in wall time since the spawn: start-up and a
+    // loaded machine's pauses are not the recorder's loss.)
+    let before: Mp4Fragments = await waitForMp4Frames(rec, 1);
+    before = await waitFor('a fragment starting at 2 s of session time or later', () => {
+      const f = mp4FragmentsSoFar(file);
+      return (f.fragments[f.fragments.length - 1]?.startMs ?? 0) >= 2000 ? f : undefined;
+    }, { detail: () => JSON.stringify(mp4FragmentsSoFar(file).fragments) });
+    rec.child.kill('SIGKILL');
+    await rec.exited();
     expect(topLevelBoxes(file)).toContain('moof');
     const times = probeFrameTimes(file);
-    const dec = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' });
+    // Every frame with its own time (passthrough, in the file's time base): with ffmpeg's default 1/fps
+    // muxer time base, two frames closer than 1/30 s (a loaded machine delivers them so) would share a
+    // timestamp and ffmpeg would log "non monotonically increasing dts", which is not a decoding error.
+    const dec = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-fps_mode', 'passthrough', '-enc_time_base', '-1', '-f', 'null', '-'], { encoding: 'utf8' });
     expect(dec.status).toBe(0);
     expect(dec.stderr).toBe('');
-    const last = times[times.length - 1] ?? 0;
-    // Process start-up (node, wasm) takes a little of the wall time before session time 0.
-    expect(last).toBeGreaterThan(killedAfter - 1600);
     expect(times[0]).toBe(0);
+    // Nothing that was on disk before the kill is lost: every frame of those fragments plays.
+    expect(times.length).toBeGreaterThanOrEqual(before.frames);
+    // And what the kill can lose is the one fragment still open: fragments close about once a second of
+    // session time (1000 ms, FRAGMENT_MS in src/recorder/sinks/mp4.ts, plus the frame that closes it).
+    const after = mp4FragmentsSoFar(file).fragments;
+    expect(after.length).toBeGreaterThanOrEqual(before.fragments.length);
+    const spans = after.slice(1).map((f, i) => f.startMs - (after[i]?.startMs ?? 0));
+    expect({ spans, atMostAboutASecond: spans.every((ms) => ms <= 1500) }).toMatchObject({ atMostAboutASecond: true });
   });
 });

@@ -4,6 +4,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { psnr } from './media';
+import { WAIT_MS, waitFor } from './wait';
 
 const BIN = path.resolve(__dirname, '../../bin/deskrec.js');
 
@@ -12,8 +14,12 @@ export interface RecordingRun {
   dir: string;
   child: ChildProcess;
   stderr(): string;
-  /** Sends SIGTERM and waits for the exit code. */
-  stop(): Promise<number | null>;
+  /**
+   * Sends SIGTERM and waits for the exit code; if deskrec has not finished its files and exited within
+   * `timeoutMs` (default WAIT_MS: one awaited condition), kills it and throws, naming the directory and
+   * its stderr.
+   */
+  stop(timeoutMs?: number): Promise<number | null>;
   /** Waits for the process to end by itself. */
   exited(): Promise<number | null>;
 }
@@ -30,13 +36,121 @@ export function startRecording(url: string, args: string[], env: Record<string, 
   return {
     dir, child,
     stderr: () => err,
-    stop: async () => { child.kill('SIGTERM'); return exit; },
+    stop: async (timeoutMs = WAIT_MS) => {
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout'); }, timeoutMs); });
+      const code = await Promise.race([exit, limit]);
+      clearTimeout(timer);
+      if (code === 'timeout') {
+        child.kill('SIGKILL');
+        await exit;
+        throw new Error(`deskrec did not exit within ${timeoutMs} ms of SIGTERM (${dir}); stderr: ${JSON.stringify(err)}`);
+      }
+      return code;
+    },
     exited: () => exit,
   };
 }
 
 /** One line of frames.jsonl. */
 export interface FrameLine { index: number; file: string; t_ms: number; width: number; height: number }
+
+/** The PNG frames a recording has written so far: the complete lines of frames.jsonl (none before it exists). */
+export function framesSoFar(dir: string): FrameLine[] {
+  let text: string;
+  try {
+    text = readFileSync(path.join(dir, 'frames', 'frames.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  const lines = text.split('\n');
+  lines.pop(); // empty, or a line still being written
+  const out: FrameLine[] = [];
+  for (const l of lines) {
+    if (l === '') continue;
+    try {
+      out.push(JSON.parse(l) as FrameLine);
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
+
+/** Throws if the recording's process has ended (a wait for its output can then never succeed). */
+function expectRunning(rec: RecordingRun, what: string): void {
+  const { exitCode, signalCode } = rec.child;
+  if (exitCode !== null || signalCode !== null) {
+    throw new Error(`deskrec exited (${exitCode ?? signalCode ?? '?'}) while waiting for ${what} (${rec.dir}); stderr: ${JSON.stringify(rec.stderr())}`);
+  }
+}
+
+/**
+ * Waits until the recording has written at least `n` PNG frames (of `size` only, when given) and returns
+ * the frames written so far. Stands for "the recording has seen the screen change N times": a count of
+ * frames within a fixed time is what a loaded machine breaks.
+ */
+export async function waitForFrames(rec: RecordingRun, n: number, opts: { timeoutMs?: number; size?: { width: number; height: number } } = {}): Promise<FrameLine[]> {
+  const size = opts.size;
+  const mine = (lines: FrameLine[]): FrameLine[] => (size === undefined ? lines : lines.filter((f) => f.width === size.width && f.height === size.height));
+  const what = `${n} PNG frames${size === undefined ? '' : ` of ${size.width}x${size.height}`}`;
+  let seen: FrameLine[] = [];
+  return waitFor(what, () => {
+    seen = framesSoFar(rec.dir);
+    if (mine(seen).length >= n) return seen;
+    expectRunning(rec, what);
+    return undefined;
+  }, {
+    timeoutMs: opts.timeoutMs, intervalMs: 100,
+    detail: () => `${mine(seen).length} such frames of ${seen.length} in ${rec.dir}`,
+  });
+}
+
+/** A picture to compare frames with (a server screenshot). */
+export interface Picture { width: number; height: number; rgba: Uint8Array }
+
+/** How far a frame is from a picture: differing pixels, the largest channel difference, PSNR over RGB. */
+export function frameDistance(got: Picture, want: Picture): { sizeMatches: boolean; differing: number; maxChannel: number; psnr: number } {
+  if (got.width !== want.width || got.height !== want.height) return { sizeMatches: false, differing: want.width * want.height, maxChannel: 255, psnr: 0 };
+  let maxChannel = 0;
+  for (let i = 0; i < got.rgba.length; i++) {
+    if ((i & 3) === 3) continue;
+    const d = Math.abs((got.rgba[i] ?? 0) - (want.rgba[i] ?? 0));
+    if (d > maxChannel) maxChannel = d;
+  }
+  return { sizeMatches: true, differing: differingPixels(got.rgba, want.rgba), maxChannel, psnr: psnr(got.rgba, want.rgba, 4, 4, 3) };
+}
+
+/**
+ * Waits until the newest frame the recording has written shows `want` (a screenshot taken after the server
+ * was frozen): exactly by default, every channel within `tolerance`, or at least `minPsnr` dB over RGB.
+ * Stands for "the recording has caught up with the frozen screen": after a pause the last updates may
+ * still be in flight or being decoded (PNG/JPEG rectangles decode asynchronously), for however long a
+ * loaded machine takes. The test's own assertions (on the files after `stop`) stay as they are; this only
+ * makes sure the recording was not stopped before it could get there. Returns the frames written.
+ */
+export async function waitForLastFrame(rec: RecordingRun, want: Picture,
+  opts: { tolerance?: number; minPsnr?: number; timeoutMs?: number } = {}): Promise<FrameLine[]> {
+  const tolerance = opts.tolerance ?? 0;
+  const what = `the newest frame to show the frozen ${want.width}x${want.height} screen (${opts.minPsnr !== undefined ? `≥ ${opts.minPsnr} dB` : tolerance === 0 ? 'pixel for pixel' : `every channel within ${tolerance}`})`;
+  let checked = '';
+  let seen: FrameLine[] = [];
+  let distance = 'no frame yet';
+  return waitFor(what, async () => {
+    seen = framesSoFar(rec.dir);
+    const last = seen[seen.length - 1];
+    if (last !== undefined && last.file !== checked) {
+      checked = last.file;
+      const d = frameDistance(await readPng(rec.dir, last.file), want);
+      distance = `${last.file} (${last.width}x${last.height}): ${d.differing} pixels differ, max channel difference ${d.maxChannel}, ${d.psnr.toFixed(1)} dB`;
+      const ok = d.sizeMatches && (opts.minPsnr !== undefined ? d.psnr >= opts.minPsnr : d.maxChannel <= tolerance);
+      if (ok) return seen;
+    }
+    expectRunning(rec, what);
+    return undefined;
+  }, { timeoutMs: opts.timeoutMs, intervalMs: 150, detail: () => `${seen.length} frames in ${rec.dir}; newest ${distance}` });
+}
 
 /** The PNG frames a recording wrote, in order. */
 export function pngFrames(dir: string): FrameLine[] {
@@ -130,24 +244,100 @@ export async function expectOracle(rec: RecordingRun, shot: { width: number; hei
 }
 
 /**
- * Waits until the recording has written no new frame for `quietMs` (at most `maxMs`): after the server's
- * screen is frozen, the last updates may still be in flight or being decoded (PNG/JPEG rectangles decode
- * asynchronously), and a loaded machine can take longer than any fixed sleep.
+ * Waits until the recording has written no new frame for `quietMs`, and throws if that has not happened
+ * within `maxMs` (or deskrec ended). For lossy sessions, where the last frame cannot be compared exactly
+ * and `waitForLastFrame` with `minPsnr` is the stronger condition, and for screens that are expected to
+ * stop changing. Note a quiet period alone does not prove the recording has caught up: under load a
+ * decode can take longer than `quietMs`; prefer `waitForLastFrame` where a screenshot is known.
  */
-export async function waitQuiet(rec: RecordingRun, quietMs = 1000, maxMs = 15000): Promise<void> {
-  const count = (): number => {
+export async function waitQuiet(rec: RecordingRun, quietMs = 1000, maxMs = WAIT_MS): Promise<void> {
+  const size = (): number => {
     try {
       return readFileSync(path.join(rec.dir, 'frames', 'frames.jsonl'), 'utf8').length;
     } catch {
       return 0;
     }
   };
-  const start = Date.now();
-  let last = count();
+  let last = size();
   let since = Date.now();
-  while (Date.now() - start < maxMs) {
-    await new Promise((r) => setTimeout(r, 200));
-    const n = count();
-    if (n !== last) { last = n; since = Date.now(); } else if (Date.now() - since >= quietMs) return;
+  await waitFor(`${quietMs} ms without a new frame`, () => {
+    const n = size();
+    if (n !== last) { last = n; since = Date.now(); return undefined; }
+    if (Date.now() - since >= quietMs) return true;
+    expectRunning(rec, `${quietMs} ms without a new frame`);
+    return undefined;
+  }, { timeoutMs: maxMs, intervalMs: 100, detail: () => `frames were still being written (${framesSoFar(rec.dir).length} so far in ${rec.dir})` });
+}
+
+/** What the fragments of a fragmented MP4 that is still being written hold so far. */
+export interface Mp4Fragments {
+  /** Frames in the complete fragments (moof plus its whole mdat). */
+  frames: number;
+  /** Start time (ms, from tfdt) and frame count of each complete fragment, in file order. */
+  fragments: { startMs: number; frames: number }[];
+}
+
+/**
+ * Reads the complete fragments of a fragmented MP4 as deskrec writes it while recording (ftyp, moov with
+ * mvex, then moof+mdat pairs): tfdt's baseMediaDecodeTime over mdhd's timescale and trun's sample count.
+ * A missing file, or a box still being written, just ends the list.
+ */
+export function mp4FragmentsSoFar(file: string): Mp4Fragments {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(file);
+  } catch {
+    return { frames: 0, fragments: [] };
   }
+  interface Box { type: string; body: number; end: number }
+  const boxes = (from: number, to: number): Box[] => {
+    const out: Box[] = [];
+    let o = from;
+    while (o + 8 <= to) {
+      let size = buf.readUInt32BE(o);
+      let body = o + 8;
+      if (size === 1) {
+        if (o + 16 > to) break;
+        size = Number(buf.readBigUInt64BE(o + 8));
+        body = o + 16;
+      }
+      if (size < 8 || o + size > to) break; // incomplete (still being written)
+      out.push({ type: buf.toString('latin1', o + 4, o + 8), body, end: o + size });
+      o += size;
+    }
+    return out;
+  };
+  const child = (b: Box | undefined, type: string): Box | undefined => (b === undefined ? undefined : boxes(b.body, b.end).find((c) => c.type === type));
+  const top = boxes(0, buf.length);
+  const mdhd = child(child(child(top.find((b) => b.type === 'moov'), 'trak'), 'mdia'), 'mdhd');
+  if (mdhd === undefined) return { frames: 0, fragments: [] };
+  const timescale = buf.readUInt32BE(mdhd.body + 4 + (buf[mdhd.body] === 1 ? 16 : 8));
+  const fragments: { startMs: number; frames: number }[] = [];
+  for (let i = 0; i + 1 < top.length; i++) {
+    const moof = top[i];
+    if (moof?.type !== 'moof' || top[i + 1]?.type !== 'mdat') continue;
+    const traf = child(moof, 'traf');
+    const tfdt = child(traf, 'tfdt');
+    const trun = child(traf, 'trun');
+    if (tfdt === undefined || trun === undefined) continue;
+    const base = buf[tfdt.body] === 1 ? Number(buf.readBigUInt64BE(tfdt.body + 4)) : buf.readUInt32BE(tfdt.body + 4);
+    fragments.push({ startMs: (base * 1000) / timescale, frames: buf.readUInt32BE(trun.body + 4) });
+  }
+  return { frames: fragments.reduce((a, f) => a + f.frames, 0), fragments };
+}
+
+/**
+ * Waits until the fragmented MP4 being recorded (`display.mp4` by default) holds at least `n` frames in
+ * complete fragments: the MP4-only counterpart of `waitForFrames` (fragments close about once a second).
+ */
+export async function waitForMp4Frames(rec: RecordingRun, n: number, opts: { file?: string; timeoutMs?: number } = {}): Promise<Mp4Fragments> {
+  const file = path.join(rec.dir, opts.file ?? 'display.mp4');
+  const what = `${n} frames in complete fragments of ${file}`;
+  let seen: Mp4Fragments = { frames: 0, fragments: [] };
+  return waitFor(what, () => {
+    seen = mp4FragmentsSoFar(file);
+    if (seen.frames >= n) return seen;
+    expectRunning(rec, what);
+    return undefined;
+  }, { timeoutMs: opts.timeoutMs, intervalMs: 100, detail: () => `${seen.frames} frames in ${seen.fragments.length} fragments` });
 }

@@ -8,11 +8,11 @@ import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { readCapture } from '../../src/capture/deskcap/reader';
 import { KIND } from '../../src/capture/deskcap/format';
-import { sleep } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startXvnc } from '../helpers/servers/xvnc';
 import { startScrollingXterm, startXclock } from '../helpers/servers/x11-clients';
-import { startRecording } from '../helpers/record';
+import { startRecording, waitForFrames } from '../helpers/record';
+import { testTimeoutFor } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -26,7 +26,8 @@ test('a live --raw recording replays to byte-identical PNG frames with identical
     await startXclock(server, { geometry: '120x120+480+16' });
     const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png', '--raw', '--vnc-encodings', 'tight,zrle,hextile,copyrect'],
       { DESKREC_VNC_PASSWORD: 'sekr1t!' });
-    await sleep(3000);
+    // More than 10 lines of frames.jsonl are expected below (10 frames and the final newline).
+    await waitForFrames(rec, 10);
     expect(await rec.stop()).toBe(0);
     liveDir = rec.dir;
   } finally {
@@ -66,4 +67,4 @@ test('a live --raw recording replays to byte-identical PNG frames with identical
   expect(Object.keys(report.rectangles).length).toBeGreaterThan(1);
   const table = execFileSync(process.execPath, [BIN, 'inspect', capFile]).toString();
   expect(table).toMatch(/FramebufferUpdate/);
-}, 60000);
+}, testTimeoutFor(2));

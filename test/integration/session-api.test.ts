@@ -16,6 +16,7 @@ import { pollUntil, requireCommand, runTool } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startXvnc, type XvncServer } from '../helpers/servers/xvnc';
 import { startScrollingXterm, startXclock, waitForWindow } from '../helpers/servers/x11-clients';
+import { waitFor, waitForStillScreen } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -132,16 +133,15 @@ test('three sessions in one process: watchers, snapshot, input, independent stop
   expect(() => { r.input.key({ keysym: 0x61, down: true }); }).toThrow(InputError);
   expect(() => { a.input.pointer(Number.NaN, 0, 0); }).toThrow(InputError);
 
-  // Snapshot mid-session: freeze B's clients, wait until B's watcher has been quiet, compare with xwd.
+  // Snapshot mid-session: freeze B's clients, wait until the screen has settled and B's watcher has caught
+  // up with it (a quiet spell would only hope for that: a loaded machine can decode the last update later),
+  // then compare the snapshot with xwd.
   xb.pauseClients();
-  let seen = b1.frames;
-  await pollUntil('B quiet for 1.5 s', 30000, async () => {
-    const before = seen;
-    await new Promise((res) => setTimeout(res, 1500));
-    seen = b1.frames;
-    return seen === before ? true : undefined;
-  }, 0);
-  const shot = await xb.screenshotRgba();
+  const shot = await waitForStillScreen(() => xb.screenshotRgba());
+  await waitFor('B\'s watcher to show the frozen screen', () => {
+    const last = b1.last;
+    return last !== null && last.width === shot.width && last.height === shot.height && differingPixels(last.rgba, shot.rgba) === 0 ? true : undefined;
+  }, { detail: () => `${b1.frames} frames; the newest differs in ${b1.last === null ? '-' : differingPixels(b1.last.rgba, shot.rgba)} pixels` });
   const snap = b.snapshot();
   if (snap === null) throw new Error('no snapshot');
   expect([snap.width, snap.height]).toEqual([shot.width, shot.height]);

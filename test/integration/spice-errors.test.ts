@@ -7,13 +7,20 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { exitedWithin, expectFinalisedMp4, filesUnder, oneErrorLine } from '../helpers/cli-errors';
+import { buildGuest } from '../helpers/servers/guest';
 import { freeTcpPort } from '../helpers/servers/ports';
-import { sleep } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { GUEST_SCREEN_SIZE, startQemuSpice } from '../helpers/servers/spice';
-import { pngFrames, sessionJson, startRecording } from '../helpers/record';
+import { pngFrames, sessionJson, startRecording, waitForFrames, waitForMp4Frames } from '../helpers/record';
+import { testTimeoutFor, WAIT_MS } from '../helpers/wait';
 
 useServerCleanup();
+
+// The guest build (cached after the first) is set-up with its own bound, not part of any test's time.
+beforeAll(() => buildGuest(), 300000);
+
+/** Start-up (≤ 20 s), the guest's boot (waitForText, ≤ 30 s) and checking: on top of the waits. */
+const SPICE_OTHER_MS = 120000;
 
 describe('SPICE over TLS and with a password', () => {
   test('spice+tls:// with --tls-ca and --password-file records; without the CA it is TLS_FAILED; a wrong password is AUTH_FAILED', async () => {
@@ -25,22 +32,32 @@ describe('SPICE over TLS and with a password', () => {
       const pwFile = path.join(pwDir, 'pw');
       writeFileSync(pwFile, 'tls-s3cret\n', { mode: 0o600 });
 
-      const ok = startRecording(`spice+tls://127.0.0.1:${server.tlsPort}`, ['--format', 'mp4+png', '--duration', '3', '--tls-ca', server.caFile, '--password-file', pwFile]);
-      expect(await exitedWithin(ok, 30000)).toBe(0);
+      // Recorded over TLS with the password from a file: stopped once it has more than 3 frames (the
+      // guest's lines, however long they take), not after a fixed time that a loaded machine may fill
+      // with fewer.
+      const ok = startRecording(`spice+tls://127.0.0.1:${server.tlsPort}`, ['--format', 'mp4+png', '--tls-ca', server.caFile, '--password-file', pwFile]);
+      await waitForFrames(ok, 4);
+      expect(await ok.stop()).toBe(0);
       expect(ok.stderr()).toBe('');
       const s = sessionJson(ok.dir) as unknown as { endReason: string; target: string; source: { frames: number } };
-      expect(s.endReason).toBe('duration');
+      expect(s.endReason).toBe('signal');
       expect(s.target).toBe(`spice+tls://127.0.0.1:${server.tlsPort}`);
       expect(pngFrames(ok.dir).length).toBeGreaterThan(3);
       expectFinalisedMp4(path.join(ok.dir, 'display.mp4'), GUEST_SCREEN_SIZE.std.width, GUEST_SCREEN_SIZE.std.height);
       for (const f of filesUnder(ok.dir)) expect(readFileSync(f).includes(Buffer.from('tls-s3cret'))).toBe(false);
 
+      // --duration over TLS ends the session by itself (what it recorded in that time is not the point).
+      const timed = startRecording(`spice+tls://127.0.0.1:${server.tlsPort}`, ['--format', 'png', '--duration', '3', '--tls-ca', server.caFile, '--password-file', pwFile]);
+      expect(await exitedWithin(timed, WAIT_MS)).toBe(0);
+      expect(timed.stderr()).toBe('');
+      expect(sessionJson(timed.dir).endReason).toBe('duration');
+
       const untrusted = startRecording(`spice+tls://127.0.0.1:${server.tlsPort}`, ['--duration', '3', '--password-file', pwFile]);
-      expect(await exitedWithin(untrusted, 20000)).toBe(4);
+      expect(await exitedWithin(untrusted, WAIT_MS)).toBe(4);
       oneErrorLine(untrusted, /TLS_FAILED/);
 
       const wrong = startRecording(`spice://127.0.0.1:${server.port}`, ['--duration', '3'], { DESKREC_SPICE_PASSWORD: 'not-the-one' });
-      expect(await exitedWithin(wrong, 20000)).toBe(5);
+      expect(await exitedWithin(wrong, WAIT_MS)).toBe(5);
       oneErrorLine(wrong, /AUTH_FAILED/);
       expect(sessionJson(wrong.dir).endReason).toMatch(/^error: AUTH_FAILED: /);
       expect(wrong.stderr()).not.toContain('not-the-one');
@@ -48,22 +65,22 @@ describe('SPICE over TLS and with a password', () => {
     } finally {
       await server.stop();
     }
-  }, 120000);
+  }, testTimeoutFor(6, SPICE_OTHER_MS));
 });
 
 describe('SPICE connection failures', () => {
   test('nothing listening: exit 4, CONNECT_REFUSED', async () => {
     const port = await freeTcpPort();
     const rec = startRecording(`spice://127.0.0.1:${port}`, []);
-    expect(await exitedWithin(rec, 10000)).toBe(4);
+    expect(await exitedWithin(rec, WAIT_MS)).toBe(4);
     expect(oneErrorLine(rec, /CONNECT_REFUSED/)).toContain(`127.0.0.1:${port}`);
-  }, 20000);
+  }, testTimeoutFor(1));
 
   test('a password in the URL is refused before connecting', async () => {
     const rec = startRecording('spice://:pw@127.0.0.1:5900', []);
-    expect(await exitedWithin(rec, 10000)).toBe(2);
+    expect(await exitedWithin(rec, WAIT_MS)).toBe(2);
     oneErrorLine(rec, /SECRET_IN_URL/);
-  }, 20000);
+  }, testTimeoutFor(1));
 
   test('the server quits mid-session: the MP4 is finalised, endReason says why, exit 4', async () => {
     const server = await startQemuSpice({ vga: 'qxl' });
@@ -71,13 +88,14 @@ describe('SPICE connection failures', () => {
     try {
       await server.waitForText();
       rec = startRecording(`spice://127.0.0.1:${server.port}`, ['--format', 'mp4']);
-      await sleep(3000);
+      // Mid-session: the MP4 on disk already holds frames (MP4 only: no frames.jsonl to count).
+      await waitForMp4Frames(rec, 3);
     } finally {
       await server.stop();
     }
-    expect(await exitedWithin(rec, 20000)).toBe(4);
+    expect(await exitedWithin(rec, WAIT_MS)).toBe(4);
     oneErrorLine(rec, /SERVER_CLOSED|CONNECTION_LOST/);
     expect(sessionJson(rec.dir).endReason).toMatch(/^error: (SERVER_CLOSED|CONNECTION_LOST): /);
     expectFinalisedMp4(path.join(rec.dir, 'display.mp4'), GUEST_SCREEN_SIZE.qxl.width, GUEST_SCREEN_SIZE.qxl.height);
-  }, 90000);
+  }, testTimeoutFor(2, SPICE_OTHER_MS));
 });

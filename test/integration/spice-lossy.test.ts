@@ -25,14 +25,23 @@
  *   guest moves the picture 4 rows per redraw, so a frame the encoder dropped just before the pause is
  *   still ~40 dB from the paused screen, while a wrong decode (flipped, misplaced, garbled) is far below 30.
  */
-import { sleep } from '../helpers/servers/proc';
+import { buildGuest } from '../helpers/servers/guest';
 import { startQemuSpice, type SpiceOptions, type SpiceServer } from '../helpers/servers/spice';
 import { useServerCleanup } from '../helpers/servers/registry';
 import type { RgbaImage } from '../helpers/servers/image';
 import { psnr } from '../helpers/media';
-import { differingPixels, mp4VersusPngPsnr, pngFrames, readPng, sessionJson, startRecording, waitQuiet, type FrameLine, type RecordingRun } from '../helpers/record';
+import {
+  differingPixels, mp4VersusPngPsnr, pngFrames, readPng, sessionJson, startRecording, waitForFrames, waitForLastFrame, type FrameLine, type RecordingRun,
+} from '../helpers/record';
+import { testTimeoutFor } from '../helpers/wait';
 
 useServerCleanup();
+
+// The guest build (cached after the first) is set-up with its own bound, not part of any test's time.
+beforeAll(() => buildGuest(), 300000);
+
+/** Start-up (≤ 20 s), the guest's boot (waitForText, ≤ 30 s), pausing and checking: on top of the waits. */
+const SPICE_OTHER_MS = 120000;
 
 /** What each test measured, printed once at the end (PSNR and message counts, for reports). */
 const notes: string[] = [];
@@ -70,15 +79,17 @@ function rgbPsnr(a: Uint8Array, b: Uint8Array): number {
 
 /**
  * Boots the photo guest, records it from the moment its picture shows (`--format mp4+png --cursor
- * none`), pauses it, waits for the recording to settle, takes the screendump and stops the recording.
+ * none`) until it has written `minFrames` frames (one per redraw of the band), pauses it, waits for the
+ * recording to catch up with the paused screen (within 30 dB: the frames are JPEG or MJPEG), takes the
+ * screendump and stops the recording.
  */
-async function recordPaused(server: SpiceServer): Promise<PausedRecording> {
+async function recordPaused(server: SpiceServer, minFrames: number): Promise<PausedRecording> {
   await server.waitForText();
   const rec = startRecording(`spice://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--cursor', 'none']);
-  await sleep(4000);
+  await waitForFrames(rec, minFrames);
   await server.pause();
-  await waitQuiet(rec);
   const shot = await server.screenshotRgba();
+  await waitForLastFrame(rec, shot, { minPsnr: 30 });
   const code = await rec.stop();
   expect(rec.stderr()).toBe('');
   expect(code).toBe(0);
@@ -107,7 +118,9 @@ describe('QEMU SPICE, lossy: the photo guest', () => {
   test.each(['qxl', 'std'] as const)('JPEG images (-vga %s, auto_glz, jpeg-wan-compression=always): the last frame is ≥ 30 dB from screendump', async (vga) => {
     const server = await startQemuSpice({ vga, ...BASE });
     try {
-      const { rec, shot, frames, source } = await recordPaused(server);
+      // More than 10 frames and more than 10 JPEG images are expected: qxl sends one JPEG per redraw of
+      // the band, std one per 32-pixel column of it; 20 frames leave room for the first, lossless ones.
+      const { rec, shot, frames, source } = await recordPaused(server, 20);
       const last = await frame(rec, frames[frames.length - 1]);
       expect([last.width, last.height]).toEqual([shot.width, shot.height]);
       const db = rgbPsnr(last.rgba, shot.rgba);
@@ -124,12 +137,14 @@ describe('QEMU SPICE, lossy: the photo guest', () => {
     } finally {
       await server.stop();
     }
-  }, 90000);
+  }, testTimeoutFor(4, SPICE_OTHER_MS));
 
   test('MJPEG stream (-vga qxl, streaming-video=all): the last frame, and the last MJPEG picture, are ≥ 30 dB from screendump', async () => {
     const server = await startQemuSpice({ vga: 'qxl', ...BASE, streamingVideo: 'all' });
     try {
-      const { rec, shot, frames, source } = await recordPaused(server);
+      // A stream starts after 20 equal DRAW_COPYs (one per redraw, each a frame), and more than 10 stream
+      // frames are expected: 40 frames are 20 redraws into the stream.
+      const { rec, shot, frames, source } = await recordPaused(server, 40);
       const display = source.messages.display;
       expect(display.stream_create ?? 0).toBeGreaterThanOrEqual(1);
       expect(display.stream_data ?? 0).toBeGreaterThan(10);
@@ -159,5 +174,5 @@ describe('QEMU SPICE, lossy: the photo guest', () => {
     } finally {
       await server.stop();
     }
-  }, 90000);
+  }, testTimeoutFor(4, SPICE_OTHER_MS));
 });

@@ -9,10 +9,15 @@ import { SpiceChannel } from '../../src/protocol/spice/channel';
 import { CHANNEL } from '../../src/protocol/spice/constants';
 import { MainChannel, type MainInit } from '../../src/protocol/spice/main-channel';
 import { connectTcp } from '../../src/transport/tcp';
+import { buildGuest } from '../helpers/servers/guest';
 import { startQemuSpice } from '../helpers/servers/spice';
 import { useServerCleanup } from '../helpers/servers/registry';
 
 useServerCleanup();
+
+// The guest build (cached after the first; minutes on a fresh, loaded machine) is set-up with its own
+// bound, not part of the tests' 60 s.
+beforeAll(() => buildGuest(), 300000);
 
 async function linkMain(port: number, password: string | null, tls?: { ca: Buffer }): Promise<{ init: MainInit; channels: { type: number; id: number }[] } | Error> {
   const transport = await connectTcp({ host: '127.0.0.1', port }, { sessionStart: performance.now() });

@@ -11,12 +11,22 @@ import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { KIND } from '../../src/capture/deskcap/format';
 import { readCapture } from '../../src/capture/deskcap/reader';
-import { sleep } from '../helpers/servers/proc';
-import { startQemuSpice, type SpiceImageCompression, type SpiceOptions, type SpiceServer } from '../helpers/servers/spice';
+import { buildGuest } from '../helpers/servers/guest';
+import { GUEST_SCREEN_SIZE, startQemuSpice, type SpiceImageCompression, type SpiceOptions, type SpiceServer } from '../helpers/servers/spice';
 import { useServerCleanup } from '../helpers/servers/registry';
-import { differingPixels, mp4VersusPngPsnr, pngFrames, readPng, sessionJson, startRecording, waitQuiet, type RecordingRun } from '../helpers/record';
+import {
+  differingPixels, mp4VersusPngPsnr, pngFrames, readPng, sessionJson, startRecording, waitForFrames, waitForLastFrame, type RecordingRun,
+} from '../helpers/record';
+import { testTimeoutFor } from '../helpers/wait';
 
 useServerCleanup();
+
+// The guest build (cached after the first; ~7-22 s plus the kernel download on a fresh machine) is set-up
+// with its own bound, not part of any test's time.
+beforeAll(() => buildGuest(), 300000);
+
+/** Start-up (≤ 20 s), the guest's boot (waitForText, ≤ 30 s), pausing and checking: on top of the waits. */
+const SPICE_OTHER_MS = 120000;
 
 const BIN = path.resolve(__dirname, '../../bin/deskrec.js');
 
@@ -36,10 +46,11 @@ async function recordPaused(opts: SpiceOptions, extra: string[] = []): Promise<{
   const server = await startQemuSpice(opts);
   await server.waitForText();
   const rec = startRecording(`spice://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--cursor', 'none', ...extra]);
-  await sleep(3000);
+  // More than 3 frames are expected: the guest's lines of text, as long as they take.
+  await waitForFrames(rec, 4);
   await server.pause();
-  await waitQuiet(rec);
   const shot = await server.screenshotRgba();
+  await waitForLastFrame(rec, shot);
   return { rec, server, shot };
 }
 
@@ -83,7 +94,7 @@ describe('QEMU SPICE oracle', () => {
     } finally {
       await server.stop();
     }
-  }, 90000);
+  }, testTimeoutFor(4, SPICE_OTHER_MS));
 });
 
 describe('SPICE surface size changes', () => {
@@ -92,10 +103,11 @@ describe('SPICE surface size changes', () => {
     try {
       const rec = startRecording(`spice://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--cursor', 'none']);
       await server.waitForText();
-      await sleep(2000);
+      // The recording has followed the switch to the DRM mode and recorded some text there.
+      await waitForFrames(rec, 3, { size: GUEST_SCREEN_SIZE[vga] });
       await server.pause();
-      await waitQuiet(rec);
       const shot = await server.screenshotRgba();
+      await waitForLastFrame(rec, shot);
       expect(await rec.stop()).toBe(0);
       expect(rec.stderr()).toBe('');
       const session = sessionJson(rec.dir) as unknown as { segments: { kind: string; file: string; width: number; height: number }[] };
@@ -109,7 +121,7 @@ describe('SPICE surface size changes', () => {
     } finally {
       await server.stop();
     }
-  }, 90000);
+  }, testTimeoutFor(4, SPICE_OTHER_MS));
 });
 
 describe('SPICE capture and replay', () => {
@@ -119,7 +131,8 @@ describe('SPICE capture and replay', () => {
     try {
       await server.waitForText();
       const rec = startRecording(`spice://127.0.0.1:${server.port}`, ['--format', 'png', '--raw', '--cursor', 'composite'], { DESKREC_SPICE_PASSWORD: 'sp1ce-pw' });
-      await sleep(3000);
+      // More than 10 lines of frames.jsonl are expected below (10 frames and the final newline).
+      await waitForFrames(rec, 10);
       expect(await rec.stop()).toBe(0);
       expect(rec.stderr()).toBe('');
       dir = rec.dir;
@@ -130,9 +143,9 @@ describe('SPICE capture and replay', () => {
     const cap = readCapture(capFile);
     expect(cap.header).toMatchObject({ protocol: 'spice', credentials: { password: true, username: false } });
     expect(readFileSync(capFile).includes(Buffer.from('sp1ce-pw'))).toBe(false);
-    // One stream per channel: main, display, cursor.
+    // One stream per channel: main, display, cursor, and inputs (opened last since the input path came).
     const opened = cap.records.filter((r) => r.kind === KIND.OPEN).map((r) => r.stream);
-    expect(opened).toEqual([0, 1, 2]);
+    expect(opened).toEqual([0, 1, 2, 3]);
     const replayDir = path.join(dir, 'replayed');
     execFileSync(process.execPath, [BIN, 'replay', capFile, '--capture', replayDir, '--format', 'png', '--quiet', '--cursor', 'composite']);
     const live = readFileSync(path.join(dir, 'frames', 'frames.jsonl'), 'utf8');
@@ -147,10 +160,10 @@ describe('SPICE capture and replay', () => {
       protocol: string; frames: number; streams: { stream: number }[]; messages: Record<string, number>; images: Record<string, number>; decodeError: string | null;
     };
     expect(report).toMatchObject({ protocol: 'spice', decodeError: null, frames: names.length });
-    expect(report.streams.map((s) => s.stream)).toEqual([0, 1, 2]);
+    expect(report.streams.map((s) => s.stream)).toEqual([0, 1, 2, 3]);
     expect(report.messages['display.draw_copy']).toBeGreaterThan(0);
     expect(Object.values(report.images).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     const table = execFileSync(process.execPath, [BIN, 'inspect', capFile]).toString();
     expect(table).toContain('images by type');
-  }, 90000);
+  }, testTimeoutFor(3, SPICE_OTHER_MS));
 });

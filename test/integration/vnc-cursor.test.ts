@@ -26,11 +26,12 @@
  */
 import { rmSync } from 'node:fs';
 import type { RgbaImage } from '../helpers/servers/image';
-import { requireCommand, runTool, sleep } from '../helpers/servers/proc';
+import { requireCommand, runTool } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { grabRawFrame } from '../helpers/servers/rfb';
 import { startXvnc, type XvncServer } from '../helpers/servers/xvnc';
-import { pngFrames, readPng, sessionJson, startRecording, type RecordingRun } from '../helpers/record';
+import { pngFrames, readPng, sessionJson, startRecording, waitForLastFrame, type RecordingRun } from '../helpers/record';
+import { testTimeoutFor } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -112,7 +113,8 @@ describe('the pointer with Xvnc', () => {
       const painted = (await grabRawFrame(server.host, server.port)).image;
       expectNearPointer(diff(painted.rgba, shot.rgba), 100, 80);
       const { composite, none } = recordBoth(server);
-      await sleep(1200);
+      // Both recordings have received the screen (with the pointer Xvnc painted into it).
+      await Promise.all([waitForLastFrame(composite, painted), waitForLastFrame(none, painted)]);
       const withComposite = await lastFrame(composite);
       const withNone = await lastFrame(none);
       expect(diff(withNone, painted.rgba).count).toBe(0);
@@ -121,7 +123,7 @@ describe('the pointer with Xvnc', () => {
     } finally {
       await server.stop();
     }
-  }, 30000);
+  }, testTimeoutFor(3)); // the frames of both, two stops
 
   test('pointer at (0,0), then moved mid-session: none equals xwd, composite equals Xvnc\'s rendering; after the move both equal it exactly', async () => {
     const server = await visiblePointerServer();
@@ -133,7 +135,8 @@ describe('the pointer with Xvnc', () => {
 
       // Phase 1: the pointer stays at (0,0).
       let runs = recordBoth(server);
-      await sleep(1200);
+      // The screen, and for composite the pointer's shape drawn at (0,0) (within 1 of Xvnc's own blend).
+      await Promise.all([waitForLastFrame(runs.composite, painted, { tolerance: 1 }), waitForLastFrame(runs.none, shot)]);
       const composited = await lastFrame(runs.composite);
       const clean = await lastFrame(runs.none);
       expect(diff(clean, shot.rgba).count).toBe(0);
@@ -143,11 +146,14 @@ describe('the pointer with Xvnc', () => {
 
       // Phase 2: recording starts at (0,0), then xdotool moves the pointer (not deskrec: it never does).
       runs = recordBoth(server);
-      await sleep(1000);
+      // Both recordings are under way at (0,0) before the pointer moves.
+      await Promise.all([waitForLastFrame(runs.composite, painted, { tolerance: 1 }), waitForLastFrame(runs.none, shot)]);
       await pointerAt(server, 150, 100);
-      await sleep(800); // deskrec never sent a PointerEvent, so Xvnc switches to painting the pointer at once
       const movedPainted = (await grabRawFrame(server.host, server.port)).image;
       expectNearPointer(diff(movedPainted.rgba, shot.rgba), 150, 100);
+      // deskrec never sent a PointerEvent, so Xvnc switches to painting the pointer for it too: both
+      // recordings get there (the frames are compared again below, after the stop).
+      await Promise.all([waitForLastFrame(runs.composite, movedPainted), waitForLastFrame(runs.none, movedPainted)]);
       const afterComposite = await lastFrame(runs.composite);
       const afterNone = await lastFrame(runs.none);
       expect(diff(afterComposite, movedPainted.rgba).count).toBe(0);
@@ -155,5 +161,5 @@ describe('the pointer with Xvnc', () => {
     } finally {
       await server.stop();
     }
-  }, 30000);
+  }, testTimeoutFor(7)); // three waits for the frames of both, four stops
 });

@@ -19,7 +19,9 @@ import { startScrollingXterm } from '../helpers/servers/x11-clients';
 import { startXvnc } from '../helpers/servers/xvnc';
 import { requireTool } from '../helpers/media';
 import { exitedWithin, expectFinalisedMp4, filesUnder, oneErrorLine } from '../helpers/cli-errors';
-import { pngFrames, sessionJson, startRecording } from '../helpers/record';
+import { pngFrames, sessionJson, startRecording, waitForFrames, waitForMp4Frames } from '../helpers/record';
+import { testTimeoutFor, WAIT_MS } from '../helpers/wait';
+import { ByteWriter } from '../../src/wire/writer';
 
 useServerCleanup();
 
@@ -32,20 +34,20 @@ describe('connection and authentication failures', () => {
   test('a closed port: exit 4, CONNECT_REFUSED, session.json ends with an error', async () => {
     const port = await freeTcpPort(); // bound and closed again: nothing listens there
     const rec = startRecording(`vnc://127.0.0.1:${port}`, ['--format', 'mp4']);
-    expect(await exitedWithin(rec, 10000)).toBe(4);
+    expect(await exitedWithin(rec, WAIT_MS)).toBe(4);
     expect(oneErrorLine(rec, /CONNECT_REFUSED/)).toContain(`127.0.0.1:${port}`);
     const session = sessionJson(rec.dir);
     expect(session.endReason).toMatch(/^error: CONNECT_REFUSED: /);
     expect(session.segments).toEqual([]);
     rmSync(rec.dir, { recursive: true, force: true });
-  }, 20000);
+  }, testTimeoutFor(1));
 
   test('Xvnc VncAuth: wrong password → 5 AUTH_FAILED; none → 5 AUTH_NO_PASSWORD; --password-file works and the password is never written', async () => {
     const password = 'S3cr3tPw';
     const server = await startXvnc({ width: 400, height: 240, security: 'VncAuth', password });
     try {
       const wrong = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png'], { DESKREC_VNC_PASSWORD: 'wrong-pw' });
-      expect(await exitedWithin(wrong, 10000)).toBe(5);
+      expect(await exitedWithin(wrong, WAIT_MS)).toBe(5);
       oneErrorLine(wrong, /AUTH_FAILED/);
       expect(sessionJson(wrong.dir).endReason).toMatch(/^error: AUTH_FAILED: /);
       expect(wrong.stderr()).not.toContain('wrong-pw');
@@ -53,7 +55,7 @@ describe('connection and authentication failures', () => {
       rmSync(wrong.dir, { recursive: true, force: true });
 
       const none = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png'], { DESKREC_VNC_PASSWORD: '' });
-      expect(await exitedWithin(none, 10000)).toBe(5);
+      expect(await exitedWithin(none, WAIT_MS)).toBe(5);
       expect(oneErrorLine(none, /AUTH_NO_PASSWORD/)).toContain('--password-file');
       rmSync(none.dir, { recursive: true, force: true });
 
@@ -62,7 +64,8 @@ describe('connection and authentication failures', () => {
       writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
       const ok = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--raw', '--password-file', pwFile],
         { DESKREC_VNC_PASSWORD: '' });
-      await sleep(1500);
+      // More than 2 frames are expected below: the xterm's lines, as long as they take.
+      await waitForFrames(ok, 3);
       expect(await ok.stop()).toBe(0);
       expect(ok.stderr()).toBe('');
       expect(sessionJson(ok.dir).source?.server?.security).toBe('VNC Authentication');
@@ -82,20 +85,20 @@ describe('connection and authentication failures', () => {
     } finally {
       await server.stop();
     }
-  }, 30000);
+  }, testTimeoutFor(4));
 
   test('QEMU with a password: the wrong one → 5 AUTH_FAILED', async () => {
     const server = await startQemuVnc({ password: 'qemupass', guest: 'bios' });
     try {
       const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png'], { DESKREC_VNC_PASSWORD: 'not-it' });
-      expect(await exitedWithin(rec, 10000)).toBe(5);
+      expect(await exitedWithin(rec, WAIT_MS)).toBe(5);
       oneErrorLine(rec, /AUTH_FAILED/);
       expect(sessionJson(rec.dir).endReason).toMatch(/^error: AUTH_FAILED: /);
       rmSync(rec.dir, { recursive: true, force: true });
     } finally {
       await server.stop();
     }
-  }, 30000);
+  }, testTimeoutFor(1));
 
   test('Xvnc killed mid-session: the MP4 is finalised, endReason is set, exit 4', async () => {
     const server = await startXvnc({ width: 480, height: 320, security: 'None' });
@@ -103,10 +106,11 @@ describe('connection and authentication failures', () => {
     try {
       await startScrollingXterm(server, { geometry: '50x12+8+8', intervalMs: 40 });
       const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'mp4']);
-      await sleep(2000);
+      // More than 5 frames are expected below: wait until the MP4 on disk holds 6 (MP4 only: no frames.jsonl).
+      await waitForMp4Frames(rec, 6);
       await server.stop();
       stopped = true;
-      expect(await exitedWithin(rec, 15000)).toBe(4);
+      expect(await exitedWithin(rec, WAIT_MS)).toBe(4);
       const line = oneErrorLine(rec, /SERVER_CLOSED|CONNECTION_LOST/);
       const session = sessionJson(rec.dir);
       expect(session.endReason).toBe(`error: ${line.slice('deskrec: '.length)}`);
@@ -117,7 +121,7 @@ describe('connection and authentication failures', () => {
     } finally {
       if (!stopped) await server.stop();
     }
-  }, 30000);
+  }, testTimeoutFor(2));
 });
 
 /** A fake RFB server on 127.0.0.1: runs `script` for the first connection. */
@@ -154,27 +158,15 @@ async function handshake(r: SocketReader, width: number, height: number): Promis
   r.write(Buffer.from([0, 0, 0, 0])); // SecurityResult OK
   await r.read(1); // ClientInit
   const name = Buffer.from('fake', 'latin1');
-  const init = Buffer.alloc(24);
-  init.writeUInt16BE(width, 0);
-  init.writeUInt16BE(height, 2);
-  Buffer.from([32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]).copy(init, 4);
-  init.writeUInt32BE(name.length, 20);
-  r.write(Buffer.concat([init, name]));
+  // ServerInit: size, PIXEL_FORMAT (32 bpp, depth 24, little-endian, true colour, max 255, shifts 16/8/0), name.
+  r.write(new ByteWriter().u16(width).u16(height).bytes([32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]).u32(name.length).bytes(name).finish());
   // The client's SetPixelFormat (RGBX: bytes R,G,B,X), SetEncodings and update requests are not read:
   // this server sends what the test scripts whatever the client asks.
 }
 
 /** A FramebufferUpdate with one rectangle. */
-function update(x: number, y: number, w: number, h: number, encoding: number, body: Buffer): Buffer {
-  const head = Buffer.alloc(16);
-  head.writeUInt8(0, 0);
-  head.writeUInt16BE(1, 2);
-  head.writeUInt16BE(x, 4);
-  head.writeUInt16BE(y, 6);
-  head.writeUInt16BE(w, 8);
-  head.writeUInt16BE(h, 10);
-  head.writeInt32BE(encoding, 12);
-  return Buffer.concat([head, body]);
+function update(x: number, y: number, w: number, h: number, encoding: number, body: Uint8Array): Uint8Array {
+  return new ByteWriter(16 + body.length).u8(0).pad(1).u16(1).u16(x).u16(y).u16(w).u16(h).s32(encoding).bytes(body).finish();
 }
 
 /** Raw pixels in the RGBX format deskrec asks for, one colour. */
@@ -188,8 +180,13 @@ describe('protocol violations from a fake server', () => {
   const W = 64;
   const H = 48;
 
-  /** Two good full-frame updates 150 ms apart, then `violation` 300 ms later; the connection stays open. */
-  async function scripted(violation: Buffer, r: SocketReader): Promise<void> {
+  /**
+   * Two good full-frame updates 150 ms apart, then `violation` 300 ms later; the connection stays open.
+   * The sleeps only pace this server's script, nothing waits on them: however late the client reads the
+   * three messages, it decodes the two updates before it meets the violation, and two frames are always
+   * recorded (a second frame within 1000/fps-max ms of the first is held, then emitted by the timer or at the end).
+   */
+  async function scripted(violation: Uint8Array, r: SocketReader): Promise<void> {
     await handshake(r, W, H);
     r.write(update(0, 0, W, H, 0, rawFill(W, H, [200, 30, 30])));
     await sleep(150);
@@ -199,7 +196,7 @@ describe('protocol violations from a fake server', () => {
     await closed(r);
   }
 
-  const VIOLATIONS: [string, string, () => Buffer][] = [
+  const VIOLATIONS: [string, string, () => Uint8Array][] = [
     ['a rectangle outside the framebuffer', 'RECT_OUT_OF_BOUNDS', () => update(W - 8, H - 8, 16, 16, 0, rawFill(16, 16, [1, 2, 3]))],
     ['a ServerCutText of 2 GiB', 'LENGTH_TOO_LARGE', () => Buffer.from([3, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff])],
     ['a desktop name of 4 GiB', 'LENGTH_TOO_LARGE', () => update(0, 0, 0, 0, -307, Buffer.from([0xff, 0xff, 0xff, 0xff]))],
@@ -210,7 +207,7 @@ describe('protocol violations from a fake server', () => {
     const fake = await fakeServer((r) => scripted(violation(), r));
     try {
       const rec = startRecording(`vnc://127.0.0.1:${fake.port}`, ['--format', 'mp4', '--vnc-encodings', 'raw']);
-      expect(await exitedWithin(rec, 15000)).toBe(6);
+      expect(await exitedWithin(rec, WAIT_MS)).toBe(6);
       const line = oneErrorLine(rec, new RegExp(code));
       const session = sessionJson(rec.dir);
       expect(session.endReason).toBe(`error: ${line.slice('deskrec: '.length)}`);
@@ -220,7 +217,7 @@ describe('protocol violations from a fake server', () => {
     } finally {
       fake.close();
     }
-  }, 30000);
+  }, testTimeoutFor(1));
 
   test('a zlib bomb in a ZRLE rectangle: exit 6 ZLIB_BOMB, and memory stays bounded', async () => {
     const side = 384;
@@ -244,11 +241,11 @@ describe('protocol violations from a fake server', () => {
     deflate.close();
     expect(bomb.length).toBeLessThan(1 << 20); // ~1000:1
 
-    const withLength = (b: Buffer): Buffer => Buffer.concat([Buffer.from([b.length >>> 24, (b.length >>> 16) & 255, (b.length >>> 8) & 255, b.length & 255]), b]);
+    const withLength = (b: Uint8Array): Uint8Array => new ByteWriter(4 + b.length).u32(b.length).bytes(b).finish();
     const fake = await fakeServer(async (r) => {
       await handshake(r, side, side);
       r.write(update(0, 0, side, side, 16, withLength(good)));
-      await sleep(300);
+      await sleep(300); // paces the script only: the good update is decoded before the bomb whenever it is read
       r.write(update(0, 0, side, side, 16, withLength(bomb)));
       await closed(r);
     });
@@ -261,7 +258,7 @@ describe('protocol violations from a fake server', () => {
     try {
       const rec = startRecording(`vnc://127.0.0.1:${fake.port}`, ['--format', 'png', '--vnc-encodings', 'zrle'],
         { NODE_OPTIONS: `--require ${preload}` });
-      expect(await exitedWithin(rec, 15000)).toBe(6);
+      expect(await exitedWithin(rec, WAIT_MS)).toBe(6);
       oneErrorLine(rec, /ZLIB_BOMB/);
       expect(sessionJson(rec.dir).endReason).toMatch(/^error: ZLIB_BOMB: /);
       expect(pngFrames(rec.dir)).toHaveLength(1); // the good update was recorded
@@ -273,5 +270,5 @@ describe('protocol violations from a fake server', () => {
     } finally {
       fake.close();
     }
-  }, 30000);
+  }, testTimeoutFor(1));
 });

@@ -3,11 +3,11 @@
  * through sharp, in drawing order), and the last frame after freezing stays close to the screenshot.
  */
 import { psnr } from '../helpers/media';
-import { sleep } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startXvnc } from '../helpers/servers/xvnc';
 import { startScrollingXterm, startXclock } from '../helpers/servers/x11-clients';
-import { pngFrames, readPng, sessionJson, startRecording, waitQuiet } from '../helpers/record';
+import { pngFrames, readPng, sessionJson, startRecording, waitForFrames, waitForLastFrame } from '../helpers/record';
+import { testTimeoutFor, waitForStillScreen } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -19,10 +19,12 @@ test('Tight JPEG with --lossy-quality 6 records the screen within 30 dB', async 
     await startScrollingXterm(server, { geometry: '60x16+8+8' });
     await startXclock(server, { geometry: '200x200+420+16' });
     const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png', '--cursor', 'none', '--vnc-encodings', 'tight,copyrect', '--lossy-quality', '6']);
-    await sleep(2500);
+    // A few updates of the scrolling xterm and the clock, however long they take.
+    await waitForFrames(rec, 6);
     server.pauseClients();
-    await waitQuiet(rec);
-    const shot = await server.screenshotRgba();
+    const shot = await waitForStillScreen(() => server.screenshotRgba());
+    // JPEG: the frames never equal the screen; wait until the newest one is as close as the test demands.
+    await waitForLastFrame(rec, shot, { minPsnr: 30 });
     expect(await rec.stop()).toBe(0);
     const frames = pngFrames(rec.dir);
     const last = frames[frames.length - 1];
@@ -35,4 +37,4 @@ test('Tight JPEG with --lossy-quality 6 records the screen within 30 dB', async 
   } finally {
     await server.stop();
   }
-}, 60000);
+}, testTimeoutFor(4)); // frames, a still screen, the last frame, the stop

@@ -8,13 +8,14 @@
  */
 import * as path from 'node:path';
 import { rmSync } from 'node:fs';
-import { requireCommand, runTool, sleep } from '../helpers/servers/proc';
+import { requireCommand, runTool } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import type { RgbaImage } from '../helpers/servers/image';
 import { startScrollingXterm } from '../helpers/servers/x11-clients';
 import { startXvnc } from '../helpers/servers/xvnc';
 import { probeFrameTimes, probeStream, requireTool } from '../helpers/media';
-import { differingPixels, pngFrames, readPng, sessionJson, startRecording } from '../helpers/record';
+import { differingPixels, pngFrames, readPng, sessionJson, startRecording, waitForFrames, waitForLastFrame } from '../helpers/record';
+import { testTimeoutFor, waitForStillScreen } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -35,13 +36,17 @@ test('xrandr -s mid-session: one segment per size, each ending on the screenshot
     const sizes: [number, number][] = [[640, 400], [800, 600], [1024, 768]];
     const shots: RgbaImage[] = [];
     for (let i = 0; i < sizes.length; i++) {
-      await sleep(1000);
+      const [width, height] = sizes[i] ?? [0, 0];
+      // The recording has followed the change and seen the xterm scroll at this size a few times.
+      await waitForFrames(rec, 3, { size: { width, height } });
       server.pauseClients();
-      await sleep(600);
-      shots.push(await server.screenshotRgba());
+      const shot = await waitForStillScreen(() => server.screenshotRgba());
+      shots.push(shot);
+      // This size's last frame must be the frozen screen: it must have arrived before the next change.
+      await waitForLastFrame(rec, shot);
       const next = sizes[i + 1];
       if (next === undefined) break;
-      await runTool(xrandr, ['-s', `${next[0]}x${next[1]}`], { env: server.env, timeoutMs: 5000 });
+      await runTool(xrandr, ['-s', `${next[0]}x${next[1]}`], { env: server.env, timeoutMs: 15000 });
       server.resumeClients();
     }
     const code = await rec.stop();
@@ -81,4 +86,4 @@ test('xrandr -s mid-session: one segment per size, each ending on the screenshot
   } finally {
     await server.stop();
   }
-}, 40000);
+}, testTimeoutFor(10)); // three waits for each of the three sizes, and the stop

@@ -14,25 +14,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { requireCommand, runTool, sleep } from '../helpers/servers/proc';
+import { requireCommand, runTool } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { makeSelfSignedCert, startXvnc, type XvncSecurity } from '../helpers/servers/xvnc';
 import { startScrollingXterm } from '../helpers/servers/x11-clients';
-import { differingPixels, pngFrames, readPng, sessionJson, startRecording, type RecordingRun } from '../helpers/record';
+import { exitedWithin } from '../helpers/cli-errors';
+import { differingPixels, pngFrames, readPng, sessionJson, startRecording, waitForFrames, waitForLastFrame } from '../helpers/record';
+import { testTimeoutFor, WAIT_MS, waitForStillScreen } from '../helpers/wait';
 
 useServerCleanup();
 
 const PASSWORD = 'tls0pass';
-
-/** The exit code of a recording that should end by itself; SIGTERM (and 'timeout') after `ms`. */
-async function exitedWithin(rec: RecordingRun, ms: number): Promise<number | null | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout'); }, ms); });
-  const code = await Promise.race([rec.exited(), limit]);
-  clearTimeout(timer);
-  if (code === 'timeout') await rec.stop();
-  return code;
-}
 
 interface Case {
   security: XvncSecurity;
@@ -56,10 +48,11 @@ describe('VeNCrypt with Xvnc', () => {
       const args = c.args.map((a) => (a === 'CA' ? server.caFile ?? 'no-ca-file' : a));
       const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png', '--cursor', 'none', ...args],
         { DESKREC_VNC_PASSWORD: PASSWORD });
-      await sleep(1800);
+      // More than 3 frames are expected below: the xterm's lines, as long as they take.
+      await waitForFrames(rec, 4);
       server.pauseClients();
-      await sleep(700);
-      const shot = await server.screenshotRgba();
+      const shot = await waitForStillScreen(() => server.screenshotRgba());
+      await waitForLastFrame(rec, shot);
       const code = await rec.stop();
       expect(rec.stderr()).toBe('');
       expect(code).toBe(0);
@@ -77,7 +70,7 @@ describe('VeNCrypt with Xvnc', () => {
     } finally {
       await server.stop();
     }
-  }, 30000);
+  }, testTimeoutFor(4)); // frames, a still screen, the last frame, the stop
 
   test('X509None without --tls-ca or --tls-insecure, or with the wrong CA: the certificate is refused (exit 4, TLS_FAILED)', async () => {
     const server = await startXvnc({ width: 320, height: 240, security: 'X509None' });
@@ -86,7 +79,7 @@ describe('VeNCrypt with Xvnc', () => {
       const wrongCa = (await makeSelfSignedCert(other)).certFile;
       for (const args of [[], ['--tls-ca', wrongCa]]) {
         const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png', '--cursor', 'none', ...args]);
-        const code = await exitedWithin(rec, 10000);
+        const code = await exitedWithin(rec, WAIT_MS);
         expect(code).toBe(4);
         const lines = rec.stderr().split('\n').filter((l) => l !== '');
         expect(lines).toHaveLength(1);
@@ -101,7 +94,7 @@ describe('VeNCrypt with Xvnc', () => {
       rmSync(other, { recursive: true, force: true });
       await server.stop();
     }
-  }, 30000);
+  }, testTimeoutFor(2));
 
   test('X509None whose certificate names another host: refused even with that certificate as the CA', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-wrongname-'));
@@ -114,7 +107,7 @@ describe('VeNCrypt with Xvnc', () => {
       const server = await startXvnc({ width: 320, height: 240, security: 'X509None', x509: { certFile, keyFile } });
       try {
         const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'png', '--tls-ca', certFile]);
-        expect(await exitedWithin(rec, 10000)).toBe(4);
+        expect(await exitedWithin(rec, WAIT_MS)).toBe(4);
         const lines = rec.stderr().split('\n').filter((l) => l !== '');
         expect(lines).toHaveLength(1);
         expect(lines[0]).toMatch(/^deskrec: TLS_FAILED: .*does not match certificate's altnames/);
@@ -125,5 +118,5 @@ describe('VeNCrypt with Xvnc', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 30000);
+  }, testTimeoutFor(1));
 });

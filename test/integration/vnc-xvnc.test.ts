@@ -3,11 +3,11 @@
  * announced alone, with None and with VNC Authentication, the last PNG frame deskrec recorded after the
  * clients were frozen equals Xvnc's own screenshot (xwd -root) pixel for pixel.
  */
-import { sleep } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startXvnc, type XvncServer } from '../helpers/servers/xvnc';
 import { startScrollingXterm, startXclock } from '../helpers/servers/x11-clients';
-import { expectOracle, startRecording, waitQuiet } from '../helpers/record';
+import { expectOracle, startRecording, waitForFrames, waitForLastFrame } from '../helpers/record';
+import { testTimeoutFor, waitForStillScreen } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -23,14 +23,15 @@ describe('Xvnc oracle', () => {
       await startXclock(server, { geometry: '120x120+480+16' });
       const rec = startRecording(`vnc://127.0.0.1:${server.port}`, ['--format', 'mp4+png', '--cursor', 'none', '--vnc-encodings', `${encoding},copyrect`],
         security === 'VncAuth' ? { DESKREC_VNC_PASSWORD: 'rec0rd' } : {});
-      await sleep(2500);
+      // expectOracle wants more than 5 frames: the scrolling xterm's lines, as long as they take.
+      await waitForFrames(rec, 6);
       server.pauseClients();
-      await waitQuiet(rec);
-      const shot = await server.screenshotRgba();
-      await sleep(300);
+      // X requests the clients sent before SIGSTOP still get drawn: the screen must settle first.
+      const shot = await waitForStillScreen(() => server.screenshotRgba());
+      await waitForLastFrame(rec, shot);
       await expectOracle(rec, shot, encoding, security === 'VncAuth' ? 'VNC Authentication' : 'None');
     } finally {
       await server.stop();
     }
-  }, 60000);
+  }, testTimeoutFor(4)); // frames, a still screen, the last frame, the stop
 });

@@ -4,6 +4,7 @@
  * independent Raw-encoding RFB read of the same framebuffer gives.
  */
 import { existsSync } from 'node:fs';
+import { ByteWriter } from '../../src/wire/writer';
 import { countDifferentPixels, distinctColours, parsePpm, parseXwd, pixelAt, type RgbaImage } from '../helpers/servers/image';
 import { freeTcpPort, reserveDisplay } from '../helpers/servers/ports';
 import { startQemuVnc, VGA_BLUE } from '../helpers/servers/qemu';
@@ -12,6 +13,7 @@ import { liveServers, stopAllServers, useServerCleanup } from '../helpers/server
 import { sleep } from '../helpers/servers/proc';
 import { startXvnc } from '../helpers/servers/xvnc';
 import { startScrollingXterm, startTypingXterm, startXclock, typeText } from '../helpers/servers/x11-clients';
+import { testTimeoutFor, waitForScreenChange, waitForStillScreen } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -21,7 +23,7 @@ afterAll(() => {
 });
 
 /** Runs a test body and records how long it took. */
-function timed(name: string, body: () => Promise<void>, timeoutMs = 30000): void {
+function timed(name: string, body: () => Promise<void>, timeoutMs = testTimeoutFor(2)): void {
   test(name, async () => {
     const t0 = Date.now();
     try {
@@ -41,12 +43,11 @@ function expectPlausible(img: RgbaImage, width: number, height: number, minColou
 
 describe('decoders and ports', () => {
   test('XWD: a 2x1 big-endian 32-bit TrueColor dump decodes by its masks', () => {
-    const h = Buffer.alloc(100 + 8);
-    const words = [100, 7, 2, 24, 2, 1, 0, 1, 32, 1, 32, 32, 8, 4, 0xff0000, 0xff00, 0xff, 8, 256, 0, 2, 1, 0, 0, 0];
-    words.forEach((w, i) => { h.writeUInt32BE(w, i * 4); });
-    h.writeUInt32BE(0x00123456, 100);
-    h.writeUInt32BE(0x00abcdef, 104);
-    const img = parseXwd(h);
+    // The 100-byte header (25 big-endian words), then the two pixels.
+    const words = [100, 7, 2, 24, 2, 1, 0, 1, 32, 1, 32, 32, 8, 4, 0xff0000, 0xff00, 0xff, 8, 256, 0, 2, 1, 0, 0, 0, 0x00123456, 0x00abcdef];
+    const h = new ByteWriter(4 * words.length);
+    for (const w of words) h.u32(w);
+    const img = parseXwd(Buffer.from(h.finish()));
     expect([img.width, img.height]).toEqual([2, 1]);
     expect([...img.rgba]).toEqual([0x12, 0x34, 0x56, 255, 0xab, 0xcd, 0xef, 255]);
   });
@@ -76,14 +77,13 @@ describe('Xvnc', () => {
     await startScrollingXterm(srv);
     await startXclock(srv);
     const moving1 = await srv.screenshotRgba();
-    await sleep(1100);
-    const moving2 = await srv.screenshotRgba();
+    const moving2 = await waitForScreenChange(() => srv.screenshotRgba(), moving1);
     expect(countDifferentPixels(moving1, moving2)).toBeGreaterThan(0);
 
     srv.pauseClients();
-    await sleep(300); // requests the clients sent before the stop are drawn
-    const a = await srv.screenshotRgba();
-    await sleep(1000);
+    // Requests the clients sent before the stop are drawn: the screen settles.
+    const a = await waitForStillScreen(() => srv.screenshotRgba());
+    await sleep(1000); // the claim itself: a paused screen stays still for a while (here 1 s)
     const b = await srv.screenshotRgba();
     expectPlausible(a, 800, 600);
     expect(countDifferentPixels(a, b)).toBe(0);
@@ -110,8 +110,8 @@ describe('Xvnc', () => {
     const term = await startTypingXterm(srv, { geometry: '60x10+10+10' });
     const before = await srv.screenshotRgba();
     await typeText(srv, 'hello deskrec\n', term.window);
-    await sleep(200);
-    const after = await srv.screenshotRgba();
+    // xterm echoes what cat reads: the text shows once xterm has drawn it.
+    const after = await waitForScreenChange(() => srv.screenshotRgba(), before, 50);
     expectPlausible(after, 640, 480);
     expect(countDifferentPixels(before, after)).toBeGreaterThan(50);
     await srv.stop();
@@ -131,8 +131,7 @@ describe('Xvnc', () => {
     // X's root cursor is blank in this Xvnc; xterm's I-beam under the pointer (left at the centre) is not.
     await startScrollingXterm(srv, { geometry: '30x8+100+80' });
     srv.pauseClients();
-    await sleep(300);
-    const shot = await srv.screenshotRgba(); // xwd never shows the pointer
+    const shot = await waitForStillScreen(() => srv.screenshotRgba()); // xwd never shows the pointer
     const plain = await grabRawFrame(srv.host, srv.port);
     expect(countDifferentPixels(plain.image, shot)).toBeGreaterThan(0);
     const announced = await grabRawFrame(srv.host, srv.port, { cursorPseudo: true });
@@ -182,13 +181,13 @@ describe('QEMU', () => {
     expect(p.banner).toBe('RFB 003.008');
     expect(p.securityTypes).toEqual([SecurityType.None]);
     const m1 = await q.screenshotRgba();
-    await sleep(400);
-    const m2 = await q.screenshotRgba();
+    // The guest redraws every cell every 100 ms (of its own time, however slowly the machine runs it).
+    const m2 = await waitForScreenChange(() => q.screenshotRgba(), m1, 1000);
     expect(countDifferentPixels(m1, m2)).toBeGreaterThan(1000);
 
     await q.pause();
     const a = await q.screenshotRgba();
-    await sleep(1000);
+    await sleep(1000); // the claim itself: a paused guest stays still for a while (here 1 s)
     const b = await q.screenshotRgba();
     expectPlausible(a, 720, 400, 9); // VGA text mode 80x25 of 9x16 cells; 8 foreground colours on blue
     expect(pixelAt(a, 0, 0)).toBe(VGA_BLUE);
@@ -207,7 +206,7 @@ describe('QEMU', () => {
     await q.setPassword('other123');
     await q.pause();
     const a = await q.screenshotRgba();
-    await sleep(1000);
+    await sleep(1000); // the claim itself: a paused guest stays still, blinking cursor included (here 1 s)
     const b = await q.screenshotRgba();
     expectPlausible(a, 720, 400, 2); // SeaBIOS's grey text on black
     expect(countDifferentPixels(a, b)).toBe(0);

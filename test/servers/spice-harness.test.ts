@@ -12,6 +12,7 @@ import { sleep } from '../helpers/servers/proc';
 import { liveServers, useServerCleanup } from '../helpers/servers/registry';
 import { GUEST_SCREEN_SIZE, startQemuSpice, type SpiceImageCompression } from '../helpers/servers/spice';
 import { probeSpiceLink, SPICE_MAGIC, SpiceChannel, SpiceLinkErr, type SpiceLinkReply } from '../helpers/servers/spice-link';
+import { testTimeoutFor, waitFor, waitForScreenChange } from '../helpers/wait';
 
 useServerCleanup();
 
@@ -21,7 +22,7 @@ afterAll(() => {
 });
 
 /** Runs a test body and records how long it took. */
-function timed(name: string, body: () => Promise<void>, timeoutMs = 60000): void {
+function timed(name: string, body: () => Promise<void>, timeoutMs = testTimeoutFor(1, 90000)): void {
   test(name, async () => {
     const t0 = Date.now();
     try {
@@ -79,10 +80,11 @@ describe.each(['qxl', 'std'] as const)('-vga %s', (vga) => {
     // disable-ticketing: the server still reads a ticket, and accepts any (here the empty one).
     expect((await probeSpiceLink(srv.host, srv.port, { ticket: '' })).authResult).toBe(SpiceLinkErr.OK);
 
-    await sleep(500); // more text
+    // More text: enough lines for the colours checked below, however long the guest takes to print them.
+    await waitFor('8 colours of text on the screen', async () => (distinctColours(await srv.screenshotRgba(), 64) >= 8 ? true : undefined));
     await srv.pause();
     const a = await srv.screenshotRgba();
-    await sleep(1000);
+    await sleep(1000); // the claim itself: a paused guest stays still for a while (here 1 s)
     const b = await srv.screenshotRgba();
     expect({ width: a.width, height: a.height }).toEqual(GUEST_SCREEN_SIZE[vga]);
     expect(countDifferentPixels(a, b)).toBe(0);
@@ -96,12 +98,14 @@ describe.each(['qxl', 'std'] as const)('-vga %s', (vga) => {
 
     // Resumed, the text goes on.
     await srv.resume();
-    await sleep(800);
-    const c = await srv.screenshotRgba();
+    const c = await waitForScreenChange(() => srv.screenshotRgba(), a);
     expect(countDifferentPixels(c, a)).toBeGreaterThan(0);
     if (vga === 'qxl') {
       // The quirk pause() works around: QMP `stop` alone, and the QXL screendump of the stopped VM repeats
       // the last screendump taken while it ran, while a SPICE client sees the text drawn since.
+      // A fixed time on purpose: the guest must draw after the last running screendump, and looking
+      // (a screendump while it runs) would refresh the very picture under test. It prints a line every
+      // ~0.1 s of its own time, so 1 s of wall time is many lines even on a loaded machine.
       await sleep(1000);
       await srv.qmp.execute('stop');
       const stale = await srv.screenshotRgba();
@@ -113,7 +117,7 @@ describe.each(['qxl', 'std'] as const)('-vga %s', (vga) => {
     }
     await srv.stop();
     expect(liveServers()).toEqual([]);
-  }, 90000);
+  }, testTimeoutFor(3, 90000));
 });
 
 describe('security and options', () => {
