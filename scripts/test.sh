@@ -7,4 +7,6 @@ bash scripts/install-test-tools.sh
 npx tsc -p tsconfig.build.json      # the CLI and the encode worker run from dist-ts/
 npx tsc --noEmit -p tsconfig.json   # tests and benchmarks type-check too
 npx eslint .
-npx jest --ci "$@"
+# Two workers on CI's two cores: most suites wait on servers (QEMU boots, Xvnc clients), and every test waits
+# for conditions rather than for time, so they hold with a second suite (or two CPU hogs) beside them.
+npx jest --ci --maxWorkers=2 "$@"
