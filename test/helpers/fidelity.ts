@@ -125,9 +125,12 @@ export async function twinMismatches(dir: string, minPsnr = 40): Promise<{ mp4Ti
     const d = decoded[k];
     const t = mp4Times[k];
     if (d === undefined || t === undefined) break;
-    // The twin is the PNG frame with the same time (the MP4 stores times in 1/57600 s: within 1 ms).
-    const i = lines.findIndex((l) => Math.abs(l.t_ms - t) <= 1);
-    const own = i < 0 ? null : await ref(i);
+    // The twin is the PNG frame of the same index, and it must have the same time (the MP4 stores times in
+    // 1/57600 s, frames.jsonl in whole ms: within 1 ms). Not the first PNG within 1 ms of the time: two frames
+    // can be emitted 1 ms apart (a held frame released at its due time, then the frame that released it).
+    const i = k;
+    const line = lines[i];
+    const own = line === undefined || Math.abs(line.t_ms - t) > 1 ? null : await ref(i);
     if (own === null) {
       mismatches.push({ frame: k, t_ms: t, own: 0, previous: NaN, next: NaN });
       continue;
