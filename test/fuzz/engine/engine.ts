@@ -255,33 +255,47 @@ export function classify(err: unknown, detail: string): Outcome {
 
 /** Limits per input. */
 export interface Limits {
-  /** Wall-clock time one input may take. */
+  /**
+   * CPU time (this process, all threads) one input may take; wall time may be WALL_FACTOR times that, a
+   * backstop for inputs that hang without working. CPU, not wall time, is what a decoder bomb spends, and it
+   * does not grow when the machine is busy: on a loaded CI machine an input that takes 0.4 s alone took 8 s
+   * of wall time.
+   */
   timeMs: number;
   /** Growth of RSS or heap one input may cause, in bytes. */
   memoryBytes: number;
 }
 
-/** The limits of every target that does not set its own: 5 s and 512 MiB. */
+/** Wall time an input may take, as a multiple of its CPU limit (see Limits.timeMs). */
+export const WALL_FACTOR = 6;
+
+/** The limits of every target that does not set its own: 5 s of CPU and 512 MiB. */
 export const DEFAULT_LIMITS: Limits = { timeMs: 5000, memoryBytes: 512 * 1024 * 1024 };
 
 /**
  * Runs `execute` (given its wall-clock deadline) under the rule's bounds: an exception out of it is a
- * failure, and so is an input that took longer than `limits.timeMs` or grew RSS or the heap by more than
+ * failure, and so is an input that used more than `limits.timeMs` of CPU (or WALL_FACTOR times that of
+ * wall time), or grew RSS or the heap by more than
  * `limits.memoryBytes`. Never throws.
  */
 export async function guarded(execute: (deadline: number) => Outcome | Promise<Outcome>, limits: Limits = DEFAULT_LIMITS): Promise<Outcome> {
   const before = process.memoryUsage();
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   let outcome: Outcome;
   try {
-    outcome = await execute(start + limits.timeMs);
+    outcome = await execute(start + limits.timeMs * WALL_FACTOR);
   } catch (err) {
     outcome = classify(err, '');
     if (outcome.status !== 'failure') outcome = { status: 'failure', kind: 'exception', error: `the harness itself threw ${inspect(err)}` };
   }
   const elapsed = performance.now() - start;
-  if (outcome.status !== 'failure' && elapsed > limits.timeMs) {
-    outcome = { status: 'failure', kind: 'timeout', error: `took ${elapsed.toFixed(0)} ms (limit ${limits.timeMs} ms)` };
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  if (outcome.status !== 'failure' && cpuMs > limits.timeMs) {
+    outcome = { status: 'failure', kind: 'timeout', error: `took ${cpuMs.toFixed(0)} ms of CPU (limit ${limits.timeMs} ms)` };
+  } else if (outcome.status !== 'failure' && elapsed > limits.timeMs * WALL_FACTOR) {
+    outcome = { status: 'failure', kind: 'timeout', error: `took ${elapsed.toFixed(0)} ms of wall time (limit ${limits.timeMs * WALL_FACTOR} ms)` };
   }
   const after = process.memoryUsage();
   const grew = Math.max(after.rss - before.rss, after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers);
