@@ -16,6 +16,7 @@ import type { Capture } from '../capture/deskcap/reader';
 import { KIND } from '../capture/deskcap/format';
 import type { Frame } from '../capture/surface';
 import type { FrameConsumer, FrameSource, SourceEnd } from './source';
+import { rfbCounts } from './vnc';
 
 /** Progress callback: records done of total. */
 export type ReplayProgress = (done: number, total: number, t_ms: number) => void;
@@ -322,11 +323,7 @@ export class ReplaySource implements FrameSource {
     return {
       replayOf: this.capture.header.start,
       truncated: this.capture.truncated,
-      updates: this.client?.updates ?? 0,
-      frames: this.framesDelivered,
-      lossy: this.client?.lossy ?? false,
-      messages: { ...(this.client?.messageCounts ?? {}) },
-      rectangles: { ...(this.client?.rectCounts ?? {}) },
+      ...rfbCounts(this.client, this.framesDelivered),
     };
   }
 

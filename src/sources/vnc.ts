@@ -54,6 +54,17 @@ export interface VncSourceOptions {
   taps: TransportTap[];
 }
 
+/** What an RFB client counted, for session.json (live and replayed VNC sessions alike). */
+export function rfbCounts(client: RfbClient | null, frames: number): Record<string, unknown> {
+  return {
+    updates: client?.updates ?? 0,
+    frames,
+    lossy: client?.lossy ?? false,
+    messages: { ...(client?.messageCounts ?? {}) },
+    rectangles: { ...(client?.rectCounts ?? {}) },
+  };
+}
+
 /** Records a VNC server. */
 export class VncSource implements FrameSource {
   readonly protocol = 'vnc';
@@ -82,11 +93,7 @@ export class VncSource implements FrameSource {
   describe(): Record<string, unknown> {
     return {
       server: this.info === null ? null : { name: this.info.name, version: this.info.version, security: this.info.security },
-      updates: this.client?.updates ?? 0,
-      frames: this.framesDelivered,
-      lossy: this.client?.lossy ?? false,
-      messages: { ...(this.client?.messageCounts ?? {}) },
-      rectangles: { ...(this.client?.rectCounts ?? {}) },
+      ...rfbCounts(this.client, this.framesDelivered),
     };
   }
 
