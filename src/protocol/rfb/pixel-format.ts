@@ -277,7 +277,7 @@ class AlphaDecoder implements PixelDecoder {
   }
 }
 
-function componentTable(max: number): Uint8Array {
+export function componentTable(max: number): Uint8Array {
   const t = new Uint8Array(max + 1);
   for (let c = 0; c <= max; c++) t[c] = scaleComponent(c, max);
   return t;

@@ -131,6 +131,43 @@ describe('Tight', () => {
     expect(pixelsOf(ctx2.surface)).toEqual(comps.map(([r, g, b]) => [s8(r ?? 0, 31), s8(g ?? 0, 63), s8(b ?? 0, 31), 255]));
   });
 
+  test('gradient filter on a 2-D image in 16bpp big-endian and depth-32 formats, components wrapping modulo max + 1', async () => {
+    // Residuals are computed here from the rule (value − clamp(left + above − aboveleft, 0, max)) mod
+    // (max + 1); the decoder must give back every component, scaled to 0..255, in both pixel widths.
+    const formats: PixelFormat[] = [
+      { ...RGBX_FORMAT, bitsPerPixel: 16, depth: 16, bigEndian: true, redMax: 31, greenMax: 63, blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0 },
+      { ...RGBX_FORMAT, bitsPerPixel: 32, depth: 32, redMax: 255, greenMax: 255, blueMax: 255, redShift: 0, greenShift: 8, blueShift: 16 },
+    ];
+    for (const f of formats) {
+      const w = 7;
+      const h = 5;
+      const maxes = [f.redMax, f.greenMax, f.blueMax];
+      const shifts = [f.redShift, f.greenShift, f.blueShift];
+      const next = randomFloats(41 + f.bitsPerPixel);
+      const noise = Array.from({ length: w * h * 3 }, () => next());
+      const comp = (x: number, y: number, c: number): number => (x < 0 || y < 0 ? 0 : Math.floor((noise[(y * w + x) * 3 + c] as number) * ((maxes[c] as number) + 1)));
+      const data: number[] = [];
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          let v = 0;
+          for (let c = 0; c < 3; c++) {
+            const max = maxes[c] as number;
+            const p = Math.min(max, Math.max(0, comp(x - 1, y, c) + comp(x, y - 1, c) - comp(x - 1, y - 1, c)));
+            v += (((comp(x, y, c) - p) % (max + 1) + max + 1) % (max + 1)) * 2 ** (shifts[c] as number);
+          }
+          if (f.bitsPerPixel === 16) data.push(v >> 8, v & 255);
+          else data.push(v & 255, (v >>> 8) & 255, (v >>> 16) & 255, (v >>> 24) & 255);
+        }
+      }
+      const [z] = (await deflateParts([Uint8Array.from(data)])) as [Uint8Array];
+      const ctx = ctxFor(w, h, f);
+      await decodeChunked(tightDecoder, rect(0, 0, w, h, 7), bytes(0x40, 2, compact(z.length), z), ctx);
+      const want: number[][] = [];
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) want.push([0, 1, 2].map((c) => Math.round((comp(x, y, c) * 255) / (maxes[c] as number))).concat(255));
+      expect(pixelsOf(ctx.surface)).toEqual(want);
+    }
+  });
+
   test('reset bits restart a stream before the rectangle (even on a fill rectangle)', async () => {
     const first = await deflateParts([new Uint8Array(4 * 3 * 3).fill(7)]);
     const fresh = await deflateParts([new Uint8Array(4 * 3 * 3).fill(9)]);

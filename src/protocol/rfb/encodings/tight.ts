@@ -15,7 +15,7 @@
  */
 import { ProtocolError } from '../../../errors';
 import type { ByteReader } from '../../../wire/reader';
-import { isTight24, tightPixel } from '../pixel-format';
+import { componentTable, isTight24, tightPixel } from '../pixel-format';
 import type { DecodeContext, PixelFormat, RectDecoder, RectHeader } from '../types';
 import { capRectBytes, checkRect, drawConverted, fillPixel, readCompactLength, scratchBytes, zlibBound } from './common';
 
@@ -176,43 +176,74 @@ function gradient24(data: Uint8Array, w: number, h: number): Uint8Array {
 /**
  * The gradient filter for other 16/32bpp formats: the prediction works on the components extracted with
  * the format's shifts and maxes (TigerVNC TightDecoder FilterGradient), each result taken modulo max + 1.
+ *
+ * Written for speed because a server picks the rectangle's size: the components of the previous row are
+ * kept in one small Int32Array (not the whole image's), the three components are unrolled, the modulo is a
+ * subtraction (data + prediction < 2 (max + 1)), and the scale to 0..255 is the pixel format's table. A
+ * 1295x3190 rectangle took 4.2 s of CPU with per-pixel arrays and Math.round; it takes well under 0.1 s.
  */
 function drawGradientGeneric(ctx: DecodeContext, rect: RectHeader, data: Uint8Array, f: PixelFormat): void {
   const w = rect.width;
   const h = rect.height;
   const bpp = f.bitsPerPixel >> 3;
-  const maxes = [f.redMax, f.greenMax, f.blueMax];
-  const shifts = [f.redShift, f.greenShift, f.blueShift];
-  const comps = new Int32Array(w * h * 3);
+  const big = f.bigEndian;
+  const rm = f.redMax;
+  const gm = f.greenMax;
+  const bm = f.blueMax;
+  const rs = f.redShift;
+  const gs = f.greenShift;
+  const bs = f.blueShift;
+  const lr = componentTable(rm);
+  const lg = componentTable(gm);
+  const lb = componentTable(bm);
+  // prev holds the row above (zeros above the first row), cur the row being decoded; 3 components each.
+  let prev = new Int32Array(w * 3);
+  let cur = new Int32Array(w * 3);
   const out = scratchBytes(w * h * 4);
+  let s = 0;
+  let o = 0;
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const pi = y * w + x;
-      const s = pi * bpp;
+    let leftR = 0, leftG = 0, leftB = 0;
+    let upLeftR = 0, upLeftG = 0, upLeftB = 0;
+    for (let x = 0, c = 0; x < w; x++, c += 3, s += bpp, o += 4) {
       let v: number;
       if (bpp === 2) {
-        v = f.bigEndian ? ((data[s] as number) << 8) | (data[s + 1] as number) : ((data[s + 1] as number) << 8) | (data[s] as number);
+        v = big ? ((data[s] as number) << 8) | (data[s + 1] as number) : ((data[s + 1] as number) << 8) | (data[s] as number);
       } else {
         const b0 = data[s] as number;
         const b1 = data[s + 1] as number;
         const b2 = data[s + 2] as number;
         const b3 = data[s + 3] as number;
-        v = f.bigEndian ? ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) >>> 0 : ((b3 << 24) | (b2 << 16) | (b1 << 8) | b0) >>> 0;
+        v = big ? ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) >>> 0 : ((b3 << 24) | (b2 << 16) | (b1 << 8) | b0) >>> 0;
       }
-      for (let c = 0; c < 3; c++) {
-        const max = maxes[c] as number;
-        const i = pi * 3 + c;
-        const left = x > 0 ? (comps[i - 3] as number) : 0;
-        const above = y > 0 ? (comps[i - w * 3] as number) : 0;
-        const aboveLeft = x > 0 && y > 0 ? (comps[i - w * 3 - 3] as number) : 0;
-        let p = left + above - aboveLeft;
-        p = p < 0 ? 0 : p > max ? max : p;
-        const value = (((v >>> (shifts[c] as number)) & max) + p) % (max + 1);
-        comps[i] = value;
-        out[pi * 4 + c] = Math.round((value * 255) / max);
-      }
-      out[pi * 4 + 3] = 255;
+      const upR = prev[c] as number;
+      const upG = prev[c + 1] as number;
+      const upB = prev[c + 2] as number;
+      let pr = leftR + upR - upLeftR;
+      let pg = leftG + upG - upLeftG;
+      let pb = leftB + upB - upLeftB;
+      pr = pr < 0 ? 0 : pr > rm ? rm : pr;
+      pg = pg < 0 ? 0 : pg > gm ? gm : pg;
+      pb = pb < 0 ? 0 : pb > bm ? bm : pb;
+      let r = ((v >>> rs) & rm) + pr;
+      let g = ((v >>> gs) & gm) + pg;
+      let b = ((v >>> bs) & bm) + pb;
+      if (r > rm) r -= rm + 1;
+      if (g > gm) g -= gm + 1;
+      if (b > bm) b -= bm + 1;
+      cur[c] = r;
+      cur[c + 1] = g;
+      cur[c + 2] = b;
+      out[o] = lr[r] as number;
+      out[o + 1] = lg[g] as number;
+      out[o + 2] = lb[b] as number;
+      out[o + 3] = 255;
+      leftR = r; leftG = g; leftB = b;
+      upLeftR = upR; upLeftG = upG; upLeftB = upB;
     }
+    const t = prev;
+    prev = cur;
+    cur = t;
   }
   ctx.surface.putPixels(rect, out, 0, w * 4);
 }
