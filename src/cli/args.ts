@@ -4,6 +4,7 @@ import { UsageError } from '../errors';
 import type { RateControl } from '../recorder/encoders/backend';
 import { checkLimit, CURSOR_MODES, FORMATS, LIMITS, RECORD_DEFAULTS, type RecordOptions } from '../session/options';
 import { PASSWORD_ENV, SPICE_COMPRESSIONS, type SourceOptions } from '../sources/open';
+import { CONNECT_TIMEOUT_DEFAULT_S, connectTimeoutMs } from '../sources/source';
 
 /** `deskrec record` / `replay` after validation: only what the user said; the library fills in the rest. */
 export interface RecordArgs {
@@ -45,7 +46,8 @@ Options:
   --keyframe-interval S    a keyframe at least every S seconds while the screen changes (default ${RECORD_DEFAULTS.keyframeIntervalS})
   --encoder auto|openh264|PATH
                            H.264 encoder; auto picks openh264 (WebAssembly) until a hardware backend
-                           exists; PATH names a module exporting createBackend()
+                           exists; PATH names an existing .js module (relative to the working
+                           directory) exporting createBackend()
   --qp N                   constant quantiser ${LIMITS.qp.min}..${LIMITS.qp.max} (default ${RECORD_DEFAULTS.rateControl.qp}; lower is better quality)
   --bitrate BPS            target bitrate in bits per second instead of a constant quantiser
   --cursor composite|none  draw the remote pointer into the frames (default ${RECORD_DEFAULTS.cursor})
@@ -59,16 +61,37 @@ Options:
   --lossy-quality N        allow Tight JPEG at quality 0..9 (recordings are lossless by default)
   --prefer-compression C   SPICE: ask the server for off|auto_glz|auto_lz|quic|glz|lz|lz4 images
                            (default: whatever the server is configured to send)
-  --raw                    also write DIR/session.deskcap: every byte of the session (credentials
-                           zeroed), for 'deskrec replay' and 'deskrec inspect'
+  --connect-timeout S      give up (exit 4) when connecting and the VNC/SPICE handshake take longer
+                           than S seconds together (default ${CONNECT_TIMEOUT_DEFAULT_S})
+  --raw                    also write DIR/session.deskcap: every byte of the session (credentials,
+                           keys and both clipboards zeroed), for 'deskrec replay' and 'deskrec inspect'
+  --raw-clipboard          with --raw: keep the remote clipboard's text in session.deskcap
   --quiet                  no status line
+Numbers are plain decimals: digits with an optional fraction (10, 0.5); no sign, exponent, hex, spaces
+or units.
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 output not writable, 4 connection, 5 authentication,
   6 protocol error. See README.md.
 `;
 
+/**
+ * How the command line writes a number: decimal digits with an optional fraction. JavaScript's Number()
+ * would also take '0x10' (16), '1e3', '0b1', ' 5' and 'Infinity', so a typo or a unit mistake would be
+ * read as some other value instead of refused.
+ */
+const DECIMAL = /^(?:\d+(?:\.\d+)?|\.\d+)$/;
+
+/** A value each numeric option takes, for the message that refuses a malformed one. */
+const EXAMPLES: Record<keyof typeof LIMITS, string> = {
+  fpsMax: '30 or 29.97', keyframeIntervalS: '2 or 0.5', qp: '14', bitrate: '5000000', durationS: '60 or 0.5', lossyQuality: '5',
+};
+
 function num(name: keyof typeof LIMITS, flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (v.trim() === '') throw new UsageError('BAD_ARGUMENT', `--${flag} needs a value`);
+  if (!DECIMAL.test(v)) {
+    const l = LIMITS[name];
+    throw new UsageError('BAD_ARGUMENT', `--${flag} must be ${l.integer ? 'an integer' : 'a number'} in ${l.min}..${l.max} written in plain decimal digits (like ${EXAMPLES[name]}), got '${v}'`);
+  }
   return checkLimit(name, Number(v), `--${flag}`, v);
 }
 
@@ -105,7 +128,9 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
         'lossy-quality': { type: 'string' },
         password: { type: 'string' },
         raw: { type: 'boolean' },
+        'raw-clipboard': { type: 'boolean' },
         'prefer-compression': { type: 'string' },
+        'connect-timeout': { type: 'string' },
       },
     });
   } catch (err) {
@@ -141,6 +166,10 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
   const cursor = oneOf('cursor', v.cursor, CURSOR_MODES);
   if (cursor !== undefined) record.cursor = cursor;
   if (v.raw !== undefined) record.raw = v.raw;
+  if (v['raw-clipboard'] !== undefined) {
+    if (v.raw !== true) throw new UsageError('BAD_ARGUMENT', '--raw-clipboard keeps the clipboard in the raw capture: it needs --raw');
+    record.rawClipboard = v['raw-clipboard'];
+  }
   const source: SourceOptions = {};
   const speed = oneOf('speed', v.speed, ['realtime', 'max'] as const);
   if (speed !== undefined) source.speed = speed;
@@ -152,6 +181,13 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
   if (lossy !== undefined) source.lossyQuality = lossy;
   const prefer = oneOf('prefer-compression', v['prefer-compression'], SPICE_COMPRESSIONS);
   if (prefer !== undefined) source.preferCompression = prefer;
+  const connectTimeout = v['connect-timeout'];
+  if (connectTimeout !== undefined) {
+    // Decimal seconds only: Number() would also take '0x10' or '1e3'.
+    const seconds = DECIMAL.test(connectTimeout) ? Number(connectTimeout) : NaN;
+    connectTimeoutMs(seconds, '--connect-timeout', connectTimeout);
+    source.connectTimeoutS = seconds;
+  }
   return {
     url: positionals[0],
     record,

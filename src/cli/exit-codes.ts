@@ -6,7 +6,11 @@ export const EXIT = {
   INTERNAL: 1,
   /** The command line was wrong: unknown flag, bad value, bad URL, unknown scheme, bad size. */
   USAGE: 2,
-  /** The output could not be written: unwritable --capture directory, disk full. */
+  /**
+   * The output could not be written: an unwritable --capture directory (DIR_NOT_WRITABLE), a full disk
+   * (DISK_FULL: the recording stopped at the first failed write and kept what was complete; or less than
+   * 16 MiB free at the start), another write failure.
+   */
   OUTPUT: 3,
   /** The server could not be reached or closed the connection before the session started. */
   CONNECT: 4,

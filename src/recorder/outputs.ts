@@ -9,7 +9,7 @@
  */
 import * as path from 'node:path';
 import type { Rect } from '../capture/rect';
-import { EncoderError } from '../errors';
+import { EncoderError, type SinkError } from '../errors';
 import { EncoderClient } from './encoder-client';
 import type { AccessUnit, EncoderConfig, Patch } from './encoders/backend';
 import { applyPatch } from './pixels';
@@ -36,6 +36,8 @@ export interface SegmentRecord {
   last_t_ms: number | null;
   duration_ms: number;
   fastStart?: boolean;
+  /** A write failed (a full disk): the file was cut back to its last complete fragment, which `frames` counts. */
+  truncated?: boolean;
 }
 
 /**
@@ -65,6 +67,11 @@ export interface FrameOutput {
   whenRoom(): Promise<void>;
   /** Finishes the segment; `endT` is when the last picture stops showing. */
   close(endT: number): Promise<SegmentRecord[]>;
+  /**
+   * The recording stopped on an output failure: take no more frames, drop what is in flight, write nothing
+   * more; close() then keeps only what is complete on disk.
+   */
+  abort(): void;
 }
 
 /** In-flight frames per video output: one encoding, one queued in the worker. */
@@ -80,6 +87,10 @@ export interface VideoOutputEvents {
    * `latest` is the picture as of the last frame submitted (what the next frame's patches apply to).
    */
   onFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], latest: Uint8Array): void;
+  /** Writing the MP4 failed (a full disk): reported once, at once. */
+  onWriteError(err: SinkError): void;
+  /** One-line notices. */
+  log(line: string): void;
 }
 
 /** H.264 through an encode worker into an MP4 segment file. */
@@ -93,6 +104,7 @@ export class VideoOutput implements FrameOutput {
   private readonly inFlight: PendingFrame[] = [];
   private lastKeyT: number | null = null;
   private failed = false;
+  private aborted = false;
   private drainWaiters: (() => void)[] = [];
   private roomWaiters: (() => void)[] = [];
   /** Backend name once the encoder started. */
@@ -106,17 +118,20 @@ export class VideoOutput implements FrameOutput {
     private readonly config: EncoderConfig,
     private readonly keyframeIntervalMs: number,
     private readonly events: VideoOutputEvents,
+    fileMode: number,
   ) {
-    this.writer = new Mp4SegmentWriter(file);
+    this.writer = new Mp4SegmentWriter(file, {
+      mode: fileMode, onError: (err) => { events.onWriteError(err); }, log: (line) => { events.log(line); },
+    });
     this.acked = new Uint8Array(width * height * 4);
   }
 
   canAccept(): boolean {
-    return this.failed || this.inFlight.length < MAX_IN_FLIGHT;
+    return this.failed || this.aborted || this.inFlight.length < MAX_IN_FLIGHT;
   }
 
   submit(frame: OutputFrame, key = false): void {
-    if (this.failed) return;
+    if (this.failed || this.aborted) return;
     const { patches, t_ms, damage } = frame;
     const forceKey = key || this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
     if (forceKey) this.lastKeyT = t_ms;
@@ -134,7 +149,7 @@ export class VideoOutput implements FrameOutput {
   }
 
   private finished(rec: PendingFrame, unit: AccessUnit | null): void {
-    if (this.failed) return;
+    if (this.failed || this.aborted) return;
     const head = this.inFlight.shift();
     if (head !== rec) throw new Error('encode replies out of order');
     const stride = this.width * 4;
@@ -149,7 +164,7 @@ export class VideoOutput implements FrameOutput {
   }
 
   private fail(err: unknown): void {
-    if (this.failed) return;
+    if (this.failed || this.aborted) return;
     this.failed = true;
     const e = err instanceof EncoderError ? err : new EncoderError('ENCODE_FAILED', String(err), { cause: err });
     const stride = this.width * 4;
@@ -180,6 +195,16 @@ export class VideoOutput implements FrameOutput {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    // Late replies from the worker are ignored (finished/fail check `aborted`); nobody waits for them.
+    this.inFlight.length = 0;
+    this.writer.abort();
+    void this.client?.close();
+    this.wake();
+  }
+
   whenRoom(): Promise<void> {
     if (this.canAccept()) return Promise.resolve();
     return new Promise((resolve) => this.roomWaiters.push(resolve));
@@ -192,7 +217,7 @@ export class VideoOutput implements FrameOutput {
 
   async close(endT: number): Promise<SegmentRecord[]> {
     await this.drain();
-    if (this.client !== null && !this.failed) {
+    if (this.client !== null && !this.failed && !this.aborted) {
       try {
         for (const u of await this.client.flush()) { this.writer.add(u); this.events.onUnit(u); }
       } catch (err) {
@@ -205,7 +230,7 @@ export class VideoOutput implements FrameOutput {
     return [{
       kind: 'mp4', file: path.basename(info.file), width: this.width, height: this.height, bytes: info.bytes,
       frames: info.frames, keyframes: info.keyframes, first_t_ms: info.first_t_ms, last_t_ms: info.last_t_ms,
-      duration_ms: info.duration_ms, fastStart: info.fastStart,
+      duration_ms: info.duration_ms, fastStart: info.fastStart, ...(info.truncated ? { truncated: true } : {}),
     }];
   }
 }
@@ -215,8 +240,11 @@ export class PngOutput implements FrameOutput {
   readonly kind = 'png';
   private frames = 0;
   private bytes = 0;
+  /** Frames of this segment on disk, and the times of the first and last of them. */
+  private written = 0;
   private firstT: number | null = null;
   private lastT: number | null = null;
+  private aborted = false;
   private lastWrite: Promise<unknown> = Promise.resolve();
   private readonly startIndex: number;
   /** The picture as of the last frame taken: each frame's patches bring it up to that frame. */
@@ -238,6 +266,7 @@ export class PngOutput implements FrameOutput {
   }
 
   submit(frame: OutputFrame): void {
+    if (this.aborted) return;
     const stride = this.width * 4;
     for (const p of frame.patches) applyPatch(this.picture, stride, p);
     this.enqueue(this.picture.slice(), frame.t_ms, frame.damage);
@@ -245,18 +274,27 @@ export class PngOutput implements FrameOutput {
 
   /** Adds a whole frame whose pixels the caller already copied (a frame the failed encoder never finished). */
   add(rgba: Uint8Array, t_ms: number, damage: Rect[]): void {
+    if (this.aborted) return;
     this.picture.set(rgba);
     this.enqueue(rgba, t_ms, damage);
   }
 
   private enqueue(rgba: Uint8Array, t_ms: number, damage: Rect[]): void {
     this.lastWrite = this.sink.add({ rgba, width: this.width, height: this.height, t_ms, damage }).then((n) => {
+      // 0: not written (the sink failed or stopped); frames are written in order, so those on disk are
+      // the first ones.
+      if (n === 0) return;
       this.bytes += n;
+      this.written++;
+      this.firstT ??= t_ms;
+      this.lastT = t_ms;
       this.onBytes?.(n);
     });
     this.frames++;
-    this.firstT ??= t_ms;
-    this.lastT = t_ms;
+  }
+
+  abort(): void {
+    this.aborted = true;
   }
 
   drain(): Promise<void> {
@@ -271,10 +309,11 @@ export class PngOutput implements FrameOutput {
     if (this.frames === 0) return [];
     // The sink writes in order, so once this segment's last frame is written all of its bytes are counted.
     await this.lastWrite;
+    if (this.written === 0) return [];
     const first = this.startIndex + 1;
     return [{
       kind: 'png', file: `frames/frame-${String(first).padStart(6, '0')}.png`, width: this.width, height: this.height,
-      bytes: this.bytes, frames: this.frames, first_t_ms: this.firstT, last_t_ms: this.lastT,
+      bytes: this.bytes, frames: this.written, first_t_ms: this.firstT, last_t_ms: this.lastT,
       duration_ms: this.firstT === null ? 0 : Math.max(endT, (this.lastT ?? 0) + 1) - this.firstT,
     }];
   }
@@ -302,6 +341,11 @@ export class TeeOutput implements FrameOutput {
 
   async whenRoom(): Promise<void> {
     while (!this.canAccept()) await Promise.all([this.video.whenRoom(), this.png.whenRoom()]);
+  }
+
+  abort(): void {
+    this.video.abort();
+    this.png.abort();
   }
 
   async close(endT: number): Promise<SegmentRecord[]> {

@@ -18,6 +18,13 @@
  * and a frame that must wait for room keeps those patches (copy-on-park). Merging a newer frame into it adds
  * the newer frame's patches after the older ones, recut from the mirror as one set once they would exceed
  * one picture, so a parked frame never holds more than one picture's bytes.
+ *
+ * Output failures (a full disk): the first failed write stops the recording at once. Every output is
+ * aborted (nothing more is written; an MP4 is cut back to its last complete fragment, a PNG that could not
+ * be written whole is removed with its index line), the next frame offered throws the error so the source
+ * and the session end with it, and `stop()` writes session.json saying what happened (if even that cannot
+ * be written, the previous session.json stays as it was) and throws the error when no frame came to carry
+ * it. Files are created 0600 and directories 0700 (`modes`).
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -27,6 +34,7 @@ import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
 import { describeError, EncoderError, SinkError } from '../errors';
 import type { Patch, RateControl } from './encoders/backend';
+import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, isDiskFull, makeDirectory, PRIVATE_MODES, writeError, writeFileAtomic, type RecordingModes } from './files';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { copyRect, cutPatch } from './pixels';
 import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
@@ -55,6 +63,13 @@ export interface RecordingOptions {
   cursor: 'composite' | 'none';
   /** Give the encoder per-macroblock change maps (see EncoderConfig.changeMap); default true. */
   changeMap?: boolean;
+  /**
+   * Refuse to start (SinkError DISK_FULL) when the directory's file system has fewer bytes free than this;
+   * default DEFAULT_MIN_FREE_BYTES (16 MiB), 0 turns the check off.
+   */
+  minFreeBytes?: number;
+  /** Modes of the files and directories the recording creates; default 0600 and 0700 (PRIVATE_MODES). */
+  modes?: RecordingModes;
 }
 
 /** Counters reported in session.json and on the status line. */
@@ -65,6 +80,8 @@ export interface RecordingStats {
   framesMerged: number;
   framesDropped: number;
   pngFrames: number;
+  /** Pictures the encoder could not code as configured and coded again, as keyframes, at a coarser QP. */
+  framesQpRaised: number;
 }
 
 /** session.json, as documented in the README. */
@@ -108,9 +125,42 @@ function patchBytes(patches: readonly Patch[]): number {
   return n;
 }
 
+/** Bytes the first session.json takes (padded with spaces): room for the final one on a full disk. */
+const SESSION_JSON_RESERVE = 16 * 1024;
+
+/**
+ * Overwrites `file` with `data`, padded with spaces to the file's present size, without allocating:
+ * only when `data` fits in the file as it is. Returns false (and writes nothing) when it does not.
+ */
+async function overwriteInPlace(file: string, data: Uint8Array): Promise<boolean> {
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(file, 'r+');
+  } catch {
+    return false;
+  }
+  try {
+    const size = (await fh.stat()).size;
+    if (data.length > size) return false;
+    const padded = Buffer.alloc(size, 0x20);
+    padded.set(data);
+    let done = 0;
+    while (done < size) {
+      const { bytesWritten } = await fh.write(padded, done, size - done, done);
+      if (bytesWritten <= 0) return false;
+      done += bytesWritten;
+    }
+    return true;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** A recording in progress. */
 export class Recording {
-  readonly stats: RecordingStats = { framesIn: 0, framesEmitted: 0, framesEncoded: 0, framesMerged: 0, framesDropped: 0, pngFrames: 0 };
+  readonly stats: RecordingStats = {
+    framesIn: 0, framesEmitted: 0, framesEncoded: 0, framesMerged: 0, framesDropped: 0, pngFrames: 0, framesQpRaised: 0,
+  };
   private readonly live = new LiveHub();
   private readonly startedAt = new Date();
   private readonly intervalMs: number;
@@ -134,29 +184,84 @@ export class Recording {
   private bytesWritten = 0;
   private readonly errors: string[] = [];
   private sourceInfo: Record<string, unknown> | null = null;
+  /** The output failure that stopped the recording, and whether a frame has carried it to the source yet. */
+  private fatal: SinkError | null = null;
+  private fatalDelivered = false;
+  /** The current output and those still closing, so a failure can abort them all. */
+  private readonly liveOutputs = new Set<FrameOutput>();
+  private readonly modes: RecordingModes;
+  private readonly failed: Promise<SinkError>;
+  private resolveFailed: (err: SinkError) => void = () => undefined;
   /** The pointer as last drawn into the mirror (composite mode). */
   private drawnCursor: { shape: CursorShape; x: number; y: number; rect: Rect } | null = null;
 
   private constructor(private readonly opts: RecordingOptions) {
     this.intervalMs = 1000 / opts.fpsMax;
     this.mode = opts.format;
+    this.modes = opts.modes ?? PRIVATE_MODES;
+    this.failed = new Promise((resolve) => { this.resolveFailed = resolve; });
   }
 
-  /** Creates the output directory (failing with a SinkError DIR_NOT_WRITABLE) and writes the first session.json. */
+  /**
+   * Creates the output directory (mode 0700, parents too) and writes the first session.json, failing fast
+   * with a SinkError: DIR_NOT_WRITABLE when the directory cannot be created or written, DISK_FULL when its
+   * file system has less than `minFreeBytes` free.
+   */
   static async create(opts: RecordingOptions): Promise<Recording> {
-    try {
-      await fs.mkdir(opts.dir, { recursive: true });
-      await fs.access(opts.dir, fs.constants.W_OK);
-    } catch (err) {
-      throw new SinkError('DIR_NOT_WRITABLE', `cannot write to ${opts.dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
+    const modes = opts.modes ?? PRIVATE_MODES;
+    await makeDirectory(opts.dir, modes.dir);
+    await checkWritable(opts.dir);
+    await checkFreeSpace(opts.dir, opts.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES);
     const r = new Recording(opts);
-    await r.writeSessionJson(null, null);
+    try {
+      await r.writeSessionJson(r.sessionJson(null, null));
+    } catch (err) {
+      // The first file written is the real test of the directory (access() says yes to root on procfs).
+      const e = writeError(err, 'DIR_NOT_WRITABLE', path.join(opts.dir, 'session.json'));
+      if (e.code === 'DIR_NOT_WRITABLE') throw new SinkError('DIR_NOT_WRITABLE', `cannot write to ${opts.dir}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`, { cause: err });
+      throw e;
+    }
     return r;
   }
 
-  /** Takes one frame from a source (its damage may be empty). */
+  /**
+   * Stops the recording on an output failure (the first one wins): no more frames are taken or written,
+   * every output keeps only what is complete on disk.
+   */
+  private failOutput(err: SinkError): void {
+    if (this.fatal !== null) return;
+    this.fatal = err;
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.held = null;
+    this.waiting = null;
+    for (const o of this.liveOutputs) o.abort();
+    this.png?.stop();
+    this.resolveFailed(err);
+  }
+
+  /** The output failure that stopped the recording, or null. */
+  get failure(): SinkError | null {
+    return this.fatal;
+  }
+
+  /**
+   * Resolves with the output failure once one stops the recording (never, if none does): an owner can stop
+   * its source at once instead of when the next frame carries the failure (a still screen sends none).
+   */
+  whenFailed(): Promise<SinkError> {
+    return this.failed;
+  }
+
+  /**
+   * Takes one frame from a source (its damage may be empty). After an output failure the first frame
+   * offered throws that failure (a SinkError), which ends the source and the session with it.
+   */
   onFrame(frame: Frame): void {
+    if (this.fatal !== null) {
+      if (this.fatalDelivered || this.stopped) return;
+      this.fatalDelivered = true;
+      throw this.fatal;
+    }
     if (this.stopped) return;
     this.stats.framesIn++;
     this.lastT = Math.max(this.lastT, frame.t_ms);
@@ -215,14 +320,14 @@ export class Recording {
     if (this.output !== null) {
       if (this.held !== null) this.emitHeld(this.held.t_ms);
       this.flushWaitingNow();
-      this.closing.push(this.output.close(this.lastT));
+      this.closing.push(this.closeOutput(this.output, this.lastT));
     }
     this.segmentIndex++;
     this.width = frame.width;
     this.height = frame.height;
     this.mirror = new Uint8Array(frame.width * frame.height * 4);
     this.drawnCursor = null;
-    this.output = this.newOutput();
+    this.output = this.track(this.newOutput());
     this.lastEmitT = -Infinity;
   }
 
@@ -237,6 +342,20 @@ export class Recording {
     return new PngOutput(this.ensurePng(), width, height, base, (n) => { this.bytesWritten += n; });
   }
 
+  /** Adds `out`, about to become the current output, to `liveOutputs`. */
+  private track<T extends FrameOutput>(out: T): T {
+    this.liveOutputs.add(out);
+    return out;
+  }
+
+  /** Closes `out`; it stays in `liveOutputs` (a failure meanwhile aborts it) until it has finished. */
+  private closeOutput(out: FrameOutput, endT: number): Promise<SegmentRecord[]> {
+    this.liveOutputs.add(out);
+    const closing = out.close(endT);
+    void closing.finally(() => { this.liveOutputs.delete(out); }).catch(() => undefined);
+    return closing;
+  }
+
   /** `teed`: a PNG output beside it takes every frame too (`mp4+png`), so a failure loses nothing. */
   private newVideoOutput(teed: boolean): VideoOutput {
     const index = this.segmentIndex;
@@ -247,16 +366,31 @@ export class Recording {
       { width: this.width, height: this.height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax, changeMap: this.opts.changeMap ?? true },
       this.opts.keyframeIntervalS * 1000,
       {
-        onUnit: (u) => { this.bytesWritten += u.data.length; this.live.publish(u, index); },
+        onUnit: (u) => {
+          this.bytesWritten += u.data.length;
+          if (u.raisedQp !== undefined) this.onQpRaised(u.raisedQp);
+          this.live.publish(u, index);
+        },
         onEncoded: () => {
           this.stats.framesEncoded++;
           this.encoderName ??= video.backendName;
         },
         onRoom: () => { this.onRoom(); },
         onFailure: (err, unfinished, latest) => { this.onEncoderFailure(err, unfinished, latest, video, teed); },
+        onWriteError: (err) => { this.failOutput(err); },
+        log: (line) => { this.opts.log(line); },
       },
+      this.modes.file,
     );
     return video;
+  }
+
+  /** Counts a picture the encoder had to code at a coarser QP; says so once per recording. */
+  private onQpRaised(qp: number): void {
+    if (this.stats.framesQpRaised++ === 0) {
+      this.opts.log(`a picture was too detailed for the encoder at the configured quality; it was coded as a keyframe at QP ${qp} `
+        + '(until the next keyframe; session.json stats.framesQpRaised counts these)');
+    }
   }
 
   /**
@@ -333,12 +467,16 @@ export class Recording {
   private onEncoderFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], latest: Uint8Array,
     video: VideoOutput, teed: boolean): void {
     this.encoderFailure = describeError(err);
-    this.closing.push(video.close(this.lastT));
+    this.closing.push(this.closeOutput(video, this.lastT));
     if (teed) {
       // Every frame is already in PNG; just go on without the video (a segment that is closing already has
       // its PNG twin closing beside it).
       this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames only`);
-      if (this.output instanceof TeeOutput && this.output.video === video) this.output = this.output.png;
+      if (this.output instanceof TeeOutput && this.output.video === video) {
+        // The tee is never closed as a whole: its video part is closing above, its PNG part goes on alone.
+        this.liveOutputs.delete(this.output);
+        this.output = this.track(this.output.png);
+      }
       this.mode = 'png';
       this.onRoom();
       return;
@@ -350,16 +488,18 @@ export class Recording {
     for (const f of unfinished) { out.add(f.rgba, f.t_ms, f.damage); this.stats.pngFrames++; }
     if (this.output === video) {
       // The rest of this segment goes to the same PNG output, after the frames the encoder never finished.
-      this.output = out;
+      this.output = this.track(out);
     } else {
-      this.closing.push(out.close(this.lastT));
+      this.closing.push(this.closeOutput(out, this.lastT));
     }
     this.onRoom();
   }
 
   private ensurePng(): PngSink {
     if (this.png === null) {
-      this.png = new PngSink(this.opts.dir);
+      this.png = new PngSink(this.opts.dir, {
+        fileMode: this.modes.file, dirMode: this.modes.dir, onError: (err) => { this.failOutput(err); },
+      });
       // The directory exists and is writable (checked at create); open() finishes before the first write.
       this.pngOpened = this.png.open();
     }
@@ -379,6 +519,8 @@ export class Recording {
   /** Resolves when a frame can be taken without merging (for sources that can wait). */
   async whenReady(): Promise<void> {
     for (;;) {
+      // After an output failure nothing waits: the next frame carries the failure to the source.
+      if (this.fatal !== null) return;
       const out = this.output;
       if (this.waiting === null && (out === null || out.canAccept())) return;
       if (out === null) return;
@@ -423,6 +565,10 @@ export class Recording {
   /**
    * Ends the recording: emits the held frame, waits for the encoder, finalises every segment and writes
    * session.json. `endT` is the session time the recording ends at (the last picture lasts until then).
+   *
+   * After an output failure the segments keep what is complete on disk, session.json's endReason and
+   * `errors` name the failure, and the failure is thrown (a SinkError) unless a frame already carried it
+   * to the source. If session.json itself cannot be written, the previous one stays and that is thrown.
    */
   async stop(reason: string, endT?: number, source?: Record<string, unknown>): Promise<SessionJson> {
     this.sourceInfo = source ?? null;
@@ -430,8 +576,8 @@ export class Recording {
     this.stopped = true;
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const end = Math.max(endT ?? this.lastT, this.lastT);
-    if (this.held !== null) this.emitHeld(this.held.t_ms);
-    while (this.waiting !== null && this.output !== null) {
+    if (this.held !== null && this.fatal === null) this.emitHeld(this.held.t_ms);
+    while (this.waiting !== null && this.output !== null && this.fatal === null) {
       await this.output.drain();
       this.onRoom();
       if (this.waiting !== null) this.flushWaitingNow();
@@ -439,7 +585,7 @@ export class Recording {
     if (this.output !== null) {
       await this.output.drain();
       // A failure during the drain may have replaced the output with a PNG one.
-      this.closing.push(this.output.close(end));
+      this.closing.push(this.closeOutput(this.output, end));
       this.output = null;
     }
     const settled = await Promise.allSettled(this.closing);
@@ -458,17 +604,32 @@ export class Recording {
         // Each PNG's bytes were counted as it was written (PngOutput's onBytes).
         await this.png.close();
       } catch (err) {
-        this.opts.log(describeError(err));
-        this.errors.push(describeError(err));
+        // The sink's failure is the recording's failure, reported once (below), not twice.
+        if (err !== this.fatal) {
+          this.opts.log(describeError(err));
+          this.errors.push(describeError(err));
+        }
       }
     }
     segments.sort((a, b) => (a.first_t_ms ?? 0) - (b.first_t_ms ?? 0));
     this.live.end();
-    return this.writeSessionJson(reason, segments);
+    const json = this.sessionJson(this.fatal === null ? reason : `error: ${describeError(this.fatal)}`, segments);
+    try {
+      await this.writeSessionJson(json);
+    } catch (err) {
+      // The previous session.json (written at the start) stays: valid, with end null. When the recording
+      // already failed (the disk is full), that failure is the one to report.
+      if (this.fatal === null) throw writeError(err, 'SESSION_JSON_WRITE_FAILED', path.join(this.opts.dir, 'session.json'));
+    }
+    if (this.fatal !== null && !this.fatalDelivered) {
+      this.fatalDelivered = true;
+      throw this.fatal;
+    }
+    return json;
   }
 
-  private async writeSessionJson(endReason: string | null, segments: SegmentRecord[] | null): Promise<SessionJson> {
-    const json: SessionJson = {
+  private sessionJson(endReason: string | null, segments: SegmentRecord[] | null): SessionJson {
+    return {
       version: 1,
       protocol: this.opts.protocol,
       target: this.opts.target,
@@ -482,14 +643,26 @@ export class Recording {
       keyframeIntervalS: this.opts.keyframeIntervalS,
       segments: segments ?? [],
       source: this.sourceInfo,
-      errors: [...this.errors],
+      errors: this.fatal === null ? [...this.errors] : [describeError(this.fatal), ...this.errors],
       stats: { ...this.stats },
     };
+  }
+
+  /**
+   * Writes session.json atomically (a temporary file and a rename). The first one is padded with spaces
+   * (valid JSON whitespace) to SESSION_JSON_RESERVE bytes, so on a full disk, where the temporary file
+   * cannot be written, the final one can still overwrite it in place within blocks it already owns.
+   */
+  private async writeSessionJson(json: SessionJson): Promise<void> {
     const file = path.join(this.opts.dir, 'session.json');
-    const tmp = `${file}.tmp`;
-    await fs.writeFile(tmp, `${JSON.stringify(json, null, 2)}\n`);
-    await fs.rename(tmp, file);
-    return json;
+    const text = `${JSON.stringify(json, null, 2)}\n`;
+    const first = json.endReason === null;
+    const data = Buffer.from(first ? text.padEnd(SESSION_JSON_RESERVE, ' ') : text, 'utf8');
+    try {
+      await writeFileAtomic(file, data, this.modes.file);
+    } catch (err) {
+      if (first || !isDiskFull(err) || !(await overwriteInPlace(file, data))) throw err;
+    }
   }
 }
 

@@ -3,6 +3,8 @@
  * flags into a RecordOptions, the daemon will validate its configuration into one, and both leave out what
  * the user did not say so the defaults live only here.
  */
+import { statSync } from 'node:fs';
+import * as path from 'node:path';
 import { UsageError } from '../errors';
 import type { RateControl } from '../recorder/encoders/backend';
 import type { RecordingOptions } from '../recorder/recording';
@@ -21,12 +23,20 @@ export interface RecordOptions {
   fpsMax?: number;
   /** A keyframe at least every this many seconds while the screen changes. */
   keyframeIntervalS?: number;
-  /** `auto`, `openh264`, or a path to a module exporting `createBackend()`. */
+  /**
+   * `auto`, `openh264`, or a path to a `.js`/`.cjs` module exporting `createBackend()` (relative to the
+   * working directory; it must exist: resolving the options makes it absolute).
+   */
   encoder?: string;
   rateControl?: RateControl;
   cursor?: (typeof CURSOR_MODES)[number];
-  /** Also write `dir/session.deskcap`: every byte of the session (credentials zeroed) for replay. */
+  /**
+   * Also write `dir/session.deskcap`: every byte of the session for replay, with credentials, our keys and
+   * clipboard, and the remote clipboard recorded as zeros of the same length.
+   */
   raw?: boolean;
+  /** With `raw`: keep the remote clipboard's text (RFB ServerCutText) in the capture instead of zeros. */
+  rawClipboard?: boolean;
   /** Give the encoder per-macroblock change maps (benchmarks turn it off). */
   changeMap?: boolean;
 }
@@ -40,6 +50,7 @@ export const RECORD_DEFAULTS = {
   rateControl: { mode: 'qp', qp: 14 },
   cursor: 'composite',
   raw: false,
+  rawClipboard: false,
   changeMap: true,
 } as const satisfies Omit<Required<RecordOptions>, 'dir'>;
 
@@ -77,16 +88,36 @@ export function resolveRecordOptions(o: RecordOptions): ResolvedRecordOptions {
     rateControl: o.rateControl ?? RECORD_DEFAULTS.rateControl,
     cursor: o.cursor ?? RECORD_DEFAULTS.cursor,
     raw: o.raw ?? RECORD_DEFAULTS.raw,
+    rawClipboard: o.rawClipboard ?? RECORD_DEFAULTS.rawClipboard,
     changeMap: o.changeMap ?? RECORD_DEFAULTS.changeMap,
   };
   if (!(FORMATS as readonly string[]).includes(r.format)) throw new UsageError('BAD_ARGUMENT', `format must be one of ${FORMATS.join(', ')}, got '${r.format}'`);
   if (!(CURSOR_MODES as readonly string[]).includes(r.cursor)) throw new UsageError('BAD_ARGUMENT', `cursor must be one of ${CURSOR_MODES.join(', ')}, got '${r.cursor}'`);
-  if (r.encoder !== 'auto' && r.encoder !== 'openh264' && !/\.(c?js)$/.test(r.encoder)) {
-    throw new UsageError('BAD_ARGUMENT', `encoder must be auto, openh264 or a path to a .js module, got '${r.encoder}'`);
-  }
+  if (r.encoder !== 'auto' && r.encoder !== 'openh264') r.encoder = encoderModule(r.encoder);
+  if (r.rawClipboard && !r.raw) throw new UsageError('BAD_ARGUMENT', 'raw-clipboard keeps the clipboard in the raw capture: it needs raw (--raw)');
   if (r.rateControl.mode === 'qp') checkLimit('qp', r.rateControl.qp, 'qp');
   else checkLimit('bitrate', r.rateControl.bitsPerSecond, 'bitrate');
   return r;
+}
+
+/**
+ * An encoder module path, checked and made absolute. A path that does not exist is the user's mistake and
+ * must say so before anything is recorded (the worker would otherwise fail to load it and the recording go
+ * on in PNG); a module that exists but fails to load keeps that fallback. Absolute, because the worker
+ * resolves a relative path against its own directory, not the user's.
+ */
+function encoderModule(spec: string): string {
+  if (!/\.(c?js)$/.test(spec)) throw new UsageError('BAD_ARGUMENT', `encoder must be auto, openh264 or a path to a .js module, got '${spec}'`);
+  const file = path.resolve(spec);
+  let kind: string;
+  try {
+    const st = statSync(file);
+    if (st.isFile()) return file;
+    kind = st.isDirectory() ? 'a directory' : 'not a regular file';
+  } catch (err) {
+    kind = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `unreadable (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+  }
+  throw new UsageError('BAD_ARGUMENT', `encoder module ${file} is ${kind}: give auto, openh264 or the path of a .js module exporting createBackend()`);
 }
 
 /** The recorder's options for a session of `protocol` at `target`. */

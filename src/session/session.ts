@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 import type { Frame } from '../capture/surface';
 import { CaptureWriter } from '../capture/deskcap/writer';
-import { describeError, InputError, SinkError, UsageError } from '../errors';
+import { ConnectError, describeError, InputError, SinkError, UsageError } from '../errors';
 import { Recording, type RecordingStats, type SessionJson } from '../recorder/recording';
 import type { FrameConsumer, FrameSource, InputCapabilities, KeyInput, RemoteInput, SourceEnd } from '../sources/source';
 import { deskrecVersion } from '../util/version';
@@ -58,7 +58,19 @@ export interface SessionOptions {
   signal?: AbortSignal;
   /** One-line notices (an encoder fell back to PNG, a watcher failed, a capture could not be finished). */
   log?: (line: string) => void;
+  /**
+   * Log "no data from … for N s" when the remote has sent nothing for this many seconds (once per silent
+   * stretch, and a line when data comes again); null: never. Default IDLE_NOTICE_DEFAULT_S.
+   */
+  idleNoticeS?: number | null;
 }
+
+/**
+ * Seconds of silence from the remote before the session says so in its log. A still VNC screen sends
+ * nothing at all, so silence is a notice, not an error; a server that died without closing the connection
+ * is found by TCP keepalive.
+ */
+export const IDLE_NOTICE_DEFAULT_S = 30;
 
 /** The events a session emits. */
 export interface SessionEvents {
@@ -88,6 +100,10 @@ export class Session extends EventEmitter<SessionEvents> {
   constructor(readonly source: FrameSource, private readonly options: SessionOptions = {}) {
     super();
     this.log = options.log ?? ((): void => undefined);
+    const idle = options.idleNoticeS;
+    if (idle !== undefined && idle !== null && (typeof idle !== 'number' || !Number.isFinite(idle) || idle <= 0)) {
+      throw new UsageError('BAD_ARGUMENT', `idleNoticeS must be a positive number of seconds or null, got ${String(idle)}`);
+    }
     this.watchers = new Watchers(this.picture, (err) => { this.log(`a watcher failed and was dropped: ${describeError(err)}`); });
     this.done = new Promise<SessionResult>((resolve, reject) => { this.settle = { resolve, reject }; });
     // Owners that only use events must not see an unhandled rejection; awaiting `done` still throws.
@@ -124,7 +140,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.capture = new CaptureWriter(path.join(record.dir, 'session.deskcap'), {
           protocol: this.source.protocol, target: this.source.target, start: new Date().toISOString(), deskrecVersion: deskrecVersion(),
           credentials: this.source.credentials?.() ?? { password: false, username: false },
-        });
+        }, { keepClipboard: record.rawClipboard });
         this.source.addTap(this.capture);
       }
     }
@@ -140,6 +156,16 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The current picture, or null before the first frame. The copy is the caller's. */
   snapshot(): Snapshot | null {
     return this.picture.snapshot();
+  }
+
+  /**
+   * The current picture as a whole frame without copying it, or null before the first frame. Its pixels
+   * are valid only until control returns to the event loop (the next frame is copied into the same
+   * buffer): for encoders that read the picture synchronously (the viewer's RFB server), where a
+   * `snapshot()` per update would copy the whole screen each time.
+   */
+  currentFrame(): Frame | null {
+    return this.picture.wholeFrame();
   }
 
   /** Adds a watcher: the whole current picture first, then every frame (skipped while it is not ready). */
@@ -174,14 +200,24 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private async run(): Promise<void> {
     const recording = this.recording;
+    // A failed write (disk full) stops the recording at once; on a still screen no frame would come to
+    // carry the error to the source, so end the source now — recording.stop() then reports the failure.
+    void recording?.whenFailed().then(() => { this.abort.abort(); });
     const consumer: FrameConsumer = {
       onFrame: (f) => { this.onFrame(f); },
       whenReady: () => recording?.whenReady() ?? Promise.resolve(),
     };
     let end: SourceEnd;
+    const stopIdleNotice = this.noticeIdle();
     try {
       end = await this.source.run(consumer, { signal: this.abort.signal, durationMs: this.options.durationMs ?? null });
+      // Nothing was recorded: a server that completed the handshake and never sent a picture, a session
+      // stopped before the first one. Whatever stopped it, that is no success.
+      if (this.frames === 0) {
+        throw new ConnectError('NO_PICTURE', `${this.source.target} sent no picture in ${(end.t_ms / 1000).toFixed(1)} s (stopped by ${end.reason}): nothing was recorded`);
+      }
     } catch (err) {
+      stopIdleNotice();
       // The source failed (server closed, protocol error): still finish the files, then report.
       const error = err instanceof Error ? err : new Error(String(err));
       const reason = `error: ${describeError(error)}`;
@@ -194,6 +230,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.finish(null, error);
       return;
     }
+    stopIdleNotice();
     this.closeCapture(end.reason, end.t_ms);
     let json: SessionJson | null = null;
     try {
@@ -207,6 +244,32 @@ export class Session extends EventEmitter<SessionEvents> {
       return;
     }
     this.finish({ end, recording: json }, null);
+  }
+
+  /**
+   * Watches the source's silence (FrameSource.idleMs) and logs once per silent stretch of `idleNoticeS`,
+   * and again when data comes back; returns the function that stops watching.
+   */
+  private noticeIdle(): () => void {
+    const limitS = this.options.idleNoticeS === undefined ? IDLE_NOTICE_DEFAULT_S : this.options.idleNoticeS;
+    const source = this.source;
+    if (limitS === null || source.idleMs === undefined) return () => undefined;
+    const limitMs = limitS * 1000;
+    let silent = false;
+    const timer = setInterval(() => {
+      const idle = source.idleMs?.() ?? null;
+      if (idle === null) return;
+      if (!silent && idle >= limitMs) {
+        silent = true;
+        this.log(`no data from ${source.target} for ${Math.floor(idle / 1000)} s${this.frames === 0 ? ', and no picture yet' : ' (a still screen sends none)'}; still waiting`);
+      } else if (silent && idle < limitMs) {
+        silent = false;
+        this.log(`data from ${source.target} again`);
+      }
+    }, Math.min(1000, Math.max(50, limitMs / 4)));
+    // The check never keeps a process alive on its own.
+    timer.unref();
+    return () => { clearInterval(timer); };
   }
 
   private onFrame(f: Frame): void {

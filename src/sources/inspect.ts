@@ -1,7 +1,7 @@
 /** `deskrec inspect FILE`: what a capture holds, by stream and by protocol message, as a table or JSON. */
 import type { Frame } from '../capture/surface';
-import type { Capture } from '../capture/deskcap/reader';
-import { KIND } from '../capture/deskcap/format';
+import { captureRecords, type Capture } from '../capture/deskcap/reader';
+import { KIND, type CaptureEnd } from '../capture/deskcap/format';
 import { ReplaySource } from './replay';
 
 /** The inspection result (`--json` prints it as is). */
@@ -11,7 +11,8 @@ export interface Inspection {
   start: string;
   deskrecVersion: string;
   duration_ms: number;
-  end: { reason: string; t_ms: number; frames: number } | null;
+  /** The END record: how the recording ended, its frames, and (newer captures) what became of the remote clipboard. */
+  end: CaptureEnd | null;
   truncated: string | null;
   streams: { stream: number; bytesIn: number; bytesOut: number; chunksIn: number; chunksOut: number }[];
   frames: number;
@@ -25,11 +26,14 @@ export interface Inspection {
   decodeError: string | null;
 }
 
-/** Decodes the capture (without recording anything) and counts what it holds. */
+/**
+ * Decodes the capture (without recording anything) and counts what it holds. A capture file is read twice
+ * as a stream (the counts, then the replay), never whole.
+ */
 export async function inspectCapture(capture: Capture): Promise<Inspection> {
   const streams = new Map<number, Inspection['streams'][number]>();
   let last = 0;
-  for (const r of capture.records) {
+  for (const r of captureRecords(capture)) {
     last = Math.max(last, r.t_us / 1000);
     if (r.kind !== KIND.IN && r.kind !== KIND.OUT) continue;
     const s = streams.get(r.stream) ?? { stream: r.stream, bytesIn: 0, bytesOut: 0, chunksIn: 0, chunksOut: 0 };
@@ -85,12 +89,19 @@ function flatten(v: unknown, prefix = ''): Record<string, number> {
   return out;
 }
 
+/** What the END record says of the remote clipboard, in words. */
+function clipboardLine(c: NonNullable<CaptureEnd['clipboard']>): string {
+  if (c.transfers === 0) return 'none received';
+  return `${c.transfers} transfer${c.transfers === 1 ? '' : 's'}, ${c.bytes} bytes, ${c.kept ? 'kept (--raw-clipboard)' : 'recorded as zeros'}`;
+}
+
 /** The inspection as an aligned text table. */
 export function formatInspection(i: Inspection): string {
   const rows: [string, string][] = [
     ['protocol', i.protocol], ['target', i.target], ['start', i.start], ['recorded by', `deskrec ${i.deskrecVersion}`],
     ['duration', `${(i.duration_ms / 1000).toFixed(3)} s`],
     ['ended', i.end === null ? 'no END record (the recorder was killed)' : `${i.end.reason} after ${i.end.frames} frames`],
+    ...(i.end?.clipboard === undefined ? [] : [['clipboard', clipboardLine(i.end.clipboard)] as [string, string]]),
     ['file', i.truncated ?? 'complete'],
     ['frames', String(i.frames)],
   ];

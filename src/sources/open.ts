@@ -7,7 +7,7 @@ import { UsageError } from '../errors';
 import { IMAGE_COMPRESSION } from '../protocol/spice/constants';
 import { readCaFile, readPassword } from './credentials';
 import { ReplaySource, type ReplayProgress } from './replay';
-import type { FrameSource } from './source';
+import { connectTimeoutMs, type FrameSource } from './source';
 import { SpiceSource, parseSpiceUrl } from './spice';
 import { parseTestUrl, SyntheticSource } from './synthetic';
 import { parseEncodingList, parseVncUrl, VncSource } from './vnc';
@@ -38,6 +38,11 @@ export interface SourceOptions {
   preferCompression?: string | null;
   /** `test://` and replays: real time, or as fast as the consumer takes frames. */
   speed?: 'realtime' | 'max';
+  /**
+   * vnc:// and spice://: seconds that connecting and the protocol handshake may take together before the
+   * session fails with HANDSHAKE_TIMEOUT (default CONNECT_TIMEOUT_DEFAULT_S, 15).
+   */
+  connectTimeoutS?: number | null;
 }
 
 /** Creates the source for `url` (vnc://, spice://, spice+tls://, test://), or throws a UsageError naming what is wrong. */
@@ -57,6 +62,7 @@ export function openSource(urlText: string, options: SourceOptions = {}): FrameS
     case 'vnc:': {
       const target = parseVncUrl(url);
       return new VncSource(target, {
+        connectTimeoutMs: connectTimeoutMs(options.connectTimeoutS),
         password: password(PASSWORD_ENV.vnc),
         encodings: options.vncEncodings === undefined || options.vncEncodings === null ? null : parseEncodingList(options.vncEncodings),
         lossyQuality: options.lossyQuality ?? null,
@@ -73,6 +79,7 @@ export function openSource(urlText: string, options: SourceOptions = {}): FrameS
         throw new UsageError('BAD_ARGUMENT', `SPICE compression must be one of ${SPICE_COMPRESSIONS.join(', ')}, got '${prefer}'`);
       }
       return new SpiceSource(target, {
+        connectTimeoutMs: connectTimeoutMs(options.connectTimeoutS),
         password: password(PASSWORD_ENV.spice),
         preferCompression: prefer === null ? null : IMAGE_COMPRESSION[prefer] ?? null,
         tlsCa: readCaFile(options.tlsCa),
@@ -94,7 +101,9 @@ export interface OpenedCapture {
 
 /**
  * Opens a `.deskcap` capture as a source. Re-rendering is a batch job, so the default speed is `max` (as
- * fast as the consumer takes frames, nothing merged); `realtime` keeps the recorded pace.
+ * fast as the consumer takes frames, nothing merged); `realtime` keeps the recorded pace. The file is read
+ * as the replay goes (one block in memory at a time); a path that is not a regular file (a device, a FIFO,
+ * a directory) is refused at once with CAPTURE_NOT_FILE.
  */
 export function openCapture(file: string, options: { speed?: 'realtime' | 'max'; progress?: ReplayProgress } = {}): OpenedCapture {
   const capture = readCapture(file);

@@ -12,13 +12,13 @@ import { ProtocolError, UsageError } from '../errors';
 import { DEFAULT_ENCODINGS, RfbClient } from '../protocol/rfb/client';
 import { SpiceSession } from '../protocol/spice/session';
 import { ReplayTransport } from '../transport/replay';
-import type { Capture } from '../capture/deskcap/reader';
-import { KIND } from '../capture/deskcap/format';
+import { captureRecords, CaptureFile, type Capture } from '../capture/deskcap/reader';
+import { KIND, type CaptureRecord } from '../capture/deskcap/format';
 import type { Frame } from '../capture/surface';
 import type { FrameConsumer, FrameSource, SourceEnd } from './source';
 import { rfbCounts } from './vnc';
 
-/** Progress callback: records done of total. */
+/** Progress callback: records done of total (a capture file: bytes of the file read of its size). */
 export type ReplayProgress = (done: number, total: number, t_ms: number) => void;
 
 /** One record of a capture as the replay loop takes it. */
@@ -31,7 +31,6 @@ export interface ReplayChunk {
   data: Uint8Array | null;
 }
 
-/** Every record of a capture, in file order, as replay chunks. */
 /** What a SPICE capture's OPEN record says a stream carries. */
 export interface StreamOpen {
   stream: number;
@@ -40,25 +39,41 @@ export interface StreamOpen {
   tls: boolean;
 }
 
-/** The OPEN records of a capture, in file order (SPICE captures have one per channel stream). */
-export function captureOpens(capture: Capture): StreamOpen[] {
-  const out: StreamOpen[] = [];
-  for (const r of capture.records) {
+/** The OPEN records among `records`, in order, as they are reached (SPICE captures have one per channel stream). */
+export function* streamOpens(records: Iterable<CaptureRecord>): Generator<StreamOpen, void, undefined> {
+  for (const r of records) {
     if (r.kind !== KIND.OPEN) continue;
+    let info: { channel?: unknown; id?: unknown; tls?: unknown };
     try {
-      const info = JSON.parse(Buffer.from(r.data).toString('utf8')) as { channel?: unknown; id?: unknown; tls?: unknown };
-      if (typeof info.channel === 'number' && typeof info.id === 'number') {
-        out.push({ stream: r.stream, channel: info.channel, id: info.id, tls: info.tls === true });
-      }
+      info = JSON.parse(Buffer.from(r.data).toString('utf8')) as typeof info;
     } catch {
       // An OPEN record that is not JSON says nothing about its stream: streams then go by number.
+      continue;
+    }
+    if (typeof info.channel === 'number' && typeof info.id === 'number') {
+      yield { stream: r.stream, channel: info.channel, id: info.id, tls: info.tls === true };
     }
   }
-  return out;
 }
 
+/** The OPEN records of a capture, in file order. */
+export function captureOpens(capture: Capture): StreamOpen[] {
+  return [...streamOpens(captureRecords(capture))];
+}
+
+/** A record as the replay loop takes it. */
+function replayChunk(r: CaptureRecord): ReplayChunk {
+  return { stream: r.stream, t_ms: r.t_us / 1000, data: r.kind === KIND.IN ? r.data : null };
+}
+
+/** Every record of a capture, in file order, as replay chunks (all at once: tools and tests). */
 export function captureChunks(capture: Capture): ReplayChunk[] {
-  return capture.records.map((r) => ({ stream: r.stream, t_ms: r.t_us / 1000, data: r.kind === KIND.IN ? r.data : null }));
+  return Array.from(captureRecords(capture), replayChunk);
+}
+
+/** Every record of a capture as replay chunks, read as they are taken (a capture file: one block in memory). */
+export function* streamChunks(capture: Capture): Generator<ReplayChunk, void, undefined> {
+  for (const r of captureRecords(capture)) yield replayChunk(r);
 }
 
 /** A protocol client under replay: the loop feeds it chunks and waits for it between them. */
@@ -89,6 +104,11 @@ export interface ReplayLoopOptions {
   whenReady?: () => Promise<void>;
   /** Told the progress every 64 records and once at the end. */
   progress?: ReplayProgress;
+  /**
+   * Progress in other units than chunks (a capture file: bytes read of its size); without it the progress
+   * counts chunks, of the array's length.
+   */
+  measure?: () => { done: number; total: number };
 }
 
 /** How the replay loop ended: aborted, at the duration, or at the end of its chunks (or once told to stop). */
@@ -101,16 +121,18 @@ export interface ReplayLoopEnd {
 /**
  * Feeds `chunks` to `client` in order, each at its recorded time, waiting for the client to go idle after
  * each (JPEG and PNG decode asynchronously, SPICE applies display messages through a queue) so that frames
- * depend only on the bytes and their times. Does not start or close the client.
+ * depend only on the bytes and their times. `chunks` may be read lazily (a capture file streamed): the
+ * next one is taken only once the previous one is handled. Does not start or close the client.
  */
-export async function replayLoop(chunks: readonly ReplayChunk[], client: ReplayClient, opts: ReplayLoopOptions = {}): Promise<ReplayLoopEnd> {
-  const total = chunks.length;
+export async function replayLoop(chunks: Iterable<ReplayChunk>, client: ReplayClient, opts: ReplayLoopOptions = {}): Promise<ReplayLoopEnd> {
+  const count = Array.isArray(chunks) ? (chunks as readonly ReplayChunk[]).length : 0;
+  const measure = opts.measure ?? ((i: number) => ({ done: i, total: count }));
   const startWall = performance.now();
   const durationMs = opts.durationMs ?? null;
   let lastT = 0;
-  for (let i = 0; i < total; i++) {
-    const c = chunks[i];
-    if (c === undefined) break;
+  let i = -1;
+  for (const c of chunks) {
+    i++;
     if (opts.signal?.aborted === true) return { reason: 'signal', t_ms: lastT };
     if (client.ended || opts.stop?.() === true) break;
     if (opts.deadline !== undefined && performance.now() > opts.deadline) break;
@@ -126,9 +148,15 @@ export async function replayLoop(chunks: readonly ReplayChunk[], client: ReplayC
     if (opts.whenReady !== undefined) await opts.whenReady();
     client.feed(c.stream, c.data, t_ms);
     await client.whenIdle();
-    if (i % 64 === 0) opts.progress?.(i, total, t_ms);
+    if (i % 64 === 0 && opts.progress !== undefined) {
+      const m = measure(i);
+      opts.progress(m.done, m.total, t_ms);
+    }
   }
-  opts.progress?.(total, total, lastT);
+  if (opts.progress !== undefined) {
+    const { total } = measure(i + 1);
+    opts.progress(total, total, lastT);
+  }
   return { reason: 'end', t_ms: lastT };
 }
 
@@ -215,19 +243,36 @@ export class SpiceReplay implements ReplayClient {
   /** Chunks fed so far. */
   fed = 0;
 
+  private readonly opens: Iterator<StreamOpen>;
+
   /**
    * `frame` gets every frame the session delivers. `opens` (the capture's OPEN records) maps each channel
    * the session asks for to the recorded stream of the same channel type, id and TLS, in order: captures
    * made before a version opened another channel (e.g. inputs) numbered later streams differently, and
-   * still replay. Without OPEN records, streams go by the number the session asks for.
+   * still replay. Without OPEN records, streams go by the number the session asks for. `opens` is read
+   * only as far as a request needs (a streamed capture reads ahead of the replay to the channel's OPEN
+   * record, which comes soon after the channel list; an older capture without any is read to its end once).
    */
-  constructor(private readonly target: string, password: boolean, frame: (f: Frame) => void, opens: readonly StreamOpen[] = []) {
-    const unused = [...opens];
+  constructor(private readonly target: string, password: boolean, frame: (f: Frame) => void, opens: Iterable<StreamOpen> = []) {
+    const source: Iterator<StreamOpen> = opens[Symbol.iterator]();
+    this.opens = source;
+    // The OPEN records read so far and not yet matched, in file order.
+    const unused: StreamOpen[] = [];
+    let exhausted = false;
     const recorded = (req: { stream: number; channelType: number; channelId: number; secure: boolean }): number => {
-      if (unused.length === 0) return req.stream;
-      const i = unused.findIndex((o) => o.channel === req.channelType && o.id === req.channelId && o.tls === req.secure);
-      // A channel the recording never opened gets a stream of its own that no record feeds.
-      if (i < 0) return -1 - req.stream;
+      const matches = (o: StreamOpen | undefined): boolean => o !== undefined && o.channel === req.channelType && o.id === req.channelId && o.tls === req.secure;
+      let i = unused.findIndex(matches);
+      while (i < 0 && !exhausted) {
+        const next = source.next();
+        if (next.done === true) { exhausted = true; break; }
+        unused.push(next.value);
+        if (matches(next.value)) i = unused.length - 1;
+      }
+      if (i < 0) {
+        // Every OPEN record is read: none left at all means streams go by number; otherwise a channel the
+        // recording never opened gets a stream of its own that no record feeds.
+        return unused.length === 0 ? req.stream : -1 - req.stream;
+      }
       const [o] = unused.splice(i, 1);
       return o?.stream ?? req.stream;
     };
@@ -288,12 +333,13 @@ export class SpiceReplay implements ReplayClient {
   /** Applies what is queued, then closes every channel. */
   async finish(): Promise<void> {
     await this.session.whenIdle();
-    this.session.close();
+    this.close();
   }
 
-  /** Closes every channel at once. */
+  /** Closes every channel at once (and the read-ahead of OPEN records). */
   close(): void {
     this.session.close();
+    this.opens.return?.();
   }
 }
 
@@ -334,6 +380,7 @@ export class ReplaySource implements FrameSource {
    */
   async run(consumer: FrameConsumer, opts: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd> {
     const { end } = this.capture;
+    const file = this.capture instanceof CaptureFile ? this.capture : null;
     const stopAfterFrames = opts.durationMs !== null ? Infinity : end?.frames ?? Infinity;
     const frame = (f: Frame): void => {
       if (this.framesDelivered >= stopAfterFrames) return;
@@ -348,15 +395,22 @@ export class ReplaySource implements FrameSource {
       stop: () => this.framesDelivered >= stopAfterFrames,
       whenReady: () => consumer.whenReady(),
       progress: this.progress,
+      ...(file === null ? {} : { measure: () => ({ done: file.bytesRead, total: file.size }) }),
     };
-    const chunks = captureChunks(this.capture);
+    // Read as the replay goes: a capture file is never held in memory whole.
+    const chunks = streamChunks(this.capture);
     let out: ReplayLoopEnd;
     let failure: Error | null;
     if (this.protocol === 'spice') {
-      const replay = new SpiceReplay(this.target, this.capture.header.credentials.password, frame, captureOpens(this.capture));
+      const replay = new SpiceReplay(this.target, this.capture.header.credentials.password, frame, streamOpens(captureRecords(this.capture)));
       this.spice = replay.session;
       replay.start();
-      out = await replayLoop(chunks, replay, loop);
+      try {
+        out = await replayLoop(chunks, replay, loop);
+      } catch (err) {
+        replay.close();
+        throw err;
+      }
       if (out.reason !== 'end') {
         replay.close();
         return { reason: out.reason, t_ms: out.t_ms };
@@ -374,7 +428,8 @@ export class ReplaySource implements FrameSource {
       failure = replay.error;
     }
     if (failure !== null) throw failure;
-    if (end !== null) return { reason: end.reason, t_ms: end.t_ms };
+    // A corrupt block found on the way (a streamed file) ends the replay there: the END was not reached.
+    if (end !== null && this.capture.end !== null) return { reason: end.reason, t_ms: end.t_ms };
     return { reason: this.capture.truncated === null ? 'capture-end' : 'capture-truncated', t_ms: out.t_ms };
   }
 }

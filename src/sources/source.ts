@@ -1,6 +1,26 @@
 /** What every frame source (synthetic desktop, VNC, SPICE, capture replay) offers the CLI and the daemon. */
 import type { TransportTap } from '../transport/transport';
 import type { Frame } from '../capture/surface';
+import { ConnectError, UsageError } from '../errors';
+
+/**
+ * How long connecting and the protocol handshake may take together, by default (`--connect-timeout`):
+ * long enough for a TLS handshake over a slow link and a server that takes its time to answer a password,
+ * short enough that a server that accepts and says nothing is given up on while someone is still watching.
+ */
+export const CONNECT_TIMEOUT_DEFAULT_S = 15;
+/** The range a connect timeout may take, seconds. */
+export const CONNECT_TIMEOUT_LIMITS = { min: 0.1, max: 3600 } as const;
+
+/** Throws a UsageError unless `seconds` is a connect timeout in CONNECT_TIMEOUT_LIMITS; returns it in ms. */
+export function connectTimeoutMs(seconds: number | null | undefined, label = 'connect timeout', written: string = String(seconds)): number {
+  if (seconds === null || seconds === undefined) return CONNECT_TIMEOUT_DEFAULT_S * 1000;
+  const { min, max } = CONNECT_TIMEOUT_LIMITS;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < min || seconds > max) {
+    throw new UsageError('BAD_ARGUMENT', `${label} must be a number of seconds in ${min}..${max}, got '${written}'`);
+  }
+  return seconds * 1000;
+}
 
 /** Where a source delivers frames. */
 export interface FrameConsumer {
@@ -40,6 +60,11 @@ export interface FrameSource {
   credentials?(): { password: boolean; username: boolean };
   /** The way back to the remote (pointer, keys, clipboard); absent for sources that have none (replay). */
   readonly input?: RemoteInput;
+  /**
+   * Milliseconds since the last byte arrived from the remote (since connecting, before any), or null when
+   * not connected or for sources without a remote. The session's "no data" notice reads it.
+   */
+  idleMs?(): number | null;
 }
 
 /** Pointer button bits, in the order RFB's button mask and SPICE's button state both use. */
@@ -97,29 +122,50 @@ export interface LiveSession {
 export interface LiveHooks {
   /** Passes a frame on; false when the session is over (by duration or otherwise) and it was dropped. */
   frame(f: Frame): boolean;
+  /** The protocol handshake is over: the handshake deadline no longer applies. */
+  ready(): void;
   /** Ends the run: cleanly with an end, or with an error. */
   finish(end: SourceEnd | Error): void;
+}
+
+/** The handshake deadline of a live session. */
+export interface HandshakeDeadline {
+  /** Session time by which the session must call `ready()` (connecting counts: the clock starts before it). */
+  timeoutMs: number;
+  /** The error to end the run with when it has not (it names what the handshake was waiting for). */
+  error(): Error;
+}
+
+/** The HANDSHAKE_TIMEOUT error: `remote` did not finish the `protocol` handshake, stuck at `stage`. */
+export function handshakeTimeout(protocol: string, remote: string, timeoutMs: number, stage: string | null): ConnectError {
+  const waiting = stage === null ? '' : ` (waiting for ${stage})`;
+  return new ConnectError('HANDSHAKE_TIMEOUT', `${remote} did not finish the ${protocol} handshake within ${timeoutMs / 1000} s${waiting}; --connect-timeout sets the limit`);
 }
 
 /**
  * The life of a live protocol session, shared by the VNC and SPICE sources: frames go to the consumer
  * until `durationMs` of session time has passed (by a frame's own time or a timer), the signal aborts, or
- * the session ends by itself; then the session is closed exactly once and the run settles.
+ * the session ends by itself; then the session is closed exactly once and the run settles. A session that
+ * has not called `ready()` by `handshake.timeoutMs` ends with `handshake.error()`: a server that accepts
+ * and then says nothing, stops half-way or trickles its greeting must not hold a recorder forever.
  */
 export function runLive(
   run: { signal: AbortSignal; durationMs: number | null },
   now: () => number,
   consumer: FrameConsumer,
   open: (hooks: LiveHooks) => LiveSession,
+  handshake: HandshakeDeadline,
 ): Promise<SourceEnd> {
   return new Promise<SourceEnd>((resolve, reject) => {
     let done = false;
     let timer: NodeJS.Timeout | null = null;
+    let handshakeTimer: NodeJS.Timeout | null = null;
     let session: LiveSession | null = null;
     const finish = (end: SourceEnd | Error): void => {
       if (done) return;
       done = true;
       if (timer !== null) clearTimeout(timer);
+      if (handshakeTimer !== null) clearTimeout(handshakeTimer);
       run.signal.removeEventListener('abort', onAbort);
       session?.close();
       if (end instanceof Error) reject(end);
@@ -133,9 +179,14 @@ export function runLive(
         consumer.onFrame(f);
         return true;
       },
+      ready: () => {
+        if (handshakeTimer !== null) clearTimeout(handshakeTimer);
+        handshakeTimer = null;
+      },
       finish,
     });
     run.signal.addEventListener('abort', onAbort, { once: true });
+    handshakeTimer = setTimeout(() => { handshakeTimer = null; finish(handshake.error()); }, Math.max(0, handshake.timeoutMs - now()));
     if (run.durationMs !== null) {
       const d = run.durationMs;
       timer = setTimeout(() => { finish({ reason: 'duration', t_ms: d }); }, Math.max(0, d - now()));

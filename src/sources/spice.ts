@@ -4,7 +4,7 @@
  * the TLS port, so a channel the server refuses in plaintext (NEED_SECURED, QEMU's `tls-channel=`) is
  * retried there, as spice-gtk does.
  */
-import { runLive, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './source';
+import { connectTimeoutMs, handshakeTimeout, runLive, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './source';
 import { AuthError, ConnectError, InputError, UsageError } from '../errors';
 import { connectTcp } from '../transport/tcp';
 import type { Transport, TransportTap } from '../transport/transport';
@@ -56,6 +56,8 @@ export interface SpiceSourceOptions {
   tlsCa: Buffer | undefined;
   tlsInsecure: boolean;
   taps: TransportTap[];
+  /** Connecting and the handshake (main channel to display channel linked) together, ms (default CONNECT_TIMEOUT_DEFAULT_S). */
+  connectTimeoutMs?: number;
 }
 
 /** Records a SPICE server. */
@@ -63,6 +65,8 @@ export class SpiceSource implements FrameSource {
   readonly protocol = 'spice';
   readonly target: string;
   private session: SpiceSession | null = null;
+  /** Every channel's transport, for the time since data last arrived on any of them. */
+  private readonly transports: Transport[] = [];
   /** Frames handed to the consumer (a capture's END record stores it). */
   framesDelivered = 0;
   /**
@@ -91,15 +95,27 @@ export class SpiceSource implements FrameSource {
     return { ...(this.session?.describe() ?? {}), frames: this.framesDelivered };
   }
 
+  idleMs(): number | null {
+    if (this.transports.length === 0) return null;
+    // Any channel's bytes count: the main channel's pings while the display is still.
+    let newest = -Infinity;
+    for (const t of this.transports) newest = Math.max(newest, t.lastReceivedMs);
+    const first = this.transports[0];
+    return first === undefined ? null : first.now() - newest;
+  }
+
   async run(consumer: FrameConsumer, run: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd> {
     const sessionStart = performance.now();
     const { host } = this.where;
+    const timeoutMs = this.opts.connectTimeoutMs ?? connectTimeoutMs(null);
     const opener: ChannelOpener = async (req) => {
+      const began = performance.now();
       const port = req.secure ? this.where.tlsPort : this.where.port;
       if (port === null) throw new ConnectError('SPICE_NEED_SECURED', `spice://${host} requires TLS: use spice+tls://host:tls-port`);
-      const t = await connectTcp({ host, port }, { stream: req.stream, sessionStart, signal: run.signal, taps: this.opts.taps });
+      const t = await connectTcp({ host, port }, { stream: req.stream, sessionStart, signal: run.signal, taps: this.opts.taps, timeoutMs });
+      this.transports.push(t);
       for (const tap of this.opts.taps) tap.opened?.(req.stream, { channel: req.channelType, id: req.channelId, tls: req.secure }, Math.round(t.now() * 1000));
-      if (req.secure) await secure(t, this.opts, host);
+      if (req.secure) await secure(t, this.opts, host, timeoutMs - (performance.now() - began));
       return t;
     };
     const first = await opener({ stream: 0, channelType: 1, channelId: 0, secure: this.where.tls });
@@ -112,20 +128,32 @@ export class SpiceSource implements FrameSource {
         open: opener,
       }, {
         frame: (f) => { if (hooks.frame(f)) this.framesDelivered++; },
-        closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `${first.remote} closed the SPICE session`)); },
+        ready: () => { hooks.ready(); },
+        closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `the server ${first.remote} closed the SPICE session`)); },
       });
       this.session = session;
       return { start: () => { session.start(first); }, close: () => { session.close(); } };
-    });
+    }, { timeoutMs, error: () => handshakeTimeout('SPICE', first.remote, timeoutMs, this.session?.handshakeStage ?? null) });
   }
 }
 
-async function secure(t: Transport, opts: SpiceSourceOptions, host: string): Promise<void> {
+/**
+ * Upgrades a channel's connection to TLS within `leftMs` (what is left of the connect timeout): a server
+ * that accepts the connection and then never answers the TLS hello must not hold the session; the first
+ * channel's upgrade comes before the session's own handshake deadline is armed.
+ */
+async function secure(t: Transport, opts: SpiceSourceOptions, host: string, leftMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(handshakeTimeout('SPICE', t.remote, opts.connectTimeoutMs ?? connectTimeoutMs(null), 'the TLS handshake')); }, Math.max(0, leftMs));
+  });
   try {
-    await t.startTls({ servername: host, ca: opts.tlsCa, insecure: opts.tlsInsecure, anonymous: false });
+    await Promise.race([t.startTls({ servername: host, ca: opts.tlsCa, insecure: opts.tlsInsecure, anonymous: false }), limit]);
   } catch (err) {
     t.close();
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

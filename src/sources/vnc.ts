@@ -1,9 +1,10 @@
 /** `vnc://` as a frame source: a TCP (optionally TLS) connection running the RFB client. */
-import { runLive, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './source';
+import { connectTimeoutMs, handshakeTimeout, runLive, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './source';
 import { ConnectError, InputError, UsageError } from '../errors';
 import { connectTcp } from '../transport/tcp';
-import type { TransportTap } from '../transport/transport';
+import type { Transport, TransportTap } from '../transport/transport';
 import { DEFAULT_ENCODINGS, ENCODING_NAMES, RfbClient, type RfbOptions } from '../protocol/rfb/client';
+import { inboundMarks } from '../capture/deskcap/marks';
 
 /** Where and how to connect. */
 export interface VncTarget {
@@ -52,6 +53,8 @@ export interface VncSourceOptions {
   tlsCa: Buffer | undefined;
   tlsInsecure: boolean;
   taps: TransportTap[];
+  /** Connecting and the handshake together, ms (default CONNECT_TIMEOUT_DEFAULT_S). */
+  connectTimeoutMs?: number;
 }
 
 /** What an RFB client counted, for session.json (live and replayed VNC sessions alike). */
@@ -72,6 +75,7 @@ export class VncSource implements FrameSource {
   /** Filled in once the handshake is done (for session.json and logs). */
   info: { name: string; width: number; height: number; version: string; security: string } | null = null;
   private client: RfbClient | null = null;
+  private transport: Transport | null = null;
   /** Frames handed to the consumer (a capture's END record stores it, so replays stop at the same frame). */
   framesDelivered = 0;
   /** Pointer, keys (keysyms) and clipboard to the server; INPUT_NOT_READY before ServerInit and after the end. */
@@ -97,9 +101,16 @@ export class VncSource implements FrameSource {
     };
   }
 
+  idleMs(): number | null {
+    const t = this.transport;
+    return t === null ? null : t.now() - t.lastReceivedMs;
+  }
+
   async run(consumer: FrameConsumer, run: { signal: AbortSignal; durationMs: number | null }): Promise<SourceEnd> {
     const sessionStart = performance.now();
-    const transport = await connectTcp(this.where, { sessionStart, signal: run.signal, taps: this.opts.taps });
+    const timeoutMs = this.opts.connectTimeoutMs ?? connectTimeoutMs(null);
+    const transport = await connectTcp(this.where, { sessionStart, signal: run.signal, taps: this.opts.taps, timeoutMs });
+    this.transport = transport;
     const options: RfbOptions = {
       password: this.opts.password,
       username: this.where.username,
@@ -107,16 +118,19 @@ export class VncSource implements FrameSource {
       lossyQuality: this.opts.lossyQuality,
       compressLevel: null,
       tls: { ca: this.opts.tlsCa, insecure: this.opts.tlsInsecure, servername: this.where.host },
+      // A --raw capture holds received bytes until the client has parsed them and zeroes the clipboard.
+      inbound: inboundMarks(this.opts.taps, transport.stream),
     };
     return runLive(run, () => transport.now(), consumer, (hooks) => {
       const client = new RfbClient(transport, {
-        ready: (info) => { this.info = info; },
+        ready: (info) => { this.info = info; hooks.ready(); },
         frame: (f) => { if (hooks.frame(f)) this.framesDelivered++; },
-        closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `${transport.remote} closed the connection`)); },
+        // A clean close, a reset or a broken pipe after the server closed its end: the server ended it.
+        closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `the server ${transport.remote} closed the session`)); },
       }, options);
       this.client = client;
       return client;
-    });
+    }, { timeoutMs, error: () => handshakeTimeout('VNC', transport.remote, timeoutMs, this.client?.handshakeStage ?? null) });
   }
 }
 

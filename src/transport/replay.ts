@@ -16,7 +16,15 @@ export class ReplayTransport implements Transport {
   /** TLS upgrades the client asked for. */
   readonly tlsUpgrades: TlsOptions[] = [];
 
+  /** Writes go nowhere, so nothing ever waits to be sent. */
+  readonly congested = false;
+
   constructor(readonly stream = 0, readonly remote = 'replay') {}
+
+  /** The recorded arrival time of the newest chunk fed. */
+  get lastReceivedMs(): number {
+    return this.t;
+  }
 
   now(): number {
     return this.t;

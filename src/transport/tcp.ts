@@ -2,7 +2,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ConnectError } from '../errors';
-import type { TlsOptions, Transport, TransportHandlers, TransportTap } from './transport';
+import { MAX_UNSENT_BYTES, type TlsOptions, type Transport, type TransportHandlers, type TransportTap } from './transport';
 
 /** How to reach a server. */
 export interface TcpTarget {
@@ -39,10 +39,23 @@ export function connectTcp(target: TcpTarget, opts: { stream?: number; sessionSt
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
+      // A server that vanishes without a FIN (power loss, a dropped NAT entry) is found by the kernel's
+      // probes instead of never; a still screen sends nothing, so silence alone proves nothing.
+      socket.setKeepAlive(true, KEEPALIVE_MS);
       resolve(new TcpTransport(socket, remote, opts.stream ?? 0, opts.sessionStart, opts.taps ?? []));
     });
   });
 }
+
+/** Idle time before the kernel starts probing a silent connection (SO_KEEPALIVE). */
+const KEEPALIVE_MS = 30000;
+
+/**
+ * Socket errors that mean the peer has closed its end: a reset (it closed with our last bytes unread, or
+ * it was killed) or a broken pipe (we wrote after it had gone). A server that shuts down cleanly while
+ * deskrec is sending its next update request ends this way as often as with a plain FIN.
+ */
+const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_WRITE_AFTER_END']);
 
 /** A connected socket behind the Transport interface. */
 class TcpTransport implements Transport {
@@ -51,9 +64,13 @@ class TcpTransport implements Transport {
   private early: { data: Uint8Array; t_ms: number }[] = [];
   private closedWith: { err: Error | null } | null = null;
   private upgrading = false;
+  /** socket.write() returned false: the socket buffer is full and 'drain' will follow. */
+  private needDrain = false;
+  lastReceivedMs: number;
 
   constructor(socket: net.Socket, readonly remote: string, readonly stream: number, private readonly sessionStart: number, private readonly taps: TransportTap[]) {
     this.socket = socket;
+    this.lastReceivedMs = this.now();
     this.listen(socket);
   }
 
@@ -61,15 +78,24 @@ class TcpTransport implements Transport {
     return performance.now() - this.sessionStart;
   }
 
+  get congested(): boolean {
+    return this.needDrain && this.closedWith === null;
+  }
+
   private listen(s: net.Socket): void {
     s.on('data', (chunk: Buffer) => {
       const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       const t = Math.round(this.now() * 1000);
+      this.lastReceivedMs = t / 1000;
       for (const tap of this.taps) tap.chunk(this.stream, 'in', data, t);
       if (this.handlers === null) this.early.push({ data, t_ms: t / 1000 });
       else this.handlers.data(data, t / 1000);
     });
-    s.on('error', (err) => { this.finish(err); });
+    s.on('drain', () => {
+      this.needDrain = false;
+      if (this.closedWith === null) this.handlers?.drain?.();
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => { this.finish(err.code !== undefined && PEER_GONE.has(err.code) ? null : err); });
     s.on('close', () => { if (!this.upgrading) this.finish(null); });
   }
 
@@ -89,15 +115,24 @@ class TcpTransport implements Transport {
 
   write(data: Uint8Array, opts?: { secret?: boolean }): void {
     if (this.closedWith !== null) return;
+    if (this.socket.writableLength + data.length > MAX_UNSENT_BYTES) {
+      // The peer has not read a mebibyte of requests and acknowledgements: it is not reading at all.
+      // Holding more would only grow memory until the process dies; end the session instead.
+      const kib = Math.round(this.socket.writableLength / 1024);
+      this.socket.destroy();
+      this.finish(new ConnectError('SERVER_NOT_READING', `${this.remote} stopped reading what deskrec sends (${kib} KiB waiting); closing the connection`));
+      return;
+    }
     const t = Math.round(this.now() * 1000);
     const recorded = opts?.secret === true ? new Uint8Array(data.length) : data;
     for (const tap of this.taps) tap.chunk(this.stream, 'out', recorded, t);
-    this.socket.write(data);
+    if (!this.socket.write(data)) this.needDrain = true;
   }
 
   startTls(opts: TlsOptions): Promise<void> {
     const plain = this.socket;
     plain.removeAllListeners('data');
+    plain.removeAllListeners('drain');
     return new Promise((resolve, reject) => {
       this.upgrading = true;
       const secure = tls.connect({
@@ -113,6 +148,7 @@ class TcpTransport implements Transport {
       secure.once('secureConnect', () => {
         secure.removeAllListeners('error');
         this.socket = secure;
+        this.needDrain = false;
         this.upgrading = false;
         this.listen(secure);
         resolve();

@@ -95,6 +95,12 @@ export interface H264Encoder {
   encode(timestampMs: number, opts?: EncodeOptions): EncodedFrame;
   /** Copies of the current I420 planes (for tests). */
   readI420(): { y: Uint8Array; u: Uint8Array; v: Uint8Array };
+  /**
+   * Takes over another encoder's picture: its RGBA staging frame and its I420 planes. `other` must come
+   * from the same module and have the same source size; it may have failed (openh264 uninitialises itself
+   * after a failed picture, the buffers stay). Used to code the same picture again with a new encoder.
+   */
+  copyPictureFrom(other: H264Encoder): void;
   /** Changes the target bitrate (bitrate rate control only). */
   setBitrate(bitsPerSecond: number): void;
   /** Frees the encoder and its buffers; further calls throw ENCODER_DESTROYED. */
@@ -473,6 +479,22 @@ class Encoder implements H264Encoder {
       u: heap.slice(this.uPtr, this.uPtr + cSize),
       v: heap.slice(this.vPtr, this.vPtr + cSize),
     };
+  }
+
+  copyPictureFrom(other: H264Encoder): void {
+    this.live();
+    if (!(other instanceof Encoder) || other.mod !== this.mod) throw badArg('copyPictureFrom needs an encoder of the same module');
+    other.live();
+    if (other.sourceWidth !== this.sourceWidth || other.sourceHeight !== this.sourceHeight) {
+      throw badArg(`copyPictureFrom needs the same source size, got ${other.sourceWidth}x${other.sourceHeight}`);
+    }
+    // Within one module's memory: no copy through JavaScript.
+    const heap = this.mod.HEAPU8;
+    const ySize = this.codedWidth * this.codedHeight;
+    heap.copyWithin(this.rgbaPtr, other.rgbaPtr, other.rgbaPtr + this.sourceWidth * this.sourceHeight * 4);
+    heap.copyWithin(this.yPtr, other.yPtr, other.yPtr + ySize);
+    heap.copyWithin(this.uPtr, other.uPtr, other.uPtr + ySize / 4);
+    heap.copyWithin(this.vPtr, other.vPtr, other.vPtr + ySize / 4);
   }
 
   setBitrate(bitsPerSecond: number): void {

@@ -15,8 +15,9 @@
  *     data     zLen bytes, raw DEFLATE (RFC 1951) of the records
  *   record:    t_us u48 (session time in µs, ≈ 8.9 years), stream u16, kind u8, length u32, bytes
  *
- * Blocks are appended and flushed at least once a second, so a killed recorder leaves a file readable up
- * to its last complete block (a torn last block fails its length or CRC check and is reported, not read).
+ * Blocks are appended and flushed at least once a second (received bytes once the protocol client has
+ * parsed them: marks.ts), so a killed recorder leaves a file readable up to its last complete block (a torn
+ * last block fails its length or CRC check and is reported, not read).
  */
 
 /** The eight magic bytes. */
@@ -36,7 +37,7 @@ export const RECORD_HEAD = 13;
 
 /** Record kinds. */
 export const KIND = {
-  /** Bytes from the server. */
+  /** Bytes from the server (the remote clipboard zeroed unless `--raw-clipboard`). */
   IN: 0,
   /** Bytes we sent (credentials zeroed). */
   OUT: 1,
@@ -71,6 +72,14 @@ export interface CaptureEnd {
   t_ms: number;
   /** Frames the protocol client delivered to the recorder (a replay delivers exactly these). */
   frames: number;
+  /**
+   * The remote clipboard transfers the protocol client recognised (RFB ServerCutText), their bytes, and
+   * whether they were kept (`--raw-clipboard`) or recorded as zeros. Absent when no client marked its
+   * stream (captures by older versions, SPICE).
+   */
+  clipboard?: { transfers: number; bytes: number; kept: boolean };
+  /** Bytes received after the last one the client parsed, left out of the file (they made no frame). */
+  unparsedBytes?: number;
 }
 
 /** One record. */

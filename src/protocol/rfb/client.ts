@@ -8,9 +8,10 @@
  * each state parses what it needs from it, or waits (rfbproto §7 for every layout used here).
  */
 import type { CursorShape, CursorState } from '../../capture/cursor';
+import type { InboundMarks } from '../../capture/deskcap/marks';
 import type { Frame } from '../../capture/surface';
 import { Surface } from '../../capture/surface';
-import { AuthError, ConnectError, ProtocolError } from '../../errors';
+import { AuthError, ConnectError, DeskrecError, ProtocolError } from '../../errors';
 import type { Transport } from '../../transport/transport';
 import { ByteQueue } from '../../wire/queue';
 import { ByteReader, capLength, NeedMoreData } from '../../wire/reader';
@@ -71,6 +72,12 @@ export interface RfbOptions {
   /** zlib compression level hint 0..9, or null to leave it to the server. */
   compressLevel: number | null;
   tls: { ca?: Buffer; insecure: boolean; servername: string };
+  /**
+   * A capture's marks for this connection's received bytes (capture/deskcap/marks.ts): which ones the
+   * client has parsed, and which are the remote clipboard (ServerCutText), so a capture records those as
+   * zeros. Absent without a capture.
+   */
+  inbound?: InboundMarks | null;
 }
 
 /** What the client reports to its owner. */
@@ -111,6 +118,8 @@ export class RfbClient {
   private continuous: 'unknown' | 'supported' | 'enabled' = 'unknown';
   private pumping = false;
   private ended = false;
+  /** Bytes received so far: the stream offsets of a capture's inbound marks. */
+  private received = 0;
   /** Rectangles received per encoding name (pseudo-encodings included), for session.json. */
   readonly rectCounts: Record<string, number> = {};
   /** FramebufferUpdates received. */
@@ -138,19 +147,40 @@ export class RfbClient {
   start(): void {
     this.transport.attach({
       data: (chunk, t) => {
+        this.received += chunk.length;
         this.queue.push(chunk, t);
         this.pump();
       },
       close: (err) => {
         if (this.ended) return;
-        if (err !== null) { this.end(new ConnectError('CONNECTION_LOST', `connection to ${this.transport.remote} lost: ${err.message}`, { cause: err })); return; }
+        if (err !== null) {
+          // The transport's own typed errors (a server that stopped reading) keep their code.
+          this.end(err instanceof DeskrecError ? err : new ConnectError('CONNECTION_LOST', `connection to ${this.transport.remote} lost: ${err.message}`, { cause: err }));
+          return;
+        }
         const s = this.state;
         if (s.k === 'message' || s.k === 'closed') { this.end(null); return; }
         this.end(s.k === 'security' && s.sec.authenticating
           ? new AuthError('AUTH_FAILED', `${this.transport.remote} closed the connection during authentication (wrong password?)`)
           : new ConnectError('SERVER_CLOSED', `${this.transport.remote} closed the connection during the handshake (${s.k === 'security' ? s.sec.phase : s.k})`));
       },
+      drain: () => { this.drained(); },
     });
+  }
+
+  /**
+   * What the handshake is waiting for, for a handshake-timeout message; null once ServerInit has been
+   * read (or the connection has ended).
+   */
+  get handshakeStage(): string | null {
+    const s = this.state;
+    switch (s.k) {
+      case 'version': return 'the server\'s protocol version';
+      case 'security': return `the security handshake (${s.sec.phase})`;
+      case 'tls': return 'the TLS handshake';
+      case 'server-init': return `ServerInit (${this.queue.length} bytes of it so far)`;
+      default: return null;
+    }
   }
 
   /** Closes the connection (the owner stops recording). */
@@ -162,6 +192,8 @@ export class RfbClient {
   private end(err: Error | null): void {
     if (this.ended) return;
     this.ended = true;
+    // Nothing more is parsed after a failure: a capture keeps what arrived, to reproduce the failure.
+    if (err !== null) this.opts.inbound?.examined(this.received);
     this.state = { k: 'closed' };
     this.events.closed(err);
     // Nothing more will be parsed: release anyone waiting for the client to go idle (replays).
@@ -189,6 +221,8 @@ export class RfbClient {
       this.end(err instanceof Error ? err : new Error(String(err)));
     } finally {
       this.pumping = false;
+      // A capture may now write what was parsed (it holds received bytes back until then).
+      this.opts.inbound?.examined(this.received - this.queue.length);
     }
     if (!this.busy) {
       const w = this.idleWaiters;
@@ -323,9 +357,20 @@ export class RfbClient {
     this.send(w.finish());
   }
 
+  /**
+   * Asks for an update of the whole framebuffer (rfbproto §7.5.3). While the transport is congested (the
+   * server is not reading what we send) the request is held instead of queued, and one is sent when the
+   * backlog drains: requests for the same region merge on the server anyway, so the one sent later asks
+   * for everything the held ones would have (a full request is kept over an incremental one). Before, a
+   * server that flooded updates and read nothing made us queue one request per update, without end.
+   */
   private requestUpdate(incremental: boolean): void {
     const s = this.surface;
     if (s === null) return;
+    if (this.transport.congested) {
+      if (this.heldRequest !== 'full') this.heldRequest = incremental ? 'incremental' : 'full';
+      return;
+    }
     this.send(new ByteWriter(10).u8(3).u8(incremental ? 1 : 0).u16(0).u16(0).u16(s.width).u16(s.height).finish());
   }
 
@@ -368,7 +413,13 @@ export class RfbClient {
         return true;
       case 3: { // ServerCutText: the clipboard is not recorded; skip it (negative length = extended clipboard)
         if (q.length < 8) return false;
-        const len = capLength(Math.abs(new ByteReader(q.view(), 4).s32()), MAX_CUT_TEXT, 'cut text');
+        const declared = Math.abs(new ByteReader(q.view(), 4).s32());
+        // Text a person selected on the remote: a capture records zeros of the same length (unless
+        // --raw-clipboard). Marked before the length is checked, so even text we refuse stays out.
+        const text = this.received - q.length + 8;
+        this.opts.inbound?.clipboard(text, declared);
+        this.opts.inbound?.examined(text);
+        const len = capLength(declared, MAX_CUT_TEXT, 'cut text');
         if (q.length < 8 + len) return false;
         q.skip(8 + len);
         return true;
@@ -400,9 +451,36 @@ export class RfbClient {
     }
   }
 
+  /** An update request held back while the transport was congested (requestUpdate). */
+  private heldRequest: 'incremental' | 'full' | null = null;
+  /** An EnableContinuousUpdates held back while the transport was congested. */
+  private heldContinuous = false;
+  /** A pointer move held back while the transport was congested (only the newest position matters). */
+  private heldPointer: { x: number; y: number; mask: number } | null = null;
+
+  /** The transport has sent its backlog: send what was held back, oldest kind first. */
+  private drained(): void {
+    if (this.ended) return;
+    if (this.heldContinuous) {
+      this.heldContinuous = false;
+      this.enableContinuous();
+    }
+    const request = this.heldRequest;
+    this.heldRequest = null;
+    if (request !== null) this.requestUpdate(request === 'incremental');
+    const p = this.heldPointer;
+    this.heldPointer = null;
+    if (p !== null) this.sendPointer(p.x, p.y, p.mask);
+  }
+
   private enableContinuous(): void {
     const s = this.surface;
     if (s === null) return;
+    if (this.transport.congested) {
+      // Idempotent for the whole screen: one sent when the backlog drains does for every resize meanwhile.
+      this.heldContinuous = true;
+      return;
+    }
     this.send(new ByteWriter(10).u8(150).u8(1).u16(0).u16(0).u16(s.width).u16(s.height).finish());
     this.continuous = 'enabled';
   }
@@ -552,6 +630,8 @@ export class RfbClient {
 
   /** The pointer position we last sent (relative PointerEvents are deltas from it). */
   private pointerSent: { x: number; y: number } | null = null;
+  /** The button mask we last sent (moves with the same mask can be merged while congested). */
+  private maskSent = 0;
   /** Set by QEMU's PointerTypeChange with x = 0: PointerEvents then carry 0x7FFF + delta, not positions. */
   private pointerRelative = false;
 
@@ -621,6 +701,14 @@ export class RfbClient {
   }
 
   private sendPointer(x: number, y: number, mask: number): void {
+    if (this.transport.congested && mask === this.maskSent) {
+      // A move with the buttons as they are: while the server is not reading, only the newest matters.
+      this.heldPointer = { x, y, mask };
+      return;
+    }
+    // Anything else carries its own position: a held move before it adds nothing.
+    this.heldPointer = null;
+    this.maskSent = mask;
     if (this.pointerRelative) {
       // Deltas from what we sent last; before that, from where the server last said its pointer is.
       const from = this.pointerSent ?? { x: this.cursor.x, y: this.cursor.y };

@@ -65,6 +65,16 @@ export class SpiceChannel {
 
   constructor(private readonly transport: Transport, private readonly opts: ChannelOptions, private readonly handler: ChannelHandler) {}
 
+  /** Where the link is, for a handshake-timeout message: null once linked (or closed). */
+  get linkStage(): string | null {
+    switch (this.state.k) {
+      case 'link-header': return `the ${this.opts.name} channel's link header (${this.queue.length} of ${LINK_HEADER_BYTES} bytes)`;
+      case 'link-reply': return `the ${this.opts.name} channel's link reply (${this.queue.length} of ${this.state.size} bytes)`;
+      case 'link-result': return `the ${this.opts.name} channel's link result`;
+      default: return null;
+    }
+  }
+
   /** Sends the link message and starts reading. */
   start(): void {
     this.transport.attach({

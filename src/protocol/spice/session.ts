@@ -46,6 +46,8 @@ export interface SpiceSessionEvents {
   closed(err: Error | null): void;
   /** A channel was opened (for logs). */
   channelOpened?(name: string, stream: number): void;
+  /** The display channel has linked: the handshake is over (what follows is the session). */
+  ready?(): void;
 }
 
 /** Main channel capability: the server sends NAME and UUID (for session.json). */
@@ -211,7 +213,10 @@ export class SpiceSession {
     let inputs: InputsChannel | null = null;
     const ch = new SpiceChannel(transport, { connectionId: init.sessionId, channelType, channelId, channelCaps: caps, password: this.opts.password, name }, {
       ready: (serverCaps) => {
-        if (isDisplay) this.display?.start(((serverCaps[0] ?? 0) & (1 << DISPLAY_CAP.PREF_COMPRESSION)) !== 0);
+        if (isDisplay) {
+          this.display?.start(((serverCaps[0] ?? 0) & (1 << DISPLAY_CAP.PREF_COMPRESSION)) !== 0);
+          this.events.ready?.();
+        }
         if (inputs !== null) this.input.linked(inputs);
       },
       message: (type, body, t) => {
@@ -244,6 +249,22 @@ export class SpiceSession {
     if (isDisplay) this.displayChannel = ch;
     this.channels.push(ch);
     ch.start();
+  }
+
+  /**
+   * What the handshake (main channel link, INIT, the channel list, the display channel's link) is waiting
+   * for, for a handshake-timeout message; null once the display channel has linked.
+   */
+  get handshakeStage(): string | null {
+    const main = this.mainChannel;
+    if (main === null) return 'the main channel';
+    const mainStage = main.linkStage;
+    if (mainStage !== null) return mainStage;
+    if (this.init === null) return 'the main channel\'s INIT';
+    if (this.display === null) return 'the channel list';
+    const display = this.displayChannel;
+    if (display === null) return 'the display channel\'s connection';
+    return display.linkStage;
   }
 
   /** Resolves once every message received so far has been applied. */

@@ -56,6 +56,11 @@ export interface AccessUnit {
   key: boolean;
   /** Present on every keyframe (SPS/PPS may only change on a keyframe). */
   decoderConfig?: DecoderConfig;
+  /**
+   * Set when the picture could not be coded as configured and was coded again, as a keyframe, at this
+   * coarser QP (the encoder keeps it until the next keyframe); absent normally.
+   */
+  raisedQp?: number;
 }
 
 /** An encoder implementation. */

@@ -1,24 +1,42 @@
 /**
- * The MP4 sink, through mediabunny. While recording it writes a fragmented MP4 whose fragments are closed at
- * least about once a second (on session time, and on a wall-clock timer while the screen is static), so a
- * killed process leaves a file that plays up to its last second or so. On a clean stop the file is rewritten
- * as a regular MP4 with moov before mdat ("fast start": fragmented files seek badly in Chromium and some
- * desktop players play only their first fragment) and atomically renamed over the fragmented one; if the
- * rewrite fails, the fragmented file stays.
+ * The MP4 sink, through mediabunny. While recording it writes a fragmented MP4: the first fragment is
+ * written as soon as the first frame is encoded, later ones close at least about once a second (on session
+ * time, and on a wall-clock timer while the screen is static), so a killed process leaves a file that
+ * plays up to its last second or so, and `display.mp4` never exists without a playable frame. On a clean
+ * stop the file is rewritten as a regular MP4 with moov before mdat ("fast start": fragmented files seek
+ * badly in Chromium and some desktop players play only their first fragment) and atomically renamed over
+ * the fragmented one; if the rewrite fails, the fragmented file stays.
+ *
+ * A write that fails (a full disk) ends the segment at once: nothing more is written, the error is reported
+ * through `onError`, and at close the file is cut back to its last complete fragment (or removed when it
+ * has none), so it never ends in a torn fragment.
  */
 import { promises as fs } from 'node:fs';
 import {
-  ALL_FORMATS, EncodedPacket, EncodedPacketSink, EncodedVideoPacketSource, FilePathSource, FilePathTarget, Input,
-  Mp4OutputFormat, Output,
+  ALL_FORMATS, EncodedPacket, EncodedPacketSink, EncodedVideoPacketSource, FilePathSource, Input,
+  Mp4OutputFormat, Output, StreamTarget,
 } from 'mediabunny';
 import { describeError, SinkError } from '../../errors';
 import type { AccessUnit } from '../encoders/backend';
+import { isDiskFull, writeError } from '../files';
+import { FileSink } from './file-sink';
+import { Mp4FragmentScanner } from './mp4-fragments';
 
 /** How long a fragment may stay open, in ms of session time (and of wall time while nothing arrives). */
 const FRAGMENT_MS = 1000;
 
 /** BT.601 limited range, as the encoder signals in its VUI; written to the `colr` box too. */
 const COLOR_SPACE = { primaries: 'smpte170m', transfer: 'smpte170m', matrix: 'smpte170m', fullRange: false } as const;
+
+/** How a segment writer creates files and reports. */
+export interface Mp4WriterOptions {
+  /** Mode of the files it creates. */
+  mode: number;
+  /** The first write error, once, as a SinkError (DISK_FULL for a full disk). */
+  onError: (err: SinkError) => void;
+  /** One-line notices (a fast-start rewrite that failed for a reason other than a full disk). */
+  log: (line: string) => void;
+}
 
 /** What a finished segment file holds. */
 export interface Mp4SegmentInfo {
@@ -30,6 +48,8 @@ export interface Mp4SegmentInfo {
   last_t_ms: number | null;
   duration_ms: number;
   fastStart: boolean;
+  /** True when a write failed: the file holds only its complete fragments (`frames` counts those). */
+  truncated: boolean;
 }
 
 /** The part of mediabunny's muxer we reach for: its HLS writer closes fragments the same way. */
@@ -49,6 +69,8 @@ function fragmentingMuxer(output: Output): FragmentingMuxer | null {
 export class Mp4SegmentWriter {
   private output: Output | null = null;
   private source: EncodedVideoPacketSource | null = null;
+  private readonly sink: FileSink;
+  private readonly scanner = new Mp4FragmentScanner();
   private frames = 0;
   private keyframes = 0;
   private firstT: number | null = null;
@@ -57,23 +79,57 @@ export class Mp4SegmentWriter {
   private pendingInFragment = 0;
   private timer: NodeJS.Timeout | null = null;
   private chain: Promise<void> = Promise.resolve();
-  private error: unknown = null;
+  /** The first failure (a write, the muxer): nothing more is written once it is set. */
+  private error: SinkError | null = null;
+  /** The owner stopped the recording (another output failed): take nothing more, keep what is complete. */
+  private aborted = false;
   private readonly timestamps: number[] = [];
+  /** Indexes (into `timestamps`) of the keyframes. */
+  private readonly keyIndices: number[] = [];
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string, private readonly opts: Mp4WriterOptions) {
+    this.sink = new FileSink(file, {
+      mode: opts.mode,
+      // display.mp4 appears with its first whole fragment, never as an empty or header-only file.
+      staged: { ready: () => this.scanner.fragments > 0 },
+      onError: (err) => { this.fail(err); },
+      onWritten: (data, position) => { this.scanner.feed(data, position); },
+    });
+  }
 
   /** Queues an access unit; writes happen in order in the background. */
   add(unit: AccessUnit): void {
-    this.chain = this.chain.then(() => this.write(unit)).catch((err: unknown) => {
-      this.error ??= err;
-    });
+    if (this.error !== null || this.aborted) return;
+    this.chain = this.chain.then(() => this.write(unit)).catch((err: unknown) => { this.fail(err); });
+  }
+
+  /** Takes no more units; close() then keeps only the complete fragments. */
+  abort(): void {
+    this.aborted = true;
+    this.stopTimer();
+  }
+
+  private fail(err: unknown): void {
+    if (this.error !== null) return;
+    this.error = writeError(err, 'MP4_WRITE_FAILED', this.file);
+    this.stopTimer();
+    this.opts.onError(this.error);
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private get stopped(): boolean {
+    return this.error !== null || this.aborted;
   }
 
   private async start(): Promise<void> {
     const output = new Output({
       format: new Mp4OutputFormat({ fastStart: 'fragmented', minimumFragmentDuration: FRAGMENT_MS / 1000 }),
       // Unchunked, so every closed fragment reaches the file at once.
-      target: new FilePathTarget(this.file, { chunked: false }),
+      target: new StreamTarget(this.sink.writable(), { chunked: false }),
     });
     const source = new EncodedVideoPacketSource('avc');
     output.addVideoTrack(source);
@@ -81,12 +137,15 @@ export class Mp4SegmentWriter {
     this.output = output;
     this.source = source;
     this.timer = setInterval(() => {
-      if (this.pendingInFragment > 0) this.chain = this.chain.then(() => this.closeFragment()).catch((err: unknown) => { this.error ??= err; });
+      if (this.pendingInFragment > 0 && !this.stopped) {
+        this.chain = this.chain.then(() => this.closeFragment()).catch((err: unknown) => { this.fail(err); });
+      }
     }, FRAGMENT_MS);
     this.timer.unref();
   }
 
   private async write(unit: AccessUnit): Promise<void> {
+    if (this.stopped) return;
     if (this.source === null) {
       if (!unit.key || unit.decoderConfig === undefined) {
         throw new SinkError('MP4_NO_KEYFRAME', 'the first access unit of a segment must be a keyframe with a decoder config');
@@ -114,15 +173,18 @@ export class Mp4SegmentWriter {
     if (this.pendingInFragment === 0) this.fragmentStartT = t;
     await source.add(packet, meta);
     this.pendingInFragment++;
+    if (unit.key) { this.keyframes++; this.keyIndices.push(this.frames); }
     this.frames++;
-    if (unit.key) this.keyframes++;
     this.firstT ??= t;
     this.lastT = t;
     this.timestamps.push(t);
+    // The first frame goes to the file on its own at once: a recorder killed in its first second still
+    // leaves a file that plays.
+    if (this.frames === 1) await this.closeFragment();
   }
 
   private async closeFragment(): Promise<void> {
-    if (this.output === null || this.pendingInFragment === 0) return;
+    if (this.output === null || this.pendingInFragment === 0 || this.stopped) return;
     const muxer = fragmentingMuxer(this.output);
     if (muxer === null) return; // fragments then close at keyframes only (mediabunny's own rule)
     await muxer.forceFragmentFinalization();
@@ -136,44 +198,73 @@ export class Mp4SegmentWriter {
 
   /**
    * Finishes the segment: closes the fragmented file, then rewrites it with fast start. `endT` is the
-   * session time the segment ends at, so the last picture lasts until then.
+   * session time the segment ends at, so the last picture lasts until then. After a failure (or abort)
+   * the file is cut back to its last complete fragment instead, and `truncated` says so.
    */
   async close(endT: number, opts: { fastStart: boolean } = { fastStart: true }): Promise<Mp4SegmentInfo> {
     await this.chain;
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-    if (this.error !== null) {
-      throw new SinkError('MP4_WRITE_FAILED', `writing ${this.file} failed: ${describeError(this.error)}`, { cause: this.error });
+    this.stopTimer();
+    const end = Math.max(endT, (this.lastT ?? 0) + 1);
+    if (this.output !== null && !this.stopped) {
+      try {
+        await this.output.finalize();
+        await this.sink.settle();
+      } catch (err) {
+        this.fail(err);
+      }
     }
+    if (this.stopped) return this.keepCompleteFragments();
     const info: Mp4SegmentInfo = {
       file: this.file, bytes: 0, frames: this.frames, keyframes: this.keyframes,
       first_t_ms: this.firstT, last_t_ms: this.lastT,
-      duration_ms: this.firstT === null ? 0 : Math.max(endT, (this.lastT ?? 0) + 1) - this.firstT,
-      fastStart: false,
+      duration_ms: this.firstT === null ? 0 : end - this.firstT,
+      fastStart: false, truncated: false,
     };
-    if (this.output === null) return info;
-    await this.output.finalize();
     this.output = null;
+    await this.sink.close();
+    if (!this.sink.visible) return info;
     if (opts.fastStart) {
       try {
-        await rewriteFastStart(this.file, this.timestamps, Math.max(endT, (this.lastT ?? 0) + 1));
+        await rewriteFastStart(this.file, this.timestamps, end, this.opts.mode);
         info.fastStart = true;
       } catch (err) {
-        // The fragmented file is complete and playable; keep it and say why.
-        process.emitWarning(`fast-start rewrite of ${this.file} failed, keeping the fragmented file: ${String(err)}`);
+        // The fragmented file is complete and playable: keep it. A full disk still ends the recording.
+        if (isDiskFull(err)) this.fail(err);
+        else this.opts.log(`fast-start rewrite of ${this.file} failed, keeping the fragmented file: ${describeError(err)}`);
       }
     }
     info.bytes = (await fs.stat(this.file)).size;
     return info;
   }
+
+  /** After a failure: drop the open fragment, cut the file back to its complete fragments (none: remove it). */
+  private async keepCompleteFragments(): Promise<Mp4SegmentInfo> {
+    const output = this.output;
+    this.output = null;
+    if (output !== null) await output.cancel().catch(() => undefined);
+    const keep = this.scanner.completeEnd;
+    await this.sink.close(keep);
+    const frames = Math.min(this.scanner.completeSamples, this.timestamps.length);
+    const first = frames > 0 ? this.timestamps[0] ?? null : null;
+    const last = frames > 0 ? this.timestamps[frames - 1] ?? null : null;
+    // The last kept frame shows until the next one would have (the first frame lost), if there was one.
+    const until = frames > 0 ? (this.timestamps[frames] ?? (last ?? 0) + 1) : 0;
+    return {
+      file: this.file, bytes: keep, frames, keyframes: this.keyIndices.filter((i) => i < frames).length,
+      first_t_ms: first, last_t_ms: last, duration_ms: first === null ? 0 : until - first,
+      fastStart: false, truncated: true,
+    };
+  }
 }
 
 /**
  * Rewrites a fragmented MP4 as a regular one with moov first. Sample times are the recorded ones; each
- * sample lasts until the next, the last until `endT_ms`.
+ * sample lasts until the next, the last until `endT_ms`. The new file is written beside the old one
+ * (`NAME.faststart.tmp`, with `mode`) and renamed over it; it is removed when anything fails.
  */
-async function rewriteFastStart(file: string, timestampsMs: readonly number[], endT_ms: number): Promise<void> {
+async function rewriteFastStart(file: string, timestampsMs: readonly number[], endT_ms: number, mode: number): Promise<void> {
   const tmp = `${file}.faststart.tmp`;
+  const sink = new FileSink(tmp, { mode });
   const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
   try {
     const track = await input.getPrimaryVideoTrack();
@@ -182,14 +273,14 @@ async function rewriteFastStart(file: string, timestampsMs: readonly number[], e
     if (config === null) throw new SinkError('MP4_NO_CONFIG', `${file} has no decoder config`);
     const output = new Output({
       format: new Mp4OutputFormat({ fastStart: 'reserve' }),
-      target: new FilePathTarget(tmp),
+      target: new StreamTarget(sink.writable(), { chunked: true }),
     });
     const source = new EncodedVideoPacketSource('avc');
     output.addVideoTrack(source, { maximumPacketCount: timestampsMs.length });
     await output.start();
-    const sink = new EncodedPacketSink(track);
+    const packets = new EncodedPacketSink(track);
     let i = 0;
-    for await (const p of sink.packets()) {
+    for await (const p of packets.packets()) {
       const t = timestampsMs[i] ?? p.timestamp * 1000;
       const next = timestampsMs[i + 1] ?? endT_ms;
       const packet = new EncodedPacket(p.data, p.type, t / 1000, Math.max(1, next - t) / 1000);
@@ -200,9 +291,15 @@ async function rewriteFastStart(file: string, timestampsMs: readonly number[], e
       throw new SinkError('MP4_REWRITE_MISMATCH', `read back ${i} packets, wrote ${timestampsMs.length}`);
     }
     await output.finalize();
+    await sink.settle();
+    if (sink.error !== null) throw sink.error;
+    await sink.close();
   } catch (err) {
+    // The sink's own first error is the cause (mediabunny may report a later symptom of it).
+    const cause = sink.error ?? err;
+    await sink.close(0).catch(() => undefined);
     await fs.rm(tmp, { force: true });
-    throw err;
+    throw cause;
   } finally {
     input.dispose();
   }
