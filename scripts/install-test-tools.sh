@@ -21,6 +21,7 @@ command -v xclock >/dev/null 2>&1 && command -v xwd >/dev/null 2>&1 || need+=(x1
 command -v xdpyinfo >/dev/null 2>&1 || need+=(x11-utils)
 command -v xsetroot >/dev/null 2>&1 || need+=(x11-xserver-utils)
 command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
+command -v xclip >/dev/null 2>&1 || need+=(xclip)                      # reads the X selection a drag in the viewer made
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The real ImageMagick (not the image's picture-showing stand-in called `convert`): only for looking at
 # screenshots by hand; the harness decodes XWD and PPM itself.

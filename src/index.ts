@@ -1,7 +1,7 @@
 /**
  * deskrec as a library: open a source, run a session (record it, watch its frames, take snapshots, send
- * input back), and read what it wrote. The command line (`deskrec record | replay | inspect`) is a thin face
- * on exactly these calls; so are the viewer and the daemon.
+ * input back), show it in browsers (`Viewer`), and read what it wrote. The command line (`deskrec record |
+ * replay | inspect | view`) is a thin face on exactly these calls; so will the daemon be.
  *
  *   import { openSource, Session } from 'deskrec';
  *   const session = new Session(openSource('vnc://127.0.0.1:1', { passwordFile: 'vm1.pw' }),
@@ -19,6 +19,8 @@ export type { FrameWatcher, Subscription } from './session/watchers';
 export { openCapture, openSource, PASSWORD_ENV, SPICE_COMPRESSIONS, type OpenedCapture, type SourceOptions } from './sources/open';
 export { readPassword, type PasswordSource } from './sources/credentials';
 export { BUTTON, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './sources/source';
+export { Viewer, type ViewerOptions, type ViewerRecording, type ViewerState } from './viewer/viewer';
+export { cookieName, newToken } from './viewer/auth';
 export { inspectCapture, formatInspection, type Inspection } from './sources/inspect';
 export type { ReplayProgress } from './sources/replay';
 export type { Frame } from './capture/surface';

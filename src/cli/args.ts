@@ -5,6 +5,7 @@ import type { RateControl } from '../recorder/encoders/backend';
 import { checkLimit, CURSOR_MODES, FORMATS, LIMITS, RECORD_DEFAULTS, type RecordOptions } from '../session/options';
 import { PASSWORD_ENV, SPICE_COMPRESSIONS, type SourceOptions } from '../sources/open';
 import { CONNECT_TIMEOUT_DEFAULT_S, connectTimeoutMs } from '../sources/source';
+import type { ViewArgs } from './view';
 
 /** `deskrec record` / `replay` after validation: only what the user said; the library fills in the rest. */
 export interface RecordArgs {
@@ -27,6 +28,9 @@ Usage:
   deskrec record <url> --capture DIR [options]
   deskrec replay FILE.deskcap --capture DIR [options]   decode a --raw capture again (default --speed max)
   deskrec inspect FILE.deskcap [--json]                 what a capture holds
+  deskrec view <url> [--capture DIR] [view options] [options]
+                                                        work in the desktop from a browser (noVNC),
+                                                        recorded as by 'record' when --capture is given
   deskrec --help | --version
 
 Sources:
@@ -67,6 +71,15 @@ Options:
                            keys and both clipboards zeroed), for 'deskrec replay' and 'deskrec inspect'
   --raw-clipboard          with --raw: keep the remote clipboard's text in session.deskcap
   --quiet                  no status line
+View options:
+  --listen HOST:PORT       where the viewer's page is served (default 127.0.0.1:6080; port 0: any free port,
+                           the printed URL says which)
+  --shared-control         every browser tab may type and point (default: the first tab; others watch)
+  --token-file FILE        the page's token is FILE's first line (default: a random one, printed in the URL)
+  --tls-cert FILE --tls-key FILE
+                           serve https/wss (needed to listen on an address other than loopback)
+  --insecure-listen        allow plain http on a non-loopback address
+  --open                   open the page in the system browser
 Numbers are plain decimals: digits with an optional fraction (10, 0.5); no sign, exponent, hex, spaces
 or units.
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 output not writable, 4 connection, 5 authentication,
@@ -101,38 +114,50 @@ function oneOf<T extends string>(name: string, v: string | undefined, allowed: r
   return v as T;
 }
 
-/** Parses `deskrec record …` arguments (argv after the sub-command). */
-export function parseRecordArgs(argv: string[]): RecordArgs {
+/** The options `record`, `replay` and `view` share: how to reach the source and how to record it. */
+const SESSION_FLAGS = {
+  capture: { type: 'string' },
+  format: { type: 'string' },
+  duration: { type: 'string' },
+  'fps-max': { type: 'string' },
+  'keyframe-interval': { type: 'string' },
+  encoder: { type: 'string' },
+  qp: { type: 'string' },
+  bitrate: { type: 'string' },
+  cursor: { type: 'string' },
+  speed: { type: 'string' },
+  quiet: { type: 'boolean' },
+  'password-file': { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-insecure': { type: 'boolean' },
+  'vnc-encodings': { type: 'string' },
+  'lossy-quality': { type: 'string' },
+  password: { type: 'string' },
+  raw: { type: 'boolean' },
+  'raw-clipboard': { type: 'boolean' },
+  'prefer-compression': { type: 'string' },
+  'connect-timeout': { type: 'string' },
+} as const;
+
+/** What `deskrec view` adds to them. */
+const VIEW_FLAGS = {
+  listen: { type: 'string' },
+  'shared-control': { type: 'boolean' },
+  open: { type: 'boolean' },
+  'token-file': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'insecure-listen': { type: 'boolean' },
+} as const;
+
+type Flags = Record<string, { type: 'string' | 'boolean' }>;
+type Values = Record<string, string | boolean | undefined>;
+
+/** node:util parseArgs with every mistake as a UsageError; refuses a password in argv; one positional. */
+function parse(command: string, argv: string[], options: Flags): { v: Values; url: string } {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        capture: { type: 'string' },
-        format: { type: 'string' },
-        duration: { type: 'string' },
-        'fps-max': { type: 'string' },
-        'keyframe-interval': { type: 'string' },
-        encoder: { type: 'string' },
-        qp: { type: 'string' },
-        bitrate: { type: 'string' },
-        cursor: { type: 'string' },
-        speed: { type: 'string' },
-        quiet: { type: 'boolean' },
-        'password-file': { type: 'string' },
-        'tls-ca': { type: 'string' },
-        'tls-insecure': { type: 'boolean' },
-        'vnc-encodings': { type: 'string' },
-        'lossy-quality': { type: 'string' },
-        password: { type: 'string' },
-        raw: { type: 'boolean' },
-        'raw-clipboard': { type: 'boolean' },
-        'prefer-compression': { type: 'string' },
-        'connect-timeout': { type: 'string' },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options });
   } catch (err) {
     throw new UsageError('BAD_ARGUMENT', (err as Error).message);
   }
@@ -141,58 +166,125 @@ export function parseRecordArgs(argv: string[]): RecordArgs {
     throw new UsageError('SECRET_IN_ARGV', `never pass a password on the command line: use --password-file FILE or ${PASSWORD_ENV.vnc} / ${PASSWORD_ENV.spice}`);
   }
   if (positionals.length !== 1 || positionals[0] === undefined) {
-    throw new UsageError('BAD_ARGUMENT', positionals.length === 0 ? 'record needs a URL (see deskrec --help)' : `record takes one URL, got ${positionals.length}`);
+    throw new UsageError('BAD_ARGUMENT', positionals.length === 0 ? `${command} needs a URL (see deskrec --help)` : `${command} takes one URL, got ${positionals.length}`);
   }
-  if (v.capture === undefined || v.capture === '') throw new UsageError('BAD_ARGUMENT', 'record needs --capture DIR');
+  return { v, url: positionals[0] };
+}
+
+const str = (v: Values, k: string): string | undefined => (typeof v[k] === 'string' ? v[k] : undefined);
+const bool = (v: Values, k: string): boolean | undefined => (typeof v[k] === 'boolean' ? v[k] : undefined);
+
+/** The recording options typed (into `dir`), as RecordOptions. */
+function recordOptions(v: Values, dir: string): RecordOptions {
   if (v.qp !== undefined && v.bitrate !== undefined) throw new UsageError('BAD_ARGUMENT', '--qp and --bitrate exclude each other');
-  const bitrate = num('bitrate', 'bitrate', v.bitrate);
-  const qp = num('qp', 'qp', v.qp);
+  const bitrate = num('bitrate', 'bitrate', str(v, 'bitrate'));
+  const qp = num('qp', 'qp', str(v, 'qp'));
   let rateControl: RateControl | undefined;
   if (bitrate !== undefined) rateControl = { mode: 'bitrate', bitsPerSecond: bitrate };
   else if (qp !== undefined) rateControl = { mode: 'qp', qp };
-  const encoder = v.encoder;
+  const encoder = str(v, 'encoder');
   if (encoder !== undefined && encoder !== 'auto' && encoder !== 'openh264' && !/\.(c?js)$/.test(encoder)) {
     throw new UsageError('BAD_ARGUMENT', `--encoder must be auto, openh264 or a path to a .js module, got '${encoder}'`);
   }
-  const record: RecordOptions = { dir: v.capture };
-  const format = oneOf('format', v.format, FORMATS);
+  const record: RecordOptions = { dir };
+  const format = oneOf('format', str(v, 'format'), FORMATS);
   if (format !== undefined) record.format = format;
-  const fpsMax = num('fpsMax', 'fps-max', v['fps-max']);
+  const fpsMax = num('fpsMax', 'fps-max', str(v, 'fps-max'));
   if (fpsMax !== undefined) record.fpsMax = fpsMax;
-  const keyframe = num('keyframeIntervalS', 'keyframe-interval', v['keyframe-interval']);
+  const keyframe = num('keyframeIntervalS', 'keyframe-interval', str(v, 'keyframe-interval'));
   if (keyframe !== undefined) record.keyframeIntervalS = keyframe;
   if (encoder !== undefined) record.encoder = encoder;
   if (rateControl !== undefined) record.rateControl = rateControl;
-  const cursor = oneOf('cursor', v.cursor, CURSOR_MODES);
+  const cursor = oneOf('cursor', str(v, 'cursor'), CURSOR_MODES);
   if (cursor !== undefined) record.cursor = cursor;
-  if (v.raw !== undefined) record.raw = v.raw;
-  if (v['raw-clipboard'] !== undefined) {
-    if (v.raw !== true) throw new UsageError('BAD_ARGUMENT', '--raw-clipboard keeps the clipboard in the raw capture: it needs --raw');
-    record.rawClipboard = v['raw-clipboard'];
+  const raw = bool(v, 'raw');
+  if (raw !== undefined) record.raw = raw;
+  const rawClipboard = bool(v, 'raw-clipboard');
+  if (rawClipboard !== undefined) {
+    if (raw !== true) throw new UsageError('BAD_ARGUMENT', '--raw-clipboard keeps the clipboard in the raw capture: it needs --raw');
+    record.rawClipboard = rawClipboard;
   }
+  return record;
+}
+
+/** Recording options given without --capture (they would silently do nothing). */
+function recordFlagsWithoutCapture(v: Values): string[] {
+  return ['format', 'fps-max', 'keyframe-interval', 'encoder', 'qp', 'bitrate', 'cursor', 'raw', 'raw-clipboard'].filter((k) => v[k] !== undefined);
+}
+
+/** How to reach the source, as SourceOptions. */
+function sourceOptions(v: Values): SourceOptions {
   const source: SourceOptions = {};
-  const speed = oneOf('speed', v.speed, ['realtime', 'max'] as const);
+  const speed = oneOf('speed', str(v, 'speed'), ['realtime', 'max'] as const);
   if (speed !== undefined) source.speed = speed;
-  if (v['password-file'] !== undefined) source.passwordFile = v['password-file'];
-  if (v['tls-ca'] !== undefined) source.tlsCa = v['tls-ca'];
-  if (v['tls-insecure'] !== undefined) source.tlsInsecure = v['tls-insecure'];
-  if (v['vnc-encodings'] !== undefined) source.vncEncodings = v['vnc-encodings'];
-  const lossy = num('lossyQuality', 'lossy-quality', v['lossy-quality']);
+  const passwordFile = str(v, 'password-file');
+  if (passwordFile !== undefined) source.passwordFile = passwordFile;
+  const tlsCa = str(v, 'tls-ca');
+  if (tlsCa !== undefined) source.tlsCa = tlsCa;
+  const tlsInsecure = bool(v, 'tls-insecure');
+  if (tlsInsecure !== undefined) source.tlsInsecure = tlsInsecure;
+  const encodings = str(v, 'vnc-encodings');
+  if (encodings !== undefined) source.vncEncodings = encodings;
+  const lossy = num('lossyQuality', 'lossy-quality', str(v, 'lossy-quality'));
   if (lossy !== undefined) source.lossyQuality = lossy;
-  const prefer = oneOf('prefer-compression', v['prefer-compression'], SPICE_COMPRESSIONS);
+  const prefer = oneOf('prefer-compression', str(v, 'prefer-compression'), SPICE_COMPRESSIONS);
   if (prefer !== undefined) source.preferCompression = prefer;
-  const connectTimeout = v['connect-timeout'];
+  const connectTimeout = str(v, 'connect-timeout');
   if (connectTimeout !== undefined) {
     // Decimal seconds only: Number() would also take '0x10' or '1e3'.
     const seconds = DECIMAL.test(connectTimeout) ? Number(connectTimeout) : NaN;
     connectTimeoutMs(seconds, '--connect-timeout', connectTimeout);
     source.connectTimeoutS = seconds;
   }
+  return source;
+}
+
+/** Parses `deskrec record …` arguments (argv after the sub-command). */
+export function parseRecordArgs(argv: string[]): RecordArgs {
+  const { v, url } = parse('record', argv, SESSION_FLAGS);
+  const dir = str(v, 'capture');
+  if (dir === undefined || dir === '') throw new UsageError('BAD_ARGUMENT', 'record needs --capture DIR');
   return {
-    url: positionals[0],
-    record,
-    source,
-    durationS: num('durationS', 'duration', v.duration) ?? null,
-    quiet: v.quiet ?? false,
+    url,
+    record: recordOptions(v, dir),
+    source: sourceOptions(v),
+    durationS: num('durationS', 'duration', str(v, 'duration')) ?? null,
+    quiet: bool(v, 'quiet') ?? false,
+  };
+}
+
+/** Parses `--listen HOST:PORT` (IPv6 in brackets); port 0 lets the system pick one. */
+export function parseListen(text: string | undefined): { host: string; port: number } {
+  if (text === undefined) return { host: '127.0.0.1', port: 6080 };
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port > 65535) throw new UsageError('BAD_ARGUMENT', `--listen must be HOST:PORT (port 0..65535, IPv6 in brackets), got '${text}'`);
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+}
+
+/** Parses `deskrec view …` arguments (argv after the sub-command). */
+export function parseViewArgs(argv: string[]): ViewArgs {
+  const { v, url } = parse('view', argv, { ...SESSION_FLAGS, ...VIEW_FLAGS });
+  const dir = str(v, 'capture');
+  if (dir === '') throw new UsageError('BAD_ARGUMENT', '--capture needs a directory');
+  if (dir === undefined) {
+    const stray = recordFlagsWithoutCapture(v);
+    if (stray.length > 0) throw new UsageError('BAD_ARGUMENT', `--${stray.join(', --')} ${stray.length === 1 ? 'is a recording option' : 'are recording options'}: add --capture DIR`);
+  }
+  const cert = str(v, 'tls-cert');
+  const key = str(v, 'tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('BAD_ARGUMENT', '--tls-cert and --tls-key go together');
+  return {
+    url,
+    listen: parseListen(str(v, 'listen')),
+    record: dir === undefined ? null : recordOptions(v, dir),
+    source: sourceOptions(v),
+    durationS: num('durationS', 'duration', str(v, 'duration')) ?? null,
+    sharedControl: bool(v, 'shared-control') ?? false,
+    open: bool(v, 'open') ?? false,
+    tokenFile: str(v, 'token-file') ?? null,
+    tls: cert !== undefined && key !== undefined ? { cert, key } : null,
+    insecureListen: bool(v, 'insecure-listen') ?? false,
+    quiet: bool(v, 'quiet') ?? false,
   };
 }

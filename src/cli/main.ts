@@ -6,8 +6,9 @@ import { formatInspection, inspectCapture } from '../sources/inspect';
 import { openCapture, openSource } from '../sources/open';
 import type { FrameSource } from '../sources/source';
 import { deskrecVersion } from '../util/version';
-import { HELP, parseRecordArgs, type RecordArgs } from './args';
+import { HELP, parseRecordArgs, parseViewArgs, type RecordArgs } from './args';
 import { EXIT } from './exit-codes';
+import { runView } from './view';
 
 /** Maps an error to the documented exit code. */
 function exitCodeFor(err: unknown): number {
@@ -109,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'record') return await record(rest);
     if (cmd === 'replay') return await replay(rest);
     if (cmd === 'inspect') return await inspect(rest);
+    if (cmd === 'view') return await runView(parseViewArgs(rest));
     throw new UsageError('UNKNOWN_COMMAND', `unknown command '${cmd}' (see deskrec --help)`);
   } catch (err) {
     const code = exitCodeFor(err);

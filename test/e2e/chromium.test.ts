@@ -3,49 +3,17 @@
  * from a local HTTP server (with Range support, as seeking needs), plays it to the end, then seeks to
  * times inside several frames and checks the picture it draws is the frame of that time.
  */
-import { createReadStream, mkdtempSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { Surface } from '../../src/capture/surface';
 import { Recording } from '../../src/recorder/recording';
 import { requireTool } from '../helpers/media';
+import { serveForSeeking } from '../helpers/seek';
 
 const COLOURS: [number, number, number][] = [[200, 30, 30], [30, 180, 40], [40, 60, 220], [230, 230, 40], [20, 20, 20], [240, 240, 240]];
-
-function serve(dir: string): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    const name = path.basename(decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/'));
-    if (name === '' || name === 'index.html') {
-      res.writeHead(200, { 'content-type': 'text/html' });
-      res.end('<!doctype html><video id="v" muted playsinline></video><canvas id="c"></canvas><script src="seek-check.js"></script>');
-      return;
-    }
-    if (name === 'seek-check.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      createReadStream(path.join(__dirname, 'seek-check.js')).pipe(res);
-      return;
-    }
-    const file = path.join(dir, name);
-    let size: number;
-    try { size = statSync(file).size; } catch { res.writeHead(404); res.end(); return; }
-    const m = /bytes=(\d*)-(\d*)/.exec(req.headers.range ?? '');
-    if (m !== null) {
-      const start = m[1] === '' ? 0 : Number(m[1]);
-      const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-      res.writeHead(206, { 'content-type': 'video/mp4', 'accept-ranges': 'bytes', 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': end - start + 1 });
-      createReadStream(file, { start, end }).pipe(res);
-    } else {
-      res.writeHead(200, { 'content-type': 'video/mp4', 'accept-ranges': 'bytes', 'content-length': size });
-      createReadStream(file).pipe(res);
-    }
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address();
-    resolve({ server, url: `http://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}/` });
-  }));
-}
 
 describe('Chromium plays and seeks the MP4', () => {
   let browser: Browser;
@@ -68,7 +36,7 @@ describe('Chromium plays and seeks the MP4', () => {
       rec.onFrame(s.takeFrame(i * 500));
     }
     await rec.stop('test', 3000);
-    ({ server, url: base } = await serve(dir));
+    ({ server, url: base } = await serveForSeeking(dir));
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',

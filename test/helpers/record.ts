@@ -24,10 +24,10 @@ export interface RecordingRun {
   exited(): Promise<number | null>;
 }
 
-/** Starts `deskrec record URL --capture TMP …args` with extra environment. */
-export function startRecording(url: string, args: string[], env: Record<string, string> = {}): RecordingRun {
+/** Starts `deskrec record URL --capture TMP …args` (or `view`, which records the same way) with extra environment. */
+export function startRecording(url: string, args: string[], env: Record<string, string> = {}, command: 'record' | 'view' = 'record'): RecordingRun {
   const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-int-'));
-  const child = spawn(process.execPath, [BIN, 'record', url, '--capture', dir, '--quiet', ...args], {
+  const child = spawn(process.execPath, [BIN, command, url, '--capture', dir, '--quiet', ...args], {
     env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

@@ -1,0 +1,85 @@
+/**
+ * The viewer on SPICE: QEMU (std and qxl) boots the test guest with a shell on its console; a Chromium tab
+ * with our page shows it pixel for pixel as QMP `screendump` has it, and a command typed in the page (noVNC
+ * sends scancodes with the QEMU extended key events deskrec acknowledges; the SPICE inputs channel takes
+ * them) runs in the guest: it writes a marker to the serial port, and the echoed line shows in the tab.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { openSource } from '../../src/sources/open';
+import { Session } from '../../src/session/session';
+import { newToken } from '../../src/viewer/auth';
+import { Viewer } from '../../src/viewer/viewer';
+import { useServerCleanup } from '../helpers/servers/registry';
+import { startQemuSpice, type SpiceServer } from '../helpers/servers/spice';
+import { canvasRgba, launchChromium, serveViewer, waitForCanvas } from '../helpers/viewer';
+import { testTimeoutFor, waitFor, waitForStillScreen } from '../helpers/wait';
+
+useServerCleanup();
+
+let browser: Browser;
+beforeAll(async () => { browser = await launchChromium(); });
+afterAll(async () => { await browser?.close(); });
+
+/** Playwright key names for characters that need Shift on a US keyboard (typed with Shift really held). */
+const SHIFTED: Record<string, string> = { '>': 'Period', '<': 'Comma', '|': 'Backslash', '_': 'Minus' };
+
+/** Types `text` as a person would on a US keyboard: Shift pressed around shifted characters. */
+async function typeLikeAPerson(page: Page, text: string): Promise<void> {
+  for (const ch of text) {
+    // Scancodes are keys, not characters: a capital is Shift + the letter's key, as on a real keyboard.
+    const shifted = /^[A-Z]$/.test(ch) ? `Key${ch}` : SHIFTED[ch];
+    if (shifted !== undefined) {
+      await page.keyboard.down('Shift');
+      await page.keyboard.press(shifted);
+      await page.keyboard.up('Shift');
+    } else if (ch === '\n') {
+      await page.keyboard.press('Enter');
+    } else {
+      await page.keyboard.press(ch);
+    }
+  }
+}
+
+describe.each(['std', 'qxl'] as const)('-vga %s', (vga) => {
+  let server: SpiceServer;
+  let session: Session;
+  let close: () => Promise<void> = () => Promise.resolve();
+
+  afterAll(async () => {
+    await close();
+    await session?.stop().catch(() => undefined);
+    await server?.stop();
+  });
+
+  test('the tab shows the guest pixel for pixel, and a command typed in it runs in the guest', async () => {
+    server = await startQemuSpice({ vga, guestMode: 'shell' });
+    await server.waitForShell(90000);
+    session = new Session(openSource(`spice://127.0.0.1:${server.port}`));
+    await session.start();
+    const token = newToken();
+    const viewer = new Viewer({ token, cookie: `deskrec-viewer-spice-${vga}`, desktopName: `QEMU ${vga}` });
+    viewer.attach(session);
+    const served = await serveViewer(viewer);
+    close = served.close;
+    const page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
+    await page.goto(`http://127.0.0.1:${served.port}/?token=${token}`);
+    await waitFor('a picture in the tab', async () => ((await canvasRgba(page)) !== null ? true : undefined));
+    await waitFor('the SPICE inputs channel', () => (session.input.capabilities().keys ? true : undefined));
+
+    // The shell waits at its prompt: the screen is still, so screendump is the oracle.
+    await waitForCanvas(page, await server.screenshotRgba(), 'before typing');
+
+    const marker = `deskrec-viewer-${vga}-OK`;
+    const from = server.serialText().length;
+    const box = await page.locator('#screen canvas').boundingBox();
+    if (box === null) throw new Error('no canvas');
+    await page.mouse.click(box.x + 20, box.y + 20);
+    await typeLikeAPerson(page, `echo ${marker} >/dev/ttyS0\n`);
+    await server.waitForSerial(marker, 60000, from);
+
+    // The echoed command and the new prompt, in the tab as in QEMU.
+    const still = await waitForStillScreen(() => server.screenshotRgba());
+    await waitForCanvas(page, still, 'after typing');
+    await page.close();
+  }, testTimeoutFor(6, 120000));
+});
