@@ -10,6 +10,8 @@
  * 4. SPICE image decoders per codec on captures recorded now from QEMU, and the SPICE client replaying
  *    them (bench/spice-decoders.ts); live SPICE recording of the text-scrolling guest beside spice-gtk's
  *    spicy (bench/spice-live.ts).
+ * 5. The viewer (bench/viewer-latency.ts): remote change → browser canvas latency beside TigerVNC's
+ *    vncviewer on Xvfb, and deskrec's CPU per extra watching tab.
  * Nothing here asserts: the numbers are for people (and the closing notes).
  */
 import { spawn } from 'node:child_process';
@@ -24,6 +26,7 @@ import { vncDecoderBench } from './vnc-decoders';
 import { vncLiveBench } from './vnc-live';
 import { spiceDecoderBench } from './spice-decoders';
 import { spiceLiveBench } from './spice-live';
+import { viewerLatencyBench } from './viewer-latency';
 import { table, type Row } from './table';
 
 
@@ -159,6 +162,11 @@ async function main(): Promise<void> {
   if (spiceDecodeSeconds > 0) await spiceDecoderBench({ seconds: spiceDecodeSeconds });
   const spiceSeconds = Number(process.env.BENCH_SPICE_SECONDS ?? 60);
   if (spiceSeconds > 0) await spiceLiveBench({ seconds: spiceSeconds });
+  // 5. The viewer (docs/BENCHMARKS.md "Viewer latency"): BENCH_VIEWER_CHANGES changes per viewer (0 skips the
+  // latency part), BENCH_VIEWER_SECONDS per measuring window of the CPU part (8 windows; 0 skips it).
+  const viewerChanges = Number(process.env.BENCH_VIEWER_CHANGES ?? 200);
+  const viewerSeconds = Number(process.env.BENCH_VIEWER_SECONDS ?? 20);
+  if (viewerChanges > 0 || viewerSeconds > 0) await viewerLatencyBench({ changes: viewerChanges, cpuSeconds: viewerSeconds });
 }
 
 main().catch((err: unknown) => { console.error(err); process.exitCode = 1; });

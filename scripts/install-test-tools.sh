@@ -2,8 +2,9 @@
 # Installs the system tools the tests use, from Debian's archive: ffmpeg/ffprobe (independent readers of our
 # MP4s), Chromium (plays and seeks them in a real browser), and the real remote-desktop servers the VNC
 # client is tested against (TigerVNC's Xvnc, QEMU's built-in VNC server) with the X clients that draw on
-# them, the tools that screenshot them, GStreamer for the rfbsrc benchmark, and what the SPICE harness
-# needs to build its tiny guest and to screenshot over SPICE (docs/TESTING.md says why each one is here).
+# them, the tools that screenshot them, GStreamer for the rfbsrc benchmark, vncviewer and Xvfb for the viewer
+# latency benchmark, and what the SPICE harness needs to build its tiny guest and to screenshot over SPICE
+# (docs/TESTING.md says why each one is here).
 # Idempotent; needs root (or sudo) only when something is missing. Under CI=true a tool that cannot be
 # installed fails the run; tests never skip silently for a missing tool.
 set -euo pipefail
@@ -36,6 +37,9 @@ command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 command -v gzip >/dev/null 2>&1 || need+=(gzip)
 command -v spicy-screenshot >/dev/null 2>&1 || need+=(spice-client-gtk)
+# The viewer latency benchmark's native peer (bench/viewer-latency.ts): TigerVNC's vncviewer, shown on an Xvfb.
+command -v vncviewer >/dev/null 2>&1 || need+=(tigervnc-viewer)
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 # GStreamer for the benchmark pipeline rfbsrc (bad) ! x264enc (ugly) ! mp4mux (good).
 command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
 for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly; do
