@@ -2,7 +2,11 @@ import { ProtocolError } from '../errors';
 import type { CursorState } from './cursor';
 import { DamageRegion, type Rect, clipRect, contains, isEmpty } from './rect';
 
-/** Largest surface we accept on either side (the H.264 levels we target stop well below it). */
+/**
+ * Largest surface we accept on either side. Every surface up to it is read (an RFB Raw rectangle of the
+ * whole screen is drawn as its rows arrive) and recorded: as H.264 up to the encoder's own limit
+ * (recorder/encoders/limits.ts: 36864 macroblocks, e.g. 4096x2304), as PNG frames beyond it.
+ */
 export const MAX_SURFACE_SIDE = 8192;
 
 /** A frame handed to the recorder: the surface's pixels, what changed since the last frame, and when. */
@@ -35,25 +39,36 @@ export function checkSurfaceSize(width: number, height: number): void {
  * geometry first: a rectangle that leaves the surface is a ProtocolError, never an out-of-bounds write.
  */
 export class Surface {
-  /** RGBA pixels, `stride` bytes per row. */
-  rgba: Uint8Array;
   width: number;
   height: number;
   stride: number;
   private readonly damage = new DamageRegion();
+  /**
+   * The pixels, allocated (opaque black) when first used: a server that announces size after size without
+   * drawing in between (64x64 ↔ 8192x8192 every few milliseconds) costs a number per resize, not 256 MiB
+   * allocated and filled each time.
+   */
+  private pixels: Uint8Array | null = null;
 
   constructor(width: number, height: number) {
     checkSurfaceSize(width, height);
     this.width = width;
     this.height = height;
     this.stride = width * 4;
-    this.rgba = new Uint8Array(this.stride * height);
-    this.fillOpaqueBlack();
   }
 
-  private fillOpaqueBlack(): void {
-    const px = new Uint32Array(this.rgba.buffer, this.rgba.byteOffset, this.rgba.byteLength >> 2);
-    px.fill(LITTLE_ENDIAN ? 0xff000000 : 0x000000ff);
+  /** RGBA pixels, `stride` bytes per row. */
+  get rgba(): Uint8Array {
+    if (this.pixels === null) {
+      this.pixels = new Uint8Array(this.stride * this.height);
+      const px = new Uint32Array(this.pixels.buffer, this.pixels.byteOffset, this.pixels.byteLength >> 2);
+      px.fill(LITTLE_ENDIAN ? 0xff000000 : 0x000000ff);
+    }
+    return this.pixels;
+  }
+
+  set rgba(pixels: Uint8Array) {
+    this.pixels = pixels;
   }
 
   /** Replaces the surface with a black one of a new size; the whole surface counts as damaged. */
@@ -62,8 +77,7 @@ export class Surface {
     this.width = width;
     this.height = height;
     this.stride = width * 4;
-    this.rgba = new Uint8Array(this.stride * height);
-    this.fillOpaqueBlack();
+    this.pixels = null;
     this.damage.clear();
     this.damage.add({ x: 0, y: 0, width, height });
   }
@@ -98,9 +112,10 @@ export class Surface {
     if (srcStride < rowBytes || srcOffset < 0 || srcOffset + srcStride * (rect.height - 1) + rowBytes > src.length) {
       throw new ProtocolError('SHORT_PIXEL_DATA', `pixel data too short for ${rect.width}x${rect.height}`);
     }
+    const dst = this.rgba;
     for (let y = 0; y < rect.height; y++) {
       const s = srcOffset + y * srcStride;
-      this.rgba.set(src.subarray(s, s + rowBytes), (rect.y + y) * this.stride + rect.x * 4);
+      dst.set(src.subarray(s, s + rowBytes), (rect.y + y) * this.stride + rect.x * 4);
     }
     this.damage.add(rect);
   }
@@ -113,10 +128,11 @@ export class Surface {
     const rowBytes = dst.width * 4;
     // Row order matters when source and destination overlap vertically; copyWithin handles the horizontal case.
     const down = dst.y > srcY;
+    const px = this.rgba;
     for (let i = 0; i < dst.height; i++) {
       const row = down ? dst.height - 1 - i : i;
       const s = (srcY + row) * this.stride + srcX * 4;
-      this.rgba.copyWithin((dst.y + row) * this.stride + dst.x * 4, s, s + rowBytes);
+      px.copyWithin((dst.y + row) * this.stride + dst.x * 4, s, s + rowBytes);
     }
     this.damage.add(dst);
   }

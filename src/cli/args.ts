@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors';
 import type { RateControl } from '../recorder/encoders/backend';
 import { checkLimit, CURSOR_MODES, FORMATS, LIMITS, RECORD_DEFAULTS, type RecordOptions } from '../session/options';
+import { INPUT_LOG_LEVELS } from '../session/input-log';
 import { PASSWORD_ENV, SPICE_COMPRESSIONS, type SourceOptions } from '../sources/open';
 import { CONNECT_TIMEOUT_DEFAULT_S, connectTimeoutMs } from '../sources/source';
 import type { ViewArgs } from './view';
@@ -80,6 +81,8 @@ View options:
                            serve https/wss (needed to listen on an address other than loopback)
   --insecure-listen        allow plain http on a non-loopback address
   --open                   open the page in the system browser
+  --input-log pointer|all  with --capture: DIR/input.jsonl, what was clicked (pointer) and typed (all:
+                           every key, passwords included) on the recording's clock; off by default
 Numbers are plain decimals: digits with an optional fraction (10, 0.5); no sign, exponent, hex, spaces
 or units.
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 output not writable, 4 connection, 5 authentication,
@@ -148,6 +151,7 @@ const VIEW_FLAGS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'insecure-listen': { type: 'boolean' },
+  'input-log': { type: 'string' },
 } as const;
 
 type Flags = Record<string, { type: 'string' | 'boolean' }>;
@@ -271,6 +275,8 @@ export function parseViewArgs(argv: string[]): ViewArgs {
     const stray = recordFlagsWithoutCapture(v);
     if (stray.length > 0) throw new UsageError('BAD_ARGUMENT', `--${stray.join(', --')} ${stray.length === 1 ? 'is a recording option' : 'are recording options'}: add --capture DIR`);
   }
+  const inputLog = oneOf('input-log', str(v, 'input-log'), INPUT_LOG_LEVELS);
+  if (inputLog !== undefined && dir === undefined) throw new UsageError('BAD_ARGUMENT', '--input-log writes DIR/input.jsonl beside the recording: add --capture DIR');
   const cert = str(v, 'tls-cert');
   const key = str(v, 'tls-key');
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('BAD_ARGUMENT', '--tls-cert and --tls-key go together');
@@ -285,6 +291,7 @@ export function parseViewArgs(argv: string[]): ViewArgs {
     tokenFile: str(v, 'token-file') ?? null,
     tls: cert !== undefined && key !== undefined ? { cert, key } : null,
     insecureListen: bool(v, 'insecure-listen') ?? false,
+    inputLog: inputLog ?? null,
     quiet: bool(v, 'quiet') ?? false,
   };
 }

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
+import type { InputLogLevel } from '../session/input-log';
 import type { RecordOptions } from '../session/options';
 import { Session } from '../session/session';
 import { openSource, type SourceOptions } from '../sources/open';
@@ -34,6 +35,8 @@ export interface ViewArgs {
   tokenFile: string | null;
   tls: { cert: string; key: string } | null;
   insecureListen: boolean;
+  /** With `record`: write input.jsonl (pointer only, or keys too). */
+  inputLog: InputLogLevel | null;
   quiet: boolean;
 }
 
@@ -102,8 +105,11 @@ export async function runView(args: ViewArgs): Promise<number> {
 
   const abort = new AbortController();
   const record = args.record;
+  // A person is working in the page: when the remote goes away (a VM reboots, a server restarts), the page
+  // says "reconnecting…" and deskrec tries again with backoff; the recording goes on in a new segment.
   const session = new Session(openSource(args.url, args.source), {
     record, signal: abort.signal, log, durationMs: args.durationS === null ? null : args.durationS * 1000,
+    reconnect: { reopen: () => openSource(args.url, args.source), maxDelayMs: 10000 }, inputLog: args.inputLog,
   });
   // Before anything listens: an unwritable --capture directory fails here with exit 3.
   await session.start();

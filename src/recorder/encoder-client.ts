@@ -19,6 +19,10 @@ export class EncoderClient {
   private readonly waiters = new Map<number, Waiter>();
   private failure: EncoderError | null = null;
   private closed = false;
+  private threadGone = false;
+  private terminated = false;
+  /** Resolves once the worker thread has exited (set by close() or terminate()). */
+  private closing: Promise<void> | null = null;
   private nextSeq = 0;
   /** Backend name once started. */
   name = '';
@@ -38,6 +42,7 @@ export class EncoderClient {
       this.fail(new EncoderError('ENCODER_CRASHED', `encode worker crashed: ${err.message}`, { cause: err }));
     });
     this.worker.on('exit', (code) => {
+      this.threadGone = true;
       if (!this.closed) this.fail(new EncoderError('ENCODER_EXITED', `encode worker exited with code ${code}`));
     });
   }
@@ -77,18 +82,38 @@ export class EncoderClient {
     return m.type === 'flushed' ? m.units : [];
   }
 
-  /** Stops the worker. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Stops the worker: asks it to free the backend and exit, and terminates it if it has not within 2 s. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
     this.closed = true;
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => { resolve(); }));
+    const exited = this.exited();
     try {
       this.worker.postMessage({ type: 'close' } satisfies ToWorker);
     } catch {
       // already gone
     }
     const t = setTimeout(() => { void this.worker.terminate(); }, 2000);
-    await exited;
-    clearTimeout(t);
+    this.closing = exited.finally(() => { clearTimeout(t); });
+    return this.closing;
+  }
+
+  /**
+   * Ends the worker now, even in the middle of a frame (the stop deadline, a failed recording): outstanding
+   * requests are rejected, and a later close() resolves as soon as the thread has gone.
+   */
+  terminate(): void {
+    if (this.closing !== null && this.terminated) return;
+    this.closed = true;
+    this.terminated = true;
+    this.fail(new EncoderError('ENCODER_DESTROYED', 'the encoder was stopped'));
+    this.closing ??= this.exited();
+    void this.worker.terminate();
+  }
+
+  private exited(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.threadGone) { resolve(); return; }
+      this.worker.once('exit', () => { resolve(); });
+    });
   }
 }

@@ -72,6 +72,12 @@ export interface FrameOutput {
    * more; close() then keeps only what is complete on disk.
    */
   abort(): void;
+  /**
+   * The stop deadline passed while this output was still finishing: stop waiting for the encoder (frames
+   * it has not finished are dropped) and skip the fast-start rewrite (or stop it), so close() finalises
+   * what is encoded as a fragmented MP4 at once. Returns the number of frames dropped.
+   */
+  cut(): number;
 }
 
 /** In-flight frames per video output: one encoding, one queued in the worker. */
@@ -99,12 +105,18 @@ export class VideoOutput implements FrameOutput {
   private client: EncoderClient | null = null;
   private started: Promise<string> | null = null;
   private readonly writer: Mp4SegmentWriter;
-  /** The picture as of the last frame the encoder finished: the base for reconstructing unfinished frames. */
-  private readonly acked: Uint8Array;
+  /**
+   * The picture as of the last frame the encoder finished: the base for reconstructing unfinished frames.
+   * Allocated with the first frame, so an output that never gets one (a segment cut short) costs nothing.
+   */
+  private ackedPicture: Uint8Array | null = null;
   private readonly inFlight: PendingFrame[] = [];
   private lastKeyT: number | null = null;
   private failed = false;
   private aborted = false;
+  /** The stop deadline passed: nothing more is encoded, close() finalises what is (cut()). */
+  private cutShort = false;
+  private closed: Promise<SegmentRecord[]> | null = null;
   private drainWaiters: (() => void)[] = [];
   private roomWaiters: (() => void)[] = [];
   /** Backend name once the encoder started. */
@@ -123,15 +135,24 @@ export class VideoOutput implements FrameOutput {
     this.writer = new Mp4SegmentWriter(file, {
       mode: fileMode, onError: (err) => { events.onWriteError(err); }, log: (line) => { events.log(line); },
     });
-    this.acked = new Uint8Array(width * height * 4);
+  }
+
+  private get acked(): Uint8Array {
+    this.ackedPicture ??= new Uint8Array(this.width * this.height * 4);
+    return this.ackedPicture;
+  }
+
+  /** True once the output takes no more frames (the encoder failed, the recording failed or was cut short). */
+  private get done(): boolean {
+    return this.failed || this.aborted || this.cutShort;
   }
 
   canAccept(): boolean {
-    return this.failed || this.aborted || this.inFlight.length < MAX_IN_FLIGHT;
+    return this.done || this.inFlight.length < MAX_IN_FLIGHT;
   }
 
   submit(frame: OutputFrame, key = false): void {
-    if (this.failed || this.aborted) return;
+    if (this.done) return;
     const { patches, t_ms, damage } = frame;
     const forceKey = key || this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
     if (forceKey) this.lastKeyT = t_ms;
@@ -149,7 +170,7 @@ export class VideoOutput implements FrameOutput {
   }
 
   private finished(rec: PendingFrame, unit: AccessUnit | null): void {
-    if (this.failed || this.aborted) return;
+    if (this.done) return;
     const head = this.inFlight.shift();
     if (head !== rec) throw new Error('encode replies out of order');
     const stride = this.width * 4;
@@ -164,7 +185,7 @@ export class VideoOutput implements FrameOutput {
   }
 
   private fail(err: unknown): void {
-    if (this.failed || this.aborted) return;
+    if (this.done) return;
     this.failed = true;
     const e = err instanceof EncoderError ? err : new EncoderError('ENCODE_FAILED', String(err), { cause: err });
     const stride = this.width * 4;
@@ -201,8 +222,21 @@ export class VideoOutput implements FrameOutput {
     // Late replies from the worker are ignored (finished/fail check `aborted`); nobody waits for them.
     this.inFlight.length = 0;
     this.writer.abort();
-    void this.client?.close();
+    this.client?.terminate();
     this.wake();
+  }
+
+  cut(): number {
+    if (this.done) return 0;
+    this.cutShort = true;
+    const dropped = this.inFlight.length;
+    // As abort(), but what the encoder finished stays and is finalised: the worker may be busy for a long
+    // time yet (a huge picture, a stuck backend), so it is terminated rather than asked to finish.
+    this.inFlight.length = 0;
+    this.writer.skipFastStart();
+    this.client?.terminate();
+    this.wake();
+    return dropped;
   }
 
   whenRoom(): Promise<void> {
@@ -215,9 +249,15 @@ export class VideoOutput implements FrameOutput {
     return this.writer.frameCount;
   }
 
-  async close(endT: number): Promise<SegmentRecord[]> {
+  /** Finishes the segment (once: a second call gets the same records). */
+  close(endT: number): Promise<SegmentRecord[]> {
+    this.closed ??= this.finish(endT);
+    return this.closed;
+  }
+
+  private async finish(endT: number): Promise<SegmentRecord[]> {
     await this.drain();
-    if (this.client !== null && !this.failed && !this.aborted) {
+    if (this.client !== null && !this.done) {
       try {
         for (const u of await this.client.flush()) { this.writer.add(u); this.events.onUnit(u); }
       } catch (err) {
@@ -225,7 +265,7 @@ export class VideoOutput implements FrameOutput {
       }
     }
     await this.client?.close();
-    const info: Mp4SegmentInfo = await this.writer.close(endT);
+    const info: Mp4SegmentInfo = await this.writer.close(endT, { fastStart: !this.cutShort });
     if (info.frames === 0) return [];
     return [{
       kind: 'mp4', file: path.basename(info.file), width: this.width, height: this.height, bytes: info.bytes,
@@ -297,6 +337,11 @@ export class PngOutput implements FrameOutput {
     this.aborted = true;
   }
 
+  cut(): number {
+    // Nothing unbounded to cut: the sink's queue holds a few frames (at most 64 MiB), written in order.
+    return 0;
+  }
+
   drain(): Promise<void> {
     return this.sink.whenDrained();
   }
@@ -305,7 +350,15 @@ export class PngOutput implements FrameOutput {
     return this.sink.whenDrained();
   }
 
-  async close(endT: number): Promise<SegmentRecord[]> {
+  private closed: Promise<SegmentRecord[]> | null = null;
+
+  /** Finishes the segment (once: a second call gets the same records). */
+  close(endT: number): Promise<SegmentRecord[]> {
+    this.closed ??= this.finish(endT);
+    return this.closed;
+  }
+
+  private async finish(endT: number): Promise<SegmentRecord[]> {
     if (this.frames === 0) return [];
     // The sink writes in order, so once this segment's last frame is written all of its bytes are counted.
     await this.lastWrite;
@@ -346,6 +399,10 @@ export class TeeOutput implements FrameOutput {
   abort(): void {
     this.video.abort();
     this.png.abort();
+  }
+
+  cut(): number {
+    return this.video.cut() + this.png.cut();
   }
 
   async close(endT: number): Promise<SegmentRecord[]> {

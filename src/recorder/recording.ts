@@ -12,12 +12,34 @@
  * Only when the encoder falls behind a live source are emitted frames merged (damage united, newest pixels
  * kept), and each merge is counted; sources that can wait (replay, `--speed max`) await `whenReady()`.
  *
+ * Segments (one per desktop size, and a new one after a gap). A server can change the desktop size as
+ * fast as it likes; each segment costs a mirror, an encoder worker and a file, and closing one (draining
+ * the encoder, finalising the MP4, the fast-start rewrite) takes time. So, bounded:
+ * - a new size gets its own segment only once it has lasted MIN_SEGMENT_MS of session time. Until then its
+ *   frames are kept aside (at most 32 MiB or two pictures of them: beyond that they merge into one, counted in
+ *   `framesMerged`) and the current segment goes on. A size that changes again sooner never gets a segment:
+ *   its frames are dropped and it is counted (`stats.sizesSkipped`, `stats.framesSkipped`); the previous
+ *   segment's last picture stands for it. The size the session (or a connection, `gap()`) ends on always
+ *   gets its segment, however short, so the last picture is never lost;
+ * - at most MAX_SIZE_SEGMENTS_PER_MINUTE segments start per minute of session time for size changes; a
+ *   size that comes on top waits (as above) for the window to open;
+ * - at most MAX_CLOSING segments close at once: a new segment waits (as above) until an older one has
+ *   finished, so memory for closing segments is one segment's worth;
+ * - `stop()` finishes on time whatever the backlog: after its deadline (STOP_DEADLINE_MS, plus time for
+ *   the fast-start rewrite of what was recorded), segments still finishing are cut short: frames the
+ *   encoder has not finished are dropped (`stats.framesDropped`), the encoder is terminated, and the MP4
+ *   is finalised as it is (fragmented, `fastStart: false`: complete and playable); if even that takes more
+ *   than STOP_GRACE_MS, it is cut back to its last complete fragment (`truncated: true`).
+ *
  * Fidelity: every frame handed to an output carries exactly the pixels of its own moment. The mirror always
  * holds the newest picture (frames held by fps-max are copied into it as they arrive), so a frame's pixels
  * are cut from the mirror when the frame is emitted — the one moment the mirror shows exactly that frame —
  * and a frame that must wait for room keeps those patches (copy-on-park). Merging a newer frame into it adds
  * the newer frame's patches after the older ones, recut from the mirror as one set once they would exceed
  * one picture, so a parked frame never holds more than one picture's bytes.
+ *
+ * Desktops larger than the encoder takes (encoders/limits.ts: 36864 macroblocks, e.g. 4096x2304) are
+ * recorded as PNG frames from their first frame, with a log line saying so.
  *
  * Output failures (a full disk): the first failed write stops the recording at once. Every output is
  * aborted (nothing more is written; an MP4 is cut back to its last complete fragment, a PNG that could not
@@ -26,7 +48,6 @@
  * be written, the previous session.json stays as it was) and throws the error when no frame came to carry
  * it. Files are created 0600 and directories 0700 (`modes`).
  */
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { blendCursor, cursorRect, type CursorShape } from '../capture/cursor';
 import { DamageRegion, intersects, isEmpty, type Rect } from '../capture/rect';
@@ -34,11 +55,38 @@ import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
 import { describeError, EncoderError, SinkError } from '../errors';
 import type { Patch, RateControl } from './encoders/backend';
-import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, isDiskFull, makeDirectory, PRIVATE_MODES, writeError, writeFileAtomic, type RecordingModes } from './files';
+import { OPENH264_LIMIT_TEXT, openh264Takes } from './encoders/limits';
+import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, PRIVATE_MODES, writeError, type RecordingModes } from './files';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { copyRect, cutPatch } from './pixels';
 import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
+import { writeSessionJson, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
 import { PngSink } from './sinks/png';
+
+export type { GapRecord, RecordingStats, SessionJson } from './session-json';
+
+/**
+ * Session time a new desktop size must last before it gets a segment of its own. Long enough that a server
+ * flipping sizes (the issue's 200 ms) gets none, short enough for a real change (xrandr, a VM's boot
+ * modes last seconds; the xvnc-resize fixture has one of 0.86 s).
+ */
+export const MIN_SEGMENT_MS = 500;
+/** Segments started for size changes per minute of session time, at most (the first and those after a gap are not counted). */
+export const MAX_SIZE_SEGMENTS_PER_MINUTE = 10;
+const RATE_WINDOW_MS = 60_000;
+/** Segments that may be closing (encoder draining, MP4 finalising and rewriting) while the next records. */
+export const MAX_CLOSING = 1;
+/**
+ * Frames of a size still waiting for its segment are kept up to this many bytes (at least two pictures:
+ * the first frame is a whole one), then merged into one: half a second of a busy small screen fits.
+ */
+const EARLY_BYTES = 32 * 1024 * 1024;
+/** How long stop() waits for segments to finish before cutting them short, plus time per byte recorded. */
+export const STOP_DEADLINE_MS = 3000;
+/** The fast-start rewrite reads and writes each file once: 1 s more per 100 MB recorded. */
+const STOP_BYTES_PER_MS = 100_000;
+/** After the cut, how long finalising may take before a segment is cut back to its complete fragments. */
+const STOP_GRACE_MS = 1000;
 
 /** How a recording is made. */
 export interface RecordingOptions {
@@ -70,39 +118,11 @@ export interface RecordingOptions {
   minFreeBytes?: number;
   /** Modes of the files and directories the recording creates; default 0600 and 0700 (PRIVATE_MODES). */
   modes?: RecordingModes;
-}
-
-/** Counters reported in session.json and on the status line. */
-export interface RecordingStats {
-  framesIn: number;
-  framesEmitted: number;
-  framesEncoded: number;
-  framesMerged: number;
-  framesDropped: number;
-  pngFrames: number;
-  /** Pictures the encoder could not code as configured and coded again, as keyframes, at a coarser QP. */
-  framesQpRaised: number;
-}
-
-/** session.json, as documented in the README. */
-export interface SessionJson {
-  version: 1;
-  protocol: string;
-  target: string;
-  start: string;
-  end: string | null;
-  endReason: string | null;
-  format: 'mp4' | 'png' | 'mp4+png';
-  encoder: string | null;
-  encoderFailure: string | null;
-  fpsMax: number;
-  keyframeIntervalS: number;
-  segments: SegmentRecord[];
-  /** What the source reports about the session (VNC: server name, security, rectangles per encoding). */
-  source: Record<string, unknown> | null;
-  /** Output errors that happened while finishing segments (the CLI exits 3 when there are any). */
-  errors: string[];
-  stats: RecordingStats;
+  /**
+   * How long stop() lets segments finish before cutting them short (see the module comment); default
+   * STOP_DEADLINE_MS plus 1 ms per 100 kB recorded.
+   */
+  stopDeadlineMs?: number;
 }
 
 interface Held {
@@ -119,64 +139,95 @@ interface Parked {
   t_ms: number;
 }
 
+/**
+ * A frame emitted while its size waits for a segment. The newest one keeps no pixels of its own until
+ * something newer is copied into the mirror (`patches` null: the mirror shows it): a size that is dropped
+ * before that costs no copy.
+ */
+interface Early {
+  damage: DamageRegion;
+  patches: Patch[] | null;
+  /** Bytes of its pixels (cut or not). */
+  bytes: number;
+  t_ms: number;
+}
+
+function damageBytes(damage: readonly Rect[]): number {
+  let n = 0;
+  for (const r of damage) n += r.width * r.height * 4;
+  return n;
+}
+
+/** The pointer as last drawn into a mirror (composite mode). */
+interface DrawnCursor {
+  shape: CursorShape;
+  x: number;
+  y: number;
+  rect: Rect;
+}
+
+/**
+ * One desktop size's stretch of the recording: a segment with its output, or (output null) a size that
+ * waits for its segment, its emitted frames kept in `early`.
+ */
+interface Seg {
+  readonly width: number;
+  readonly height: number;
+  /** The newest picture at this size, pointer composited: frames are cut from it when emitted. */
+  readonly mirror: Uint8Array;
+  /** Why it waits: 'size' (a change from the current size: it must last MIN_SEGMENT_MS) or 'next' (the first size, or the first after a gap). */
+  readonly reason: 'size' | 'next';
+  /** Session time of the first frame at this size. */
+  readonly since: number;
+  output: FrameOutput | null;
+  /** Segment index once started (file names, live units). */
+  index: number;
+  held: Held | null;
+  /** Live sessions: emits the held frame at its due time. */
+  timer: NodeJS.Timeout | null;
+  waiting: Parked | null;
+  /** Frames emitted before the segment started, oldest first. */
+  early: Early[];
+  earlyBytes: number;
+  lastEmitT: number;
+  drawnCursor: DrawnCursor | null;
+  /** Closed (or skipped): takes no more frames. */
+  closed: boolean;
+}
+
 function patchBytes(patches: readonly Patch[]): number {
   let n = 0;
   for (const p of patches) n += p.data.length;
   return n;
 }
 
-/** Bytes the first session.json takes (padded with spaces): room for the final one on a full disk. */
-const SESSION_JSON_RESERVE = 16 * 1024;
-
-/**
- * Overwrites `file` with `data`, padded with spaces to the file's present size, without allocating:
- * only when `data` fits in the file as it is. Returns false (and writes nothing) when it does not.
- */
-async function overwriteInPlace(file: string, data: Uint8Array): Promise<boolean> {
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(file, 'r+');
-  } catch {
-    return false;
-  }
-  try {
-    const size = (await fh.stat()).size;
-    if (data.length > size) return false;
-    const padded = Buffer.alloc(size, 0x20);
-    padded.set(data);
-    let done = 0;
-    while (done < size) {
-      const { bytesWritten } = await fh.write(padded, done, size - done, done);
-      if (bytesWritten <= 0) return false;
-      done += bytesWritten;
-    }
-    return true;
-  } finally {
-    await fh.close();
-  }
-}
-
 /** A recording in progress. */
 export class Recording {
   readonly stats: RecordingStats = {
     framesIn: 0, framesEmitted: 0, framesEncoded: 0, framesMerged: 0, framesDropped: 0, pngFrames: 0, framesQpRaised: 0,
+    sizesSkipped: 0, framesSkipped: 0,
   };
   private readonly live = new LiveHub();
   private readonly startedAt = new Date();
   private readonly intervalMs: number;
   private mode: 'mp4' | 'png' | 'mp4+png';
   private png: PngSink | null = null;
+  private pngOpened: Promise<void> = Promise.resolve();
   private segmentIndex = -1;
-  private width = 0;
-  private height = 0;
-  private mirror: Uint8Array = new Uint8Array(0);
-  private output: FrameOutput | null = null;
-  private held: Held | null = null;
-  private waiting: Parked | null = null;
-  private lastEmitT = -Infinity;
+  /** The segment frames go to. */
+  private current: Seg | null = null;
+  /** A size waiting for its segment (the newest size seen, when it is not the current one). */
+  private pending: Seg | null = null;
+  private pendingTimer: NodeJS.Timeout | null = null;
+  private pendingDue = -Infinity;
+  /** Session times at which segments for size changes started, newest last (at most the rate bound). */
+  private readonly sizeStarts: number[] = [];
   private lastT = 0;
-  private timer: NodeJS.Timeout | null = null;
   private readonly closing: Promise<SegmentRecord[]>[] = [];
+  /** Outputs whose close() has been called (each closed once), and those of them still finishing. */
+  private readonly closeCalled = new Set<FrameOutput>();
+  private readonly closingNow = new Set<FrameOutput>();
+  private closingWaiters: (() => void)[] = [];
   private encoderName: string | null = null;
   private encoderFailure: string | null = null;
   private stopped = false;
@@ -184,6 +235,13 @@ export class Recording {
   private bytesWritten = 0;
   private readonly errors: string[] = [];
   private sourceInfo: Record<string, unknown> | null = null;
+  private readonly gaps: GapRecord[] = [];
+  /** The gap no frame has ended yet. */
+  private openGap: GapRecord | null = null;
+  /** The mirror of the last size dropped, for the next new size of the same bytes (sizes that flip back and forth). */
+  private spare: Uint8Array | null = null;
+  /** Sizes already announced as too large for the encoder. */
+  private readonly saidTooLarge = new Set<string>();
   /** The output failure that stopped the recording, and whether a frame has carried it to the source yet. */
   private fatal: SinkError | null = null;
   private fatalDelivered = false;
@@ -192,8 +250,6 @@ export class Recording {
   private readonly modes: RecordingModes;
   private readonly failed: Promise<SinkError>;
   private resolveFailed: (err: SinkError) => void = () => undefined;
-  /** The pointer as last drawn into the mirror (composite mode). */
-  private drawnCursor: { shape: CursorShape; x: number; y: number; rect: Rect } | null = null;
 
   private constructor(private readonly opts: RecordingOptions) {
     this.intervalMs = 1000 / opts.fpsMax;
@@ -214,7 +270,7 @@ export class Recording {
     await checkFreeSpace(opts.dir, opts.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES);
     const r = new Recording(opts);
     try {
-      await r.writeSessionJson(r.sessionJson(null, null));
+      await writeSessionJson(opts.dir, r.sessionJson(null, null), modes.file);
     } catch (err) {
       // The first file written is the real test of the directory (access() says yes to root on procfs).
       const e = writeError(err, 'DIR_NOT_WRITABLE', path.join(opts.dir, 'session.json'));
@@ -231,9 +287,15 @@ export class Recording {
   private failOutput(err: SinkError): void {
     if (this.fatal !== null) return;
     this.fatal = err;
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
-    this.held = null;
-    this.waiting = null;
+    this.clearPendingTimer();
+    for (const seg of [this.current, this.pending]) {
+      if (seg === null) continue;
+      if (seg.timer !== null) { clearTimeout(seg.timer); seg.timer = null; }
+      seg.held = null;
+      seg.waiting = null;
+      seg.early = [];
+    }
+    this.pending = null;
     for (const o of this.liveOutputs) o.abort();
     this.png?.stop();
     this.resolveFailed(err);
@@ -265,35 +327,80 @@ export class Recording {
     if (this.stopped) return;
     this.stats.framesIn++;
     this.lastT = Math.max(this.lastT, frame.t_ms);
+    if (this.openGap !== null) {
+      this.openGap.to_ms = frame.t_ms;
+      this.openGap = null;
+    }
+    const { seg, whole } = this.segmentFor(frame);
+    if (seg === this.pending) this.tryStartPending(frame.t_ms);
+    this.take(seg, frame, whole);
+  }
+
+  /**
+   * The stretch `frame` belongs to: the waiting size or the current segment when it has their size (a size
+   * that comes back before the waiting one got its segment drops the waiting one), else a new waiting size.
+   * `whole`: the frame must be taken as the whole picture (the first at a size, or back at one).
+   */
+  private segmentFor(frame: Frame): { seg: Seg; whole: boolean } {
+    const p = this.pending;
+    if (p !== null) {
+      if (p.width === frame.width && p.height === frame.height) return { seg: p, whole: false };
+      // The waiting size ends here: if it lasted long enough (and may start) it gets its segment now,
+      // otherwise it never does.
+      this.tryStartPending(frame.t_ms);
+      if (this.pending === p) this.skip(p);
+    }
+    const c = this.current;
+    if (c !== null && c.width === frame.width && c.height === frame.height) {
+      // Back at the current size after a size that got no segment: the picture may differ everywhere.
+      return { seg: c, whole: p !== null };
+    }
+    checkSurfaceSize(frame.width, frame.height);
+    // What the current size holds back is older than this frame: out with it now.
+    if (c !== null && c.held !== null) this.emitHeld(c, c.held.t_ms);
+    const bytes = frame.width * frame.height * 4;
+    // A size that comes back after being dropped reuses the dropped one's mirror: its first frame covers it all.
+    const spare = this.spare;
+    this.spare = null;
+    const seg: Seg = {
+      width: frame.width, height: frame.height, mirror: spare !== null && spare.length === bytes ? spare : new Uint8Array(bytes),
+      reason: c === null ? 'next' : 'size', since: frame.t_ms, output: null, index: -1, held: null, timer: null,
+      waiting: null, early: [], earlyBytes: 0, lastEmitT: -Infinity, drawnCursor: null, closed: false,
+    };
+    this.pending = seg;
+    return { seg, whole: true };
+  }
+
+  /** Copies a frame into `seg`'s mirror and applies the fps-max rule. */
+  private take(seg: Seg, frame: Frame, whole: boolean): void {
     let damage = frame.damage;
-    if (frame.width !== this.width || frame.height !== this.height) {
-      this.startSegment(frame);
-      // The first frame of a segment shows the whole picture whatever the source says changed.
+    if (whole) {
       damage = [{ x: 0, y: 0, width: frame.width, height: frame.height }];
+      // The copy below replaces every pixel, the pointer drawn before included.
+      seg.drawnCursor = null;
     }
-    const cursor = this.opts.cursor === 'composite' ? this.cursorDamage(frame, damage) : null;
+    const cursor = this.opts.cursor === 'composite' ? this.cursorDamage(seg, frame, damage) : null;
     if (cursor !== null) damage = cursor.damage;
-    if (damage.length === 0) {
-      if (this.held !== null && frame.t_ms >= this.lastEmitT + this.intervalMs) this.emitHeld(this.lastEmitT + this.intervalMs);
-      return;
-    }
-    if (this.held !== null && frame.t_ms >= this.lastEmitT + this.intervalMs) this.emitHeld(this.lastEmitT + this.intervalMs);
-    const stride = this.width * 4;
-    for (const r of damage) copyRect(frame.rgba, frame.stride, this.mirror, stride, r);
+    if (seg.held !== null && frame.t_ms >= seg.lastEmitT + this.intervalMs) this.emitHeld(seg, seg.lastEmitT + this.intervalMs);
+    if (damage.length === 0) return;
+    // The mirror is about to move on from the newest kept frame's moment: it needs its own pixels now.
+    this.cutNewestEarly(seg);
+    const stride = seg.width * 4;
+    for (const r of damage) copyRect(frame.rgba, frame.stride, seg.mirror, stride, r);
     if (cursor?.draw === true && frame.cursor !== undefined) {
       // The copies above restored the framebuffer under the old pointer and wherever the new one lands.
-      blendCursor(this.mirror, stride, frame.cursor, cursor.rect);
+      blendCursor(seg.mirror, stride, frame.cursor, cursor.rect);
       const shape = frame.cursor.shape;
-      this.drawnCursor = shape === null || isEmpty(cursor.rect) ? null : { shape, x: frame.cursor.x, y: frame.cursor.y, rect: cursor.rect };
+      seg.drawnCursor = shape === null || isEmpty(cursor.rect) ? null : { shape, x: frame.cursor.x, y: frame.cursor.y, rect: cursor.rect };
     }
-    this.held ??= { damage: new DamageRegion(), t_ms: frame.t_ms };
-    this.held.damage.addAll(damage);
-    this.held.t_ms = frame.t_ms;
-    if (frame.t_ms >= this.lastEmitT + this.intervalMs) {
-      this.emitHeld(frame.t_ms);
-    } else if (this.opts.realtime && this.timer === null) {
-      const due = this.lastEmitT + this.intervalMs;
-      this.timer = setTimeout(() => { this.timer = null; if (this.held !== null) this.emitHeld(due); }, Math.max(1, due - frame.t_ms));
+    seg.held ??= { damage: new DamageRegion(), t_ms: frame.t_ms };
+    seg.held.damage.addAll(damage);
+    seg.held.t_ms = frame.t_ms;
+    if (frame.t_ms >= seg.lastEmitT + this.intervalMs) {
+      this.emitHeld(seg, frame.t_ms);
+    } else if (this.opts.realtime && seg.timer === null) {
+      const due = seg.lastEmitT + this.intervalMs;
+      seg.timer = setTimeout(() => { seg.timer = null; if (seg.held !== null && !seg.closed) this.emitHeld(seg, due); }, Math.max(1, due - frame.t_ms));
     }
   }
 
@@ -302,10 +409,10 @@ export class Recording {
    * moved, changed or was drawn over, both its old and new rectangles join the damage (the old one is
    * restored from the framebuffer, the new one is redrawn), and `draw` says to blend it again.
    */
-  private cursorDamage(frame: Frame, damage: Rect[]): { damage: Rect[]; rect: Rect; draw: boolean } {
+  private cursorDamage(seg: Seg, frame: Frame, damage: Rect[]): { damage: Rect[]; rect: Rect; draw: boolean } {
     const c = frame.cursor;
-    const rect = c === undefined ? { x: 0, y: 0, width: 0, height: 0 } : cursorRect(c, this.width, this.height);
-    const old = this.drawnCursor;
+    const rect = c === undefined ? { x: 0, y: 0, width: 0, height: 0 } : cursorRect(c, seg.width, seg.height);
+    const old = seg.drawnCursor;
     const moved = old === null ? !isEmpty(rect) : (c?.shape ?? null) !== old.shape || c?.x !== old.x || c.y !== old.y;
     const touched = damage.some((d) => intersects(d, rect) || (old !== null && intersects(d, old.rect)));
     if (!moved && !touched) return { damage, rect, draw: false };
@@ -315,27 +422,153 @@ export class Recording {
     return { damage: [...damage, ...extra], rect, draw: true };
   }
 
-  private startSegment(frame: Frame): void {
-    checkSurfaceSize(frame.width, frame.height);
-    if (this.output !== null) {
-      if (this.held !== null) this.emitHeld(this.held.t_ms);
-      this.flushWaitingNow();
-      this.closing.push(this.closeOutput(this.output, this.lastT));
+  /**
+   * Starts the waiting size's segment if it may start at session time `now`: a size change once it has
+   * lasted MIN_SEGMENT_MS and the rate window has room, and any once fewer than MAX_CLOSING segments are
+   * closing. Otherwise it waits: live sessions set a timer for the time rule; a closing segment that
+   * finishes tries again; the next frame (replays) tries again.
+   */
+  private tryStartPending(now: number): void {
+    const p = this.pending;
+    if (p === null || this.stopped || this.fatal !== null) return;
+    let notBefore = -Infinity;
+    if (p.reason === 'size') {
+      notBefore = this.rateOpensAt();
+      const due = Math.max(p.since + MIN_SEGMENT_MS, notBefore);
+      if (now < due) {
+        this.schedulePending(due, now);
+        return;
+      }
     }
-    this.segmentIndex++;
-    this.width = frame.width;
-    this.height = frame.height;
-    this.mirror = new Uint8Array(frame.width * frame.height * 4);
-    this.drawnCursor = null;
-    this.output = this.track(this.newOutput());
-    this.lastEmitT = -Infinity;
+    if (this.closingNow.size >= MAX_CLOSING) return;
+    this.startPending(p, notBefore);
   }
 
-  private newOutput(): FrameOutput {
-    if (this.mode === 'png') return this.newPngOutput(this.width, this.height);
+  /**
+   * The earliest session time the next segment for a size change may begin at by the rate bound: one
+   * window after the oldest of the last MAX_SIZE_SEGMENTS_PER_MINUTE such starts (-Infinity: any time).
+   * So no minute of session time holds more than that many starts.
+   */
+  private rateOpensAt(): number {
+    const n = this.sizeStarts.length;
+    if (n < MAX_SIZE_SEGMENTS_PER_MINUTE) return -Infinity;
+    return (this.sizeStarts[n - MAX_SIZE_SEGMENTS_PER_MINUTE] ?? 0) + RATE_WINDOW_MS;
+  }
+
+  private schedulePending(due: number, now: number): void {
+    if (!this.opts.realtime || (this.pendingTimer !== null && this.pendingDue === due)) return;
+    this.clearPendingTimer();
+    this.pendingDue = due;
+    this.pendingTimer = setTimeout(() => { this.pendingTimer = null; this.tryStartPending(due); }, Math.max(1, due - now));
+  }
+
+  private clearPendingTimer(): void {
+    if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
+    this.pendingTimer = null;
+    this.pendingDue = -Infinity;
+  }
+
+  /**
+   * Gives the waiting size its segment now: the current segment ends where the new one's first frame
+   * begins (its last picture lasts until then), and the frames kept aside go to the new output in order.
+   * A segment may not begin before `notBefore` (the rate bound): frames kept from earlier merge into one,
+   * at that time, showing the newest picture (which the screen still showed then).
+   */
+  private startPending(p: Seg, notBefore = -Infinity): void {
+    this.pending = null;
+    this.clearPendingTimer();
+    if ((p.early[0]?.t_ms ?? Infinity) < notBefore) {
+      if (p.held !== null) this.emitHeld(p, p.held.t_ms);
+      this.collapseEarly(p, Math.max(p.early[p.early.length - 1]?.t_ms ?? notBefore, notBefore));
+    }
+    const first = p.early[0]?.t_ms ?? p.held?.t_ms ?? p.since;
+    const c = this.current;
+    if (c !== null) this.closeSeg(c, first);
+    if (p.reason === 'size') {
+      this.sizeStarts.push(first);
+      if (this.sizeStarts.length > MAX_SIZE_SEGMENTS_PER_MINUTE) this.sizeStarts.shift();
+    }
+    p.index = ++this.segmentIndex;
+    this.current = p;
+    p.output = this.track(this.newOutput(p));
+    // The newest kept frame still leans on the mirror: it gets its own pixels before it goes out.
+    this.cutNewestEarly(p);
+    const early = p.early;
+    p.early = [];
+    p.earlyBytes = 0;
+    // Their bytes are bounded (EARLY_BYTES), so they go in at once, past the in-flight bound.
+    for (const f of early) this.submit(p, { damage: f.damage.toArray(), patches: f.patches ?? [], t_ms: f.t_ms });
+  }
+
+  /** Drops a size that did not get its segment (another size came first), counting it. */
+  private skip(p: Seg): void {
+    if (this.pending === p) {
+      this.pending = null;
+      this.clearPendingTimer();
+    }
+    if (p.timer !== null) { clearTimeout(p.timer); p.timer = null; }
+    p.closed = true;
+    this.stats.sizesSkipped++;
+    this.stats.framesSkipped += p.early.length;
+    p.early = [];
+    this.spare = p.mirror;
+    // No notice: a machine booting goes through short-lived modes as a matter of course (the counts say it).
+  }
+
+  /** Ends a segment at session time `endT`: its held and waiting frames go out, then its output closes. */
+  private closeSeg(seg: Seg, endT: number): void {
+    if (seg.closed) return;
+    seg.closed = true;
+    if (seg.held !== null && this.fatal === null) this.emitHeld(seg, seg.held.t_ms);
+    if (seg.timer !== null) { clearTimeout(seg.timer); seg.timer = null; }
+    if (this.fatal === null) this.submitWaiting(seg);
+    if (this.current === seg) this.current = null;
+    if (seg.output !== null) this.closeOutput(seg.output, endT);
+  }
+
+  /**
+   * Ends the current segment at session time `t_ms` (its last frame lasts until then) because the source
+   * went away (the owner reconnects): the next frame starts a new segment even at the same size, as a
+   * keyframe of the whole picture, and session.json lists the gap (`gaps`: from `t_ms` to that frame's
+   * time). Frames keep coming on the session clock (the owner offsets a new connection's times). A size
+   * still waiting for its segment gets it, as at stop. A second gap before any frame is part of the first.
+   */
+  gap(t_ms: number, reason: string): void {
+    if (this.stopped || this.fatal !== null || this.openGap !== null) return;
+    const end = Math.max(t_ms, this.lastT);
+    const p = this.pending;
+    if (p !== null) this.startPending(p);
+    const c = this.current;
+    if (c !== null) this.closeSeg(c, end);
+    const g: GapRecord = { from_ms: end, to_ms: null, reason };
+    this.gaps.push(g);
+    this.openGap = g;
+  }
+
+  private newOutput(seg: Seg): FrameOutput {
+    if (this.mode === 'png') return this.newPngOutput(seg.width, seg.height);
+    if (!this.encoderTakes(seg.width, seg.height)) {
+      this.sayTooLarge(seg);
+      return this.newPngOutput(seg.width, seg.height);
+    }
     const teed = this.mode === 'mp4+png';
-    const video = this.newVideoOutput(teed);
-    return teed ? new TeeOutput(video, this.newPngOutput(this.width, this.height)) : video;
+    const video = this.newVideoOutput(seg, teed);
+    return teed ? new TeeOutput(video, this.newPngOutput(seg.width, seg.height)) : video;
+  }
+
+  /** The built-in encoder's size limit; a backend module given by path is left to try (and fall back). */
+  private encoderTakes(width: number, height: number): boolean {
+    const builtIn = this.opts.encoder === 'auto' || this.opts.encoder === 'openh264';
+    return !builtIn || openh264Takes(width, height);
+  }
+
+  private sayTooLarge(seg: Seg): void {
+    const size = `${seg.width}x${seg.height}`;
+    if (this.saidTooLarge.has(size)) return;
+    this.saidTooLarge.add(size);
+    const also = this.mode === 'mp4+png' ? ' only' : '';
+    this.opts.log(`the desktop is ${size}, larger than the H.264 encoder takes (${OPENH264_LIMIT_TEXT}): `
+      + `it is recorded as PNG frames${also} in ${path.join(this.opts.dir, 'frames')}`);
   }
 
   private newPngOutput(width: number, height: number, base?: Uint8Array): PngOutput {
@@ -348,22 +581,40 @@ export class Recording {
     return out;
   }
 
-  /** Closes `out`; it stays in `liveOutputs` (a failure meanwhile aborts it) until it has finished. */
-  private closeOutput(out: FrameOutput, endT: number): Promise<SegmentRecord[]> {
+  /**
+   * Closes `out` (once); it stays in `liveOutputs` (a failure meanwhile aborts it) and counts as closing
+   * until it has finished, then a waiting size may start.
+   */
+  private closeOutput(out: FrameOutput, endT: number): void {
+    if (this.closeCalled.has(out)) return;
+    this.closeCalled.add(out);
     this.liveOutputs.add(out);
+    this.closingNow.add(out);
     const closing = out.close(endT);
-    void closing.finally(() => { this.liveOutputs.delete(out); }).catch(() => undefined);
-    return closing;
+    this.closing.push(closing);
+    void closing.catch(() => undefined).finally(() => {
+      this.liveOutputs.delete(out);
+      this.closingNow.delete(out);
+      this.onClosed();
+    });
+  }
+
+  private onClosed(): void {
+    const w = this.closingWaiters;
+    this.closingWaiters = [];
+    for (const f of w) f();
+    this.tryStartPending(this.lastT);
   }
 
   /** `teed`: a PNG output beside it takes every frame too (`mp4+png`), so a failure loses nothing. */
-  private newVideoOutput(teed: boolean): VideoOutput {
-    const index = this.segmentIndex;
+  private newVideoOutput(seg: Seg, teed: boolean): VideoOutput {
+    const index = seg.index;
     const name = index === 0 ? 'display.mp4' : `display-${String(index).padStart(3, '0')}.mp4`;
+    const { width, height } = seg;
     const video: VideoOutput = new VideoOutput(
-      path.join(this.opts.dir, name), this.width, this.height,
+      path.join(this.opts.dir, name), width, height,
       this.opts.encoder === 'auto' ? 'openh264' : this.opts.encoder,
-      { width: this.width, height: this.height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax, changeMap: this.opts.changeMap ?? true },
+      { width, height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax, changeMap: this.opts.changeMap ?? true },
       this.opts.keyframeIntervalS * 1000,
       {
         onUnit: (u) => {
@@ -375,8 +626,8 @@ export class Recording {
           this.stats.framesEncoded++;
           this.encoderName ??= video.backendName;
         },
-        onRoom: () => { this.onRoom(); },
-        onFailure: (err, unfinished, latest) => { this.onEncoderFailure(err, unfinished, latest, video, teed); },
+        onRoom: () => { this.onRoom(seg); },
+        onFailure: (err, unfinished, latest) => { this.onEncoderFailure(seg, err, unfinished, latest, video, teed); },
         onWriteError: (err) => { this.failOutput(err); },
         log: (line) => { this.opts.log(line); },
       },
@@ -394,105 +645,141 @@ export class Recording {
   }
 
   /**
-   * Emits the held frame. `at` is the session time of the emission: the held frame's due time when a later
-   * frame (or the live timer) released it, so the next frame is due one interval after that and the output
-   * never exceeds fps-max. The frame itself keeps the time of its newest content.
+   * Emits `seg`'s held frame. `at` is the session time of the emission: the held frame's due time when a
+   * later frame (or the live timer) released it, so the next frame is due one interval after that and the
+   * output never exceeds fps-max. The frame itself keeps the time of its newest content.
    *
    * Every caller emits before copying anything newer into the mirror, so the mirror shows exactly this
    * frame's moment here: its pixels are cut now, whether it is submitted at once or has to wait.
    */
-  private emitHeld(at: number): void {
-    const h = this.held;
-    if (h === null || this.output === null) return;
-    this.held = null;
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
-    this.lastEmitT = at;
+  private emitHeld(seg: Seg, at: number): void {
+    const h = seg.held;
+    if (h === null) return;
+    seg.held = null;
+    if (seg.timer !== null) { clearTimeout(seg.timer); seg.timer = null; }
+    seg.lastEmitT = at;
     this.stats.framesEmitted++;
     const damage = h.damage.toArray();
-    const patches = this.cut(damage);
-    if (this.waiting !== null || !this.output.canAccept()) {
+    const out = seg.output;
+    if (out === null) {
+      this.keepEarly(seg, { damage: h.damage, patches: null, bytes: damageBytes(damage), t_ms: h.t_ms });
+      return;
+    }
+    const patches = this.cut(seg, damage);
+    if (seg.waiting !== null || !out.canAccept()) {
       // The output is behind: merge into the one waiting frame (united damage, newest pixels, newest time).
-      if (this.waiting === null) {
-        this.waiting = { damage: h.damage, patches, bytes: patchBytes(patches), t_ms: h.t_ms };
-        void this.output.whenRoom().then(() => { this.onRoom(); });
+      if (seg.waiting === null) {
+        seg.waiting = { damage: h.damage, patches, bytes: patchBytes(patches), t_ms: h.t_ms };
+        void out.whenRoom().then(() => { this.onRoom(seg); });
       } else {
-        const w = this.waiting;
+        const w = seg.waiting;
         w.damage.addAll(damage);
         w.t_ms = h.t_ms;
         // Later patches win where they overlap (EncodeInput.patches), so appending keeps the newest pixels.
         w.patches.push(...patches);
         w.bytes += patchBytes(patches);
-        if (w.bytes > this.mirror.length) {
+        if (w.bytes > seg.mirror.length) {
           // The mirror is at this frame's moment, the newest content of the merged frame: one cut of the
           // united damage (disjoint rectangles, DamageRegion) replaces the pile and is at most one picture.
-          w.patches = this.cut(w.damage.toArray());
+          w.patches = this.cut(seg, w.damage.toArray());
           w.bytes = patchBytes(w.patches);
         }
         this.stats.framesMerged++;
       }
       return;
     }
-    this.submit({ damage, patches, t_ms: h.t_ms });
+    this.submit(seg, { damage, patches, t_ms: h.t_ms });
   }
 
-  /** The mirror's pixels under `damage`, as new patches. */
-  private cut(damage: readonly Rect[]): Patch[] {
-    const stride = this.width * 4;
-    return damage.map((r) => cutPatch(this.mirror, stride, r));
+  /**
+   * Keeps a frame of a size waiting for its segment (its pixels stay in the mirror until it moves on).
+   * Past EARLY_BYTES (or two pictures), the kept frames merge into one (the whole picture at the
+   * newest frame's moment, which the mirror shows now).
+   */
+  private keepEarly(seg: Seg, f: Early): void {
+    // The frame before it got its pixels when `f`'s content was copied into the mirror (take()).
+    seg.early.push(f);
+    seg.earlyBytes += f.bytes;
+    if (seg.earlyBytes > Math.max(EARLY_BYTES, 2 * seg.mirror.length) && seg.early.length > 1) this.collapseEarly(seg, f.t_ms);
   }
 
-  private submit(frame: OutputFrame): void {
-    if (this.output === null) return;
-    if (this.output.kind !== 'mp4') this.stats.pngFrames++;
-    this.output.submit(frame, this.keyframeRequested);
+  /**
+   * Merges the frames kept for a waiting size into one at time `t`: their united damage, whose pixels are
+   * the mirror's (it shows the newest of them: callers emit before anything newer is copied in), cut when
+   * the mirror moves on.
+   */
+  private collapseEarly(seg: Seg, t: number): void {
+    const damage = new DamageRegion();
+    for (const e of seg.early) damage.addAll(e.damage.toArray());
+    this.stats.framesMerged += seg.early.length - 1;
+    const bytes = damageBytes(damage.toArray());
+    seg.early = [{ damage, patches: null, bytes, t_ms: t }];
+    seg.earlyBytes = bytes;
+  }
+
+  /** Gives the newest kept frame its own pixels, cut from the mirror, which still shows its moment. */
+  private cutNewestEarly(seg: Seg): void {
+    const e = seg.early[seg.early.length - 1];
+    if (e !== undefined && e.patches === null) e.patches = this.cut(seg, e.damage.toArray());
+  }
+
+  /** `seg`'s mirror pixels under `damage`, as new patches. */
+  private cut(seg: Seg, damage: readonly Rect[]): Patch[] {
+    const stride = seg.width * 4;
+    return damage.map((r) => cutPatch(seg.mirror, stride, r));
+  }
+
+  private submit(seg: Seg, frame: OutputFrame): void {
+    const out = seg.output;
+    if (out === null) return;
+    if (out.kind !== 'mp4') this.stats.pngFrames++;
+    out.submit(frame, this.keyframeRequested);
     this.keyframeRequested = false;
   }
 
-  private submitWaiting(): void {
-    const w = this.waiting;
+  /** Submits `seg`'s waiting frame, regardless of the queue bound (segment end, stop). */
+  private submitWaiting(seg: Seg): void {
+    const w = seg.waiting;
     if (w === null) return;
-    this.waiting = null;
-    this.submit({ damage: w.damage.toArray(), patches: w.patches, t_ms: w.t_ms });
+    seg.waiting = null;
+    this.submit(seg, { damage: w.damage.toArray(), patches: w.patches, t_ms: w.t_ms });
   }
 
-  private onRoom(): void {
-    if (this.waiting !== null && this.output !== null && this.output.canAccept()) this.submitWaiting();
+  private onRoom(seg: Seg): void {
+    if (seg.waiting !== null && seg.output !== null && seg.output.canAccept()) this.submitWaiting(seg);
   }
 
-  /** Submits a waiting frame regardless of the queue bound (segment end, stop). */
-  private flushWaitingNow(): void {
-    this.submitWaiting();
-  }
-
-  private onEncoderFailure(err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], latest: Uint8Array,
+  private onEncoderFailure(seg: Seg, err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], latest: Uint8Array,
     video: VideoOutput, teed: boolean): void {
     this.encoderFailure = describeError(err);
-    this.closing.push(this.closeOutput(video, this.lastT));
+    this.mode = 'png';
     if (teed) {
       // Every frame is already in PNG; just go on without the video (a segment that is closing already has
       // its PNG twin closing beside it).
       this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames only`);
-      if (this.output instanceof TeeOutput && this.output.video === video) {
-        // The tee is never closed as a whole: its video part is closing above, its PNG part goes on alone.
-        this.liveOutputs.delete(this.output);
-        this.output = this.track(this.output.png);
+      const tee = seg.output;
+      if (!seg.closed && tee instanceof TeeOutput && tee.video === video) {
+        // The tee is never closed as a whole: its video part closes here, its PNG part goes on alone.
+        this.liveOutputs.delete(tee);
+        seg.output = this.track(tee.png);
+        this.closeOutput(video, this.lastT);
       }
-      this.mode = 'png';
-      this.onRoom();
+      this.onRoom(seg);
       return;
     }
     this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames in ${path.join(this.opts.dir, 'frames')}`);
-    this.mode = 'png';
     // The PNG output goes on from the picture as of the last submitted frame: later frames carry only patches.
     const out = this.newPngOutput(video.width, video.height, latest);
     for (const f of unfinished) { out.add(f.rgba, f.t_ms, f.damage); this.stats.pngFrames++; }
-    if (this.output === video) {
+    if (!seg.closed && seg.output === video) {
       // The rest of this segment goes to the same PNG output, after the frames the encoder never finished.
-      this.output = this.track(out);
+      this.closeOutput(video, this.lastT);
+      seg.output = this.track(out);
     } else {
-      this.closing.push(this.closeOutput(out, this.lastT));
+      // A segment already closing: its video closes on its own; the PNG frames close with it.
+      this.closeOutput(out, this.lastT);
     }
-    this.onRoom();
+    this.onRoom(seg);
   }
 
   private ensurePng(): PngSink {
@@ -500,13 +787,12 @@ export class Recording {
       this.png = new PngSink(this.opts.dir, {
         fileMode: this.modes.file, dirMode: this.modes.dir, onError: (err) => { this.failOutput(err); },
       });
-      // The directory exists and is writable (checked at create); open() finishes before the first write.
+      // The directory exists and is writable (checked at create); writes wait for open() (PngSink).
       this.pngOpened = this.png.open();
+      this.pngOpened.catch(() => undefined);
     }
     return this.png;
   }
-
-  private pngOpened: Promise<void> = Promise.resolve();
 
   /** Opens the PNG sink up front for `--format png` and `mp4+png`. */
   async start(): Promise<void> {
@@ -516,16 +802,24 @@ export class Recording {
     }
   }
 
-  /** Resolves when a frame can be taken without merging (for sources that can wait). */
+  /**
+   * Resolves when a frame can be taken without merging (for sources that can wait): the current output
+   * has room, and a size waiting for its segment is not held up by a segment still closing.
+   */
   async whenReady(): Promise<void> {
     for (;;) {
       // After an output failure nothing waits: the next frame carries the failure to the source.
-      if (this.fatal !== null) return;
-      const out = this.output;
-      if (this.waiting === null && (out === null || out.canAccept())) return;
-      if (out === null) return;
+      if (this.fatal !== null || this.stopped) return;
+      if (this.pending !== null && this.closingNow.size >= MAX_CLOSING) {
+        await new Promise<void>((resolve) => this.closingWaiters.push(resolve));
+        continue;
+      }
+      const c = this.current;
+      const out = c?.output ?? null;
+      if (c === null || out === null) return;
+      if (c.waiting === null && out.canAccept()) return;
       await out.whenRoom();
-      this.onRoom();
+      this.onRoom(c);
     }
   }
 
@@ -557,14 +851,16 @@ export class Recording {
     return this.lastT;
   }
 
-  /** The current segment index (-1 before the first frame). */
+  /** The current segment index (-1 before the first segment starts). */
   get segment(): number {
     return this.segmentIndex;
   }
 
   /**
-   * Ends the recording: emits the held frame, waits for the encoder, finalises every segment and writes
-   * session.json. `endT` is the session time the recording ends at (the last picture lasts until then).
+   * Ends the recording: emits the held frames, finalises every segment (a size still waiting for its
+   * segment gets it) and writes session.json. `endT` is the session time the recording ends at (the last
+   * picture lasts until then). Segments that have not finished by the stop deadline are cut short (see the
+   * module comment), so stop() returns on time whatever the encoder's backlog.
    *
    * After an output failure the segments keep what is complete on disk, session.json's endReason and
    * `errors` name the failure, and the failure is thrown (a SinkError) unless a frame already carried it
@@ -573,22 +869,15 @@ export class Recording {
   async stop(reason: string, endT?: number, source?: Record<string, unknown>): Promise<SessionJson> {
     this.sourceInfo = source ?? null;
     if (this.stopped) throw new Error('stop() called twice');
-    this.stopped = true;
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    const deadlineMs = this.opts.stopDeadlineMs ?? STOP_DEADLINE_MS + this.bytesWritten / STOP_BYTES_PER_MS;
     const end = Math.max(endT ?? this.lastT, this.lastT);
-    if (this.held !== null && this.fatal === null) this.emitHeld(this.held.t_ms);
-    while (this.waiting !== null && this.output !== null && this.fatal === null) {
-      await this.output.drain();
-      this.onRoom();
-      if (this.waiting !== null) this.flushWaitingNow();
-    }
-    if (this.output !== null) {
-      await this.output.drain();
-      // A failure during the drain may have replaced the output with a PNG one.
-      this.closing.push(this.closeOutput(this.output, end));
-      this.output = null;
-    }
-    const settled = await Promise.allSettled(this.closing);
+    this.clearPendingTimer();
+    // The size the session ended on keeps its frames, however short it was.
+    if (this.pending !== null && this.fatal === null) this.startPending(this.pending);
+    this.stopped = true;
+    const c = this.current;
+    if (c !== null) this.closeSeg(c, end);
+    const settled = await this.settleClosing(deadlineMs);
     const segments: SegmentRecord[] = [];
     for (const s of settled) {
       if (s.status === 'fulfilled') {
@@ -615,7 +904,7 @@ export class Recording {
     this.live.end();
     const json = this.sessionJson(this.fatal === null ? reason : `error: ${describeError(this.fatal)}`, segments);
     try {
-      await this.writeSessionJson(json);
+      await writeSessionJson(this.opts.dir, json, this.modes.file);
     } catch (err) {
       // The previous session.json (written at the start) stays: valid, with end null. When the recording
       // already failed (the disk is full), that failure is the one to report.
@@ -626,6 +915,35 @@ export class Recording {
       throw this.fatal;
     }
     return json;
+  }
+
+  /**
+   * Waits for every closing segment (including those a failure adds meanwhile) for at most `deadlineMs`;
+   * then cuts the rest short (encoder backlog dropped, MP4 finalised fragmented), and after STOP_GRACE_MS
+   * more aborts what still has not finished (cut back to its complete fragments).
+   */
+  private async settleClosing(deadlineMs: number): Promise<PromiseSettledResult<SegmentRecord[]>[]> {
+    const all = async (): Promise<PromiseSettledResult<SegmentRecord[]>[]> => {
+      for (;;) {
+        const n = this.closing.length;
+        const r = await Promise.allSettled(this.closing);
+        if (this.closing.length === n) return r;
+      }
+    };
+    if (await finishesWithin(all(), deadlineMs)) return all();
+    let dropped = 0;
+    const cut = this.closingNow.size;
+    // The encoders are what can take unbounded time (a stuck backend, a backlog of huge pictures); PNG frames
+    // still queued are a few (the sink's bound) and are written, so the last picture is kept.
+    for (const o of this.liveOutputs) dropped += o.cut();
+    this.stats.framesDropped += dropped;
+    this.opts.log(`${cut} segment${cut === 1 ? '' : 's'} still finishing ${(deadlineMs / 1000).toFixed(1)} s after the stop `
+      + `${cut === 1 ? 'was' : 'were'} cut short: ${dropped} frame${dropped === 1 ? '' : 's'} the encoder had not finished dropped, `
+      + 'MP4 left fragmented (complete and playable; session.json fastStart false)');
+    if (!(await finishesWithin(all(), STOP_GRACE_MS))) {
+      for (const o of this.liveOutputs) o.abort();
+    }
+    return all();
   }
 
   private sessionJson(endReason: string | null, segments: SegmentRecord[] | null): SessionJson {
@@ -642,27 +960,21 @@ export class Recording {
       fpsMax: this.opts.fpsMax,
       keyframeIntervalS: this.opts.keyframeIntervalS,
       segments: segments ?? [],
+      gaps: this.gaps.map((g) => ({ ...g })),
       source: this.sourceInfo,
       errors: this.fatal === null ? [...this.errors] : [describeError(this.fatal), ...this.errors],
       stats: { ...this.stats },
     };
   }
-
-  /**
-   * Writes session.json atomically (a temporary file and a rename). The first one is padded with spaces
-   * (valid JSON whitespace) to SESSION_JSON_RESERVE bytes, so on a full disk, where the temporary file
-   * cannot be written, the final one can still overwrite it in place within blocks it already owns.
-   */
-  private async writeSessionJson(json: SessionJson): Promise<void> {
-    const file = path.join(this.opts.dir, 'session.json');
-    const text = `${JSON.stringify(json, null, 2)}\n`;
-    const first = json.endReason === null;
-    const data = Buffer.from(first ? text.padEnd(SESSION_JSON_RESERVE, ' ') : text, 'utf8');
-    try {
-      await writeFileAtomic(file, data, this.modes.file);
-    } catch (err) {
-      if (first || !isDiskFull(err) || !(await overwriteInPlace(file, data))) throw err;
-    }
-  }
 }
 
+/** True when `p` settles within `ms` (its outcome is left to the caller). */
+async function finishesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false); }, ms); });
+  try {
+    return await Promise.race([p.then(() => true, () => true), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

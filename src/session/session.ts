@@ -20,11 +20,16 @@ import { Recording, type RecordingStats, type SessionJson } from '../recorder/re
 import type { FrameConsumer, FrameSource, InputCapabilities, KeyInput, RemoteInput, SourceEnd } from '../sources/source';
 import { deskrecVersion } from '../util/version';
 import { recordingOptions, resolveRecordOptions, type RecordOptions } from './options';
+import { INPUT_LOG_LEVELS, InputLog, type InputLogLevel } from './input-log';
+import { abortableDelay, backoffMs, reconnectable, type ReconnectOptions } from './reconnect';
 import { Picture, type Snapshot } from './picture';
 import { Watchers, type FrameWatcher, type Subscription } from './watchers';
 
-/** Where a session is in its life: `starting` until the first frame, `live` while frames come, then `ended`. */
-export type SessionState = 'starting' | 'live' | 'ended';
+/**
+ * Where a session is in its life: `starting` until the first frame, `live` while frames come,
+ * `reconnecting` while the remote is away (with `reconnect` options), then `ended`.
+ */
+export type SessionState = 'starting' | 'live' | 'reconnecting' | 'ended';
 
 /** How a session ended. */
 export interface SessionResult {
@@ -41,6 +46,8 @@ export interface SessionStats {
   frames: number;
   /** Session time of the newest frame, ms. */
   lastFrameMs: number;
+  /** Times the remote went away and the session reconnected (or is reconnecting). */
+  reconnects: number;
   watchers: number;
   /** The recorder's counters, when recording. */
   recording: RecordingStats | null;
@@ -63,6 +70,18 @@ export interface SessionOptions {
    * stretch, and a line when data comes again); null: never. Default IDLE_NOTICE_DEFAULT_S.
    */
   idleNoticeS?: number | null;
+  /**
+   * Reconnect when the remote goes away after the session has been live (the remote closed or the
+   * connection was lost): a new source from `reopen`, on the same session clock; a recording goes on in a
+   * new segment and session.json lists the gap; watchers keep the last picture meanwhile. Absent or null:
+   * the session ends with the error, as a recording of one connection does.
+   */
+  reconnect?: ReconnectOptions | null;
+  /**
+   * With `record`: write the input sent through `session.input` to input.jsonl (`pointer`: moves, buttons,
+   * wheel; `all`: keys and clipboard lengths too — every key typed, passwords included). Default null.
+   */
+  inputLog?: InputLogLevel | null;
 }
 
 /**
@@ -75,6 +94,10 @@ export const IDLE_NOTICE_DEFAULT_S = 30;
 /** The events a session emits. */
 export interface SessionEvents {
   state: [SessionState];
+  /** The remote's clipboard text, as the remote announced it (VNC ServerCutText). */
+  clipboard: [string];
+  /** The remote went away (or an attempt failed): the next attempt comes after `delayMs`. */
+  reconnecting: [{ attempt: number; delayMs: number; error: Error }];
   /** The session ended, with its result (a failed session ends with `error` set). */
   ended: [{ result: SessionResult | null; error: Error | null }];
 }
@@ -90,15 +113,23 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly watchers: Watchers;
   private readonly abort = new AbortController();
   private recording: Recording | null = null;
+  private inputLog: InputLog | null = null;
   private capture: CaptureWriter | null = null;
   private frames = 0;
   private lastFrameMs = 0;
+  private reconnects = 0;
+  private current: FrameSource;
+  /** performance.now() when the session started: the session clock's zero. */
+  private clockZero = 0;
+  /** Session time at which the current connection's source clock started. */
+  private clockOffset = 0;
   private started = false;
   private settle: { resolve: (r: SessionResult) => void; reject: (e: Error) => void } | null = null;
   private readonly log: (line: string) => void;
 
-  constructor(readonly source: FrameSource, private readonly options: SessionOptions = {}) {
+  constructor(first: FrameSource, private readonly options: SessionOptions = {}) {
     super();
+    this.current = first;
     this.log = options.log ?? ((): void => undefined);
     const idle = options.idleNoticeS;
     if (idle !== undefined && idle !== null && (typeof idle !== 'number' || !Number.isFinite(idle) || idle <= 0)) {
@@ -108,12 +139,17 @@ export class Session extends EventEmitter<SessionEvents> {
     this.done = new Promise<SessionResult>((resolve, reject) => { this.settle = { resolve, reject }; });
     // Owners that only use events must not see an unhandled rejection; awaiting `done` still throws.
     this.done.catch(() => undefined);
-    this.input = new SessionInput(source, () => this.stateNow);
+    this.input = new SessionInput(() => this.current, () => this.stateNow, () => this.inputLog);
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) this.abort.abort();
       else signal.addEventListener('abort', () => { this.abort.abort(); }, { once: true });
     }
+  }
+
+  /** The source of the current connection (after a reconnect, the new one). */
+  get source(): FrameSource {
+    return this.current;
   }
 
   /** The current state. */
@@ -128,6 +164,10 @@ export class Session extends EventEmitter<SessionEvents> {
   async start(): Promise<void> {
     if (this.started) throw new Error('Session.start() called twice');
     this.started = true;
+    const inputLog = this.options.inputLog ?? null;
+    if (inputLog !== null && !INPUT_LOG_LEVELS.includes(inputLog)) {
+      throw new UsageError('BAD_ARGUMENT', `inputLog must be one of ${INPUT_LOG_LEVELS.join(', ')} or null, got ${inputLog as string}`);
+    }
     const record = this.options.record === undefined || this.options.record === null ? null : resolveRecordOptions(this.options.record);
     if (record?.raw === true && this.source.addTap === undefined) {
       throw new UsageError('RAW_NEEDS_PROTOCOL', `a raw capture records a protocol session (vnc://, spice://); ${this.source.target} has none`);
@@ -136,15 +176,29 @@ export class Session extends EventEmitter<SessionEvents> {
       const realtime = this.source.realtime ?? true;
       this.recording = await Recording.create(recordingOptions(record, { protocol: this.source.protocol, target: this.source.target, realtime }, this.log));
       await this.recording.start();
-      if (record.raw && this.source.addTap !== undefined) {
-        this.capture = new CaptureWriter(path.join(record.dir, 'session.deskcap'), {
-          protocol: this.source.protocol, target: this.source.target, start: new Date().toISOString(), deskrecVersion: deskrecVersion(),
-          credentials: this.source.credentials?.() ?? { password: false, username: false },
-        }, { keepClipboard: record.rawClipboard });
-        this.source.addTap(this.capture);
-      }
+      this.tapCapture(this.current, 0);
+      const level = this.options.inputLog ?? null;
+      if (level !== null) this.inputLog = new InputLog(record.dir, level, () => this.clock());
+    } else if ((this.options.inputLog ?? null) !== null) {
+      throw new UsageError('INPUT_LOG_NEEDS_RECORDING', 'an input log belongs to a recording: give record options (--capture DIR)');
     }
+    this.clockZero = performance.now();
     void this.run();
+  }
+
+  /**
+   * With `--raw`, connection `n` of the session is captured to session.deskcap (n = 0), then
+   * session-001.deskcap, … (each connection is its own protocol session, replayable on its own).
+   */
+  private tapCapture(source: FrameSource, n: number): void {
+    const record = this.options.record === undefined || this.options.record === null ? null : resolveRecordOptions(this.options.record);
+    if (record === null || !record.raw || source.addTap === undefined) return;
+    const name = n === 0 ? 'session.deskcap' : `session-${String(n).padStart(3, '0')}.deskcap`;
+    this.capture = new CaptureWriter(path.join(record.dir, name), {
+      protocol: source.protocol, target: source.target, start: new Date().toISOString(), deskrecVersion: deskrecVersion(),
+      credentials: source.credentials?.() ?? { password: false, username: false },
+    }, { keepClipboard: record.rawClipboard });
+    source.addTap(this.capture);
   }
 
   /** Stops the session (as its AbortSignal would) and waits until its files are final. */
@@ -187,7 +241,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Counters for a status line or an API. */
   stats(): SessionStats {
     return {
-      state: this.stateNow, frames: this.frames, lastFrameMs: this.lastFrameMs, watchers: this.watchers.size,
+      state: this.stateNow, frames: this.frames, lastFrameMs: this.lastFrameMs, reconnects: this.reconnects, watchers: this.watchers.size,
       recording: this.recording === null ? null : { ...this.recording.stats }, bytes: this.recording?.bytes ?? 0,
     };
   }
@@ -203,38 +257,36 @@ export class Session extends EventEmitter<SessionEvents> {
     // A failed write (disk full) stops the recording at once; on a still screen no frame would come to
     // carry the error to the source, so end the source now — recording.stop() then reports the failure.
     void recording?.whenFailed().then(() => { this.abort.abort(); });
-    const consumer: FrameConsumer = {
-      onFrame: (f) => { this.onFrame(f); },
-      whenReady: () => recording?.whenReady() ?? Promise.resolve(),
-    };
-    let end: SourceEnd;
-    const stopIdleNotice = this.noticeIdle();
+    let end: SourceEnd | null = null;
+    let failure: Error | null = null;
     try {
-      end = await this.source.run(consumer, { signal: this.abort.signal, durationMs: this.options.durationMs ?? null });
+      end = await this.runConnections();
       // Nothing was recorded: a server that completed the handshake and never sent a picture, a session
       // stopped before the first one. Whatever stopped it, that is no success.
       if (this.frames === 0) {
-        throw new ConnectError('NO_PICTURE', `${this.source.target} sent no picture in ${(end.t_ms / 1000).toFixed(1)} s (stopped by ${end.reason}): nothing was recorded`);
+        throw new ConnectError('NO_PICTURE', `${this.current.target} sent no picture in ${(end.t_ms / 1000).toFixed(1)} s (stopped by ${end.reason}): nothing was recorded`);
       }
     } catch (err) {
-      stopIdleNotice();
+      failure = err instanceof Error ? err : new Error(String(err));
+    }
+    await this.closeInputLog();
+    if (failure !== null || end === null) {
       // The source failed (server closed, protocol error): still finish the files, then report.
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = failure ?? new Error('the session ended without a reason');
       const reason = `error: ${describeError(error)}`;
       this.closeCapture(reason, recording?.lastTime ?? this.lastFrameMs);
       try {
-        if (recording !== null) await recording.stop(reason, undefined, this.source.describe?.());
+        if (recording !== null) await recording.stop(reason, undefined, this.current.describe?.());
       } catch (stopErr) {
         this.log(`finishing the recording failed: ${describeError(stopErr)}`);
       }
       this.finish(null, error);
       return;
     }
-    stopIdleNotice();
     this.closeCapture(end.reason, end.t_ms);
     let json: SessionJson | null = null;
     try {
-      if (recording !== null) json = await recording.stop(end.reason, end.t_ms, this.source.describe?.());
+      if (recording !== null) json = await recording.stop(end.reason, end.t_ms, this.current.describe?.());
     } catch (err) {
       this.finish(null, err instanceof Error ? err : new Error(String(err)));
       return;
@@ -247,12 +299,79 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /**
+   * Runs the source, and with `reconnect` the sources that replace it, until one ends by itself, by
+   * duration or by stop; resolves with that end on the session clock, or throws the error that ended the
+   * session. A connection that was live and failed with a reconnectable error starts a gap in the
+   * recording (the next frame starts a new segment); attempts follow with backoff until one is live again.
+   */
+  private async runConnections(): Promise<SourceEnd> {
+    const recording = this.recording;
+    const reconnect = this.options.reconnect ?? null;
+    const durationMs = this.options.durationMs ?? null;
+    let offset = 0;
+    let attempt = 0;
+    let connection = 0;
+    for (;;) {
+      const source = this.current;
+      const shift = offset;
+      const consumer: FrameConsumer = {
+        // Each connection's source counts time from its own start; the session clock goes on.
+        onFrame: (f) => { this.onFrame(shift === 0 ? f : { ...f, t_ms: f.t_ms + shift }); },
+        whenReady: () => recording?.whenReady() ?? Promise.resolve(),
+      };
+      const framesBefore = this.frames;
+      const stopIdleNotice = this.noticeIdle(source);
+      source.onClipboard?.((text) => { this.emit('clipboard', text); });
+      try {
+        const end = await source.run(consumer, { signal: this.abort.signal, durationMs: durationMs === null ? null : Math.max(0, durationMs - shift) });
+        return shift === 0 ? end : { reason: end.reason, t_ms: end.t_ms + shift };
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        if (reconnect === null || this.frames === 0 || this.abort.signal.aborted || !reconnectable(error)) throw error;
+        if (this.frames > framesBefore) {
+          // This connection was live: the gap starts now (its last frame lasts until then).
+          attempt = 0;
+          this.reconnects++;
+          const at = Math.max(this.lastFrameMs, this.clock());
+          recording?.gap(at, describeError(error));
+          this.closeCapture(`error: ${describeError(error)}`, at);
+        }
+        attempt++;
+        const max = reconnect.maxAttempts ?? null;
+        if (max !== null && attempt > max) throw error;
+        const delayMs = backoffMs(attempt, reconnect);
+        this.setState('reconnecting');
+        this.emit('reconnecting', { attempt, delayMs, error });
+        this.log(`${source.target}: ${describeError(error)}; reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt})`);
+        if (!(await abortableDelay(delayMs, this.abort.signal))) return { reason: 'signal', t_ms: this.clock() };
+        if (durationMs !== null && this.clock() >= durationMs) return { reason: 'duration', t_ms: durationMs };
+        offset = this.clock();
+        this.current = reconnect.reopen();
+        this.clockOffset = offset;
+        connection++;
+        this.tapCapture(this.current, connection);
+      } finally {
+        stopIdleNotice();
+      }
+    }
+  }
+
+  /**
+   * Session time now, ms: the current source's own clock (the one its frames carry) plus the connection's
+   * offset, so input.jsonl and gaps line up with the video; the wall clock since start() until a source
+   * has one.
+   */
+  private clock(): number {
+    const t = this.current.now?.() ?? null;
+    return t === null ? performance.now() - this.clockZero : this.clockOffset + t;
+  }
+
+  /**
    * Watches the source's silence (FrameSource.idleMs) and logs once per silent stretch of `idleNoticeS`,
    * and again when data comes back; returns the function that stops watching.
    */
-  private noticeIdle(): () => void {
+  private noticeIdle(source: FrameSource): () => void {
     const limitS = this.options.idleNoticeS === undefined ? IDLE_NOTICE_DEFAULT_S : this.options.idleNoticeS;
-    const source = this.source;
     if (limitS === null || source.idleMs === undefined) return () => undefined;
     const limitMs = limitS * 1000;
     let silent = false;
@@ -278,7 +397,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.picture.apply(f);
     this.recording?.onFrame(f);
     this.watchers.publish(f);
-    if (this.stateNow === 'starting') this.setState('live');
+    if (this.stateNow === 'starting' || this.stateNow === 'reconnecting') this.setState('live');
   }
 
   private closeCapture(reason: string, t_ms: number): void {
@@ -287,6 +406,13 @@ export class Session extends EventEmitter<SessionEvents> {
     const err = this.capture.close({ reason, t_ms, frames: typeof frames === 'number' ? frames : 0 });
     if (err !== null) this.log(err);
     this.capture = null;
+  }
+
+  private async closeInputLog(): Promise<void> {
+    const log = this.inputLog;
+    if (log === null) return;
+    await log.close();
+    if (log.error !== null) this.log(`the input log could not be written: ${describeError(log.error)}`);
   }
 
   private finish(result: SessionResult | null, error: Error | null): void {
@@ -300,7 +426,12 @@ export class Session extends EventEmitter<SessionEvents> {
 
 /** The session's input: the source's way back, checked for values and state first. */
 class SessionInput implements RemoteInput {
-  constructor(private readonly source: FrameSource, private readonly state: () => SessionState) {}
+  constructor(private readonly sourceNow: () => FrameSource, private readonly state: () => SessionState,
+    private readonly log: () => InputLog | null) {}
+
+  private get source(): FrameSource {
+    return this.sourceNow();
+  }
 
   capabilities(): InputCapabilities {
     return this.source.input?.capabilities()
@@ -311,6 +442,7 @@ class SessionInput implements RemoteInput {
     coords(x, y);
     mask(buttons);
     this.target().pointer(Math.round(x), Math.round(y), buttons);
+    this.log()?.pointer(Math.round(x), Math.round(y), buttons);
   }
 
   wheel(x: number, y: number, dx: number, dy: number, buttons: number): void {
@@ -320,6 +452,7 @@ class SessionInput implements RemoteInput {
       throw new InputError('INPUT_BAD_VALUE', `wheel steps must be whole numbers within ±100, got ${dx}, ${dy}`);
     }
     this.target().wheel(Math.round(x), Math.round(y), dx, dy, buttons);
+    this.log()?.wheel(Math.round(x), Math.round(y), dx, dy);
   }
 
   key(k: KeyInput): void {
@@ -328,11 +461,21 @@ class SessionInput implements RemoteInput {
       throw new InputError('INPUT_BAD_VALUE', `not a scancode: ${k.scancode}`);
     }
     this.target().key(k);
+    this.log()?.key(k);
+  }
+
+  resize(width: number, height: number): void {
+    const input = this.target();
+    if (input.resize === undefined || input.capabilities().resize !== true) {
+      throw new InputError('INPUT_UNSUPPORTED', `${this.source.target} cannot be resized from here`);
+    }
+    input.resize(width, height);
   }
 
   clipboard(text: string): void {
     if (typeof text !== 'string') throw new InputError('INPUT_BAD_VALUE', 'clipboard text must be a string');
     this.target().clipboard(text);
+    this.log()?.clipboard(text);
   }
 
   private target(): RemoteInput {

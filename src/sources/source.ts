@@ -58,6 +58,10 @@ export interface FrameSource {
   addTap?(tap: TransportTap): void;
   /** Which credentials the source holds (booleans only), for capture headers. */
   credentials?(): { password: boolean; username: boolean };
+  /** Time now on the clock this source's frames carry (`t_ms`), or null before it started; optional. */
+  now?(): number | null;
+  /** Calls `listener` with the remote's clipboard text whenever the remote announces it (VNC); optional. */
+  onClipboard?(listener: (text: string) => void): void;
   /** The way back to the remote (pointer, keys, clipboard); absent for sources that have none (replay). */
   readonly input?: RemoteInput;
   /**
@@ -93,6 +97,8 @@ export interface InputCapabilities {
   scancodes: boolean;
   /** Clipboard text can be sent; `null` when it can, else why not (e.g. no SPICE guest agent). */
   clipboard: string | null;
+  /** The remote's desktop size can be set (`resize`): VNC servers with ExtendedDesktopSize. Absent: no. */
+  resize?: boolean;
 }
 
 /**
@@ -110,6 +116,8 @@ export interface RemoteInput {
   key(k: KeyInput): void;
   /** Sets the remote's clipboard to `text`. */
   clipboard(text: string): void;
+  /** Asks the remote for a desktop of `width` x `height` (it answers with a new size, or keeps its own). */
+  resize?(width: number, height: number): void;
 }
 
 /** What a live session gives `runLive`: start it, close it. */

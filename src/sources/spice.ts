@@ -95,6 +95,10 @@ export class SpiceSource implements FrameSource {
     return { ...(this.session?.describe() ?? {}), frames: this.framesDelivered };
   }
 
+  now(): number | null {
+    return this.transports[0]?.now() ?? null;
+  }
+
   idleMs(): number | null {
     if (this.transports.length === 0) return null;
     // Any channel's bytes count: the main channel's pings while the display is still.

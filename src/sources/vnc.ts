@@ -80,6 +80,16 @@ export class VncSource implements FrameSource {
   framesDelivered = 0;
   /** Pointer, keys (keysyms) and clipboard to the server; INPUT_NOT_READY before ServerInit and after the end. */
   readonly input: RemoteInput = new VncInput(() => this.client);
+  private readonly clipboardListeners: ((text: string) => void)[] = [];
+
+  now(): number | null {
+    return this.transport?.now() ?? null;
+  }
+
+  /** The remote's clipboard text as the server announces it (ServerCutText). */
+  onClipboard(listener: (text: string) => void): void {
+    this.clipboardListeners.push(listener);
+  }
 
   constructor(private readonly where: VncTarget, private readonly opts: VncSourceOptions) {
     const host = where.host.includes(':') ? `[${where.host}]` : where.host;
@@ -125,6 +135,7 @@ export class VncSource implements FrameSource {
       const client = new RfbClient(transport, {
         ready: (info) => { this.info = info; hooks.ready(); },
         frame: (f) => { if (hooks.frame(f)) this.framesDelivered++; },
+        clipboard: (text) => { for (const l of this.clipboardListeners) l(text); },
         // A clean close, a reset or a broken pipe after the server closed its end: the server ended it.
         closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `the server ${transport.remote} closed the session`)); },
       }, options);
@@ -141,7 +152,7 @@ class VncInput implements RemoteInput {
   capabilities(): InputCapabilities {
     // QEMU may switch PointerEvents to relative motion (PointerTypeChange); the client then sends deltas.
     const absolute = this.client()?.absolutePointer ?? true;
-    return { absolutePointer: absolute, relativePointer: !absolute, keys: true, scancodes: false, clipboard: null };
+    return { absolutePointer: absolute, relativePointer: !absolute, keys: true, scancodes: false, clipboard: null, resize: this.client()?.canResize ?? false };
   }
 
   pointer(x: number, y: number, buttons: number): void {
@@ -155,6 +166,10 @@ class VncInput implements RemoteInput {
   key(k: KeyInput): void {
     // RFB servers take keysyms; a scancode the caller knows has no place in a plain KeyEvent.
     this.live().keyEvent(k.keysym, k.down);
+  }
+
+  resize(width: number, height: number): void {
+    this.live().setDesktopSize(width, height);
   }
 
   clipboard(text: string): void {

@@ -83,6 +83,11 @@ export class BrowserTab {
     } });
   }
 
+  /** The remote's clipboard text, for the page (ServerCutText, once the handshake is done). */
+  clipboard(text: string): void {
+    if (!this.ended) this.conn?.sendCutText(text);
+  }
+
   /** Closes the tab's socket (the viewer stops, or the tab broke the protocol). */
   close(code = 1001, reason = 'viewer stopped'): void {
     this.shutdown();
@@ -99,11 +104,28 @@ export class BrowserTab {
         key: (k) => { this.input((s) => { s.input.key(k.scancode === undefined ? { keysym: k.keysym, down: k.down } : k); }); },
         pointer: (p) => { this.pointer(p.x, p.y, p.buttons); },
         cutText: (text) => { this.input((s) => { s.input.clipboard(text); }); },
-        // Resizing the remote from the page is not offered (the page never asks; see docs/VIEWER.md).
-        setDesktopSize: () => { this.conn?.resize(this.size.width, this.size.height, { status: 1 }); this.flush(); },
+        setDesktopSize: (req) => { this.desktopSize(req.width, req.height); },
       },
     });
     this.conn.start();
+  }
+
+  /**
+   * The page asks for a desktop size (noVNC's "resize session"): forwarded when this tab has control and
+   * the remote takes it (VNC with ExtendedDesktopSize); its answer is the new size, which reaches every tab
+   * as a size change. Otherwise the tab is told "prohibited" (status 1), as RFB servers say it.
+   */
+  private desktopSize(width: number, height: number): void {
+    const s = this.session;
+    const refuse = (): void => { this.conn?.resize(this.size.width, this.size.height, { status: 1 }); this.flush(); };
+    if (s === null || !this.host.hasControl(this) || s.input.resize === undefined || s.input.capabilities().resize !== true) { refuse(); return; }
+    try {
+      s.input.resize(width, height);
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      this.host.log(`viewer: the remote was not resized: ${describeError(err)}`);
+      refuse();
+    }
   }
 
   /** Sends an update if noVNC asked for one and the socket has room; otherwise tries again shortly. */

@@ -91,9 +91,20 @@ export class Viewer {
     this.session = session;
     for (const tab of this.order) tab.attach(session);
     if (session !== null) {
-      const follow = (): void => { this.setState(session.state === 'live' ? 'live' : session.state === 'ended' ? 'ended' : 'connecting'); };
+      const follow = (): void => {
+        const st = session.state;
+        this.setState(st === 'starting' ? 'connecting' : st, st === 'reconnecting' ? this.detail : null);
+      };
+      // The page says why the remote is away and when the next attempt comes.
+      const away = (e: { attempt: number; delayMs: number; error: Error }): void => {
+        this.setState('reconnecting', `${describeError(e.error)} (attempt ${e.attempt}, next in ${(e.delayMs / 1000).toFixed(1)} s)`);
+      };
+      // The remote's clipboard goes to every tab (noVNC shows it in the page's clipboard box).
+      const clip = (text: string): void => { for (const tab of this.order) tab.clipboard(text); };
       session.on('state', follow);
-      this.unfollow = () => { session.off('state', follow); };
+      session.on('reconnecting', away);
+      session.on('clipboard', clip);
+      this.unfollow = () => { session.off('state', follow); session.off('reconnecting', away); session.off('clipboard', clip); };
       follow();
     }
   }
@@ -213,6 +224,7 @@ export class Viewer {
       viewers: this.order.length,
       sharedControl: this.options.sharedControl === true,
       control: tab === undefined ? null : this.hasControl(tab),
+      canResize: s === null ? false : canResize(s),
       recording: this.recording === null ? null : {
         dir: this.recording.dir,
         elapsedMs: Date.now() - this.recording.startedAt,
@@ -242,6 +254,15 @@ export class Viewer {
   private sendAsset(res: ServerResponse, asset: { body: Buffer; type: string } | null): void {
     if (asset === null) send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     else send(res, 200, asset.type, asset.body);
+  }
+}
+
+/** Whether the page may offer to fit the remote to its window. */
+function canResize(s: Session): boolean {
+  try {
+    return s.input.resize !== undefined && s.input.capabilities().resize === true;
+  } catch {
+    return false;
   }
 }
 

@@ -6,7 +6,7 @@
  * and Chromium playing it to the end and seeking in it. Plus the listen-address guard.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -41,7 +41,7 @@ test('deskrec view --capture: work in the desktop from Chromium, and find a vali
   await waitForWindow(x, 'DeskrecInput');
   await startXclock(x, { geometry: '120x120+500+20' });
 
-  rec = startRecording(`vnc://127.0.0.1:${x.port}`, ['--listen', '127.0.0.1:0', '--format', 'mp4+png'], {}, 'view');
+  rec = startRecording(`vnc://127.0.0.1:${x.port}`, ['--listen', '127.0.0.1:0', '--format', 'mp4+png', '--input-log', 'all'], {}, 'view');
   const run = rec;
   const url = await waitFor('the viewer URL on stderr', () => /deskrec: viewer at (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43})\n/.exec(run.stderr())?.[1],
     { detail: () => run.stderr() });
@@ -81,6 +81,22 @@ test('deskrec view --capture: work in the desktop from Chromium, and find a vali
   expect(cmp.frames).toBe(cmp.pngs);
   expect({ minPsnr: cmp.minPsnr, ok: cmp.minPsnr >= 40 }).toMatchObject({ ok: true });
   expect(sessionJson(run.dir).endReason).toBe('signal');
+
+  // The input timeline: what was typed (keysyms, in order), pointer lines on the recording's clock, 0600.
+  const inputFile = path.join(run.dir, 'input.jsonl');
+  expect(statSync(inputFile).mode & 0o777).toBe(0o600);
+  const events = readFileSync(inputFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { t_ms: number; type: string; keysym?: number; down?: boolean });
+  const typedKeys = events.filter((e) => e.type === 'key' && e.down === true).map((e) => String.fromCharCode(e.keysym ?? 0)).join('');
+  expect(typedKeys).toContain('typed in deskrec view');
+  expect(events.some((e) => e.type === 'pointer')).toBe(true);
+  const times = events.map((e) => e.t_ms);
+  expect(times).toEqual([...times].sort((a, b) => a - b));
+  // Same clock as the video: the keys were typed after the first frame, and before the frozen screen's
+  // frame (which came at most one xclock tick, 1 s, after the typing ended).
+  const seg = (sessionJson(run.dir) as unknown as { segments: { first_t_ms: number; last_t_ms: number }[] }).segments[0];
+  const keyTimes = events.filter((e) => e.type === 'key').map((e) => e.t_ms);
+  expect(Math.min(...keyTimes)).toBeGreaterThanOrEqual(seg?.first_t_ms ?? Infinity);
+  expect(Math.max(...keyTimes)).toBeLessThanOrEqual((seg?.last_t_ms ?? -Infinity) + 1000);
 
   const served = await serveForSeeking(run.dir);
   try {

@@ -6,7 +6,7 @@
  * only unless shared control is on; requests without the token get 401 and a WebSocket from a foreign
  * Origin is refused.
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -182,6 +182,20 @@ test('two tabs show the server\'s picture pixel for pixel; the first has control
     return String(sel.stdout).startsWith('hello') ? true : undefined;
   });
 
+  // The clipboard both ways: text copied on the remote shows in the page; text sent from the page is the
+  // remote's clipboard.
+  const copied = path.join(path.dirname(typedFile), 'copied.txt');
+  writeFileSync(copied, 'copied on the remote desktop');
+  x.run('xclip', ['-selection', 'clipboard', '-i', copied]);
+  await waitFor('the remote clipboard in the page', async () =>
+    ((await first.evaluate<string | null>('window.deskrecViewer.remoteClipboard ?? null')) === 'copied on the remote desktop' ? true : undefined));
+  expect(await first.locator('#clip-text').inputValue()).toBe('copied on the remote desktop');
+  await first.evaluate("window.deskrecViewer.rfb.clipboardPasteFrom('sent from the page')");
+  await waitFor('the page\'s text on the remote clipboard', async () => {
+    const out = await runTool(xclip, ['-o', '-selection', 'clipboard'], { env: x.env, timeoutMs: 5000 }).catch(() => ({ stdout: '' }));
+    return String(out.stdout) === 'sent from the page' ? true : undefined;
+  });
+
   // The controlling tab leaves: the other one takes over.
   await first.close();
   await waitFor('the remaining tab gets control', async () => ((await pageStatus(second))?.control === true ? true : undefined));
@@ -197,6 +211,27 @@ test('with shared control, a second tab\'s keys arrive too', async () => {
   await waitFor('the second tab\'s line in the file', () => (typed().includes('shared typing\n') ? true : undefined));
   await a.close();
   await b.close();
+}, testTimeoutFor(4));
+
+test('"Fit to window" resizes the remote to the page (SetDesktopSize forwarded), and the canvas follows', async () => {
+  const base = viewers[0]?.base ?? await mountViewer(false);
+  const page = await openPage(base);
+  await waitFor('the page offers to fit the remote', async () => (await page.locator('#fit').isVisible() ? true : undefined));
+  await page.setViewportSize({ width: 700, height: 500 });
+  await page.locator('#fit').click();
+  // noVNC asks for the size of its screen element: the window less the bar.
+  const want = await page.evaluate<{ width: number; height: number }>("(() => { const r = document.getElementById('screen').getBoundingClientRect(); return { width: Math.floor(r.width), height: Math.floor(r.height) }; })()");
+  await waitFor(`Xvnc resized to ${want.width}x${want.height}`, async () => {
+    const shot = await x.screenshotRgba();
+    return shot.width === want.width && shot.height === want.height ? true : undefined;
+  });
+  x.pauseClients();
+  try {
+    await waitForCanvas(page, await waitForStillScreen(() => x.screenshotRgba()), 'the resized desktop');
+  } finally {
+    x.resumeClients();
+  }
+  await page.close();
 }, testTimeoutFor(4));
 
 test('the token guards every route and the WebSocket checks the Origin', async () => {

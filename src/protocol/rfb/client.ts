@@ -18,6 +18,7 @@ import { ByteReader, capLength, NeedMoreData } from '../../wire/reader';
 import { ByteWriter } from '../../wire/writer';
 import { createDecodeContext, type RfbDecodeContext } from './encodings/context';
 import { DECODERS } from './encodings/index';
+import { drawRawRows } from './encodings/raw';
 import { parsePixelFormat, RGBX_FORMAT, writePixelFormat } from './pixel-format';
 import { SecurityNegotiation } from './security/negotiate';
 import type { PixelFormat, RectHeader } from './types';
@@ -81,6 +82,12 @@ export interface RfbOptions {
 }
 
 /** What the client reports to its owner. */
+/** One screen of an ExtendedDesktopSize layout (rfbproto §7.8.2). */
+export interface RfbScreen { id: number; x: number; y: number; width: number; height: number; flags: number }
+
+/** The largest desktop deskrec asks a server for (a SetDesktopSize side). */
+const MAX_REQUESTED_SIDE = 8192;
+
 export interface RfbEvents {
   /** A frame boundary: the end of a FramebufferUpdate. */
   frame(frame: Frame): void;
@@ -88,6 +95,8 @@ export interface RfbEvents {
   ready(info: { name: string; width: number; height: number; version: string; security: string; pixelFormat: PixelFormat }): void;
   /** The connection ended: cleanly (err null) or with an error. */
   closed(err: Error | null): void;
+  /** The remote's clipboard changed (ServerCutText, Latin-1): for a viewer to show; never recorded. */
+  clipboard?(text: string): void;
 }
 
 /**
@@ -102,6 +111,8 @@ type State =
   | { k: 'server-init' }
   | { k: 'message' }
   | { k: 'rects'; left: number }
+  /** A Raw rectangle drawn as its rows arrive (`row` of its rows done), `left` counting it. */
+  | { k: 'raw'; rect: RectHeader; row: number; left: number }
   | { k: 'busy' }
   | { k: 'closed' };
 
@@ -273,6 +284,8 @@ export class RfbClient {
         return this.message();
       case 'rects':
         return this.rect(s.left);
+      case 'raw':
+        return this.rawRows(s.rect, s.row, s.left);
       default: {
         const unreachable: never = s;
         throw new Error(`unknown connection state ${JSON.stringify(unreachable)}`);
@@ -421,7 +434,10 @@ export class RfbClient {
         this.opts.inbound?.examined(text);
         const len = capLength(declared, MAX_CUT_TEXT, 'cut text');
         if (q.length < 8 + len) return false;
-        q.skip(8 + len);
+        // The classic form (a non-negative length) is Latin-1 text; the extended form is not parsed.
+        const classic = new ByteReader(q.view(), 4).s32() >= 0;
+        const body = q.take(8 + len);
+        if (classic && this.events.clipboard !== undefined) this.events.clipboard(Buffer.from(body.subarray(8)).toString('latin1'));
         return true;
       }
       case 150: // EndOfContinuousUpdates: the server supports them; turn them on
@@ -453,6 +469,8 @@ export class RfbClient {
 
   /** An update request held back while the transport was congested (requestUpdate). */
   private heldRequest: 'incremental' | 'full' | null = null;
+  /** The server's screen layout from its last ExtendedDesktopSize, or null when it sent none. */
+  private screens: RfbScreen[] | null = null;
   /** An EnableContinuousUpdates held back while the transport was congested. */
   private heldContinuous = false;
   /** A pointer move held back while the transport was congested (only the newest position matters). */
@@ -512,7 +530,10 @@ export class RfbClient {
       case ENC.EXT_DESKTOP_SIZE: {
         try {
           const n = r.u8();
-          r.skip(3 + 16 * n);
+          r.skip(3);
+          const screens: RfbScreen[] = [];
+          for (let i = 0; i < n; i++) screens.push({ id: r.u32(), x: r.u16(), y: r.u16(), width: r.u16(), height: r.u16(), flags: r.u32() });
+          this.screens = screens;
         } catch (err) {
           if (err instanceof NeedMoreData) return false;
           throw err;
@@ -568,6 +589,14 @@ export class RfbClient {
     if (!isCursor && (rect.x + rect.width > surface.width || rect.y + rect.height > surface.height)) {
       throw new ProtocolError('RECT_OUT_OF_BOUNDS', `rectangle ${rect.width}x${rect.height}+${rect.x}+${rect.y} (encoding ${rect.encoding}) leaves the ${surface.width}x${surface.height} framebuffer`);
     }
+    if (rect.encoding === ENC.RAW) {
+      // Raw is drawn band by band as its rows arrive (rawRows), never gathered whole: a full-screen Raw
+      // rectangle of an 8192x8192 desktop is 256 MiB, four times the cap on a gathered rectangle
+      // (maxRectBytes), and holding it would double what the surface already needs.
+      q.skip(12);
+      this.state = { k: 'raw', rect, row: 0, left };
+      return true;
+    }
     let pending: void | Promise<void>;
     try {
       pending = decoder.decode(r, rect, ctx);
@@ -594,6 +623,23 @@ export class RfbClient {
       return true;
     }
     this.rectDone(encName, left);
+    return true;
+  }
+
+  /** Draws the rows of the current Raw rectangle that have arrived; false when none could be. */
+  private rawRows(rect: RectHeader, row: number, left: number): boolean {
+    const ctx = this.ctx;
+    if (ctx === null) throw new ProtocolError('UNEXPECTED_UPDATE', 'update before ServerInit');
+    const q = this.queue;
+    const rows = drawRawRows(q.view(), rect, row, ctx);
+    q.skip(rows * rect.width * ctx.pixels.bytesPerPixel);
+    if (row + rows < rect.height) {
+      this.state = { k: 'raw', rect, row: row + rows, left };
+      return rows > 0;
+    }
+    this.pixelsDecoded += rect.width * rect.height;
+    this.havePixels = true;
+    this.rectDone(ENCODING_LABELS.get(ENC.RAW) ?? 'raw', left);
     return true;
   }
 
@@ -638,7 +684,7 @@ export class RfbClient {
   /** True from ServerInit until the connection ends: the only time input may be sent. */
   get inputReady(): boolean {
     const k = this.state.k;
-    return !this.ended && this.surface !== null && (k === 'message' || k === 'rects' || k === 'busy');
+    return !this.ended && this.surface !== null && (k === 'message' || k === 'rects' || k === 'raw' || k === 'busy');
   }
 
   /** False while a QEMU server has switched PointerEvents to relative motion (no absolute device). */
@@ -685,6 +731,26 @@ export class RfbClient {
    * Sends ClientCutText: `text` as Latin-1 ('?' for what Latin-1 lacks), at most 256 KiB, marked secret
    * like keys (a pasted password is as secret as a typed one).
    */
+  /** True once the server sent an ExtendedDesktopSize layout: it takes SetDesktopSize. */
+  get canResize(): boolean {
+    return this.screens !== null;
+  }
+
+  /**
+   * Asks the server for a `width` x `height` desktop (SetDesktopSize, rfbproto §7.5.9) as one screen,
+   * keeping the id and flags of its first screen; the server answers with an ExtendedDesktopSize (a new
+   * size, or a status saying why not), which the update loop applies as any size change.
+   */
+  setDesktopSize(width: number, height: number): void {
+    if (this.screens === null) throw new InputError('INPUT_UNSUPPORTED', 'this VNC server does not take SetDesktopSize (no ExtendedDesktopSize)');
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || width > MAX_REQUESTED_SIDE || height > MAX_REQUESTED_SIDE) {
+      throw new InputError('INPUT_BAD_VALUE', `a desktop size must be 1..${MAX_REQUESTED_SIDE} in each direction, got ${width}x${height}`);
+    }
+    const first = this.screens[0];
+    this.send(new ByteWriter(24).u8(251).pad(1).u16(width).u16(height).u8(1).pad(1)
+      .u32(first?.id ?? 0).u16(0).u16(0).u16(width).u16(height).u32(first?.flags ?? 0).finish());
+  }
+
   clientCutText(text: string): void {
     this.inputSurface();
     if (typeof text !== 'string') throw new InputError('INPUT_BAD_VALUE', 'clipboard text must be a string');

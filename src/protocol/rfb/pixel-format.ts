@@ -69,9 +69,12 @@ export function validatePixelFormat(f: PixelFormat): void {
   }
 }
 
-/** Reads a 16-byte PIXEL_FORMAT (rfbproto §7.4) and validates it. */
-export function parsePixelFormat(r: ByteReader): PixelFormat {
-  const bpp = r.u8();
+/**
+ * The 16 bytes of a PIXEL_FORMAT (rfbproto §7.4) as they are, not judged: `bitsPerPixel` may be any byte
+ * (the type's 8 | 16 | 32 is what a decoder may assume once a caller has validated it).
+ */
+export function readPixelFormatFields(r: ByteReader): PixelFormat {
+  const bitsPerPixel = r.u8() as PixelFormat['bitsPerPixel'];
   const depth = r.u8();
   const bigEndian = r.u8() !== 0;
   const trueColour = r.u8() !== 0;
@@ -82,8 +85,14 @@ export function parsePixelFormat(r: ByteReader): PixelFormat {
   const greenShift = r.u8();
   const blueShift = r.u8();
   r.skip(3);
+  return { bitsPerPixel, depth, bigEndian, trueColour, redMax, greenMax, blueMax, redShift, greenShift, blueShift };
+}
+
+/** Reads a 16-byte PIXEL_FORMAT (rfbproto §7.4) and validates it. */
+export function parsePixelFormat(r: ByteReader): PixelFormat {
+  const f = readPixelFormatFields(r);
+  const bpp: number = f.bitsPerPixel;
   if (bpp !== 8 && bpp !== 16 && bpp !== 32) bad(`bits-per-pixel ${bpp} is not 8, 16 or 32`);
-  const f: PixelFormat = { bitsPerPixel: bpp, depth, bigEndian, trueColour, redMax, greenMax, blueMax, redShift, greenShift, blueShift };
   validatePixelFormat(f);
   return f;
 }

@@ -3,6 +3,7 @@ import { EncoderError } from '../../errors';
 import { loadOpenH264, OpenH264Error, type H264Encoder, type OpenH264 } from '../../../packages/openh264-wasm/src/index';
 import { avcCodecString, buildAvcC, nalType, NAL_SPS, toAvccSample } from './avc';
 import type { AccessUnit, DecoderConfig, EncodeInput, EncoderBackend, EncoderConfig, RateControl } from './backend';
+import { OPENH264_LIMIT_TEXT, openh264Takes } from './limits';
 
 /** How much coarser each retry of a picture that could not be coded is. */
 const RETRY_QP_STEP = 6;
@@ -34,6 +35,10 @@ class OpenH264Backend implements EncoderBackend {
   private raised: number | null = null;
 
   async init(config: EncoderConfig): Promise<void> {
+    if (!openh264Takes(config.width, config.height)) {
+      // openh264 would only say "initialisation failed"; say why.
+      throw new EncoderError('PICTURE_TOO_LARGE', `openh264 cannot code ${config.width}x${config.height}: it takes ${OPENH264_LIMIT_TEXT}`);
+    }
     try {
       this.lib = await loadOpenH264();
       this.config = config;

@@ -83,6 +83,8 @@ export class Mp4SegmentWriter {
   private error: SinkError | null = null;
   /** The owner stopped the recording (another output failed): take nothing more, keep what is complete. */
   private aborted = false;
+  /** The owner's stop deadline passed: no fast-start rewrite (skipFastStart). */
+  private noFastStart = false;
   private readonly timestamps: number[] = [];
   /** Indexes (into `timestamps`) of the keyframes. */
   private readonly keyIndices: number[] = [];
@@ -107,6 +109,14 @@ export class Mp4SegmentWriter {
   abort(): void {
     this.aborted = true;
     this.stopTimer();
+  }
+
+  /**
+   * The stop deadline passed: close() leaves the file fragmented (complete and playable, `fastStart`
+   * false) instead of rewriting it, and a rewrite already under way stops and keeps the fragmented file.
+   */
+  skipFastStart(): void {
+    this.noFastStart = true;
   }
 
   private fail(err: unknown): void {
@@ -223,14 +233,14 @@ export class Mp4SegmentWriter {
     this.output = null;
     await this.sink.close();
     if (!this.sink.visible) return info;
-    if (opts.fastStart) {
+    if (opts.fastStart && !this.noFastStart) {
       try {
-        await rewriteFastStart(this.file, this.timestamps, end, this.opts.mode);
+        await rewriteFastStart(this.file, this.timestamps, end, this.opts.mode, () => this.noFastStart);
         info.fastStart = true;
       } catch (err) {
         // The fragmented file is complete and playable: keep it. A full disk still ends the recording.
         if (isDiskFull(err)) this.fail(err);
-        else this.opts.log(`fast-start rewrite of ${this.file} failed, keeping the fragmented file: ${describeError(err)}`);
+        else if (!(err instanceof RewriteStopped)) this.opts.log(`fast-start rewrite of ${this.file} failed, keeping the fragmented file: ${describeError(err)}`);
       }
     }
     info.bytes = (await fs.stat(this.file)).size;
@@ -257,12 +267,21 @@ export class Mp4SegmentWriter {
   }
 }
 
+/** A fast-start rewrite stopped because the stop deadline passed (not a failure: the fragmented file stays). */
+class RewriteStopped extends Error {
+  constructor() {
+    super('fast-start rewrite stopped at the stop deadline');
+    this.name = 'RewriteStopped';
+  }
+}
+
 /**
  * Rewrites a fragmented MP4 as a regular one with moov first. Sample times are the recorded ones; each
  * sample lasts until the next, the last until `endT_ms`. The new file is written beside the old one
- * (`NAME.faststart.tmp`, with `mode`) and renamed over it; it is removed when anything fails.
+ * (`NAME.faststart.tmp`, with `mode`) and renamed over it; it is removed when anything fails, and when
+ * `stopped()` turns true before the rename (the owner's deadline passed).
  */
-async function rewriteFastStart(file: string, timestampsMs: readonly number[], endT_ms: number, mode: number): Promise<void> {
+async function rewriteFastStart(file: string, timestampsMs: readonly number[], endT_ms: number, mode: number, stopped: () => boolean): Promise<void> {
   const tmp = `${file}.faststart.tmp`;
   const sink = new FileSink(tmp, { mode });
   const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
@@ -281,6 +300,7 @@ async function rewriteFastStart(file: string, timestampsMs: readonly number[], e
     const packets = new EncodedPacketSink(track);
     let i = 0;
     for await (const p of packets.packets()) {
+      if (stopped()) throw new RewriteStopped();
       const t = timestampsMs[i] ?? p.timestamp * 1000;
       const next = timestampsMs[i + 1] ?? endT_ms;
       const packet = new EncodedPacket(p.data, p.type, t / 1000, Math.max(1, next - t) / 1000);
@@ -294,6 +314,7 @@ async function rewriteFastStart(file: string, timestampsMs: readonly number[], e
     await sink.settle();
     if (sink.error !== null) throw sink.error;
     await sink.close();
+    if (stopped()) throw new RewriteStopped();
   } catch (err) {
     // The sink's own first error is the cause (mediabunny may report a later symptom of it).
     const cause = sink.error ?? err;

@@ -45,6 +45,11 @@ export interface PngSinkOptions {
 
 /** Frames in flight before `whenDrained()` makes the caller wait. */
 const MAX_QUEUED = 4;
+/**
+ * Bytes of pictures in flight before the caller waits, whatever their number: four 1080p frames are
+ * 33 MB, four 8192x8192 ones a gigabyte; past this, one frame at a time.
+ */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** Writes numbered PNG frames and their index. */
 export class PngSink {
@@ -52,6 +57,7 @@ export class PngSink {
   private written = 0;
   private bytes = 0;
   private queued = 0;
+  private queuedBytes = 0;
   private chain: Promise<void> = Promise.resolve();
   private error: SinkError | null = null;
   private stopped = false;
@@ -65,8 +71,17 @@ export class PngSink {
     this.dir = path.join(dir, 'frames');
   }
 
-  /** Creates the frames directory and the index file. */
-  async open(): Promise<void> {
+  /**
+   * Creates the frames directory and the index file. Frames added meanwhile are written after it (a
+   * segment that starts in PNG does not wait for it).
+   */
+  open(): Promise<void> {
+    const opened = this.create();
+    this.chain = this.chain.then(() => opened).catch(() => undefined);
+    return opened;
+  }
+
+  private async create(): Promise<void> {
     try {
       await fs.mkdir(this.dir, { mode: this.opts.dirMode });
     } catch (err) {
@@ -88,12 +103,14 @@ export class PngSink {
   add(frame: PngFrame): Promise<number> {
     const index = ++this.index;
     this.queued++;
+    this.queuedBytes += frame.rgba.length;
     const written = this.chain.then(() => this.write(index, frame)).catch((err: unknown) => {
       this.fail(err, index);
       return 0;
     }).finally(() => {
       this.queued--;
-      if (this.queued < MAX_QUEUED) {
+      this.queuedBytes -= frame.rgba.length;
+      if (!this.full) {
         const w = this.drainWaiters;
         this.drainWaiters = [];
         for (const f of w) f();
@@ -117,7 +134,7 @@ export class PngSink {
 
   /** True when the queue is full and the producer should wait (`whenDrained`). */
   get full(): boolean {
-    return this.queued >= MAX_QUEUED;
+    return this.queued >= MAX_QUEUED || (this.queued > 0 && this.queuedBytes >= MAX_QUEUED_BYTES);
   }
 
   /** Resolves once the queue has room again. */

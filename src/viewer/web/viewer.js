@@ -22,13 +22,20 @@ let rfb = null;
 let socketState = 'connecting';
 let retryMs = 500;
 let status = null;
+let fit = false;
 
 function connect() {
   rfb = new RFB($('screen'), wsUrl.href, { shared: true });
   rfb.scaleViewport = false;
-  rfb.resizeSession = false;
+  rfb.resizeSession = fit;
   rfb.focusOnClick = true;
   rfb.addEventListener('connect', () => { socketState = 'connected'; retryMs = 500; render(); rfb.focus(); });
+  // The remote's clipboard (VNC): shown in the clipboard box, ready to copy or to edit and send back.
+  rfb.addEventListener('clipboard', (e) => {
+    $('clip-text').value = e.detail.text;
+    window.deskrecViewer.remoteClipboard = e.detail.text;
+    $('paste').title = 'The remote clipboard has new text; send text to it';
+  });
   rfb.addEventListener('disconnect', () => {
     socketState = 'disconnected';
     render();
@@ -77,6 +84,7 @@ function render() {
     document.body.dataset.control = viewOnly ? 'view-only' : 'control';
     if (rfb !== null) rfb.viewOnly = viewOnly;
     $('cad').disabled = viewOnly;
+    $('fit').hidden = viewOnly || !status.canResize;
     $('paste').disabled = viewOnly;
     const rec = status.recording;
     $('rec').hidden = rec === null;
@@ -102,6 +110,13 @@ async function poll() {
 
 window.deskrecViewer = { rfb: null, status: null, client };
 $('cad').addEventListener('click', () => { if (rfb) rfb.sendCtrlAltDel(); });
+// Off by default: resizing someone's remote desktop is a choice, not a side effect of a browser window.
+$('fit').addEventListener('click', () => {
+  if (!rfb) return;
+  fit = !fit;
+  rfb.resizeSession = fit;
+  $('fit').setAttribute('aria-pressed', String(fit));
+});
 $('paste').addEventListener('click', () => { $('clip').showModal(); });
 $('clip').addEventListener('close', () => {
   if ($('clip').returnValue === 'send' && rfb) rfb.clipboardPasteFrom($('clip-text').value);

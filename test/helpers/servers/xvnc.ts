@@ -45,6 +45,11 @@ export interface XvncOptions {
   extraArgs?: string[];
   /** Time limit for the whole start-up (default 20 s). */
   startTimeoutMs?: number;
+  /**
+   * The RFB port to listen on (default: a free one). For a server restarted where clients reconnect to;
+   * a port still in use is retried until the start-up time limit (a killed server's socket may linger).
+   */
+  rfbPort?: number;
 }
 
 /** A running Xvnc. */
@@ -190,7 +195,7 @@ export async function startXvnc(opts: XvncOptions): Promise<XvncServer> {
     let display = -1;
     let port = -1;
     for (let attempt = 1; ; attempt++) {
-      port = await freeTcpPort();
+      port = opts.rfbPort ?? await freeTcpPort();
       const log = openSync(logFile, 'a');
       const child = spawnGroup(xvnc, ['-displayfd', '3', '-rfbport', String(port), ...args],
         { stdio: ['ignore', log, log, 'pipe'], env: process.env });
@@ -206,7 +211,7 @@ export async function startXvnc(opts: XvncOptions): Promise<XvncServer> {
         await stopGroup(child, 1000);
         const tail = logTail(logFile);
         const clash = /Address already in use|already active/i.test(tail);
-        if (!clash || attempt >= 3 || Date.now() > deadline) {
+        if (!clash || (attempt >= 3 && opts.rfbPort === undefined) || Date.now() > deadline) {
           throw new Error(`Xvnc failed to start: ${e instanceof Error ? e.message : String(e)}\n${tail}`);
         }
       }

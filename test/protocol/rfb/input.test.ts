@@ -196,7 +196,7 @@ describe('VncSource.input', () => {
     const port = (server.address() as net.AddressInfo).port;
     const source = new VncSource({ host: '127.0.0.1', port, username: null }, { password: null, encodings: null, lossyQuality: null, tlsCa: undefined, tlsInsecure: false, taps: [] });
     expect(inputError(() => { source.input.pointer(1, 1, 0); }).code).toBe('INPUT_NOT_READY');
-    expect(source.input.capabilities()).toEqual({ absolutePointer: true, relativePointer: false, keys: true, scancodes: false, clipboard: null });
+    expect(source.input.capabilities()).toEqual({ absolutePointer: true, relativePointer: false, keys: true, scancodes: false, clipboard: null, resize: false });
     const ac = new AbortController();
     const running = source.run({ onFrame: () => undefined, whenReady: () => Promise.resolve() }, { signal: ac.signal, durationMs: null });
     try {

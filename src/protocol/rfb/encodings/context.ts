@@ -10,8 +10,14 @@ import { ColourMap, createPixelDecoder } from '../pixel-format';
 import type { DecodeContext, InflateStream, PixelFormat } from '../types';
 import { createInflateStream } from '../zlib-stream';
 
-/** Default cap on a rectangle's decompressed bytes (64 MiB: a full 4096×4096 RGBA frame). */
+/**
+ * Default cap on a gathered rectangle's decompressed bytes: 64 MiB (a full 4096×4096 RGBA frame), or the
+ * framebuffer's own RGBA size plus 1 MiB (tile headers) when that is larger. A rectangle never covers more
+ * than the framebuffer, so the cap never refuses a full-screen rectangle of a desktop deskrec accepts (up to
+ * 8192x8192), and a zlib bomb is still stopped at the size of the screen. (Raw is not gathered at all.)
+ */
 const DEFAULT_MAX_RECT_BYTES = 64 * 1024 * 1024;
+const RECT_BYTES_SLACK = 1024 * 1024;
 
 /** A DecodeContext that also remembers the cursor set through it and owns the colour map. */
 export interface RfbDecodeContext extends DecodeContext {
@@ -29,7 +35,7 @@ export interface DecodeContextOptions {
   onCursor?: (shape: CursorShape | null) => void;
   /** The colour map to use (a fresh 256-entry one by default). */
   colourMap?: ColourMap;
-  /** Cap on a rectangle's decompressed bytes (DEFAULT_MAX_RECT_BYTES by default). */
+  /** Cap on a rectangle's decompressed bytes (by default DEFAULT_MAX_RECT_BYTES or the framebuffer's size). */
   maxRectBytes?: number;
 }
 
@@ -72,7 +78,10 @@ export function createDecodeContext(surface: Surface, format: PixelFormat,
       ctx.cursor = shape;
       onCursor?.(shape);
     },
-    maxRectBytes: opts.maxRectBytes ?? DEFAULT_MAX_RECT_BYTES,
+    // Follows the surface through resizes (the surface object stays the same).
+    get maxRectBytes(): number {
+      return opts.maxRectBytes ?? Math.max(DEFAULT_MAX_RECT_BYTES, surface.width * surface.height * 4 + RECT_BYTES_SLACK);
+    },
     cursor: undefined,
     colourMap,
     setColourMapEntries(first, rgb) {

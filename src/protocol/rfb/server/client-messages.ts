@@ -12,6 +12,7 @@
  */
 import { ProtocolError } from '../../../errors';
 import type { ByteReader } from '../../../wire/reader';
+import { readPixelFormatFields } from '../pixel-format';
 import type { PixelFormat } from '../types';
 import { ClientMsg } from './constants';
 import { pixelLayout, type PixelLayout } from './pixels';
@@ -58,30 +59,13 @@ export function qemuKeycodeToScancode(keycode: number): number | undefined {
   return keycode & 0x80 ? 0xe000 | (keycode & 0x7f) : keycode;
 }
 
-/** The 16 bytes of a PIXEL_FORMAT (rfbproto §7.4), read as they are; validity is pixelLayout's job. */
-function readPixelFormat(r: ByteReader): PixelFormat {
-  const bitsPerPixel = r.u8();
-  const depth = r.u8();
-  const bigEndian = r.u8() !== 0;
-  const trueColour = r.u8() !== 0;
-  const redMax = r.u16();
-  const greenMax = r.u16();
-  const blueMax = r.u16();
-  const redShift = r.u8();
-  const greenShift = r.u8();
-  const blueShift = r.u8();
-  r.skip(3);
-  // The type's 8 | 16 | 32 is what a decoder may assume; here any byte is read and then judged.
-  return { bitsPerPixel: bitsPerPixel as PixelFormat['bitsPerPixel'], depth, bigEndian, trueColour, redMax, greenMax, blueMax, redShift, greenShift, blueShift };
-}
-
 /** Reads one client message starting at r.pos (NeedMoreData when incomplete, ProtocolError when malformed). */
 export function readClientMessage(r: ByteReader): ClientMessage {
   const type = r.u8();
   switch (type) {
     case ClientMsg.SetPixelFormat: {
       r.skip(3);
-      const format = readPixelFormat(r);
+      const format = readPixelFormatFields(r);
       return { type: 'set-pixel-format', format, layout: pixelLayout(format) };
     }
     case ClientMsg.SetEncodings: {
