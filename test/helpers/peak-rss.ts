@@ -11,6 +11,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { exitedWithin } from './cli-errors';
+import { startRecording, type RecordingRun } from './record';
 
 /** Environment for a child that reports its own VmHWM at exit; `read()` gives it in MiB (null if it never wrote it). */
 export function peakRssAtExit(): { env: Record<string, string>; read(): number | null; cleanup(): void } {
@@ -61,4 +63,24 @@ export function watchPeakRss(child: ChildProcess, killAboveMiB: number, interval
   }, intervalMs);
   child.once('exit', () => { clearInterval(timer); });
   return { peak: () => peak, killed: () => killed, stop: () => { clearInterval(timer); } };
+}
+
+/** Peak RSS deskrec may reach against a hostile server (issue 15's bound). */
+export const RSS_LIMIT_MIB = 300;
+
+/**
+ * Runs `deskrec record URL …args` against a hostile server with its peak RSS watched (VmHWM polled, and
+ * read again at exit; killed at 4× the limit so a recorder that grows without bound fails fast), and waits
+ * up to `withinMs` for it to exit.
+ */
+export async function recordHostile(url: string, args: string[], withinMs: number): Promise<{ rec: RecordingRun; code: number | null | 'timeout'; peakMiB: number; killed: boolean }> {
+  const rss = peakRssAtExit();
+  try {
+    const rec = startRecording(url, args, rss.env);
+    const watch = watchPeakRss(rec.child, 4 * RSS_LIMIT_MIB);
+    const code = await exitedWithin(rec, withinMs);
+    return { rec, code, peakMiB: Math.max(watch.peak(), rss.read() ?? 0), killed: watch.killed() };
+  } finally {
+    rss.cleanup();
+  }
 }

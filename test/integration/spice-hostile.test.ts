@@ -5,26 +5,17 @@
  * and one clear line (docs/ERRORS.md).
  */
 import { rmSync } from 'node:fs';
-import { exitedWithin, oneErrorLine } from '../helpers/cli-errors';
-import { peakRssAtExit, watchPeakRss } from '../helpers/peak-rss';
+import { oneErrorLine } from '../helpers/cli-errors';
+import { recordHostile as recordHostileUrl, RSS_LIMIT_MIB } from '../helpers/peak-rss';
 import { acceptLink, ping, startFakeSpice, type FakeSpiceServer } from '../helpers/servers/fake-spice';
 import { flood, socketClosed } from '../helpers/servers/fake-rfb';
-import { sessionJson, startRecording, type RecordingRun } from '../helpers/record';
+import { sessionJson } from '../helpers/record';
 import { testTimeoutFor, WAIT_MS } from '../helpers/wait';
 
-/** Peak RSS deskrec may reach against a hostile server (the issue's bound). */
-const RSS_LIMIT_MIB = 300;
 
-async function recordHostile(fake: FakeSpiceServer, args: string[]): Promise<{ rec: RecordingRun; code: number | null | 'timeout'; peakMiB: number; killed: boolean }> {
-  const rss = peakRssAtExit();
-  try {
-    const rec = startRecording(`spice://127.0.0.1:${fake.port}`, ['--format', 'mp4', ...args], rss.env);
-    const watch = watchPeakRss(rec.child, 4 * RSS_LIMIT_MIB);
-    const code = await exitedWithin(rec, WAIT_MS);
-    return { rec, code, peakMiB: Math.max(watch.peak(), rss.read() ?? 0), killed: watch.killed() };
-  } finally {
-    rss.cleanup();
-  }
+/** `deskrec record` against `fake` (test/helpers/peak-rss.ts recordHostile: peak RSS watched). */
+function recordHostile(fake: FakeSpiceServer, args: string[]): ReturnType<typeof recordHostileUrl> {
+  return recordHostileUrl(`spice://127.0.0.1:${fake.port}`, ['--format', 'mp4', ...args], WAIT_MS);
 }
 
 describe('SPICE servers that stall the handshake: exit 4 HANDSHAKE_TIMEOUT', () => {

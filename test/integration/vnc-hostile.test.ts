@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { exitedWithin, expectFinalisedMp4, oneErrorLine } from '../helpers/cli-errors';
-import { peakRssAtExit, watchPeakRss } from '../helpers/peak-rss';
+import { recordHostile as recordHostileUrl, RSS_LIMIT_MIB } from '../helpers/peak-rss';
 import {
   EMPTY_UPDATE, flood, handshake, rawUpdate, serverInitHeader, socketClosed, startFakeRfb, stopReading, trickle, versionAndSecurityNone,
   type FakeRfbServer,
@@ -20,7 +20,7 @@ import { useServerCleanup } from '../helpers/servers/registry';
 import { startScrollingXterm } from '../helpers/servers/x11-clients';
 import { startXvnc } from '../helpers/servers/xvnc';
 import { requireTool } from '../helpers/media';
-import { sessionJson, startRecording, waitForMp4Frames, type RecordingRun } from '../helpers/record';
+import { sessionJson, startRecording, waitForMp4Frames } from '../helpers/record';
 import { testTimeoutFor, waitFor, WAIT_MS } from '../helpers/wait';
 import { Session } from '../../src/session/session';
 import { openSource } from '../../src/sources/open';
@@ -30,25 +30,12 @@ useServerCleanup();
 
 beforeAll(() => { requireTool('ffprobe'); });
 
-/** Peak RSS deskrec may reach against a hostile server (the issue's bound). */
-const RSS_LIMIT_MIB = 300;
 const W = 64;
 const H = 48;
 
-/**
- * Runs `deskrec record` against `fake` with `args`, watching its peak RSS (killed at 4x the limit, so a
- * recorder that grows without bound fails fast), and waits up to `withinMs` for it to exit.
- */
-async function recordHostile(fake: FakeRfbServer, args: string[], withinMs: number): Promise<{ rec: RecordingRun; code: number | null | 'timeout'; peakMiB: number; killed: boolean }> {
-  const rss = peakRssAtExit();
-  try {
-    const rec = startRecording(`vnc://127.0.0.1:${fake.port}`, ['--vnc-encodings', 'raw', ...args], rss.env);
-    const watch = watchPeakRss(rec.child, 4 * RSS_LIMIT_MIB);
-    const code = await exitedWithin(rec, withinMs);
-    return { rec, code, peakMiB: Math.max(watch.peak(), rss.read() ?? 0), killed: watch.killed() };
-  } finally {
-    rss.cleanup();
-  }
+/** `deskrec record` against `fake` (test/helpers/peak-rss.ts recordHostile: peak RSS watched). */
+function recordHostile(fake: FakeRfbServer, args: string[], withinMs: number): ReturnType<typeof recordHostileUrl> {
+  return recordHostileUrl(`vnc://127.0.0.1:${fake.port}`, ['--vnc-encodings', 'raw', ...args], withinMs);
 }
 
 describe('servers that flood and never read', () => {

@@ -12,8 +12,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { exitedWithin, expectFinalisedMp4 } from '../helpers/cli-errors';
 import { requireTool } from '../helpers/media';
-import { peakRssAtExit, watchPeakRss } from '../helpers/peak-rss';
-import { sessionJson, startRecording, type RecordingRun } from '../helpers/record';
+import { recordHostile, RSS_LIMIT_MIB } from '../helpers/peak-rss';
+import { sessionJson, startRecording } from '../helpers/record';
 import { startFakeRfb, type FakeRfbServer } from '../helpers/servers/fake-rfb';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { flipSizes, largeDesktop, rowColour } from '../helpers/servers/resizing-rfb';
@@ -23,23 +23,9 @@ useServerCleanup();
 
 beforeAll(() => { requireTool('ffprobe'); });
 
-/** Peak RSS deskrec may reach against a hostile server (the issue's bound). */
-const RSS_LIMIT_MIB = 300;
-
-/**
- * Runs `deskrec record` against `fake` with `args`, watching its peak RSS (killed at 4x the limit, so a
- * recorder that grows without bound fails fast), and waits up to `withinMs` for it to exit by itself.
- */
-async function recordAgainst(fake: FakeRfbServer, args: string[], withinMs: number): Promise<{ rec: RecordingRun; code: number | null | 'timeout'; peakMiB: number; killed: boolean }> {
-  const rss = peakRssAtExit();
-  try {
-    const rec = startRecording(`vnc://127.0.0.1:${fake.port}`, ['--vnc-encodings', 'raw', ...args], rss.env);
-    const watch = watchPeakRss(rec.child, 4 * RSS_LIMIT_MIB);
-    const code = await exitedWithin(rec, withinMs);
-    return { rec, code, peakMiB: Math.max(watch.peak(), rss.read() ?? 0), killed: watch.killed() };
-  } finally {
-    rss.cleanup();
-  }
+/** `deskrec record` against `fake` (test/helpers/peak-rss.ts recordHostile: peak RSS watched). */
+function recordAgainst(fake: FakeRfbServer, args: string[], withinMs: number): ReturnType<typeof recordHostile> {
+  return recordHostile(`vnc://127.0.0.1:${fake.port}`, ['--vnc-encodings', 'raw', ...args], withinMs);
 }
 
 /** session.json as these tests read it. */
