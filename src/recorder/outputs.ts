@@ -68,6 +68,12 @@ export interface FrameOutput {
   /** Finishes the segment; `endT` is when the last picture stops showing. */
   close(endT: number): Promise<SegmentRecord[]>;
   /**
+   * The segment so far, as close() will describe it (none before its first frame): the frames submitted
+   * (less any the output has dropped), their first and last times, `duration_ms` until `endT`, and the
+   * bytes produced so far (encoded video, or PNG files written).
+   */
+  progress(endT: number): SegmentRecord[];
+  /**
    * The recording stopped on an output failure: take no more frames, drop what is in flight, write nothing
    * more; close() then keeps only what is complete on disk.
    */
@@ -86,7 +92,8 @@ const MAX_IN_FLIGHT = 2;
 /** Callbacks a video output reports through. */
 export interface VideoOutputEvents {
   onUnit(unit: AccessUnit): void;
-  onEncoded(): void;
+  /** A frame came back from the encoder, `seconds` after it was handed over (waiting in the worker included). */
+  onEncoded(seconds: number): void;
   onRoom(): void;
   /**
    * The encoder failed; `unfinished` are the frames it never coded, oldest first, pixels reconstructed;
@@ -119,6 +126,13 @@ export class VideoOutput implements FrameOutput {
   private closed: Promise<SegmentRecord[]> | null = null;
   private drainWaiters: (() => void)[] = [];
   private roomWaiters: (() => void)[] = [];
+  /** Access units handed to the writer, their keyframes and bytes (progress()). */
+  private units = 0;
+  private unitKeys = 0;
+  private unitBytes = 0;
+  /** Times of the first and the last frame submitted. */
+  private firstIn: number | null = null;
+  private lastIn: number | null = null;
   /** Backend name once the encoder started. */
   backendName = '';
 
@@ -158,30 +172,38 @@ export class VideoOutput implements FrameOutput {
     if (forceKey) this.lastKeyT = t_ms;
     const rec: PendingFrame = { patches, t_ms, damage };
     this.inFlight.push(rec);
+    this.firstIn ??= t_ms;
+    this.lastIn = t_ms;
     if (this.client === null) {
       // Lazily, at the first frame: a recording whose screen never shows anything starts no encoder.
       this.client = new EncoderClient(this.backend, this.config);
       this.started = this.client.start().then((name) => { this.backendName = name; return name; });
     }
     const client = this.client;
+    let handed = 0;
     (this.started ?? Promise.resolve(''))
-      .then(() => client.encode({ patches, t_ms, forceKey }))
-      .then((unit) => { this.finished(rec, unit); }, (err: unknown) => { this.fail(err); });
+      .then(() => { handed = performance.now(); return client.encode({ patches, t_ms, forceKey }); })
+      .then((unit) => { this.finished(rec, unit, (performance.now() - handed) / 1000); }, (err: unknown) => { this.fail(err); });
   }
 
-  private finished(rec: PendingFrame, unit: AccessUnit | null): void {
+  private finished(rec: PendingFrame, unit: AccessUnit | null, seconds: number): void {
     if (this.done) return;
     const head = this.inFlight.shift();
     if (head !== rec) throw new Error('encode replies out of order');
     const stride = this.width * 4;
     for (const p of rec.patches) applyPatch(this.acked, stride, p);
-    if (unit !== null) {
-      this.writer.add(unit);
-      this.events.onUnit(unit);
-    }
-    this.events.onEncoded();
+    if (unit !== null) this.toWriter(unit);
+    this.events.onEncoded(seconds);
     this.wake();
     this.events.onRoom();
+  }
+
+  private toWriter(unit: AccessUnit): void {
+    this.writer.add(unit);
+    this.units++;
+    if (unit.key) this.unitKeys++;
+    this.unitBytes += unit.data.length;
+    this.events.onUnit(unit);
   }
 
   private fail(err: unknown): void {
@@ -249,6 +271,17 @@ export class VideoOutput implements FrameOutput {
     return this.writer.frameCount;
   }
 
+  progress(endT: number): SegmentRecord[] {
+    // Encoded so far plus still with the encoder: after a failure or abort the latter are gone (to PNG, or dropped).
+    const frames = this.units + this.inFlight.length;
+    const first = this.firstIn;
+    if (frames === 0 || first === null) return [];
+    return [{
+      kind: 'mp4', file: path.basename(this.writer.file), width: this.width, height: this.height, bytes: this.unitBytes,
+      frames, keyframes: this.unitKeys, first_t_ms: first, last_t_ms: this.lastIn, duration_ms: Math.max(0, endT - first),
+    }];
+  }
+
   /** Finishes the segment (once: a second call gets the same records). */
   close(endT: number): Promise<SegmentRecord[]> {
     this.closed ??= this.finish(endT);
@@ -259,7 +292,7 @@ export class VideoOutput implements FrameOutput {
     await this.drain();
     if (this.client !== null && !this.done) {
       try {
-        for (const u of await this.client.flush()) { this.writer.add(u); this.events.onUnit(u); }
+        for (const u of await this.client.flush()) this.toWriter(u);
       } catch (err) {
         this.fail(err);
       }
@@ -280,6 +313,9 @@ export class PngOutput implements FrameOutput {
   readonly kind = 'png';
   private frames = 0;
   private bytes = 0;
+  /** Times of the first and the last frame taken (progress()). */
+  private firstIn: number | null = null;
+  private lastIn: number | null = null;
   /** Frames of this segment on disk, and the times of the first and last of them. */
   private written = 0;
   private firstT: number | null = null;
@@ -331,10 +367,21 @@ export class PngOutput implements FrameOutput {
       this.onBytes?.(n);
     });
     this.frames++;
+    this.firstIn ??= t_ms;
+    this.lastIn = t_ms;
   }
 
   abort(): void {
     this.aborted = true;
+  }
+
+  progress(endT: number): SegmentRecord[] {
+    const first = this.firstIn;
+    if (this.frames === 0 || first === null) return [];
+    return [{
+      kind: 'png', file: pngName(this.startIndex + 1), width: this.width, height: this.height,
+      bytes: this.bytes, frames: this.frames, first_t_ms: first, last_t_ms: this.lastIn, duration_ms: Math.max(0, endT - first),
+    }];
   }
 
   cut(): number {
@@ -365,7 +412,7 @@ export class PngOutput implements FrameOutput {
     if (this.written === 0) return [];
     const first = this.startIndex + 1;
     return [{
-      kind: 'png', file: `frames/frame-${String(first).padStart(6, '0')}.png`, width: this.width, height: this.height,
+      kind: 'png', file: pngName(first), width: this.width, height: this.height,
       bytes: this.bytes, frames: this.written, first_t_ms: this.firstT, last_t_ms: this.lastT,
       duration_ms: this.firstT === null ? 0 : Math.max(endT, (this.lastT ?? 0) + 1) - this.firstT,
     }];
@@ -409,4 +456,13 @@ export class TeeOutput implements FrameOutput {
     const [v, p] = await Promise.all([this.video.close(endT), this.png.close(endT)]);
     return [...v, ...p];
   }
+
+  progress(endT: number): SegmentRecord[] {
+    return [...this.video.progress(endT), ...this.png.progress(endT)];
+  }
+}
+
+/** A PNG segment's file name in session.json: its first frame's, relative to the recording directory. */
+function pngName(index: number): string {
+  return `frames/frame-${String(index).padStart(6, '0')}.png`;
 }

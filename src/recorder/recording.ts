@@ -25,6 +25,9 @@
  *   size that comes on top waits (as above) for the window to open;
  * - at most MAX_CLOSING segments close at once: a new segment waits (as above) until an older one has
  *   finished, so memory for closing segments is one segment's worth;
+ * - `rotate()` (the owner's choice: by time or size) starts a new segment at the same size at once, its
+ *   first frame the whole current picture at the rotation time, so a still screen loses nothing; it too
+ *   waits for MAX_CLOSING (it returns false and the owner tries again);
  * - `stop()` finishes on time whatever the backlog: after its deadline (STOP_DEADLINE_MS, plus time for
  *   the fast-start rewrite of what was recorded), segments still finishing are cut short: frames the
  *   encoder has not finished are dropped (`stats.framesDropped`), the encoder is terminated, and the MP4
@@ -118,6 +121,8 @@ export interface RecordingOptions {
   minFreeBytes?: number;
   /** Modes of the files and directories the recording creates; default 0600 and 0700 (PRIVATE_MODES). */
   modes?: RecordingModes;
+  /** Hears how long each frame took from being handed to the encoder until it came back (the daemon's histogram). */
+  onEncodeTime?: (seconds: number) => void;
   /**
    * How long stop() lets segments finish before cutting them short (see the module comment); default
    * STOP_DEADLINE_MS plus 1 ms per 100 kB recorded.
@@ -224,6 +229,11 @@ export class Recording {
   private readonly sizeStarts: number[] = [];
   private lastT = 0;
   private readonly closing: Promise<SegmentRecord[]>[] = [];
+  /** Records of the segments finished so far (segmentsSoFar()), and the end times of those still closing. */
+  private readonly finishedSegments: SegmentRecord[] = [];
+  private readonly closingEnds = new Map<FrameOutput, number>();
+  /** Session time of the last rotation: a frame stamped earlier (decoded late) is taken as of then. */
+  private timeFloor = -Infinity;
   /** Outputs whose close() has been called (each closed once), and those of them still finishing. */
   private readonly closeCalled = new Set<FrameOutput>();
   private readonly closingNow = new Set<FrameOutput>();
@@ -318,13 +328,15 @@ export class Recording {
    * Takes one frame from a source (its damage may be empty). After an output failure the first frame
    * offered throws that failure (a SinkError), which ends the source and the session with it.
    */
-  onFrame(frame: Frame): void {
+  onFrame(source: Frame): void {
     if (this.fatal !== null) {
       if (this.fatalDelivered || this.stopped) return;
       this.fatalDelivered = true;
       throw this.fatal;
     }
     if (this.stopped) return;
+    // The new segment's first frame is at the rotation time; nothing in it may come before.
+    const frame = source.t_ms < this.timeFloor ? { ...source, t_ms: this.timeFloor } : source;
     this.stats.framesIn++;
     this.lastT = Math.max(this.lastT, frame.t_ms);
     if (this.openGap !== null) {
@@ -527,6 +539,61 @@ export class Recording {
   }
 
   /**
+   * Starts a new segment at the current size now (the owner rotates files by time or size): the current
+   * segment ends at session time max(t_ms, lastTime) — its frame held by fps-max is emitted into it first
+   * and a frame waiting for room is submitted to it — and the new one begins at that same time with the
+   * whole current picture (the pointer composited as it is) as its first frame, which a new video output
+   * encodes as a keyframe. So no moment is lost even on a still screen that sends no further frame. The
+   * first frame counts in `framesEmitted`; later frames keep the fps-max rule from it, and a frame stamped
+   * before it (decoded late) is taken as of it.
+   *
+   * Returns false and does nothing when there is no current segment, a new size or a gap is pending, the
+   * recording is stopped or failed, or a segment is still closing (MAX_CLOSING: memory for one closing
+   * segment): the owner tries again later (a closing segment takes about as long as its encoder backlog
+   * and the fast-start rewrite).
+   *
+   * If the old segment's last frame is at the rotation time itself, that frame shows for 1 ms in the old
+   * file (each sample lasts at least 1 ms) and the same picture begins the new file.
+   */
+  rotate(t_ms: number): boolean {
+    const c = this.current;
+    if (c === null || c.output === null || this.pending !== null || this.openGap !== null || this.stopped || this.fatal !== null) return false;
+    if (this.closingNow.size >= MAX_CLOSING) return false;
+    const end = Math.max(t_ms, this.lastT);
+    this.closeSeg(c, end);
+    // The closed segment never cuts from its mirror again (its held frame was emitted and its waiting frame
+    // submitted above, with their own patches; a late encoder failure rebuilds from the output's own
+    // pictures), so the new segment takes it over: it holds the newest picture, pointer drawn as
+    // `drawnCursor` says.
+    const seg: Seg = {
+      width: c.width, height: c.height, mirror: c.mirror, reason: 'next', since: end, output: null, index: ++this.segmentIndex,
+      held: null, timer: null, waiting: null, early: [], earlyBytes: 0, lastEmitT: end, drawnCursor: c.drawnCursor, closed: false,
+    };
+    this.current = seg;
+    seg.output = this.track(this.newOutput(seg));
+    this.lastT = end;
+    this.timeFloor = end;
+    this.stats.framesEmitted++;
+    const whole: Rect = { x: 0, y: 0, width: seg.width, height: seg.height };
+    this.submit(seg, { damage: [whole], patches: this.cut(seg, [whole]), t_ms: end });
+    return true;
+  }
+
+  /**
+   * The segments so far, sorted by first_t_ms: the records of those finished (as session.json will list
+   * them), and for those still closing and the current one a record of what they hold so far (frames
+   * submitted, bytes encoded or PNG bytes written, duration until the newest frame's time or the segment's
+   * end). The current segment's `bytes` is what an owner rotating by size reads.
+   */
+  segmentsSoFar(): SegmentRecord[] {
+    const out = [...this.finishedSegments];
+    for (const [o, endT] of this.closingEnds) out.push(...o.progress(endT));
+    const c = this.current;
+    if (c !== null && c.output !== null) out.push(...c.output.progress(this.lastT));
+    return out.sort((a, b) => (a.first_t_ms ?? 0) - (b.first_t_ms ?? 0));
+  }
+
+  /**
    * Ends the current segment at session time `t_ms` (its last frame lasts until then) because the source
    * went away (the owner reconnects): the next frame starts a new segment even at the same size, as a
    * keyframe of the whole picture, and session.json lists the gap (`gaps`: from `t_ms` to that frame's
@@ -592,11 +659,17 @@ export class Recording {
     this.closingNow.add(out);
     const closing = out.close(endT);
     this.closing.push(closing);
-    void closing.catch(() => undefined).finally(() => {
+    this.closingEnds.set(out, endT);
+    const settled = (records: readonly SegmentRecord[]): void => {
+      // In one step, so segmentsSoFar() never lists a segment twice or misses it. (A segment that failed
+      // to finish is left out; stop() reports it.)
+      this.finishedSegments.push(...records);
+      this.closingEnds.delete(out);
       this.liveOutputs.delete(out);
       this.closingNow.delete(out);
       this.onClosed();
-    });
+    };
+    void closing.then(settled, () => { settled([]); });
   }
 
   private onClosed(): void {
@@ -622,8 +695,9 @@ export class Recording {
           if (u.raisedQp !== undefined) this.onQpRaised(u.raisedQp);
           this.live.publish(u, index);
         },
-        onEncoded: () => {
+        onEncoded: (seconds) => {
           this.stats.framesEncoded++;
+          this.opts.onEncodeTime?.(seconds);
           this.encoderName ??= video.backendName;
         },
         onRoom: () => { this.onRoom(seg); },

@@ -121,8 +121,10 @@ function encoderModule(spec: string): string {
 }
 
 /** The recorder's options for a session of `protocol` at `target`. */
-export function recordingOptions(o: ResolvedRecordOptions, src: { protocol: string; target: string; realtime: boolean }, log: (line: string) => void): RecordingOptions {
+export function recordingOptions(o: ResolvedRecordOptions, src: { protocol: string; target: string; realtime: boolean }, log: (line: string) => void,
+  onEncodeTime?: (seconds: number) => void): RecordingOptions {
   return {
+    ...(onEncodeTime === undefined ? {} : { onEncodeTime }),
     dir: o.dir, format: o.format, fpsMax: o.fpsMax, keyframeIntervalS: o.keyframeIntervalS, encoder: o.encoder,
     rateControl: o.rateControl, protocol: src.protocol, target: src.target, realtime: src.realtime, log,
     cursor: o.cursor, changeMap: o.changeMap,

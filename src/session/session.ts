@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import type { Frame } from '../capture/surface';
 import { CaptureWriter } from '../capture/deskcap/writer';
 import { ConnectError, describeError, InputError, SinkError, UsageError } from '../errors';
+import type { SegmentRecord } from '../recorder/outputs';
 import { Recording, type RecordingStats, type SessionJson } from '../recorder/recording';
 import type { FrameConsumer, FrameSource, InputCapabilities, KeyInput, RemoteInput, SourceEnd } from '../sources/source';
 import { deskrecVersion } from '../util/version';
@@ -82,6 +83,8 @@ export interface SessionOptions {
    * wheel; `all`: keys and clipboard lengths too — every key typed, passwords included). Default null.
    */
   inputLog?: InputLogLevel | null;
+  /** With `record`: hears how long each frame took in the encoder, seconds (a metrics histogram). */
+  onEncodeTime?: (seconds: number) => void;
 }
 
 /**
@@ -174,7 +177,8 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     if (record !== null) {
       const realtime = this.source.realtime ?? true;
-      this.recording = await Recording.create(recordingOptions(record, { protocol: this.source.protocol, target: this.source.target, realtime }, this.log));
+      this.recording = await Recording.create(recordingOptions(record, { protocol: this.source.protocol, target: this.source.target, realtime }, this.log,
+        this.options.onEncodeTime));
       await this.recording.start();
       this.tapCapture(this.current, 0);
       const level = this.options.inputLog ?? null;
@@ -231,6 +235,20 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Makes the recording's next encoded frame a keyframe (a new subscriber of the encoded stream). */
   requestKeyframe(): void {
     this.recording?.requestKeyframe();
+  }
+
+  /**
+   * Starts a new recording segment now, at the same size, its first frame the current picture (an owner
+   * rotating files by time or size; Recording.rotate). False when not recording, or when the recording
+   * cannot rotate right now (a segment still closing, a size change or a reconnect pending): try again later.
+   */
+  rotate(): boolean {
+    return this.recording?.rotate(this.clock()) ?? false;
+  }
+
+  /** The recording's segments so far, the current one included (Recording.segmentsSoFar); empty when not recording. */
+  segments(): SegmentRecord[] {
+    return this.recording?.segmentsSoFar() ?? [];
   }
 
   /** The recorder, for subscribers of its encoded stream (`subscribe`, `encodedUnits`); null when not recording. */

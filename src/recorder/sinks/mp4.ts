@@ -235,7 +235,9 @@ export class Mp4SegmentWriter {
     if (!this.sink.visible) return info;
     if (opts.fastStart && !this.noFastStart) {
       try {
-        await rewriteFastStart(this.file, this.timestamps, end, this.opts.mode, () => this.noFastStart);
+        await rewriteFastStart(this.file, {
+          mode: this.opts.mode, packets: this.timestamps.length, timestampsMs: this.timestamps, endT_ms: end, stopped: () => this.noFastStart,
+        });
         info.fastStart = true;
       } catch (err) {
         // The fragmented file is complete and playable: keep it. A full disk still ends the recording.
@@ -275,16 +277,49 @@ class RewriteStopped extends Error {
   }
 }
 
+/** How long the last frame lasts when nothing says until when (a recovered file): one frame at 30 fps, in whole ms. */
+export const LAST_FRAME_MS = 33;
+
+/** How `rewriteFastStart` reads the fragmented file and writes the new one. */
+export interface FastStartOptions {
+  /** Mode of the new file. */
+  mode: number;
+  /** Packets the file holds: moov space is reserved for them, and any other count read back is an error. */
+  packets: number;
+  /** The recorded time of each packet, ms; absent: the packets' own times, rounded to whole ms. */
+  timestampsMs?: readonly number[];
+  /** Session time the last packet shows until, ms; absent: LAST_FRAME_MS after it. */
+  endT_ms?: number;
+  /** Read only the first `length` bytes of the file (its complete fragments, without a torn tail). */
+  length?: number;
+  /** Polled between packets and before the rename: true stops the rewrite (the old file stays). */
+  stopped?: () => boolean;
+}
+
+/** What a fast-start rewrite wrote. */
+export interface FastStartResult {
+  frames: number;
+  keyframes: number;
+  first_t_ms: number | null;
+  last_t_ms: number | null;
+  /** From the first frame until the last one stops showing. */
+  duration_ms: number;
+}
+
 /**
- * Rewrites a fragmented MP4 as a regular one with moov first. Sample times are the recorded ones; each
- * sample lasts until the next, the last until `endT_ms`. The new file is written beside the old one
- * (`NAME.faststart.tmp`, with `mode`) and renamed over it; it is removed when anything fails, and when
- * `stopped()` turns true before the rename (the owner's deadline passed).
+ * Rewrites a fragmented MP4 as a regular one with moov first. Sample times are the recorded ones (or the
+ * packets' own); each sample lasts until the next, the last until `endT_ms` (or LAST_FRAME_MS). The new
+ * file is written beside the old one (`NAME.faststart.tmp`, with `mode`) and renamed over it; it is
+ * removed when anything fails, and when `stopped()` turns true before the rename (the owner's deadline
+ * passed). The old file is never changed unless the new one was renamed over it.
  */
-async function rewriteFastStart(file: string, timestampsMs: readonly number[], endT_ms: number, mode: number, stopped: () => boolean): Promise<void> {
+export async function rewriteFastStart(file: string, opts: FastStartOptions): Promise<FastStartResult> {
   const tmp = `${file}.faststart.tmp`;
-  const sink = new FileSink(tmp, { mode });
-  const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
+  const stopped = opts.stopped ?? ((): boolean => false);
+  const sink = new FileSink(tmp, { mode: opts.mode });
+  const whole = new FilePathSource(file);
+  const input = new Input({ source: opts.length === undefined ? whole : whole.slice(0, opts.length), formats: ALL_FORMATS });
+  const result: FastStartResult = { frames: 0, keyframes: 0, first_t_ms: null, last_t_ms: null, duration_ms: 0 };
   try {
     const track = await input.getPrimaryVideoTrack();
     if (track === null) throw new SinkError('MP4_NO_TRACK', `${file} has no video track`);
@@ -295,20 +330,34 @@ async function rewriteFastStart(file: string, timestampsMs: readonly number[], e
       target: new StreamTarget(sink.writable(), { chunked: true }),
     });
     const source = new EncodedVideoPacketSource('avc');
-    output.addVideoTrack(source, { maximumPacketCount: timestampsMs.length });
+    output.addVideoTrack(source, { maximumPacketCount: opts.packets });
     await output.start();
-    const packets = new EncodedPacketSink(track);
-    let i = 0;
-    for await (const p of packets.packets()) {
-      if (stopped()) throw new RewriteStopped();
-      const t = timestampsMs[i] ?? p.timestamp * 1000;
-      const next = timestampsMs[i + 1] ?? endT_ms;
+    // A sample's duration is the time to the next one, so each packet is written once the next is read.
+    const put = async (p: EncodedPacket, t: number, next: number): Promise<void> => {
       const packet = new EncodedPacket(p.data, p.type, t / 1000, Math.max(1, next - t) / 1000);
-      await source.add(packet, i === 0 ? { decoderConfig: { ...config, colorSpace: COLOR_SPACE } } : undefined);
-      i++;
+      await source.add(packet, result.frames === 0 ? { decoderConfig: { ...config, colorSpace: COLOR_SPACE } } : undefined);
+      if (p.type === 'key') result.keyframes++;
+      result.first_t_ms ??= t;
+      result.last_t_ms = t;
+      result.frames++;
+    };
+    let prev: { p: EncodedPacket; t: number } | null = null;
+    let read = 0;
+    for await (const p of new EncodedPacketSink(track).packets()) {
+      if (stopped()) throw new RewriteStopped();
+      if (read === opts.packets) throw new SinkError('MP4_REWRITE_MISMATCH', `${file}: read back more than the ${opts.packets} packets expected`);
+      // The writer keeps packets at least 1 ms apart (Mp4SegmentWriter.write): whole ms lose nothing.
+      const own = Math.round(p.timestamp * 1000);
+      const t = Math.max(opts.timestampsMs?.[read] ?? own, prev === null ? -Infinity : prev.t + 1);
+      read++;
+      if (prev !== null) await put(prev.p, prev.t, t);
+      prev = { p, t };
     }
-    if (i !== timestampsMs.length) {
-      throw new SinkError('MP4_REWRITE_MISMATCH', `read back ${i} packets, wrote ${timestampsMs.length}`);
+    if (read !== opts.packets) throw new SinkError('MP4_REWRITE_MISMATCH', `${file}: read back ${read} packets, expected ${opts.packets}`);
+    if (prev !== null) {
+      const end = opts.endT_ms ?? prev.t + LAST_FRAME_MS;
+      await put(prev.p, prev.t, end);
+      result.duration_ms = Math.max(end, prev.t + 1) - (result.first_t_ms ?? prev.t);
     }
     await output.finalize();
     await sink.settle();
@@ -325,4 +374,5 @@ async function rewriteFastStart(file: string, timestampsMs: readonly number[], e
     input.dispose();
   }
   await fs.rename(tmp, file);
+  return result;
 }
