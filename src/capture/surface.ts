@@ -49,6 +49,12 @@ export class Surface {
    * allocated and filled each time.
    */
   private pixels: Uint8Array | null = null;
+  /**
+   * The largest picture given up by a resize, kept for the next size of the same bytes: a desktop flipping
+   * between two sizes (64x64 ↔ 8192x8192) then reuses one buffer instead of allocating 256 MiB per flip
+   * faster than the garbage collector returns them. At most one, so it costs one picture at most.
+   */
+  private spare: Uint8Array | null = null;
 
   constructor(width: number, height: number) {
     checkSurfaceSize(width, height);
@@ -60,7 +66,13 @@ export class Surface {
   /** RGBA pixels, `stride` bytes per row. */
   get rgba(): Uint8Array {
     if (this.pixels === null) {
-      this.pixels = new Uint8Array(this.stride * this.height);
+      const bytes = this.stride * this.height;
+      if (this.spare !== null && this.spare.length === bytes) {
+        this.pixels = this.spare;
+        this.spare = null;
+      } else {
+        this.pixels = new Uint8Array(bytes);
+      }
       const px = new Uint32Array(this.pixels.buffer, this.pixels.byteOffset, this.pixels.byteLength >> 2);
       px.fill(LITTLE_ENDIAN ? 0xff000000 : 0x000000ff);
     }
@@ -77,6 +89,8 @@ export class Surface {
     this.width = width;
     this.height = height;
     this.stride = width * 4;
+    const old = this.pixels;
+    if (old !== null && (this.spare === null || old.length >= this.spare.length)) this.spare = old;
     this.pixels = null;
     this.damage.clear();
     this.damage.add({ x: 0, y: 0, width, height });

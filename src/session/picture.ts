@@ -25,9 +25,11 @@ export interface Snapshot {
 export class Picture {
   private width = 0;
   private height = 0;
-  private rgba = new Uint8Array(0);
+  private rgba: Uint8Array = new Uint8Array(0);
   private t = 0;
   private cursor: CursorState | null = null;
+  /** The picture of the size before, for a size that comes back (a desktop flipping between two sizes). */
+  private spare: Uint8Array | null = null;
 
   /** True once a first frame arrived. */
   get present(): boolean {
@@ -40,7 +42,18 @@ export class Picture {
     if (frame.width !== this.width || frame.height !== this.height) {
       this.width = frame.width;
       this.height = frame.height;
-      this.rgba = new Uint8Array(stride * frame.height);
+      const bytes = stride * frame.height;
+      const old = this.rgba;
+      // The whole picture is copied in below, so a reused buffer's old contents never show.
+      let next: Uint8Array;
+      if (this.spare !== null && this.spare.length === bytes) {
+        next = this.spare;
+        this.spare = null;
+      } else {
+        next = new Uint8Array(bytes);
+      }
+      if (old.length > 0 && (this.spare === null || old.length >= this.spare.length)) this.spare = old;
+      this.rgba = next;
       copyRect(frame.rgba, frame.stride, this.rgba, stride, { x: 0, y: 0, width: frame.width, height: frame.height });
     } else {
       for (const r of frame.damage) copyRect(frame.rgba, frame.stride, this.rgba, stride, r);

@@ -1,6 +1,8 @@
 import { ProtocolError } from '../../src/errors';
 import { DamageRegion } from '../../src/capture/rect';
 import { Surface } from '../../src/capture/surface';
+import type { Frame } from '../../src/capture/surface';
+import { Picture } from '../../src/session/picture';
 
 const px = (s: Surface, x: number, y: number): number[] => Array.from(s.rgba.subarray(y * s.stride + x * 4, y * s.stride + x * 4 + 4));
 
@@ -57,5 +59,28 @@ describe('DamageRegion', () => {
     const d = new DamageRegion(4);
     for (let i = 0; i < 5; i++) d.add({ x: i * 100, y: i * 100, width: 1, height: 1 });
     expect(d.toArray()).toEqual([{ x: 0, y: 0, width: 401, height: 401 }]);
+  });
+});
+
+describe('Surface and Picture across size flips', () => {
+  test('a size that comes back reuses its buffer, cleared to opaque black; the session picture reuses its copy too', () => {
+    const s = new Surface(8, 8);
+    s.fill({ x: 0, y: 0, width: 8, height: 8 }, 255, 0, 0);
+    const big = s.rgba;
+    s.resize(2, 2);
+    s.fill({ x: 0, y: 0, width: 2, height: 2 }, 0, 255, 0);
+    s.resize(8, 8);
+    expect(s.rgba).toBe(big);
+    expect([...s.rgba.subarray(0, 8)]).toEqual([0, 0, 0, 255, 0, 0, 0, 255]);
+    expect(s.rgba.every((v, i) => v === ((i & 3) === 3 ? 255 : 0))).toBe(true);
+
+    const p = new Picture();
+    const frame = (w: number, value: number): Frame => ({ rgba: new Uint8Array(w * w * 4).fill(value), width: w, height: w, stride: w * 4, damage: [], t_ms: 0 });
+    p.apply(frame(8, 1));
+    const first = p.wholeFrame()?.rgba;
+    p.apply(frame(2, 2));
+    p.apply(frame(8, 3));
+    expect(p.wholeFrame()?.rgba).toBe(first);
+    expect(p.snapshot()?.rgba.every((v) => v === 3)).toBe(true);
   });
 });
