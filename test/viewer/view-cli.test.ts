@@ -16,7 +16,7 @@ import { serveForSeeking } from '../helpers/seek';
 import { requireCommand } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startXclock, waitForWindow } from '../helpers/servers/x11-clients';
-import { startXvnc, type XvncServer } from '../helpers/servers/xvnc';
+import { makeSelfSignedCert, startXvnc, type XvncServer } from '../helpers/servers/xvnc';
 import { canvasRgba, launchChromium, pageStatus, waitForCanvas } from '../helpers/viewer';
 import { testTimeoutFor, waitFor, waitForStillScreen } from '../helpers/wait';
 
@@ -120,3 +120,32 @@ test('a non-loopback --listen needs TLS or --insecure-listen', () => {
   expect(stray.status).toBe(2);
   expect(stray.stderr).toMatch(/--format is a recording option: add --capture DIR/);
 });
+
+test('https and wss: --tls-cert/--tls-key serve the page and the WebSocket over TLS (Secure cookie), and allow a non-loopback --listen', async () => {
+  const certs = await makeSelfSignedCert(mkdtempSync(path.join(tmpdir(), 'deskrec-view-tls-')));
+  const server = await startXvnc({ width: 320, height: 240, security: 'None' });
+  await startXclock(server, { geometry: '100x100+100+60' });
+  const run = startRecording(`vnc://127.0.0.1:${server.port}`, ['--listen', '0.0.0.0:0', '--tls-cert', certs.certFile, '--tls-key', certs.keyFile], {}, 'view');
+  try {
+    const printed = await waitFor('the viewer URL on stderr', () => /deskrec: viewer at (https:\/\/[^/]+:(\d+)\/\?token=([A-Za-z0-9_-]{43}))\n/.exec(run.stderr()) ?? undefined,
+      { detail: () => run.stderr() });
+    const port = printed[2] ?? '';
+    const token = printed[3] ?? '';
+    // Plain http on the TLS port is not served.
+    await expect(fetch(`http://127.0.0.1:${port}/?token=${token}`)).rejects.toThrow();
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 480, height: 360 } });
+    const page = await context.newPage();
+    const response = await page.goto(`https://127.0.0.1:${port}/?token=${token}`);
+    expect(response?.status()).toBe(200);
+    expect(String(await response?.headerValue('set-cookie'))).toMatch(/; Secure/);
+    server.pauseClients();
+    const still = await waitForStillScreen(() => server.screenshotRgba());
+    // The picture arrives over wss (noVNC connects to the page's own origin, so TLS end to end).
+    await waitForCanvas(page, still, 'the https page');
+    await context.close();
+    server.resumeClients();
+  } finally {
+    if (run.child.exitCode === null) await run.stop();
+    await server.stop();
+  }
+}, testTimeoutFor(4));
