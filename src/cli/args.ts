@@ -32,6 +32,8 @@ Usage:
   deskrec view <url> [--capture DIR] [view options] [options]
                                                         work in the desktop from a browser (noVNC),
                                                         recorded as by 'record' when --capture is given
+  deskrec daemon --config FILE [--log-level L]     the recording daemon: targets, HTTP API, recordings page
+                                                        (docs/DAEMON.md)
   deskrec --help | --version
 
 Sources:

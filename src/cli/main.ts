@@ -8,6 +8,7 @@ import type { FrameSource } from '../sources/source';
 import { deskrecVersion } from '../util/version';
 import { HELP, parseRecordArgs, parseViewArgs, type RecordArgs } from './args';
 import { EXIT } from './exit-codes';
+import { runDaemon } from './daemon';
 import { runView } from './view';
 
 /** Maps an error to the documented exit code. */
@@ -111,6 +112,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'replay') return await replay(rest);
     if (cmd === 'inspect') return await inspect(rest);
     if (cmd === 'view') return await runView(parseViewArgs(rest));
+    if (cmd === 'daemon') return await runDaemon(rest);
     throw new UsageError('UNKNOWN_COMMAND', `unknown command '${cmd}' (see deskrec --help)`);
   } catch (err) {
     const code = exitCodeFor(err);

@@ -1,0 +1,78 @@
+/**
+ * The daemon's Prometheus metrics (prom-client, on a registry of its own so a library user's default
+ * registry is left alone). No metric has a per-recording label: with thousands of recordings a label per id
+ * would make every scrape grow without bound; the API is where one recording is looked at.
+ *
+ * Counters that the recorder keeps per recording (frames encoded and merged, bytes, reconnects) are folded
+ * in as differences since the last look, at each scrape and when a recording ends, so the totals keep
+ * counting after a recording is gone.
+ */
+import { statfs } from 'node:fs/promises';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { deskrecVersion } from '../util/version';
+import type { RecordingCounters } from './store';
+
+/** Per-recording counters folded into the totals. */
+type Folded = Pick<RecordingCounters, 'framesEncoded' | 'framesMerged' | 'bytes' | 'reconnects'>;
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly active: Gauge;
+  private readonly total: Counter<'result'>;
+  private readonly framesEncoded: Counter;
+  private readonly framesMerged: Counter;
+  private readonly bytes: Counter;
+  private readonly reconnects: Counter;
+  readonly encodeSeconds: Histogram;
+  private readonly seen = new Map<string, Folded>();
+
+  constructor(private readonly root: string, private readonly sources: { active: () => number; counters: () => Map<string, Folded> }) {
+    const registers = [this.registry];
+    this.active = new Gauge({ name: 'deskrec_recordings_active', help: 'Recordings in progress (starting, recording, reconnecting or finalizing).', registers,
+      collect: () => { this.active.set(sources.active()); } });
+    this.total = new Counter({ name: 'deskrec_recordings_total', help: 'Recordings that ended, by result (done, failed, interrupted).', labelNames: ['result'], registers });
+    this.framesEncoded = new Counter({ name: 'deskrec_frames_encoded_total', help: 'Frames the H.264 encoders finished.', registers });
+    this.framesMerged = new Counter({ name: 'deskrec_frames_merged_total', help: 'Frames merged into a later one because the output was behind.', registers });
+    this.bytes = new Counter({ name: 'deskrec_bytes_written_total', help: 'Bytes of video and PNG frames written.', registers });
+    this.reconnects = new Counter({ name: 'deskrec_reconnects_total', help: 'Times a recorded remote went away and was reconnected to.', registers });
+    this.encodeSeconds = new Histogram({
+      name: 'deskrec_encode_seconds', help: 'Time from handing a frame to the encoder until its access unit came back.', registers,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    });
+    const free = new Gauge({ name: 'deskrec_disk_free_bytes', help: 'Free bytes on the file system of the storage root.', registers,
+      collect: async () => {
+        try {
+          const s = await statfs(this.root);
+          free.set(s.bavail * s.bsize);
+        } catch {
+          // The root is gone or unreadable: no figure rather than a wrong one.
+        }
+      } });
+    const info = new Gauge({ name: 'deskrec_build_info', help: 'deskrec version and Node.js version (value 1).', labelNames: ['version', 'node'], registers });
+    info.labels(deskrecVersion(), process.versions.node).set(1);
+  }
+
+  /** Adds what `id`'s counters grew by since the last look. */
+  fold(id: string, c: Folded): void {
+    const before = this.seen.get(id) ?? { framesEncoded: 0, framesMerged: 0, bytes: 0, reconnects: 0 };
+    const grow = (counter: Counter, now: number, then: number): void => { if (now > then) counter.inc(now - then); };
+    grow(this.framesEncoded, c.framesEncoded, before.framesEncoded);
+    grow(this.framesMerged, c.framesMerged, before.framesMerged);
+    grow(this.bytes, c.bytes, before.bytes);
+    grow(this.reconnects, c.reconnects, before.reconnects);
+    this.seen.set(id, { ...c });
+  }
+
+  /** A recording ended: its last counters are folded in and it is forgotten. */
+  ended(id: string, result: 'done' | 'failed' | 'interrupted', last: Folded | null): void {
+    if (last !== null) this.fold(id, last);
+    this.seen.delete(id);
+    this.total.labels(result).inc();
+  }
+
+  /** The text exposition format. */
+  async text(): Promise<{ contentType: string; body: string }> {
+    for (const [id, c] of this.sources.counters()) this.fold(id, c);
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
