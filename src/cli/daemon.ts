@@ -10,6 +10,7 @@ import { describeError, UsageError } from '../errors';
 import { buildApi } from '../daemon/api';
 import { loadConfig, type DaemonConfig } from '../daemon/config';
 import { Daemon } from '../daemon/daemon';
+import { registerPage } from '../daemon/page';
 import { EXIT } from './exit-codes';
 
 /** Loopback addresses: anything else needs TLS or an explicit `insecure-listen`. */
@@ -63,7 +64,11 @@ export async function runDaemon(argv: string[]): Promise<number> {
 
   const daemon = new Daemon(config, log);
   await daemon.start();
-  const app = await buildApi({ daemon, token, log, metrics: config.metrics, secure: https !== undefined, https });
+  const app = await buildApi({
+    daemon, token, log, metrics: config.metrics, secure: https !== undefined, https,
+    // The recordings page (list, player, live view) beside the API, behind the same token.
+    extend: (api, auth) => { registerPage(api, { daemon, auth, token, secure: https !== undefined, log }); },
+  });
   try {
     await app.listen({ host, port });
   } catch (err) {

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { describeError, DeskrecError, SinkError, UsageError } from '../errors';
 import { recoverMp4 } from '../recorder/recover';
 import { abortableDelay, backoffMs } from '../session/reconnect';
+import type { Session } from '../session/session';
 import { targetOptions, type DaemonConfig, type TargetConfig } from './config';
 import { errorInfo, RecordingJob, type ApiRecording, type JobSettings } from './job';
 import { DaemonMetrics } from './metrics';
@@ -44,6 +45,14 @@ export interface ListQuery {
   limit: number;
 }
 
+/** What another part of the daemon hangs on every recording (the recordings page: artifacts, live view). */
+export interface JobHooks {
+  /** The job made a session (one per attempt). Must not throw (a throw is logged and ignored). */
+  session(job: RecordingJob, session: Session): void;
+  /** The job's session ended; awaited before the recording's final state. */
+  finishing(job: RecordingJob): Promise<void>;
+}
+
 /** Health as `/healthz` shows it. */
 export interface Health {
   ok: boolean;
@@ -67,6 +76,7 @@ export class Daemon {
   private draining = false;
   private timers: NodeJS.Timeout[] = [];
   private retentionRunning: Promise<void> | null = null;
+  private readonly hooks = new Set<JobHooks>();
 
   constructor(config: DaemonConfig, private readonly log: Logger) {
     this.config = config;
@@ -215,6 +225,18 @@ export class Daemon {
       log: (level, msg, fields) => { log[level](fields ?? {}, msg); },
       state: (j, state) => { this.onJobState(j, state); },
       encodeTime: (seconds) => { this.metrics.encodeSeconds.observe(seconds); },
+      session: (j, session) => {
+        for (const h of this.hooks) {
+          try {
+            h.session(j, session);
+          } catch (err) {
+            log.warn(`a recording hook failed: ${describeError(err)}`);
+          }
+        }
+      },
+      finishing: async (j) => {
+        await Promise.all([...this.hooks].map((h) => h.finishing(j).catch((err: unknown) => { log.warn(`a recording hook failed: ${describeError(err)}`); })));
+      },
     });
     await job.start();
     this.jobs.set(id, job);
@@ -293,6 +315,16 @@ export class Daemon {
   dirOf(id: string): string | null {
     const r = this.jobs.get(id)?.meta ?? this.past.get(id);
     return r === undefined ? null : path.join(this.root, r.dir);
+  }
+
+  /**
+   * Hangs `hooks` on every recording from now on, and on the sessions of those already running (`always`
+   * targets start before the API and its page exist). Returns what removes them.
+   */
+  addJobHooks(hooks: JobHooks): () => void {
+    this.hooks.add(hooks);
+    for (const job of this.jobs.values()) if (job.session !== null) hooks.session(job, job.session);
+    return () => { this.hooks.delete(hooks); };
   }
 
   /** The running job of a recording, or null. */

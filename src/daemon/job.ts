@@ -30,6 +30,10 @@ export interface JobEvents {
   state: (job: RecordingJob, state: RecordingState) => void;
   /** A frame took this long in the encoder (the metrics histogram). */
   encodeTime?: (seconds: number) => void;
+  /** A session was made for this recording (one per attempt): the recordings page watches it. */
+  session?: (job: RecordingJob, session: Session) => void;
+  /** Awaited after the session ended, before the final state: the page's last thumbnails are then on disk. */
+  finishing?: (job: RecordingJob) => Promise<void>;
 }
 
 /** One segment as the API shows it. */
@@ -179,6 +183,7 @@ export class RecordingJob {
           },
         });
         this.session = session;
+        this.events.session?.(this, session);
         session.on('state', (s) => {
           if (s === 'live') void this.setState('recording');
           else if (s === 'reconnecting') void this.setState('reconnecting');
@@ -223,6 +228,7 @@ export class RecordingJob {
     }
     const error = this.stopReason ?? (failure === null ? null : errorInfo(failure));
     if (failure !== null) this.events.log('error', `recording failed: ${describeError(failure)}`, { code: errorInfo(failure).code });
+    if (this.events.finishing !== undefined) await this.events.finishing(this);
     await this.setState(error === null ? 'done' : 'failed', {
       end: new Date().toISOString(), error, segments: this.lastSegments, stats: this.lastStats,
     });

@@ -40,6 +40,11 @@ export interface ViewerOptions {
   secure?: boolean;
   /** Every tab may send input, not only the first. */
   sharedControl?: boolean;
+  /**
+   * No tab gets control: input, resize requests and clipboard text from tabs are dropped, and the remote's
+   * clipboard is not sent to them (watching a recording, e.g. the daemon's live view, is not using the desktop).
+   */
+  viewOnly?: boolean;
   /** Where the routes are mounted, e.g. `/view/vm1` (default: the root). */
   basePath?: string;
   /** What the page and noVNC show as the desktop's name. */
@@ -100,7 +105,7 @@ export class Viewer {
         this.setState('reconnecting', `${describeError(e.error)} (attempt ${e.attempt}, next in ${(e.delayMs / 1000).toFixed(1)} s)`);
       };
       // The remote's clipboard goes to every tab (noVNC shows it in the page's clipboard box).
-      const clip = (text: string): void => { for (const tab of this.order) tab.clipboard(text); };
+      const clip = (text: string): void => { if (this.options.viewOnly !== true) for (const tab of this.order) tab.clipboard(text); };
       session.on('state', follow);
       session.on('reconnecting', away);
       session.on('clipboard', clip);
@@ -206,6 +211,7 @@ export class Viewer {
   }
 
   private hasControl(tab: BrowserTab): boolean {
+    if (this.options.viewOnly === true) return false;
     return this.options.sharedControl === true || this.order[0] === tab;
   }
 
