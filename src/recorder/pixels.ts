@@ -5,6 +5,8 @@ import type { Patch } from './encoders/backend';
 /** Copies `rect` of a frame (`stride` bytes per row) into a new tightly packed patch. */
 export function cutPatch(src: Uint8Array, stride: number, rect: Rect): Patch {
   const row = rect.width * 4;
+  // Whole rows are one contiguous run: one copy instead of one per row (a whole 8192x8192 picture).
+  if (row === stride) return { rect, data: src.slice(rect.y * stride, (rect.y + rect.height) * stride) };
   const data = new Uint8Array(row * rect.height);
   for (let y = 0; y < rect.height; y++) {
     const s = (rect.y + y) * stride + rect.x * 4;
@@ -16,6 +18,10 @@ export function cutPatch(src: Uint8Array, stride: number, rect: Rect): Patch {
 /** Copies `rect` from one frame to the same place in another of the same stride. */
 function copyRegion(src: Uint8Array, dst: Uint8Array, stride: number, rect: Rect): void {
   const row = rect.width * 4;
+  if (row === stride) {
+    dst.set(src.subarray(rect.y * stride, (rect.y + rect.height) * stride), rect.y * stride);
+    return;
+  }
   for (let y = 0; y < rect.height; y++) {
     const o = (rect.y + y) * stride + rect.x * 4;
     dst.set(src.subarray(o, o + row), o);
@@ -35,6 +41,10 @@ export function copyRect(src: Uint8Array, srcStride: number, dst: Uint8Array, ds
 /** Writes a patch into a frame of `stride` bytes per row. */
 export function applyPatch(dst: Uint8Array, stride: number, p: Patch): void {
   const row = p.rect.width * 4;
+  if (row === stride) {
+    dst.set(p.data.subarray(0, row * p.rect.height), p.rect.y * stride);
+    return;
+  }
   for (let y = 0; y < p.rect.height; y++) {
     dst.set(p.data.subarray(y * row, (y + 1) * row), (p.rect.y + y) * stride + p.rect.x * 4);
   }

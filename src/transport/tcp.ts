@@ -129,6 +129,14 @@ class TcpTransport implements Transport {
     if (!this.socket.write(data)) this.needDrain = true;
   }
 
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
   startTls(opts: TlsOptions): Promise<void> {
     const plain = this.socket;
     plain.removeAllListeners('data');

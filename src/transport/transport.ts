@@ -73,6 +73,13 @@ export interface Transport {
   readonly congested: boolean;
   /** Session time (ms) the last chunk arrived, or when the transport opened if none has. */
   readonly lastReceivedMs: number;
+  /**
+   * Stops reading from the peer until `resume()` (TCP backpressure: the peer's sends then block in the
+   * kernel instead of piling up in our memory while the client works through what it has). Transports
+   * that are fed by their owner (replays) need not implement it.
+   */
+  pause?(): void;
+  resume?(): void;
   /** Upgrades the stream to TLS in place; resolves once the handshake is done. */
   startTls(opts: TlsOptions): Promise<void>;
   /** Closes the stream. */

@@ -73,11 +73,11 @@ export const RSS_LIMIT_MIB = 300;
  * read again at exit; killed at 4× the limit so a recorder that grows without bound fails fast), and waits
  * up to `withinMs` for it to exit.
  */
-export async function recordHostile(url: string, args: string[], withinMs: number): Promise<{ rec: RecordingRun; code: number | null | 'timeout'; peakMiB: number; killed: boolean }> {
+export async function recordHostile(url: string, args: string[], withinMs: number, killAboveMiB = 4 * RSS_LIMIT_MIB): Promise<{ rec: RecordingRun; code: number | null | 'timeout'; peakMiB: number; killed: boolean }> {
   const rss = peakRssAtExit();
   try {
     const rec = startRecording(url, args, rss.env);
-    const watch = watchPeakRss(rec.child, 4 * RSS_LIMIT_MIB);
+    const watch = watchPeakRss(rec.child, killAboveMiB);
     const code = await exitedWithin(rec, withinMs);
     return { rec, code, peakMiB: Math.max(watch.peak(), rss.read() ?? 0), killed: watch.killed() };
   } finally {

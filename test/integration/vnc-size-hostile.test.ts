@@ -24,8 +24,8 @@ useServerCleanup();
 beforeAll(() => { requireTool('ffprobe'); });
 
 /** `deskrec record` against `fake` (test/helpers/peak-rss.ts recordHostile: peak RSS watched). */
-function recordAgainst(fake: FakeRfbServer, args: string[], withinMs: number): ReturnType<typeof recordHostile> {
-  return recordHostile(`vnc://127.0.0.1:${fake.port}`, ['--vnc-encodings', 'raw', ...args], withinMs);
+function recordAgainst(fake: FakeRfbServer, args: string[], withinMs: number, killAboveMiB?: number): ReturnType<typeof recordHostile> {
+  return recordHostile(`vnc://127.0.0.1:${fake.port}`, ['--vnc-encodings', 'raw', ...args], withinMs, killAboveMiB);
 }
 
 /** session.json as these tests read it. */
@@ -54,6 +54,28 @@ describe('a server that keeps changing its desktop size', () => {
       expect(flipper.flips()).toBeGreaterThan(100);
       expect(session.stats.sizesSkipped).toBeGreaterThan(50);
       for (const s of session.segments) expectFinalisedMp4(path.join(rec.dir, s.file), s.width, s.height);
+      rmSync(rec.dir, { recursive: true, force: true });
+    } finally {
+      fake.close();
+    }
+  }, testTimeoutFor(1));
+
+  test('64x64 ↔ 8192x8192 every 20 ms, --duration 10: on time, memory a few pictures whatever the number of flips', async () => {
+    // Each flip to 8192x8192 costs whole 256 MiB pictures (the surface, the session's copy, the recording's
+    // mirror, PNG frames: the size is beyond H.264), far more than 20 ms of work: the client parses in
+    // slices and stops reading while behind, so the stop comes on time and the backlog stays with the
+    // server. Memory is bounded by a number of pictures (about ten), not by the flips (18.4 GB before).
+    const flipper = flipSizes([[64, 64], [8192, 8192]], 20);
+    const fake = await startFakeRfb(flipper.script);
+    const durationS = 10;
+    try {
+      const { rec, code, peakMiB, killed } = await recordAgainst(fake, ['--format', 'mp4', '--duration', String(durationS)], (durationS + 8) * 1000, 4096);
+      expect({ code, killed }).toEqual({ code: 0, killed: false });
+      expect(peakMiB).toBeLessThan(3200);
+      const session = sessionJson(rec.dir) as unknown as Session;
+      expect(session.endReason).toBe('duration');
+      expect(flipper.flips()).toBeGreaterThan(100);
+      for (const s of session.segments.filter((x) => x.kind === 'mp4')) expectFinalisedMp4(path.join(rec.dir, s.file), s.width, s.height);
       rmSync(rec.dir, { recursive: true, force: true });
     } finally {
       fake.close();

@@ -117,6 +117,12 @@ type State =
   | { k: 'closed' };
 
 /** One RFB connection over a transport. */
+/** How long one parsing slice may run before the rest waits for the next turn of the event loop, ms. */
+const PUMP_SLICE_MS = 50;
+/** Received bytes waiting to be parsed above which the transport stops reading, and below which it reads again. */
+const QUEUE_HIGH_BYTES = 8 << 20;
+const QUEUE_LOW_BYTES = 1 << 20;
+
 export class RfbClient {
   private readonly queue = new ByteQueue();
   private state: State = { k: 'version' };
@@ -128,6 +134,10 @@ export class RfbClient {
   private readonly cursor: CursorState = { shape: null, x: 0, y: 0 };
   private continuous: 'unknown' | 'supported' | 'enabled' = 'unknown';
   private pumping = false;
+  /** A continuation of parsing is scheduled (the last slice ran out of time): see pump(). */
+  private continuing = false;
+  /** Reading from the transport is paused while the queue holds more than QUEUE_HIGH_BYTES. */
+  private readPaused = false;
   private ended = false;
   /** Bytes received so far: the stream offsets of a capture's inbound marks. */
   private received = 0;
@@ -160,6 +170,10 @@ export class RfbClient {
       data: (chunk, t) => {
         this.received += chunk.length;
         this.queue.push(chunk, t);
+        if (!this.readPaused && this.queue.length > QUEUE_HIGH_BYTES && this.transport.pause !== undefined) {
+          this.readPaused = true;
+          this.transport.pause();
+        }
         this.pump();
       },
       close: (err) => {
@@ -217,15 +231,28 @@ export class RfbClient {
     this.transport.write(b);
   }
 
-  /** Parses as much as the received bytes allow; re-entered when more arrive or an async step finishes. */
+  /**
+   * Parses as much as the received bytes allow; re-entered when more arrive or an async step finishes.
+   * Parsing runs in slices of PUMP_SLICE_MS: past that, at the next message boundary, the rest waits for
+   * the next turn of the event loop, so a stop, a timer or the recorder's own work is never held up behind
+   * a backlog (a server flipping between 64x64 and 8192x8192 every 20 ms makes every message cost a
+   * quarter of a second; one socket read can hold dozens of them). While the queue is long the transport
+   * stops reading, so the backlog waits in the kernel and the server, not in our memory.
+   */
   private pump(): void {
-    if (this.pumping) return;
+    if (this.pumping || this.continuing) return;
     this.pumping = true;
+    const began = performance.now();
     try {
       for (;;) {
         if (this.ended || this.state.k === 'busy' || this.state.k === 'tls') break;
         const progressed = this.step();
         if (!progressed) break;
+        if (this.state.k === 'message' && this.queue.length > 0 && performance.now() - began > PUMP_SLICE_MS) {
+          this.continuing = true;
+          setImmediate(() => { this.continuing = false; this.pump(); });
+          break;
+        }
       }
     } catch (err) {
       this.transport.close();
@@ -235,6 +262,10 @@ export class RfbClient {
       // A capture may now write what was parsed (it holds received bytes back until then).
       this.opts.inbound?.examined(this.received - this.queue.length);
     }
+    if (this.readPaused && (this.queue.length < QUEUE_LOW_BYTES || this.ended)) {
+      this.readPaused = false;
+      this.transport.resume?.();
+    }
     if (!this.busy) {
       const w = this.idleWaiters;
       this.idleWaiters = [];
@@ -242,9 +273,9 @@ export class RfbClient {
     }
   }
 
-  /** True while an asynchronous step (TLS handshake, JPEG/PNG decode) holds up parsing. */
+  /** True while an asynchronous step (TLS handshake, JPEG/PNG decode, the next parsing slice) holds up parsing. */
   get busy(): boolean {
-    return this.state.k === 'busy' || this.state.k === 'tls';
+    return this.state.k === 'busy' || this.state.k === 'tls' || this.continuing;
   }
 
   /** Resolves once the client has parsed everything it can (replays feed the next chunk only then). */
