@@ -50,7 +50,7 @@ export interface OutputFrame {
   damage: Rect[];
   /** The pixels of the changed rectangles as of `t_ms`. */
   patches: Patch[];
-  /** Session time of the frame's newest content, ms. */
+  /** The frame's time, ms: its newest content's session time moved onto the fps-max grid (Recording). */
   t_ms: number;
 }
 

@@ -5,9 +5,24 @@
  * Timing (all decisions depend only on the frames and their t_ms, never on how busy the encoder is, so a
  * replayed session yields the same frames):
  * - a frame with no damage is not encoded; a static screen produces no frames at all;
- * - `fpsMax` coalesces: a frame arriving less than 1000/fpsMax ms after the last emitted one is held and
- *   merged with what follows; the held frame is emitted, with the time of its newest content, as soon as a
- *   frame arrives past its due time, at stop, or (live sessions) when a timer reaches its due time;
+ * - `fpsMax` puts frames on a time grid of I = 1000/fpsMax ms (session time 0 on it): slot k covers
+ *   ((k-1)·I, k·I], and a frame's time is the end k·I of the slot its newest content falls in, so it moves
+ *   later by less than one interval and emitted frames are at least I apart. Changes within one slot merge
+ *   into one held frame, emitted once its slot is over: when a frame of a later slot (or one exactly at
+ *   the slot's end) arrives, at a segment's end, or (live sessions) by a timer shortly after the slot's
+ *   end. One frame per slot: a frame whose slot was already emitted (a live frame decoded after the
+ *   timer fired, the first frames after a rotation or a gap) takes the next free slot. Why a grid and not
+ *   just a minimum spacing: ffmpeg guesses a constant frame rate from the smallest spacing of a VFR file
+ *   (`r_frame_rate`, else `avg_frame_rate`) and rounds every time to it; on the grid that guess is fps-max
+ *   or a divisor of it, so no two frames round to the same tick ("non monotonically increasing dts");
+ * - a segment lasts until its end time, or one interval after its last frame if that is later, so every
+ *   frame, the last one included, shows for at least one interval. The next segment's frames start no
+ *   earlier: the first frame of a new size takes the slot of a frame the previous size still holds there
+ *   (and supersedes it, as a later change within a slot does), a segment after a gap or a rotation starts
+ *   where the one before ended;
+ * - only frame and segment times are on the grid: everything else on the session clock (gap times, the
+ *   capture, input.jsonl) keeps its own time, so a picture shows up to one interval after the input that
+ *   caused it (live: plus any decoding delay beyond LIVE_GRACE_MS);
  * - a keyframe at least every `keyframeIntervalS` seconds while the screen changes.
  * Only when the encoder falls behind a live source are emitted frames merged (damage united, newest pixels
  * kept), and each merge is counted; sources that can wait (replay, `--speed max`) await `whenReady()`.
@@ -26,15 +41,16 @@
  * - at most MAX_CLOSING segments close at once: a new segment waits (as above) until an older one has
  *   finished, so memory for closing segments is one segment's worth;
  * - `rotate()` (the owner's choice: by time or size) starts a new segment at the same size at once, its
- *   first frame the whole current picture at the rotation time, so a still screen loses nothing; it too
- *   waits for MAX_CLOSING (it returns false and the owner tries again);
+ *   first frame the whole current picture at the rotation time (put on the grid like a frame), so a still
+ *   screen loses nothing; it too waits for MAX_CLOSING (it returns false and the owner tries again);
  * - `stop()` finishes on time whatever the backlog: after its deadline (STOP_DEADLINE_MS, plus time for
  *   the fast-start rewrite of what was recorded), segments still finishing are cut short: frames the
  *   encoder has not finished are dropped (`stats.framesDropped`), the encoder is terminated, and the MP4
  *   is finalised as it is (fragmented, `fastStart: false`: complete and playable); if even that takes more
  *   than STOP_GRACE_MS, it is cut back to its last complete fragment (`truncated: true`).
  *
- * Fidelity: every frame handed to an output carries exactly the pixels of its own moment. The mirror always
+ * Fidelity: every frame handed to an output carries exactly the pixels of its own moment (its newest
+ * content; the grid may only move its time later, never give it later pixels). The mirror always
  * holds the newest picture (frames held by fps-max are copied into it as they arrive), so a frame's pixels
  * are cut from the mirror when the frame is emitted — the one moment the mirror shows exactly that frame —
  * and a frame that must wait for room keeps those patches (copy-on-park). Merging a newer frame into it adds
@@ -90,6 +106,17 @@ export const STOP_DEADLINE_MS = 3000;
 const STOP_BYTES_PER_MS = 100_000;
 /** After the cut, how long finalising may take before a segment is cut back to its complete fragments. */
 const STOP_GRACE_MS = 1000;
+/**
+ * Live sessions: how long after a slot's end the timer waits before emitting its held frame. A frame is
+ * stamped when its bytes arrive and reaches the recording once decoded; the grace lets one stamped just
+ * before the slot's end still join its slot instead of taking the next.
+ */
+const LIVE_GRACE_MS = 10;
+/**
+ * Slot arithmetic tolerance, in slots: a time this close to a slot's end is on it. Times are µs at best
+ * (captures), and n·(1000/30) computed by a source may differ from the grid's own k·1000/30 in the last bit.
+ */
+const SLOT_EPS = 1e-6;
 
 /** How a recording is made. */
 export interface RecordingOptions {
@@ -130,9 +157,11 @@ export interface RecordingOptions {
   stopDeadlineMs?: number;
 }
 
+/** The frame fps-max holds back: every change of its slot so far. */
 interface Held {
   damage: DamageRegion;
-  t_ms: number;
+  /** Its slot: it goes out at k·I (at least `Seg.nextK`). */
+  k: number;
 }
 
 /** An emitted frame waiting for room in the output, with its pixels as of its time (cut when it was emitted). */
@@ -188,13 +217,16 @@ interface Seg {
   /** Segment index once started (file names, live units). */
   index: number;
   held: Held | null;
-  /** Live sessions: emits the held frame at its due time. */
+  /** Live sessions: emits the held frame once its slot is over. */
   timer: NodeJS.Timeout | null;
   waiting: Parked | null;
   /** Frames emitted before the segment started, oldest first. */
   early: Early[];
   earlyBytes: number;
-  lastEmitT: number;
+  /** The first slot a frame of this segment may still take (one frame per slot, in order). */
+  nextK: number;
+  /** Time of the newest frame emitted (null: none yet). */
+  lastFrameT: number | null;
   drawnCursor: DrawnCursor | null;
   /** Closed (or skipped): takes no more frames. */
   closed: boolean;
@@ -234,6 +266,8 @@ export class Recording {
   private readonly closingEnds = new Map<FrameOutput, number>();
   /** Session time of the last rotation: a frame stamped earlier (decoded late) is taken as of then. */
   private timeFloor = -Infinity;
+  /** The first slot a new segment's frames may take: a segment after a gap or a rotation never overlaps the one before. */
+  private floorK = -Infinity;
   /** Outputs whose close() has been called (each closed once), and those of them still finishing. */
   private readonly closeCalled = new Set<FrameOutput>();
   private readonly closingNow = new Set<FrameOutput>();
@@ -368,8 +402,18 @@ export class Recording {
       return { seg: c, whole: p !== null };
     }
     checkSurfaceSize(frame.width, frame.height);
-    // What the current size holds back is older than this frame: out with it now.
-    if (c !== null && c.held !== null) this.emitHeld(c, c.held.t_ms);
+    if (c !== null && c.held !== null) {
+      if (this.slotOf(frame.t_ms) > c.held.k) {
+        // What the current size holds back is in an earlier slot: out with it now.
+        this.emitHeld(c);
+      } else if (c.timer !== null) {
+        // It is in this frame's slot. If the new size gets its segment, its first frame (at that slot's time)
+        // supersedes it, as a later change in a slot does (startPending); if not, the current segment goes on
+        // and it goes out as usual. So it waits, also in a live session.
+        clearTimeout(c.timer);
+        c.timer = null;
+      }
+    }
     const bytes = frame.width * frame.height * 4;
     // A size that comes back after being dropped reuses the dropped one's mirror: its first frame covers it all.
     const spare = this.spare;
@@ -377,7 +421,10 @@ export class Recording {
     const seg: Seg = {
       width: frame.width, height: frame.height, mirror: spare !== null && spare.length === bytes ? spare : new Uint8Array(bytes),
       reason: c === null ? 'next' : 'size', since: frame.t_ms, output: null, index: -1, held: null, timer: null,
-      waiting: null, early: [], earlyBytes: 0, lastEmitT: -Infinity, drawnCursor: null, closed: false,
+      // Its frames follow the current segment's on the grid (from the slot of a frame the current one still
+      // holds: see above), so the current one ends before its first frame.
+      waiting: null, early: [], earlyBytes: 0, nextK: Math.max(c?.held?.k ?? c?.nextK ?? -Infinity, this.floorK), lastFrameT: null,
+      drawnCursor: null, closed: false,
     };
     this.pending = seg;
     return { seg, whole: true };
@@ -393,8 +440,23 @@ export class Recording {
     }
     const cursor = this.opts.cursor === 'composite' ? this.cursorDamage(seg, frame, damage) : null;
     if (cursor !== null) damage = cursor.damage;
-    if (seg.held !== null && frame.t_ms >= seg.lastEmitT + this.intervalMs) this.emitHeld(seg, seg.lastEmitT + this.intervalMs);
-    if (damage.length === 0) return;
+    const slot = this.slotOf(frame.t_ms);
+    // A frame of a later slot: the held frame's slot is over, and it goes out before the mirror moves on.
+    if (seg.held !== null && slot > seg.held.k) this.emitHeld(seg);
+    if (damage.length > 0) this.apply(seg, frame, damage, cursor, slot);
+    const h = seg.held;
+    if (h === null) return;
+    if (this.reached(frame.t_ms, h.k)) {
+      // Session time is at the end of the held frame's slot: nothing more can join it (a frame of the same
+      // time would take the next slot, one interval later, within the bound).
+      this.emitHeld(seg);
+    } else if (this.opts.realtime && seg.timer === null) {
+      this.armTimer(seg, frame.t_ms);
+    }
+  }
+
+  /** Copies a frame's changes into `seg`'s mirror and adds them to the held frame (one for `slot`, or the next free one). */
+  private apply(seg: Seg, frame: Frame, damage: Rect[], cursor: { rect: Rect; draw: boolean } | null, slot: number): void {
     // The mirror is about to move on from the newest kept frame's moment: it needs its own pixels now.
     this.cutNewestEarly(seg);
     const stride = seg.width * 4;
@@ -405,15 +467,36 @@ export class Recording {
       const shape = frame.cursor.shape;
       seg.drawnCursor = shape === null || isEmpty(cursor.rect) ? null : { shape, x: frame.cursor.x, y: frame.cursor.y, rect: cursor.rect };
     }
-    seg.held ??= { damage: new DamageRegion(), t_ms: frame.t_ms };
+    seg.held ??= { damage: new DamageRegion(), k: Math.max(slot, seg.nextK) };
     seg.held.damage.addAll(damage);
-    seg.held.t_ms = frame.t_ms;
-    if (frame.t_ms >= seg.lastEmitT + this.intervalMs) {
-      this.emitHeld(seg, frame.t_ms);
-    } else if (this.opts.realtime && seg.timer === null) {
-      const due = seg.lastEmitT + this.intervalMs;
-      seg.timer = setTimeout(() => { seg.timer = null; if (seg.held !== null && !seg.closed) this.emitHeld(seg, due); }, Math.max(1, due - frame.t_ms));
-    }
+  }
+
+  /**
+   * Live sessions: emits `seg`'s held frame LIVE_GRACE_MS after its slot ends (`now`: the session time of
+   * the newest frame), unless a frame of a later slot releases it first.
+   */
+  private armTimer(seg: Seg, now: number): void {
+    const h = seg.held;
+    if (h === null) return;
+    const due = this.slotTime(h.k);
+    seg.timer = setTimeout(() => { seg.timer = null; if (seg.held !== null && !seg.closed) this.emitHeld(seg); }, Math.max(1, due - now + LIVE_GRACE_MS));
+  }
+
+  /** The grid slot session time `t` falls in: slot k covers ((k-1)·I, k·I] (a time within SLOT_EPS of an end counts as on it). */
+  private slotOf(t: number): number {
+    const k = Math.ceil((t * this.opts.fpsMax) / 1000 - SLOT_EPS);
+    // Not -0 (t = 0 is slot 0): it would be written as a frame time.
+    return k === 0 ? 0 : k;
+  }
+
+  /** The time of slot `k`, k·I: frame times are these. Computed from k, not summed, so it does not drift. */
+  private slotTime(k: number): number {
+    return (k * 1000) / this.opts.fpsMax;
+  }
+
+  /** True when session time `t` has reached the end of slot `k`. */
+  private reached(t: number, k: number): boolean {
+    return (t * this.opts.fpsMax) / 1000 >= k - SLOT_EPS;
   }
 
   /**
@@ -490,12 +573,23 @@ export class Recording {
     this.pending = null;
     this.clearPendingTimer();
     if ((p.early[0]?.t_ms ?? Infinity) < notBefore) {
-      if (p.held !== null) this.emitHeld(p, p.held.t_ms);
-      this.collapseEarly(p, Math.max(p.early[p.early.length - 1]?.t_ms ?? notBefore, notBefore));
+      if (p.held !== null) this.emitHeld(p);
+      // At the first grid time the window allows, or the newest kept frame's if later.
+      const t = Math.max(p.early[p.early.length - 1]?.t_ms ?? -Infinity, this.slotTime(this.slotOf(notBefore)));
+      this.collapseEarly(p, t);
+      p.nextK = Math.max(p.nextK, this.slotOf(t) + 1);
+      p.lastFrameT = t;
     }
-    const first = p.early[0]?.t_ms ?? p.held?.t_ms ?? p.since;
+    const first = p.early[0]?.t_ms ?? this.slotTime(p.held?.k ?? this.slotOf(p.since));
     const c = this.current;
-    if (c !== null) this.closeSeg(c, first);
+    if (c !== null) {
+      if (c.held !== null && c.held.k >= this.slotOf(first)) {
+        // Kept back by segmentFor: the new size's first frame, in the same slot, supersedes it.
+        c.held = null;
+        if (c.timer !== null) { clearTimeout(c.timer); c.timer = null; }
+      }
+      this.closeSeg(c, first);
+    }
     if (p.reason === 'size') {
       this.sizeStarts.push(first);
       if (this.sizeStarts.length > MAX_SIZE_SEGMENTS_PER_MINUTE) this.sizeStarts.shift();
@@ -518,6 +612,8 @@ export class Recording {
       this.pending = null;
       this.clearPendingTimer();
     }
+    // Its held frame is over too (a frame of another size came): out with it, so it is counted with the rest.
+    if (p.held !== null) this.emitHeld(p);
     if (p.timer !== null) { clearTimeout(p.timer); p.timer = null; }
     p.closed = true;
     this.stats.sizesSkipped++;
@@ -527,55 +623,70 @@ export class Recording {
     // No notice: a machine booting goes through short-lived modes as a matter of course (the counts say it).
   }
 
-  /** Ends a segment at session time `endT`: its held and waiting frames go out, then its output closes. */
+  /**
+   * Ends a segment at session time `endT`, or one interval after its last frame if that is later (the last
+   * frame's time may lie past `endT`, and it shows for at least one interval): its held and waiting frames
+   * go out, then its output closes. A later segment's frames start no earlier than that end.
+   */
   private closeSeg(seg: Seg, endT: number): void {
     if (seg.closed) return;
     seg.closed = true;
-    if (seg.held !== null && this.fatal === null) this.emitHeld(seg, seg.held.t_ms);
+    if (seg.held !== null && this.fatal === null) this.emitHeld(seg);
     if (seg.timer !== null) { clearTimeout(seg.timer); seg.timer = null; }
     if (this.fatal === null) this.submitWaiting(seg);
     if (this.current === seg) this.current = null;
-    if (seg.output !== null) this.closeOutput(seg.output, endT);
+    const end = seg.lastFrameT === null ? endT : Math.max(endT, seg.lastFrameT + this.intervalMs);
+    this.floorK = Math.max(this.floorK, this.slotOf(end));
+    if (seg.output !== null) this.closeOutput(seg.output, end);
   }
 
   /**
-   * Starts a new segment at the current size now (the owner rotates files by time or size): the current
-   * segment ends at session time max(t_ms, lastTime) — its frame held by fps-max is emitted into it first
-   * and a frame waiting for room is submitted to it — and the new one begins at that same time with the
+   * Starts a new segment at the current size now (the owner rotates files by time or size). The rotation
+   * time is max(t_ms, lastTime) put on the fps-max grid like a frame: R = the end of its slot (or of the
+   * next free slot). The current segment ends at R — its frame held by fps-max is emitted into it first,
+   * unless that frame falls in R's own slot (then the new segment's first frame carries its pixels at the
+   * same time), and a frame waiting for room is submitted to it — and the new one begins at R with the
    * whole current picture (the pointer composited as it is) as its first frame, which a new video output
-   * encodes as a keyframe. So no moment is lost even on a still screen that sends no further frame. The
-   * first frame counts in `framesEmitted`; later frames keep the fps-max rule from it, and a frame stamped
-   * before it (decoded late) is taken as of it.
+   * encodes as a keyframe. So no moment is lost even on a still screen that sends no further frame. That
+   * first frame is held like any frame until its slot is over (at once when the rotation time is R itself),
+   * so changes within the slot join it; it counts in `framesEmitted` when it goes out. A frame stamped
+   * before the rotation time (decoded late) is taken as of it.
    *
-   * Returns false and does nothing when there is no current segment, a new size or a gap is pending, the
-   * recording is stopped or failed, or a segment is still closing (MAX_CLOSING: memory for one closing
-   * segment): the owner tries again later (a closing segment takes about as long as its encoder backlog
-   * and the fast-start rewrite).
-   *
-   * If the old segment's last frame is at the rotation time itself, that frame shows for 1 ms in the old
-   * file (each sample lasts at least 1 ms) and the same picture begins the new file.
+   * Returns false and does nothing when there is no current segment or it has no frame out yet (its first
+   * frame is still held: it would be left empty), a new size or a gap is pending, the recording is stopped
+   * or failed, or a segment is still closing (MAX_CLOSING: memory for one closing segment): the owner tries
+   * again later (a closing segment takes about as long as its encoder backlog and the fast-start rewrite).
    */
   rotate(t_ms: number): boolean {
     const c = this.current;
     if (c === null || c.output === null || this.pending !== null || this.openGap !== null || this.stopped || this.fatal !== null) return false;
-    if (this.closingNow.size >= MAX_CLOSING) return false;
+    if (this.closingNow.size >= MAX_CLOSING || c.lastFrameT === null) return false;
     const end = Math.max(t_ms, this.lastT);
-    this.closeSeg(c, end);
+    const k = Math.max(this.slotOf(end), c.nextK);
+    if (c.held !== null && c.held.k === k) {
+      // Its changes are in the picture the new segment starts with, at the same time.
+      c.held = null;
+      if (c.timer !== null) { clearTimeout(c.timer); c.timer = null; }
+    }
+    // Every frame left in it is in an earlier slot, so it ends at R with its last picture shown ≥ one interval.
+    this.closeSeg(c, this.slotTime(k));
     // The closed segment never cuts from its mirror again (its held frame was emitted and its waiting frame
     // submitted above, with their own patches; a late encoder failure rebuilds from the output's own
     // pictures), so the new segment takes it over: it holds the newest picture, pointer drawn as
     // `drawnCursor` says.
+    const whole: Rect = { x: 0, y: 0, width: c.width, height: c.height };
+    const held: Held = { damage: new DamageRegion(), k };
+    held.damage.add(whole);
     const seg: Seg = {
       width: c.width, height: c.height, mirror: c.mirror, reason: 'next', since: end, output: null, index: ++this.segmentIndex,
-      held: null, timer: null, waiting: null, early: [], earlyBytes: 0, lastEmitT: end, drawnCursor: c.drawnCursor, closed: false,
+      held, timer: null, waiting: null, early: [], earlyBytes: 0, nextK: k, lastFrameT: null, drawnCursor: c.drawnCursor, closed: false,
     };
     this.current = seg;
     seg.output = this.track(this.newOutput(seg));
     this.lastT = end;
     this.timeFloor = end;
-    this.stats.framesEmitted++;
-    const whole: Rect = { x: 0, y: 0, width: seg.width, height: seg.height };
-    this.submit(seg, { damage: [whole], patches: this.cut(seg, [whole]), t_ms: end });
+    if (this.reached(end, k)) this.emitHeld(seg);
+    else if (this.opts.realtime) this.armTimer(seg, end);
     return true;
   }
 
@@ -589,13 +700,14 @@ export class Recording {
     const out = [...this.finishedSegments];
     for (const [o, endT] of this.closingEnds) out.push(...o.progress(endT));
     const c = this.current;
-    if (c !== null && c.output !== null) out.push(...c.output.progress(this.lastT));
+    // Until the newest content's time, or the newest frame's if later (on the grid, up to one interval later).
+    if (c !== null && c.output !== null) out.push(...c.output.progress(Math.max(this.lastT, c.lastFrameT ?? -Infinity)));
     return out.sort((a, b) => (a.first_t_ms ?? 0) - (b.first_t_ms ?? 0));
   }
 
   /**
-   * Ends the current segment at session time `t_ms` (its last frame lasts until then) because the source
-   * went away (the owner reconnects): the next frame starts a new segment even at the same size, as a
+   * Ends the current segment at session time `t_ms` (its last frame lasts until then, and at least one
+   * interval: closeSeg) because the source went away (the owner reconnects): the next frame starts a new segment even at the same size, as a
    * keyframe of the whole picture, and session.json lists the gap (`gaps`: from `t_ms` to that frame's
    * time). Frames keep coming on the session clock (the owner offsets a new connection's times). A size
    * still waiting for its segment gets it, as at stop. A second gap before any frame is part of the first.
@@ -719,36 +831,37 @@ export class Recording {
   }
 
   /**
-   * Emits `seg`'s held frame. `at` is the session time of the emission: the held frame's due time when a
-   * later frame (or the live timer) released it, so the next frame is due one interval after that and the
-   * output never exceeds fps-max. The frame itself keeps the time of its newest content.
+   * Emits `seg`'s held frame at its slot's time k·I (its newest content's slot, or the next free one); the
+   * segment's next frame takes a later slot, so frames are at least one interval apart.
    *
    * Every caller emits before copying anything newer into the mirror, so the mirror shows exactly this
    * frame's moment here: its pixels are cut now, whether it is submitted at once or has to wait.
    */
-  private emitHeld(seg: Seg, at: number): void {
+  private emitHeld(seg: Seg): void {
     const h = seg.held;
     if (h === null) return;
     seg.held = null;
     if (seg.timer !== null) { clearTimeout(seg.timer); seg.timer = null; }
-    seg.lastEmitT = at;
+    const t = this.slotTime(h.k);
+    seg.nextK = h.k + 1;
+    seg.lastFrameT = t;
     this.stats.framesEmitted++;
     const damage = h.damage.toArray();
     const out = seg.output;
     if (out === null) {
-      this.keepEarly(seg, { damage: h.damage, patches: null, bytes: damageBytes(damage), t_ms: h.t_ms });
+      this.keepEarly(seg, { damage: h.damage, patches: null, bytes: damageBytes(damage), t_ms: t });
       return;
     }
     const patches = this.cut(seg, damage);
     if (seg.waiting !== null || !out.canAccept()) {
       // The output is behind: merge into the one waiting frame (united damage, newest pixels, newest time).
       if (seg.waiting === null) {
-        seg.waiting = { damage: h.damage, patches, bytes: patchBytes(patches), t_ms: h.t_ms };
+        seg.waiting = { damage: h.damage, patches, bytes: patchBytes(patches), t_ms: t };
         void out.whenRoom().then(() => { this.onRoom(seg); });
       } else {
         const w = seg.waiting;
         w.damage.addAll(damage);
-        w.t_ms = h.t_ms;
+        w.t_ms = t;
         // Later patches win where they overlap (EncodeInput.patches), so appending keeps the newest pixels.
         w.patches.push(...patches);
         w.bytes += patchBytes(patches);
@@ -762,7 +875,7 @@ export class Recording {
       }
       return;
     }
-    this.submit(seg, { damage, patches, t_ms: h.t_ms });
+    this.submit(seg, { damage, patches, t_ms: t });
   }
 
   /**
@@ -933,7 +1046,7 @@ export class Recording {
   /**
    * Ends the recording: emits the held frames, finalises every segment (a size still waiting for its
    * segment gets it) and writes session.json. `endT` is the session time the recording ends at (the last
-   * picture lasts until then). Segments that have not finished by the stop deadline are cut short (see the
+   * picture lasts until then, and at least one interval: closeSeg). Segments that have not finished by the stop deadline are cut short (see the
    * module comment), so stop() returns on time whatever the encoder's backlog.
    *
    * After an output failure the segments keep what is complete on disk, session.json's endReason and

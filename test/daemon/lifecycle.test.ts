@@ -38,7 +38,8 @@ function expectContiguous(d: DaemonRun, r: ApiRecording): void {
     expect({ file: s.file, frames: decodedFrames(path.join(d.root, r.dir, s.file)) }).toEqual({ file: s.file, frames: s.frames });
     total += s.frames;
   }
-  expect(total).toBe(r.stats?.framesEmitted);
+  // Frames merged into one waiting for the encoder were emitted but are not frames of a file.
+  expect(total).toBe((r.stats?.framesEmitted ?? NaN) - (r.stats?.framesMerged ?? NaN));
 }
 
 async function startAndStop(d: DaemonRun, what: string, pred: (r: ApiRecording) => boolean, body: unknown = { url: 'test://desktop?size=320x200', options: { 'fps-max': 10 } }): Promise<ApiRecording> {

@@ -126,8 +126,8 @@ export async function twinMismatches(dir: string, minPsnr = 40): Promise<{ mp4Ti
     const t = mp4Times[k];
     if (d === undefined || t === undefined) break;
     // The twin is the PNG frame of the same index, and it must have the same time (the MP4 stores times in
-    // 1/57600 s, frames.jsonl in whole ms: within 1 ms). Not the first PNG within 1 ms of the time: two frames
-    // can be emitted 1 ms apart (a held frame released at its due time, then the frame that released it).
+    // 1/57600 s, frames.jsonl the grid time k·1000/fps-max: within 1 ms). By index rather than by time, so
+    // the pairing does not depend on how far apart frames are.
     const i = k;
     const line = lines[i];
     const own = line === undefined || Math.abs(line.t_ms - t) > 1 ? null : await ref(i);

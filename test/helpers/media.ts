@@ -50,8 +50,8 @@ export function probePackets(file: string): { t_ms: number; key: boolean }[] {
 
 /** Decodes every frame to raw I420 with ffmpeg (no scaling, no conversion: the codec's own samples). */
 export function decodeI420(file: string, width: number, height: number): { y: Uint8Array; u: Uint8Array; v: Uint8Array }[] {
-  // -enc_time_base -1: frames keep the file's time base, so two frames closer than 1/fps do not share a
-  // timestamp in the raw output (ffmpeg would log "non monotonically increasing dts" for each).
+  // -enc_time_base -1: frames keep the file's time base, so the raw output never merges or duplicates a frame
+  // whatever frame rate ffmpeg guesses (recordings are variable frame rate: frames only when the screen changed).
   const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough', '-enc_time_base', '-1', '-'],
     { maxBuffer: 1 << 30 });
   const ySize = width * height;

@@ -33,7 +33,11 @@ describe('Recording → MP4', () => {
     expect(['Constrained Baseline', 'Baseline', 'Main', 'High']).toContain(s.profile);
     expect(s.color_range).toBe('tv');
     expect(s.color_space).toBe('smpte170m');
-    expect(probeFrameTimes(file)).toEqual(times);
+    // Each frame at the end of its 1/30 s slot (fps-max 30's grid): 40 → 66.7, 147 → 166.7, 254 → 266.7, 340
+    // → 366.7 … (ffprobe in whole ms), never earlier than its content and less than one interval later.
+    const grid = times.map((_, i) => 200 / 3 + i * 100);
+    grid.forEach((g, i) => { expect(g - (times[i] ?? NaN)).toBeGreaterThanOrEqual(0); expect(g - (times[i] ?? NaN)).toBeLessThan(1000 / 30); });
+    expect(probeFrameTimes(file)).toEqual(grid.map((g) => Math.round(g)));
     const frames = decodeI420(file, 320, 240);
     expect(frames).toHaveLength(src.length);
     src.forEach((f, i) => {
@@ -49,7 +53,7 @@ describe('Recording → MP4', () => {
     const rgb = decodeRgba(file);
     src.forEach((f, i) => { expect(psnr(rgb[i] ?? new Uint8Array(), f.rgba, 4, 4, 3)).toBeGreaterThanOrEqual(33); });
     expect(session.segments).toHaveLength(1);
-    expect(session.segments[0]).toMatchObject({ kind: 'mp4', file: 'display.mp4', frames: 24, first_t_ms: 40 });
+    expect(session.segments[0]).toMatchObject({ kind: 'mp4', file: 'display.mp4', frames: 24, first_t_ms: 200 / 3 });
     expect(session.stats.framesEncoded).toBe(24);
     expect(session.stats.framesMerged).toBe(0);
     // Clean stop: a regular MP4, moov before mdat, no fragments.
@@ -106,10 +110,14 @@ describe('Recording → MP4', () => {
     await desktopFrames(160, 120, ticks, times, rec);
     const s = await rec.stop('test', 600);
     const t = probeFrameTimes(path.join(dir, 'display.mp4'));
-    // Emitted: 0, then each held group is flushed by the first frame at or past its due time.
-    expect(t).toEqual([0, 80, 180, 280, 380, 480, 580]);
+    // On the 100 ms grid: the frame at 0 is on a slot's end (out at once); 20–100 fall in (0, 100] and go out
+    // as one frame at 100, with the frame at 100 (the slot's end); 120–200 at 200, and so on; 520–580 are
+    // held until the stop and go out at 600.
+    expect(t).toEqual([0, 100, 200, 300, 400, 500, 600]);
     expect(s.stats.framesIn).toBe(30);
     expect(s.stats.framesEmitted).toBe(7);
+    // The last frame (moved from 580 to 600, the stop time) still shows for one interval.
+    expect(s.segments[0]?.duration_ms).toBe(700);
   });
 
   test('odd sizes are padded to even, never cropped', async () => {
@@ -179,7 +187,8 @@ describe('Recording → MP4', () => {
     const file = path.join(dir, 'display.mp4');
     const frames = decodeI420(file, 640, 480);
     expect(frames).toHaveLength(s.stats.framesEncoded);
-    expect(probeFrameTimes(file).pop()).toBe(195);
+    // The last frame (195) at the end of its 1/240 s slot: 47 × 1000/240 = 195.8.
+    expect(probeFrameTimes(file).pop()).toBe(196);
     const ref = allocI420(640, 480);
     convertRectReference(last, 640, 480, 640 * 4, { x: 0, y: 0, width: 640, height: 480 }, ref);
     expect(psnr(frames[frames.length - 1]?.y ?? new Uint8Array(), ref.y)).toBeGreaterThanOrEqual(40);

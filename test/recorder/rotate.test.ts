@@ -1,9 +1,10 @@
 /**
  * Rotation (Recording.rotate, Session.rotate) and the live segment list (segmentsSoFar, Session.segments),
  * with the real encoder. A rotation ends the current segment and starts the next at the same size at once,
- * its first frame the whole picture at the rotation time, so a still screen (no further frame) loses
- * nothing; a frame held by fps-max and a frame waiting for room go to the old segment, each with its own
- * pixels (`mp4+png` twins and damage checked as in fidelity.test.ts).
+ * its first frame the whole picture at the rotation time put on the fps-max grid (the end of its slot), so
+ * a still screen (no further frame) loses nothing; a frame held by fps-max in an earlier slot and a frame
+ * waiting for room go to the old segment, each with its own pixels, and a held frame in the rotation's own
+ * slot begins the new one (`mp4+png` twins and damage checked as in fidelity.test.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -67,7 +68,7 @@ class Desk {
   /** The source picture shown at time `t`: the newest frame at or before it. */
   pictureAt(t: number): Uint8Array | undefined {
     let best = -Infinity;
-    for (const k of this.pictures.keys()) if (k <= t && k > best) best = k;
+    for (const k of this.pictures.keys()) if (k <= t + 1e-6 && k > best) best = k;
     return this.pictures.get(best);
   }
 }
@@ -134,9 +135,12 @@ async function segmentTwinMismatches(dir: string, segments: SegmentRecord[]): Pr
   return { checked: k, mismatches };
 }
 
-/** The PNG frame written at time `t` (the only one). */
+/** fps-max 30's time grid: frame times are the ends of its slots, g(k) = k·1000/30 ms. */
+const g = (k: number): number => (k * 1000) / 30;
+
+/** The PNG frame written at time `t` (the only one; grid times compared within 1 ns). */
 function lineAt(lines: DamagedFrameLine[], t: number): DamagedFrameLine {
-  const at = lines.filter((l) => l.t_ms === t);
+  const at = lines.filter((l) => Math.abs(l.t_ms - t) < 1e-6);
   if (at.length !== 1) throw new Error(`${at.length} PNG frames at ${t} ms`);
   return at[0] as DamagedFrameLine;
 }
@@ -224,35 +228,54 @@ describe('Recording.rotate', () => {
     expect(await differencesFromUnrotated(dir, [0, 100, 200, 300, 400, 500, 900, 1000, 1100, 1200], 1300)).toEqual([]);
   });
 
-  test('with a frame held by fps-max: it ends the old segment at its own time, the new one starts from it', async () => {
+  // fps-max 30: the grid's slots end at g(k) = k·1000/30 ms. The frame at 210 is held (slot (200, 233.3]).
+  const I = 1000 / 30;
+  test.each([
+    // A rotation in a later slot: the held frame goes out into the old segment at 233.3, the new one
+    // begins at 266.7 (the end of the rotation's slot) and shows the picture as of 250, the held frame's.
+    { at: 250, old: [0, 100, 200, g(7)], rot: g(8), emitted: 7 },
+    // A rotation in the held frame's own slot: its picture begins the new segment at 233.3, and the old one
+    // ends there with its frame at 200 (no frame shown for only a moment at the end of the old file).
+    { at: 215, old: [0, 100, 200], rot: g(7), emitted: 6 },
+  ])('with a frame held by fps-max, rotation at $at: the old segment ends before the rotation frame, nothing lost', async ({ at, old, rot, emitted }) => {
     const dir = tmp();
     const rec = await Recording.create(opts(dir));
     await rec.start();
     const desk = new Desk(rec);
-    for (const t of [0, 100, 200, 210]) await desk.frame(t); // 210: within 1000/30 ms of 200, held
+    for (const t of [0, 100, 200, 210]) await desk.frame(t); // 210: in the slot (200, 233.3], held
     expect(rec.stats.framesEmitted).toBe(3);
-    expect(rec.rotate(215)).toBe(true);
+    expect(rec.rotate(at)).toBe(true);
     for (const t of [300, 400]) await desk.frame(t);
     const s = await rec.stop('test', 500);
 
     const v = mp4(s.segments);
-    expect(v.map((x) => [x.file, x.frames, x.first_t_ms, x.last_t_ms, x.duration_ms])).toEqual([
-      ['display.mp4', 4, 0, 210, 215],
-      ['display-001.mp4', 3, 215, 400, 285],
+    const last = old[old.length - 1] ?? NaN;
+    expect(v.map((x) => [x.file, x.frames, x.first_t_ms, x.last_t_ms])).toEqual([
+      ['display.mp4', old.length, 0, last],
+      ['display-001.mp4', 3, rot, 400],
     ]);
-    expect(s.stats).toMatchObject({ framesIn: 6, framesEmitted: 7, framesMerged: 0 });
+    // Each segment lasts until the next begins (the old one's last frame at least one interval), the
+    // second until the stop.
+    expect(v[0]?.duration_ms).toBeCloseTo(rot, 6);
+    expect(rot - last).toBeGreaterThanOrEqual(I - 1e-6);
+    expect(v[1]?.duration_ms).toBeCloseTo(500 - rot, 6);
+    expect(s.stats).toMatchObject({ framesIn: 6, framesEmitted: emitted, framesMerged: 0 });
     expect(sum(v)).toBe(s.stats.framesEmitted);
-    expect(probeFrameTimes(path.join(dir, 'display.mp4'))).toEqual([0, 100, 200, 210]);
-    expect(probeFrameTimes(path.join(dir, 'display-001.mp4'))).toEqual([215, 300, 400]);
+    expect(probeFrameTimes(path.join(dir, 'display.mp4'))).toEqual(old.map(Math.round));
+    expect(probeFrameTimes(path.join(dir, 'display-001.mp4'))).toEqual([Math.round(rot), 300, 400]);
     for (const f of ['display.mp4', 'display-001.mp4']) expect(decodesCleanly(path.join(dir, f))).toEqual({ status: 0, stderr: '' });
 
+    // The rotation frame is the whole picture with the held frame's pixels (210), not the one before it.
     const lines = pngFramesWithDamage(dir);
-    const held = await readPng(dir, lineAt(lines, 210).file);
-    const rot = await readPng(dir, lineAt(lines, 215).file);
-    expect(Buffer.compare(Buffer.from(rot.rgba), Buffer.from(held.rgba))).toBe(0);
-    // The held frame has its own picture (not the one before it).
+    const rotLine = lineAt(lines, rot);
+    expect(rotLine.damage).toEqual([{ x: 0, y: 0, width: W, height: H }]);
+    const rotPicture = await readPng(dir, rotLine.file);
     const prev = await readPng(dir, lineAt(lines, 200).file);
-    expect(Buffer.compare(Buffer.from(held.rgba), Buffer.from(prev.rgba))).not.toBe(0);
+    expect(Buffer.compare(Buffer.from(rotPicture.rgba), Buffer.from(prev.rgba))).not.toBe(0);
+    if (old.length === 4) {
+      const held = await readPng(dir, lineAt(lines, last).file);
+      expect(Buffer.compare(Buffer.from(rotPicture.rgba), Buffer.from(held.rgba))).toBe(0);
+    }
     const twins = await segmentTwinMismatches(dir, s.segments);
     expect({ mismatches: twins.mismatches, dir }).toEqual({ mismatches: [], dir });
     expect((await damageViolations(dir)).violations).toEqual([]);
@@ -262,14 +285,18 @@ describe('Recording.rotate', () => {
   test('while the output is behind (a frame waiting for room, one held): no frame lost, no later pixels in an earlier frame', async () => {
     // Backpressure as in fidelity.test.ts: frames fed in one synchronous burst fill the output (two with
     // the encoder, four in the PNG queue) and the rest wait or merge, the last one is held by fps-max;
-    // the rotation comes at once, before the event loop lets the output catch up.
+    // the rotation comes at once, before the event loop lets the output catch up. Each burst starts on a
+    // slot's end b = 200·r (fps-max 30: slot 6r): b goes out at once, b+40 at g(6r+2) when b+80 comes, b+80
+    // at g(6r+3) when b+120 comes (it waits: two frames are with the encoder), and b+120 and b+125 are held
+    // together for g(6r+4). The rotation at b+140 is in the next slot, ending at g(6r+5).
     const dir = tmp();
     const rec = await Recording.create(opts(dir, { cursor: 'none' }));
     await rec.start();
     const desk = new Desk(rec);
-    let t = 0;
-    const rotations: { at: number; held: number }[] = [];
-    for (let r = 0; r < 9; r++) {
+    const rotations: { at: number; rot: number; held: number }[] = [];
+    const rounds = 9;
+    for (let r = 0; r < rounds; r++) {
+      const b = 200 * r;
       const rotating = r % 3 === 2;
       if (rotating) {
         // The previous rotation's segment must have finished for this one to start (MAX_CLOSING); waited
@@ -277,31 +304,29 @@ describe('Recording.rotate', () => {
         const finished = rotations.length;
         await waitFor('the previous segment to finish', () => (mp4(rec.segmentsSoFar()).filter((x) => x.fastStart !== undefined).length >= finished ? true : undefined));
       }
-      for (let k = 0; k < 4; k++) { desk.now(t); t += 40; }
-      const held = t - 30;
-      desk.now(held);
+      for (const d of [0, 40, 80, 120, 125]) desk.now(b + d);
       if (rotating) {
-        const at = held + 5;
+        const at = b + 140;
         const merged = rec.stats.framesMerged;
         expect(rec.rotate(at)).toBe(true);
         // A frame was waiting for room: the held frame merged into it (newest pixels, its time) and the
         // two went to the old segment as one.
         expect(rec.stats.framesMerged).toBe(merged + 1);
-        rotations.push({ at, held });
+        rotations.push({ at, rot: g(6 * r + 5), held: g(6 * r + 4) });
       }
       await rec.whenReady();
     }
-    const end = t + 100;
+    const end = 200 * rounds + 100;
     const s = await rec.stop('test', end);
 
     expect(s.stats.framesMerged).toBeGreaterThan(0);
     const v = mp4(s.segments);
     expect(v).toHaveLength(4);
-    // Each old segment ends with its held frame, at its own time; the next begins at the rotation.
+    // Each old segment ends with its held frame, at its slot's time; the next begins at the rotation's.
     rotations.forEach((rot, i) => {
-      expect(v[i]?.last_t_ms).toBe(rot.held);
-      expect((v[i]?.first_t_ms ?? NaN) + (v[i]?.duration_ms ?? NaN)).toBe(rot.at);
-      expect(v[i + 1]?.first_t_ms).toBe(rot.at);
+      expect(v[i]?.last_t_ms).toBeCloseTo(rot.held, 6);
+      expect((v[i]?.first_t_ms ?? NaN) + (v[i]?.duration_ms ?? NaN)).toBeCloseTo(rot.rot, 6);
+      expect(v[i + 1]?.first_t_ms).toBeCloseTo(rot.rot, 6);
     });
     const lines = pngFramesWithDamage(dir);
     // Every emitted frame is in a segment (merged ones inside the frame they merged into), in both outputs.
@@ -309,7 +334,8 @@ describe('Recording.rotate', () => {
     expect(sum(s.segments.filter((x) => x.kind === 'png'))).toBe(sum(v));
     for (const x of v) expect(decodesCleanly(path.join(dir, x.file))).toEqual({ status: 0, stderr: '' });
 
-    // Each PNG frame is exactly the source picture at its time (a rotation frame: the newest before it).
+    // Each PNG frame is exactly the source picture shown at its time, the newest before it (a rotation
+    // frame: the picture as of the rotation).
     expect(lines).toHaveLength(sum(v));
     const wrong: number[] = [];
     for (const l of lines) {
@@ -323,6 +349,24 @@ describe('Recording.rotate', () => {
     expect({ violations: d.violations, dir }).toEqual({ violations: [], dir });
     const twins = await segmentTwinMismatches(dir, s.segments);
     expect({ mismatches: twins.mismatches, dir }).toEqual({ mismatches: [], dir });
+  });
+
+  test('live, on a still screen, off the grid: the rotation frame goes out by the timer at the end of its slot', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir, { realtime: true, format: 'mp4' }));
+    const desk = new Desk(rec);
+    desk.now(0);
+    expect(rec.rotate(10)).toBe(true);
+    // No frame comes to release it: the timer does, once the slot (0, 33.3] is over.
+    const listed = await waitFor('the rotation frame', () => {
+      const cur = rec.segmentsSoFar().find((x) => x.file === 'display-001.mp4');
+      return cur !== undefined ? cur : undefined;
+    });
+    expect(listed).toMatchObject({ frames: 1, first_t_ms: g(1) });
+    const s = await rec.stop('test', 100);
+    expect(mp4(s.segments).map((x) => [x.file, x.frames, x.first_t_ms, x.duration_ms])).toEqual([
+      ['display.mp4', 1, 0, g(1)], ['display-001.mp4', 1, g(1), 100 - g(1)]]);
+    expect(s.stats.framesEmitted).toBe(2);
   });
 
   test('refused (false, nothing done) with no segment yet, a size change pending, a gap open, or after stop', async () => {
@@ -423,6 +467,8 @@ describe('Session.rotate and Session.segments', () => {
     await session.start();
     await waitFor('the first segment to hold encoded frames', () => ((session.segments()[0]?.bytes ?? 0) > 0 ? true : undefined));
     expect(session.rotate()).toBe(true);
+    // The new segment is listed once its first frame is out: at the end of the rotation's 1/30 s slot.
+    await waitFor('the rotation frame', () => (session.segments().length === 2 ? true : undefined), { detail: () => JSON.stringify(session.segments()) });
     expect(session.segments().map((x) => x.file)).toEqual(['display.mp4', 'display-001.mp4']);
     await waitFor('display.mp4 finished and display-001.mp4 growing', () => {
       const [a, b] = session.segments();

@@ -80,9 +80,10 @@ describe('a desktop size that keeps changing', () => {
       frames++;
     }
     const s = await rec.stop('test', 10000);
-    // The flip to 320x240 at t = 9980 is the size the session ended on: it keeps its frame.
+    // The flip to 320x240 at t = 9980 is the size the session ended on: it keeps its frame, at 10000 (the
+    // end of its 1/30 s slot), shown for one interval although the stop is at 10000.
     expect(s.segments.map((x) => [x.file, x.width, x.height, x.first_t_ms, x.duration_ms])).toEqual([
-      ['display.mp4', 64, 64, 0, 9980], ['display-001.mp4', 320, 240, 9980, 20]]);
+      ['display.mp4', 64, 64, 0, 10000], ['display-001.mp4', 320, 240, 10000, expect.closeTo(1000 / 30, 6)]]);
     // Every other 320x240 stretch lasted 20 ms: skipped, with its frame. The 64x64 frames are all there
     // (encoded, or merged while the encoder was behind: the source never waited).
     expect(s.stats.sizesSkipped).toBe(frames / 2 - 1);
@@ -181,6 +182,42 @@ exports.createBackend = () => { const b = real.createBackend(); const init = b.i
     expect(s.segments.length).toBe(11);
     expectPlayable(dir, s.segments);
   }, 120_000);
+});
+
+describe('a size change within an fps-max slot (fps-max 30: slots end at k·1000/30 ms)', () => {
+  const g = (k: number): number => (k * 1000) / 30;
+  // Size A at 0, 100 and 110 (held: slot (100, 133.3]), then size B at 120, in that same slot.
+  const feed = async (rec: Recording, desk: FlippingDesktop, plan: [number, number][]): Promise<void> => {
+    for (const [which, t] of plan) { await rec.whenReady(); rec.onFrame(desk.frame(which, t)); }
+  };
+
+  test('a size that gets its segment: its first frame takes the slot, superseding the held frame, so it is less than one interval late', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    const desk = new FlippingDesktop([[160, 120], [256, 160]]);
+    await feed(rec, desk, [[0, 0], [0, 100], [0, 110], [1, 120], [1, 300], [1, 700]]);
+    const s = await rec.stop('test', 800);
+    expect(s.segments.map((x) => [x.file, x.width, x.frames, x.first_t_ms, x.last_t_ms, x.duration_ms])).toEqual([
+      ['display.mp4', 160, 2, 0, 100, g(4)],
+      ['display-001.mp4', 256, 3, g(4), 700, 800 - g(4)],
+    ]);
+    // The frame at 110 went nowhere (the slot shows the newer picture, of the new size); not counted as a merge.
+    expect(s.stats).toMatchObject({ framesIn: 6, framesEmitted: 5, framesMerged: 0, sizesSkipped: 0 });
+    expect(probeFrameTimes(path.join(dir, 'display-001.mp4'))).toEqual([Math.round(g(4)), 300, 700]);
+    expectPlayable(dir, s.segments);
+  });
+
+  test('a size that is skipped: the held frame goes out in the segment that goes on, at its slot', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir));
+    const desk = new FlippingDesktop([[160, 120], [256, 160]]);
+    await feed(rec, desk, [[0, 0], [0, 100], [0, 110], [1, 120], [0, 200], [0, 300]]);
+    const s = await rec.stop('test', 400);
+    expect(s.segments.map((x) => [x.file, x.width, x.frames, x.first_t_ms, x.duration_ms])).toEqual([['display.mp4', 160, 5, 0, 400]]);
+    expect(probeFrameTimes(path.join(dir, 'display.mp4'))).toEqual([0, 100, Math.round(g(4)), 200, 300]);
+    expect(s.stats).toMatchObject({ sizesSkipped: 1, framesSkipped: 1 });
+    expectPlayable(dir, s.segments);
+  });
 });
 
 describe('stop() on time', () => {
