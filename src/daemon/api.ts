@@ -76,6 +76,13 @@ function badRequest(reply: FastifyReply, error: z.ZodError): FastifyReply {
 
 export const COOKIE = 'deskrec-daemon';
 
+/** The `:id` of a route, checked to look like a recording id before anything touches the disk (else 404). */
+export function idParam(req: FastifyRequest): string {
+  const id = (req.params as { id?: string }).id ?? '';
+  if (!isRecordingId(id)) throw new NotFound(`no recording ${id}`);
+  return id;
+}
+
 /** Builds the API server (not listening yet). */
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -144,12 +151,6 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.send({ recordings, total, offset: q.data.offset, limit: q.data.limit });
   });
 
-  const idParam = (req: FastifyRequest): string => {
-    const id = (req.params as { id?: string }).id ?? '';
-    if (!isRecordingId(id)) throw new NotFound(`no recording ${id}`);
-    return id;
-  };
-
   app.get('/recordings/:id', async (req, reply) => {
     const id = idParam(req);
     const r = daemon.get(id);
@@ -174,15 +175,8 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.get('/recordings/:id/segments/:n', async (req, reply) => {
-    const id = idParam(req);
-    const n = (req.params as { n?: string }).n ?? '';
-    const r = daemon.get(id);
-    if (r === null) throw new NotFound(`no recording ${id}`);
-    // Segment n is the n-th video file (PNG frames are not a file to play; `kind` tells them apart in the list).
-    const videos = r.segments.filter((s) => s.kind === 'mp4');
-    const seg = /^\d{1,6}$/.test(n) ? videos[Number(n)] : undefined;
-    if (seg === undefined) throw new NotFound(`recording ${id} has no video segment ${n} (it has ${videos.length})`);
-    return reply.type('video/mp4').sendFile(path.join(r.dir, seg.file));
+    const file = daemon.videoSegment(idParam(req), (req.params as { n?: string }).n ?? '');
+    return reply.type('video/mp4').sendFile(file);
   });
 
   await o.extend?.(app, auth);

@@ -327,6 +327,19 @@ export class Daemon {
     return () => { this.hooks.delete(hooks); };
   }
 
+  /**
+   * Video segment `n` (0-based, counting MP4 files only: PNG frames are not a file to play) of recording
+   * `id`, as a path relative to the storage root; NotFound when there is no such recording or segment.
+   */
+  videoSegment(id: string, n: string): string {
+    const r = this.get(id);
+    if (r === null) throw notFound(id);
+    const videos = r.segments.filter((s) => s.kind === 'mp4');
+    const seg = /^\d{1,6}$/.test(n) ? videos[Number(n)] : undefined;
+    if (seg === undefined) throw new NotFound(`recording ${id} has no video segment ${n} (it has ${videos.length})`);
+    return path.join(r.dir, seg.file);
+  }
+
   /** The running job of a recording, or null. */
   job(id: string): RecordingJob | null {
     return this.jobs.get(id) ?? null;

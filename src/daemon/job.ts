@@ -39,21 +39,16 @@ export interface JobEvents {
 /** One segment as the API shows it. */
 export type ApiSegment = StoredSegment;
 
-/** A recording as the API shows it (`GET /recordings/:id`). */
-export interface ApiRecording {
-  id: string;
-  target: string | null;
-  url: string;
-  state: RecordingState;
-  start: string;
-  end: string | null;
-  dir: string;
+/**
+ * A recording as the API shows it (`GET /recordings/:id`): what recording.json keeps, with the segments,
+ * counters and daemon always present (live ones while it runs).
+ */
+export type ApiRecording = Omit<RecordingMeta, 'version' | 'segments' | 'stats' | 'daemon'> & {
   segments: ApiSegment[];
   stats: RecordingCounters | null;
-  error: { code: string; message: string } | null;
   /** The daemon that records it (or last did). */
   daemon: string | null;
-}
+};
 
 /** What a job starts from. */
 export interface JobSpec {

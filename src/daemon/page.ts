@@ -26,11 +26,10 @@ import { describeError } from '../errors';
 import type { Session } from '../session/session';
 import type { TokenCheck } from '../viewer/auth';
 import { Viewer } from '../viewer/viewer';
-import { COOKIE } from './api';
+import { COOKIE, idParam } from './api';
 import { RecordingArtifacts, type ArtifactFile } from './artifacts';
 import { NotFound, type Daemon } from './daemon';
 import type { RecordingJob } from './job';
-import { isRecordingId } from './store';
 
 /** What the page is built from. */
 export interface PageOptions {
@@ -106,11 +105,7 @@ export function registerPage(app: FastifyInstance, o: PageOptions): void {
   app.get('/player.html', async (_req, reply) => sendWeb(reply, 'player.html'));
   app.get('/static/:name', async (req, reply) => sendWeb(reply, (req.params as { name?: string }).name ?? ''));
 
-  const idOf = (req: FastifyRequest): string => {
-    const id = (req.params as { id?: string }).id ?? '';
-    if (!isRecordingId(id)) throw new NotFound(`no recording ${id}`);
-    return id;
-  };
+  const idOf = idParam;
 
   // --- artifacts (thumbnails, seek-bar sprites, activity) ---------------------------------------------
   const artifacts = new Map<string, RecordingArtifacts>();
@@ -138,14 +133,8 @@ export function registerPage(app: FastifyInstance, o: PageOptions): void {
   // --- video segments for the player --------------------------------------------------------------------
   const playable = new PlayableSegments();
   app.get('/recordings/:id/play/:n', async (req, reply) => {
-    const id = idOf(req);
-    const n = (req.params as { n?: string }).n ?? '';
-    const r = daemon.get(id);
-    if (r === null) throw new NotFound(`no recording ${id}`);
-    const videos = r.segments.filter((s) => s.kind === 'mp4');
-    const seg = /^\d{1,6}$/.test(n) ? videos[Number(n)] : undefined;
-    if (seg === undefined) throw new NotFound(`recording ${id} has no video segment ${n} (it has ${videos.length})`);
-    return playable.send(path.join(daemon.root, r.dir, seg.file), req, reply);
+    const file = daemon.videoSegment(idOf(req), (req.params as { n?: string }).n ?? '');
+    return playable.send(path.join(daemon.root, file), req, reply);
   });
 
   // --- live view ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { startDaemon, type ApiRecording } from '../helpers/daemon';
-import { requireTool } from '../helpers/media';
+import { decodedFrameCount, requireTool } from '../helpers/media';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { fillFileSystem, mountTmpfs } from '../helpers/tmpfs';
 import { testTimeoutFor } from '../helpers/wait';
@@ -16,12 +16,6 @@ import { testTimeoutFor } from '../helpers/wait';
 useServerCleanup();
 
 beforeAll(() => { requireTool('ffprobe'); });
-
-function decodes(file: string): number {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file], { encoding: 'utf8' });
-  if (r.status !== 0 || r.stderr.trim() !== '') throw new Error(`ffprobe ${file}: ${r.stderr}`);
-  return Number(r.stdout.trim());
-}
 
 test('below the floor: recordings stop cleanly, new ones get 507, health says so; room again: the target records again', async () => {
   const fs = mountTmpfs(64 * 1024);
@@ -43,7 +37,7 @@ test('below the floor: recordings stop cleanly, new ones get 507, health says so
     const refused = await d.api('POST', '/recordings', { url: 'test://desktop?size=64x64' });
     expect(refused.status).toBe(507);
     expect(refused.body).toMatchObject({ error: 'DISK_LOW' });
-    for (const s of stopped.segments) expect(decodes(path.join(d.root, stopped.dir, s.file))).toBe(s.frames);
+    for (const s of stopped.segments) expect(decodedFrameCount(path.join(d.root, stopped.dir, s.file))).toBe(s.frames);
     const metrics = String((await d.api('GET', '/metrics')).body);
     expect(Number(/^deskrec_disk_free_bytes (\S+)/m.exec(metrics)?.[1])).toBeLessThan(24 * 1024 * 1024);
     expect(Number(/^deskrec_recordings_total\{result="failed"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
@@ -70,7 +64,7 @@ test('a disk filled to the last byte: the recording fails with DISK_FULL, its MP
     expect(['DISK_FULL', 'DISK_LOW']).toContain(failed.error?.code);
     const seg = failed.segments[0];
     if (seg === undefined) throw new Error('no segment');
-    expect(decodes(path.join(d.root, failed.dir, seg.file))).toBe(seg.frames);
+    expect(decodedFrameCount(path.join(d.root, failed.dir, seg.file))).toBe(seg.frames);
     expect(await d.signal('SIGTERM')).toBe(0);
   } finally {
     fs.unmount();

@@ -4,11 +4,10 @@
  * started again (reconnecting, then a new segment), the daemon SIGKILLed and restarted (files playable,
  * recordings marked interrupted, `always` targets recording again) and SIGHUP adding and removing targets.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { startDaemon, type ApiRecording, type DaemonRun } from '../helpers/daemon';
-import { requireTool, topLevelBoxes } from '../helpers/media';
+import { decodedFrameCount, requireTool, topLevelBoxes } from '../helpers/media';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startScrollingXterm } from '../helpers/servers/x11-clients';
 import { startXvnc } from '../helpers/servers/xvnc';
@@ -17,13 +16,6 @@ import { testTimeoutFor } from '../helpers/wait';
 useServerCleanup();
 
 beforeAll(() => { requireTool('ffprobe'); requireTool('ffmpeg'); });
-
-/** Frames ffmpeg decodes from `file` (throws on any decode error). */
-function decodedFrames(file: string): number {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file], { encoding: 'utf8' });
-  if (r.status !== 0 || r.stderr.trim() !== '') throw new Error(`ffprobe ${file}: ${r.stderr}`);
-  return Number(r.stdout.trim());
-}
 
 /** Consecutive segments: each begins where the one before ended, and every frame is in exactly one file. */
 function expectContiguous(d: DaemonRun, r: ApiRecording): void {
@@ -35,7 +27,7 @@ function expectContiguous(d: DaemonRun, r: ApiRecording): void {
   }
   let total = 0;
   for (const s of r.segments) {
-    expect({ file: s.file, frames: decodedFrames(path.join(d.root, r.dir, s.file)) }).toEqual({ file: s.file, frames: s.frames });
+    expect({ file: s.file, frames: decodedFrameCount(path.join(d.root, r.dir, s.file)) }).toEqual({ file: s.file, frames: s.frames });
     total += s.frames;
   }
   // Frames merged into one waiting for the encoder were emitted but are not frames of a file.
@@ -121,7 +113,7 @@ test('the recorded Xvnc killed and started again: reconnecting, then recording i
   expect(meta.state).toBe('done');
   const session = JSON.parse(readFileSync(path.join(d.root, back.dir, 'session.json'), 'utf8')) as { gaps: unknown[]; segments: { file: string }[] };
   expect(session.gaps.length).toBeGreaterThanOrEqual(1);
-  for (const s of session.segments) expect(decodedFrames(path.join(d.root, back.dir, s.file))).toBeGreaterThan(0);
+  for (const s of session.segments) expect(decodedFrameCount(path.join(d.root, back.dir, s.file))).toBeGreaterThan(0);
   await second.stop();
 }, testTimeoutFor(5));
 
@@ -146,7 +138,7 @@ test('SIGKILL, then a restart: files play, recordings marked interrupted, always
     // Finished as fast start where possible: moov before mdat, every kept frame decodes.
     const boxes = topLevelBoxes(file);
     expect(boxes.indexOf('moov')).toBeLessThan(boxes.indexOf('mdat'));
-    expect(decodedFrames(file)).toBe(seg.frames);
+    expect(decodedFrameCount(file)).toBe(seg.frames);
     expect(seg.frames).toBeGreaterThan(0);
     expect(seg.width).toBe(b.segments[0]?.width);
   }

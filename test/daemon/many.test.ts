@@ -7,12 +7,11 @@
  * fixture's manifest.
  */
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { startDaemon, type ApiRecording, type DaemonRun } from '../helpers/daemon';
-import { requireTool } from '../helpers/media';
+import { decodedFrameCount, requireTool } from '../helpers/media';
 import { framesSoFar, waitForLastFrame, type RecordingRun } from '../helpers/record';
 import { handshake, rawUpdate, startFakeRfb } from '../helpers/servers/fake-rfb';
 import { useServerCleanup } from '../helpers/servers/registry';
@@ -27,12 +26,6 @@ beforeAll(() => { requireTool('ffprobe'); });
 
 const FIXTURES = path.resolve(__dirname, '../../fixtures/vnc');
 const REPLAYED = ['xvnc-tight', 'xvnc-zrle', 'xvnc-hextile'];
-
-function decodedFrames(file: string): number {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file], { encoding: 'utf8' });
-  if (r.status !== 0 || r.stderr.trim() !== '') throw new Error(`ffprobe ${file}: ${r.stderr}`);
-  return Number(r.stdout.trim());
-}
 
 /** A daemon recording as the record helpers see a `deskrec record` run (its directory; the daemon's process). */
 function asRun(d: DaemonRun, r: ApiRecording): RecordingRun {
@@ -126,7 +119,7 @@ test('eleven recordings at once; the hostile one fails alone, every other one is
     expect({ id, state: rec.state, error: rec.error }).toEqual({ id, state: 'done', error: null });
     expect(rec.segments.length).toBeGreaterThanOrEqual(1);
     for (const s of rec.segments.filter((x) => x.kind === 'mp4')) {
-      expect({ id, file: s.file, frames: decodedFrames(path.join(d.root, rec.dir, s.file)) }).toEqual({ id, file: s.file, frames: s.frames });
+      expect({ id, file: s.file, frames: decodedFrameCount(path.join(d.root, rec.dir, s.file)) }).toEqual({ id, file: s.file, frames: s.frames });
     }
   }
   expect(await d.signal('SIGTERM')).toBe(0);

@@ -111,3 +111,10 @@ export function topLevelBoxes(file: string): string[] {
   }
   return boxes;
 }
+
+/** Frames ffprobe decodes from the first video stream of `file`; throws on any decode error (a file that does not play through). */
+export function decodedFrameCount(file: string): number {
+  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file], { encoding: 'utf8' });
+  if (r.status !== 0 || r.stderr.trim() !== '') throw new Error(`ffprobe ${file}: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
