@@ -74,7 +74,7 @@ import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
 import { describeError, EncoderError, SinkError } from '../errors';
 import type { Patch, RateControl } from './encoders/backend';
-import { OPENH264_LIMIT_TEXT, openh264Takes } from './encoders/limits';
+import { OPENH264_LIMIT_TEXT, OPENH264_MIN_SIDE, OPENH264_MIN_TEXT, openh264Takes } from './encoders/limits';
 import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, PRIVATE_MODES, writeError, type RecordingModes } from './files';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { copyRect, cutPatch } from './pixels';
@@ -572,7 +572,10 @@ export class Recording {
   private startPending(p: Seg, notBefore = -Infinity): void {
     this.pending = null;
     this.clearPendingTimer();
-    if ((p.early[0]?.t_ms ?? Infinity) < notBefore) {
+    // The first frame is the oldest kept one or, when none was emitted yet, the one fps-max still holds (a
+    // server that sends one update per size): either way the segment may not start before `notBefore`.
+    const firstT = p.early[0]?.t_ms ?? (p.held === null ? Infinity : this.slotTime(p.held.k));
+    if (firstT < notBefore) {
       if (p.held !== null) this.emitHeld(p);
       // At the first grid time the window allows, or the newest kept frame's if later.
       const t = Math.max(p.early[p.early.length - 1]?.t_ms ?? -Infinity, this.slotTime(this.slotOf(notBefore)));
@@ -746,8 +749,9 @@ export class Recording {
     if (this.saidTooLarge.has(size)) return;
     this.saidTooLarge.add(size);
     const also = this.mode === 'mp4+png' ? ' only' : '';
-    this.opts.log(`the desktop is ${size}, larger than the H.264 encoder takes (${OPENH264_LIMIT_TEXT}): `
-      + `it is recorded as PNG frames${also} in ${path.join(this.opts.dir, 'frames')}`);
+    const why = seg.width < OPENH264_MIN_SIDE || seg.height < OPENH264_MIN_SIDE
+      ? `smaller than the H.264 encoder takes (${OPENH264_MIN_TEXT})` : `larger than the H.264 encoder takes (${OPENH264_LIMIT_TEXT})`;
+    this.opts.log(`the desktop is ${size}, ${why}: it is recorded as PNG frames${also} in ${path.join(this.opts.dir, 'frames')}`);
   }
 
   private newPngOutput(width: number, height: number, base?: Uint8Array): PngOutput {
@@ -955,6 +959,16 @@ export class Recording {
       return;
     }
     this.opts.log(`encoder failed (${this.encoderFailure}); continuing with PNG frames in ${path.join(this.opts.dir, 'frames')}`);
+    const cur = this.current?.output ?? null;
+    if (seg.closed && cur !== null && (cur instanceof PngOutput || cur instanceof TeeOutput) && cur.progress(this.lastT).length > 0) {
+      // A segment already closing, while a newer one writes PNG frames: the old frames would land among the
+      // newer ones in frames/ and frames.jsonl, out of time order. They are dropped and counted; the old
+      // segment's MP4 keeps what its encoder finished.
+      this.stats.framesDropped += unfinished.length;
+      if (unfinished.length > 0) this.opts.log(`${unfinished.length} frame(s) of a closing segment the encoder never finished were dropped (a newer segment already writes PNG frames)`);
+      this.onRoom(seg);
+      return;
+    }
     // The PNG output goes on from the picture as of the last submitted frame: later frames carry only patches.
     const out = this.newPngOutput(video.width, video.height, latest);
     for (const f of unfinished) { out.add(f.rgba, f.t_ms, f.damage); this.stats.pngFrames++; }

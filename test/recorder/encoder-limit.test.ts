@@ -42,8 +42,8 @@ async function twoFrames(rec: Recording, w: number, h: number): Promise<void> {
 
 test('the limit is openh264\'s own: what it takes, and the first sizes it refuses', () => {
   expect(OPENH264_MAX_MACROBLOCKS).toBe(36864);
-  for (const [w, h] of [[4096, 2304], [3840, 2160], [8192, 1152], [2304, 4096], [1, 8192]] as const) expect({ w, h, ok: openh264Takes(w, h) }).toEqual({ w, h, ok: true });
-  for (const [w, h] of [[4098, 2304], [4096, 2320], [4096, 4096], [8192, 4320], [8192, 8192]] as const) expect({ w, h, ok: openh264Takes(w, h) }).toEqual({ w, h, ok: false });
+  for (const [w, h] of [[4096, 2304], [3840, 2160], [8192, 1152], [2304, 4096], [16, 8192], [15, 15], [16, 32]] as const) expect({ w, h, ok: openh264Takes(w, h) }).toEqual({ w, h, ok: true });
+  for (const [w, h] of [[4098, 2304], [4096, 2320], [4096, 4096], [8192, 4320], [8192, 8192], [14, 16], [16, 14], [8, 8], [7, 300], [1, 8192]] as const) expect({ w, h, ok: openh264Takes(w, h) }).toEqual({ w, h, ok: false });
   expect(macroblocks(1366, 767)).toBe(86 * 48);
 });
 
@@ -101,3 +101,21 @@ test('a session that grows beyond the limit and shrinks back: MP4, PNG, MP4 segm
   // On fps-max 30's grid (slot ends at k·1000/30 ms): 2250 → 2266.7, 2750 → 2766.7.
   expect(probeFrameTimes(path.join(dir, 'display-002.mp4'))).toEqual([2000, 2267, 2500, 2767]);
 }, 60_000);
+
+test('a desktop under 15 pixels on a side (openh264 cannot code it) is recorded as PNG from its first frame, said once, no encoder failure', async () => {
+  const dir = tmp();
+  const logs: string[] = [];
+  const rec = await Recording.create(opts(dir, { log: (l) => logs.push(l) }));
+  const s12 = new Surface(12, 300);
+  s12.fill({ x: 0, y: 0, width: 12, height: 300 }, 200, 40, 40);
+  await rec.whenReady();
+  rec.onFrame(s12.takeFrame(0));
+  s12.fill({ x: 2, y: 2, width: 4, height: 4 }, 0, 0, 255);
+  await rec.whenReady();
+  rec.onFrame(s12.takeFrame(100));
+  const s = await rec.stop('test', 200);
+  expect(s.segments).toEqual([expect.objectContaining({ kind: 'png', width: 12, height: 300, frames: 2 })]);
+  expect(s.encoderFailure).toBeNull();
+  expect(existsSync(path.join(dir, 'display.mp4'))).toBe(false);
+  expect(logs).toEqual([expect.stringMatching(/^the desktop is 12x300, smaller than the H\.264 encoder takes \(at least 15x15 pixels\): it is recorded as PNG frames in /)]);
+});

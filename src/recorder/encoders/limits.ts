@@ -16,10 +16,21 @@ export function macroblocks(width: number, height: number): number {
   return Math.ceil(width / 16) * Math.ceil(height / 16);
 }
 
+/**
+ * The smallest side openh264 codes: a picture whose width or height, rounded up to even, is under 16 fails
+ * to encode whatever its content and quality (14x16, 16x14, 8x8, 7x300 fail; 15x15 and 16x32 work —
+ * measured through the wasm build by the session fuzzer, fixtures/fuzz/session-6fe06fe99de5). Such a
+ * desktop (a server's placeholder size, a tiny window) is recorded as PNG frames by plan, not by failure.
+ */
+export const OPENH264_MIN_SIDE = 15;
+
 /** True when openh264 can code a picture of this size. */
 export function openh264Takes(width: number, height: number): boolean {
-  return macroblocks(width, height) <= OPENH264_MAX_MACROBLOCKS;
+  return width >= OPENH264_MIN_SIDE && height >= OPENH264_MIN_SIDE && macroblocks(width, height) <= OPENH264_MAX_MACROBLOCKS;
 }
+
+/** The lower limit in words. */
+export const OPENH264_MIN_TEXT = `at least ${OPENH264_MIN_SIDE}x${OPENH264_MIN_SIDE} pixels`;
 
 /** The limit in words, for log lines and errors. */
 export const OPENH264_LIMIT_TEXT = `at most ${OPENH264_MAX_MACROBLOCKS} macroblocks of 16x16 pixels (H.264 level 5.2), e.g. 4096x2304, 3840x2160 or 8192x1152`;

@@ -1,16 +1,16 @@
 /**
- * `npm run fuzz -- [--seconds N] [--target NAME[,NAME…]] [--seed N]`: runs the RFB fuzzer (rfb.ts) and the
- * SPICE fuzzer (spice.ts) for N seconds (default 60, shared by the targets when no --target is given; `rfb`
- * and `spice` name each group) and saves every failing input as a new regression fixture in fixtures/fuzz/
- * (NAME.bin plus NAME.json: target, seed, error), which test/fuzz/ replays. Exit code 1 when something
- * failed.
+ * `npm run fuzz -- [--seconds N] [--target NAME[,NAME…]] [--seed N]`: runs the RFB fuzzer (rfb.ts), the
+ * SPICE fuzzer (spice.ts) and the session fuzzer (session.ts) for N seconds (default 60, shared by the
+ * targets when no --target is given; `rfb`, `spice` and `session` name each group) and saves every
+ * failing input as a new regression fixture in fixtures/fuzz/ (NAME.bin plus NAME.json: target, seed,
+ * error), which test/fuzz/ replays. Exit code 1 when something failed.
  */
 import * as path from 'node:path';
 import { failureSignature, repoRoot, saveFailure } from './engine';
 import { ALL_TARGETS, fuzzAnyTarget, GROUPS, loadCorpora } from './targets';
 
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: npm run fuzz -- [--seconds N] [--target ${[...GROUPS.keys(), ...ALL_TARGETS].join('|')}[,…]] [--seed N]`);
+  console.error(`${msg}\nusage: npm run fuzz -- [--seconds N] [--target ${[...new Set([...GROUPS.keys(), ...ALL_TARGETS])].join('|')}[,…]] [--seed N]`);
   process.exit(2);
 }
 
