@@ -65,11 +65,14 @@ describe('a server that keeps changing its desktop size', () => {
     // mirror, PNG frames: the size is beyond H.264), far more than 20 ms of work: the client parses in
     // slices and stops reading while behind, so the stop comes on time and the backlog stays with the
     // server. Memory is bounded by a number of pictures (about ten), not by the flips (18.4 GB before).
+    // The exit bound is loose on purpose: on an idle machine it exits 1.6-3.3 s after --duration (18.9 s
+    // before the fix), but each flip is real work and a loaded CI machine stretches it; the bound catches a
+    // recorder that does not stop (202 s in the issue), the figures are in the closing notes.
     const flipper = flipSizes([[64, 64], [8192, 8192]], 20);
     const fake = await startFakeRfb(flipper.script);
     const durationS = 10;
     try {
-      const { rec, code, peakMiB, killed } = await recordAgainst(fake, ['--format', 'mp4', '--duration', String(durationS)], (durationS + 8) * 1000, 4096);
+      const { rec, code, peakMiB, killed } = await recordAgainst(fake, ['--format', 'mp4', '--duration', String(durationS)], (durationS + 20) * 1000, 4096);
       expect({ code, killed }).toEqual({ code: 0, killed: false });
       expect(peakMiB).toBeLessThan(3200);
       const session = sessionJson(rec.dir) as unknown as Session;
