@@ -12,6 +12,8 @@
  *    spicy (bench/spice-live.ts).
  * 5. The viewer (bench/viewer-latency.ts): remote change → browser canvas latency beside TigerVNC's
  *    vncviewer on Xvfb, and deskrec's CPU per extra watching tab.
+ * 6. The daemon (bench/daemon-sessions.ts): sessions per core and RSS per session for N replayed 1024x768
+ *    Xvnc sessions in one `deskrec daemon`, beside N separate `deskrec record` processes.
  * Nothing here asserts: the numbers are for people (and the closing notes).
  */
 import { spawn } from 'node:child_process';
@@ -27,6 +29,7 @@ import { vncLiveBench } from './vnc-live';
 import { spiceDecoderBench } from './spice-decoders';
 import { spiceLiveBench } from './spice-live';
 import { viewerLatencyBench } from './viewer-latency';
+import { daemonSessionsBench, sessionCounts } from './daemon-sessions';
 import { table, type Row } from './table';
 
 
@@ -167,6 +170,16 @@ async function main(): Promise<void> {
   const viewerChanges = Number(process.env.BENCH_VIEWER_CHANGES ?? 200);
   const viewerSeconds = Number(process.env.BENCH_VIEWER_SECONDS ?? 20);
   if (viewerChanges > 0 || viewerSeconds > 0) await viewerLatencyBench({ changes: viewerChanges, cpuSeconds: viewerSeconds });
+  // 6. The daemon (docs/BENCHMARKS.md "Daemon: sessions per core"): a BENCH_DAEMON_SECONDS capture (0 skips the
+  // section) replayed BENCH_DAEMON_SESSIONS="1,4,8" times at once; BENCH_DAEMON_CAPTURE=FILE reuses a capture.
+  const daemonSeconds = Number(process.env.BENCH_DAEMON_SECONDS ?? 30);
+  if (daemonSeconds > 0) {
+    await daemonSessionsBench({
+      seconds: daemonSeconds, sessions: sessionCounts(process.env.BENCH_DAEMON_SESSIONS),
+      ...(process.env.BENCH_DAEMON_CAPTURE === undefined ? {} : { capture: process.env.BENCH_DAEMON_CAPTURE }),
+      ...(process.env.BENCH_DAEMON_PROFILE === undefined ? {} : { profileDir: process.env.BENCH_DAEMON_PROFILE }),
+    });
+  }
 }
 
 main().catch((err: unknown) => { console.error(err); process.exitCode = 1; });
