@@ -39,8 +39,9 @@ import { cpus, getPriority, loadavg, setPriority, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { readCapture } from '../src/capture/deskcap/reader';
 import { inspectCapture } from '../src/sources/inspect';
-import { loadHarness, transpileHarness, type Harness, type XvncServer } from './harness';
+import { loadHarness, transpileHarness, type Harness } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
+import { startWorkload } from './vnc-live';
 import { exited, procCpuS, sleep } from './proc';
 import { table, type Row } from './table';
 
@@ -268,16 +269,6 @@ async function until(what: string, pred: () => boolean | Promise<boolean>, timeo
   }
 }
 
-/** The capture's workload (as bench/vnc-live.ts): scrolling xterm, ticking clock, a typist. */
-async function startWorkload(h: Harness, srv: XvncServer): Promise<void> {
-  await h.startScrollingXterm(srv, { geometry: '80x24+10+10', intervalMs: 50 });
-  await h.startXclock(srv, { geometry: '150x150+520+10' });
-  const typing = await h.startTypingXterm(srv, { geometry: '60x10+10+360' });
-  const xdotool = h.requireCommand('xdotool');
-  srv.run('sh', ['-c', `"$0" windowfocus --sync ${typing.window}; i=0; while :; do `
-    + `"$0" type --delay 40 -- "typed line $i: the quick brown fox jumps over the lazy dog"; "$0" key Return; `
-    + 'i=$((i+1)); sleep 1; done', xdotool]);
-}
 
 /** Records `seconds` of the workload with `deskrec record --raw`; returns the capture file. */
 async function makeCapture(h: Harness, dir: string, seconds: number): Promise<string> {

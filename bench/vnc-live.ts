@@ -203,8 +203,8 @@ async function record(h: Harness, srv: XvncServer, rec: Recorder, seconds: numbe
   }
 }
 
-/** The workload: scrolling xterm, ticking clock, a typist. Returns when all three windows are up. */
-async function startWorkload(h: Harness, srv: XvncServer): Promise<void> {
+/** The workload: scrolling xterm, ticking clock, a typist. Returns when all three windows are up (also the daemon bench's). */
+export async function startWorkload(h: Harness, srv: XvncServer): Promise<void> {
   await h.startScrollingXterm(srv, { geometry: '80x24+10+10', intervalMs: 50 });
   await h.startXclock(srv, { geometry: '150x150+520+10' });
   const typing = await h.startTypingXterm(srv, { geometry: '60x10+10+360' });
