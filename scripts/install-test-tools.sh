@@ -3,8 +3,8 @@
 # MP4s), Chromium (plays and seeks them in a real browser), and the real remote-desktop servers the VNC
 # client is tested against (TigerVNC's Xvnc, QEMU's built-in VNC server) with the X clients that draw on
 # them, the tools that screenshot them, GStreamer for the rfbsrc benchmark, vncviewer and Xvfb for the viewer
-# latency benchmark, and what the SPICE harness needs to build its tiny guest and to screenshot over SPICE
-# (docs/TESTING.md says why each one is here).
+# latency benchmark, what the SPICE harness needs to build its tiny guest and to screenshot over SPICE,
+# and Redis and OpenStack Swift (with memcached) for the cluster tests (docs/TESTING.md says why each one is here).
 # Idempotent; needs root (or sudo) only when something is missing. Under CI=true a tool that cannot be
 # installed fails the run; tests never skip silently for a missing tool.
 set -euo pipefail
@@ -40,6 +40,20 @@ command -v spicy-screenshot >/dev/null 2>&1 || need+=(spice-client-gtk)
 # The viewer latency benchmark's native peer (bench/viewer-latency.ts): TigerVNC's vncviewer, shown on an Xvfb.
 command -v vncviewer >/dev/null 2>&1 || need+=(tigervnc-viewer)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+# Cluster mode's real servers (test/helpers/servers/redis.ts, s3.ts; issue 14): Redis for BullMQ (redis-cli
+# comes with it, from redis-tools), and, as the S3-compatible object store, OpenStack Swift: the proxy (its
+# s3api and tempauth middlewares live in python3-swift, pulled in), the account, container and object servers,
+# and swift-ring-builder (package swift); no keystonemiddleware (tempauth authenticates). memcached because
+# tempauth needs the proxy's cache middleware ("Memcache required") and keeps its tokens there. The harness
+# starts them all itself, as children on free ports; the packages' system services are not used (in the dev
+# container policy-rc.d keeps them from starting; if they run elsewhere, their ports are not ours).
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || need+=(redis-server)
+command -v swift-ring-builder >/dev/null 2>&1 || need+=(swift)
+command -v swift-proxy-server >/dev/null 2>&1 || need+=(swift-proxy)
+command -v swift-account-server >/dev/null 2>&1 || need+=(swift-account)
+command -v swift-container-server >/dev/null 2>&1 || need+=(swift-container)
+command -v swift-object-server >/dev/null 2>&1 || need+=(swift-object)
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
 # GStreamer for the benchmark pipeline rfbsrc (bad) ! x264enc (ugly) ! mp4mux (good).
 command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
 for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly; do
