@@ -53,3 +53,40 @@ export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => { child.once('exit', (code) => { resolve(code); }); });
 }
+
+/** The pids of `pid`'s live child processes (the children of each of its threads: deskrec spawns ffmpeg from its encoder worker). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    try {
+      for (const c of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(' ')) if (c !== '') out.push(Number(c));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/**
+ * User+system CPU seconds of a live process and all its descendants: its own (all threads, /proc/<pid>/stat
+ * fields 14 and 15), its children that have ended and that it waited for (fields 16 and 17, which include
+ * their own waited-for children), and its live children's, recursively. process.cpuUsage() and
+ * /proc/<pid>/stat's own times leave out a child process such as deskrec's ffmpeg encoder.
+ */
+export function procTreeCpuS(pid: number): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0; // ended meanwhile: its parent's waited-for times will have it
+  }
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const own = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / ticksPerSecond();
+  return childPids(pid).reduce((sum, c) => sum + procTreeCpuS(c), own);
+}

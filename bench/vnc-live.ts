@@ -1,25 +1,29 @@
 /**
- * Live VNC recording cost: deskrec beside GStreamer (rfbsrc → x264enc → mp4mux) and ffmpeg (x11grab →
- * libx264), each recording the same Xvnc 1024x768 screen in the same run, one after the other.
+ * Live VNC recording cost: deskrec (openh264, and `--encoder x264`: libx264 in an ffmpeg child) beside
+ * GStreamer (rfbsrc → x264enc → mp4mux) and ffmpeg (x11grab → libx264), each recording the same Xvnc
+ * 1024x768 screen in the same run, one after the other.
  *
- * The workload (harness X clients on one Xvnc, started once and kept running for all three recorders): an
+ * The workload (harness X clients on one Xvnc, started once and kept running for all the recorders): an
  * xterm printing a line every 50 ms (scrolling), `xclock -update 1`, and a shell loop typing a sentence
  * with xdotool into a second xterm about every 3 s. Per recorder:
  *   1. resume the clients, start the recorder (wrapped in /usr/bin/time), let it record N seconds of the
- *      live workload, then read its CPU time from /proc/<pid>/stat (the "live" figure: start-up included);
+ *      live workload, then read its CPU time from /proc (the "live" figure: start-up included);
  *   2. SIGSTOP the clients (the screen freezes), let the recorder see the frozen screen for ~2 s, take the
  *      oracle screenshot (`xwd -root`);
  *   3. stop the recorder the way it finishes its file (deskrec and gst-launch -e: SIGINT; ffmpeg: 'q'),
  *      read /usr/bin/time's totals (freeze and finalisation included), the file size, and decode the file's
  *      last frame to RGB with ffmpeg for PSNR against the screenshot.
- * CPU is user+system of the recorder process, all threads (deskrec's encoder worker is a thread of it).
+ * CPU is user+system of the recorder process, all threads (deskrec's encoder worker is a thread of it), plus
+ * its child processes (`deskrec --encoder x264` codes in an ffmpeg child): the live figure adds the children
+ * it has waited for (/proc/<pid>/stat cutime, cstime) and those still running (`procTreeCpuS`); the total
+ * from /usr/bin/time includes every child deskrec waited for, which it does for ffmpeg before it exits.
  * Xvnc's own CPU during each run is shown too: what a recorder costs the server (VNC encodings vs XShm).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { childOf, exited, findPid, procCpuS, sleep } from './proc';
+import { childOf, exited, findPid, procCpuS, procTreeCpuS, sleep } from './proc';
 import { loadHarness, type Harness, type RgbaImage, type XvncServer } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
 import { table, type Row } from './table';
@@ -69,6 +73,15 @@ function recorders(seconds: number, profileDir: string | undefined): Recorder[] 
       argv: (port, _display, out) => [node, ...prof, deskrecJs, 'record', `vnc://127.0.0.1:${port}`,
         '--capture', out, '--duration', String(seconds + FREEZE_S + 30), '--quiet',
         // BENCH_VNC_DESKREC_ARGS: extra options (space-separated) to try settings, e.g. "--fps-max 15".
+        ...(process.env.BENCH_VNC_DESKREC_ARGS ?? '').split(' ').filter((a) => a !== '')],
+      output: 'display.mp4',
+      stop: 'SIGINT',
+    },
+    {
+      // The same with the ffmpeg encoder backend (libx264 in an ffmpeg child of deskrec; issue 13).
+      name: 'deskrec --encoder x264',
+      argv: (port, _display, out) => [node, ...prof, deskrecJs, 'record', `vnc://127.0.0.1:${port}`,
+        '--capture', out, '--duration', String(seconds + FREEZE_S + 30), '--quiet', '--encoder', 'x264',
         ...(process.env.BENCH_VNC_DESKREC_ARGS ?? '').split(' ').filter((a) => a !== '')],
       output: 'display.mp4',
       stop: 'SIGINT',
@@ -168,7 +181,7 @@ async function record(h: Harness, srv: XvncServer, rec: Recorder, seconds: numbe
     const pid = await childOf(child.pid ?? -1);
     const early = await Promise.race([done.then(() => true), sleep(seconds * 1000).then(() => false)]);
     if (early) throw new Error(`${rec.name} exited early: ${stderr.trim().slice(-2000)}`);
-    const liveCpuS = procCpuS(pid);
+    const liveCpuS = procTreeCpuS(pid);
     const liveS = (performance.now() - t0) / 1000;
     const xvncLive = procCpuS(xvnc) - xvnc0;
     srv.pauseClients();
@@ -257,7 +270,8 @@ export async function vncLiveBench(opts: { seconds: number; profileDir?: string 
       console.error(`vnc-live: ${rec.name} done`);
     }
     const perMin = (x: number, s: number): number => (x * 60) / s;
-    const d = results.find((r) => r.name.startsWith('deskrec'));
+    const d = results.find((r) => r.name === 'deskrec');
+    const dx = results.find((r) => r.name === 'deskrec --encoder x264');
     const g = results.find((r) => r.name.startsWith('gst'));
     const x = results.find((r) => r.name.startsWith('ffmpeg'));
     const rows: Row[] = results.map((r) => ({
@@ -277,6 +291,11 @@ export async function vncLiveBench(opts: { seconds: number; profileDir?: string 
       const cpu = (r: Result): number => r.liveCpuS / r.liveS;
       console.log(`\ndeskrec/x11grab CPU: ${(cpu(d) / cpu(x)).toFixed(2)}x; deskrec/gst CPU: ${(cpu(d) / cpu(g)).toFixed(2)}x; `
         + `size deskrec/x11grab ${((d.bytes / d.recordedS) / (x.bytes / x.recordedS)).toFixed(2)}x, deskrec/gst ${((d.bytes / d.recordedS) / (g.bytes / g.recordedS)).toFixed(2)}x`);
+    }
+    if (d !== undefined && dx !== undefined) {
+      const cpu = (r: Result): number => r.liveCpuS / r.liveS;
+      console.log(`\ndeskrec --encoder x264 / openh264: CPU ${(cpu(dx) / cpu(d)).toFixed(2)}x, size ${((dx.bytes / dx.recordedS) / (d.bytes / d.recordedS)).toFixed(2)}x, `
+        + `PSNR ${(dx.psnr - d.psnr).toFixed(2)} dB`);
     }
     console.log('\nCommands (PORT, :DISPLAY and OUT filled in; each wrapped in /usr/bin/time -f "%e %U %S"):');
     for (const rec of recorders(seconds, undefined)) console.log(`- ${rec.name}: \`${rec.argv('PORT', 'DISPLAY', 'OUT').join(' ')}\``);

@@ -2,7 +2,8 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors';
 import type { RateControl } from '../recorder/encoders/backend';
-import { checkLimit, CURSOR_MODES, FORMATS, LIMITS, RECORD_DEFAULTS, type RecordOptions } from '../session/options';
+import { ENCODER_NAMES, isEncoderName } from '../recorder/encoders/catalog';
+import { CHROMA_MODES, checkLimit, CURSOR_MODES, FORMATS, LIMITS, RECORD_DEFAULTS, type RecordOptions } from '../session/options';
 import { INPUT_LOG_LEVELS } from '../session/input-log';
 import { PASSWORD_ENV, SPICE_COMPRESSIONS, type SourceOptions } from '../sources/open';
 import { CONNECT_TIMEOUT_DEFAULT_S, connectTimeoutMs } from '../sources/source';
@@ -34,6 +35,9 @@ Usage:
                                                         recorded as by 'record' when --capture is given
   deskrec daemon --config FILE [--log-level L]     the recording daemon: targets, HTTP API, recordings page
                                                         (docs/DAEMON.md)
+  deskrec encoders [--size WxH] [--vaapi-device FILE] [--json]
+                                                        the H.264 encoders this machine has, each
+                                                        available or why not (tried for real)
   deskrec --help | --version
 
 Sources:
@@ -51,10 +55,14 @@ Options:
   --duration S             stop after S seconds of session time (default: until Ctrl-C / SIGTERM)
   --fps-max N              at most N frames per second; changes in between are merged (default ${RECORD_DEFAULTS.fpsMax})
   --keyframe-interval S    a keyframe at least every S seconds while the screen changes (default ${RECORD_DEFAULTS.keyframeIntervalS})
-  --encoder auto|openh264|PATH
-                           H.264 encoder; auto picks openh264 (WebAssembly) until a hardware backend
-                           exists; PATH names an existing .js module (relative to the working
-                           directory) exporting createBackend()
+  --encoder auto|openh264|x264|nvenc|vaapi|qsv|PATH
+                           H.264 encoder (deskrec encoders lists this machine's): auto takes the first
+                           GPU encoder (NVENC, VAAPI, Quick Sync) that passes a trial, else openh264
+                           (WebAssembly); x264 and the GPU ones run in an ffmpeg process; PATH names an
+                           existing .js module exporting createBackend()
+  --vaapi-device FILE      VAAPI / Quick Sync render node (default the first /dev/dri/renderD*)
+  --chroma sharp|plain     4:2:0 chroma: sharp keeps the colour of 1-pixel coloured text (default), plain
+                           averages each 2x2 block
   --qp N                   constant quantiser ${LIMITS.qp.min}..${LIMITS.qp.max} (default ${RECORD_DEFAULTS.rateControl.qp}; lower is better quality)
   --bitrate BPS            target bitrate in bits per second instead of a constant quantiser
   --cursor composite|none  draw the remote pointer into the frames (default ${RECORD_DEFAULTS.cursor})
@@ -127,6 +135,8 @@ const SESSION_FLAGS = {
   'fps-max': { type: 'string' },
   'keyframe-interval': { type: 'string' },
   encoder: { type: 'string' },
+  'vaapi-device': { type: 'string' },
+  chroma: { type: 'string' },
   qp: { type: 'string' },
   bitrate: { type: 'string' },
   cursor: { type: 'string' },
@@ -189,8 +199,8 @@ function recordOptions(v: Values, dir: string): RecordOptions {
   if (bitrate !== undefined) rateControl = { mode: 'bitrate', bitsPerSecond: bitrate };
   else if (qp !== undefined) rateControl = { mode: 'qp', qp };
   const encoder = str(v, 'encoder');
-  if (encoder !== undefined && encoder !== 'auto' && encoder !== 'openh264' && !/\.(c?js)$/.test(encoder)) {
-    throw new UsageError('BAD_ARGUMENT', `--encoder must be auto, openh264 or a path to a .js module, got '${encoder}'`);
+  if (encoder !== undefined && !isEncoderName(encoder) && !/\.(c?js)$/.test(encoder)) {
+    throw new UsageError('BAD_ARGUMENT', `--encoder must be ${ENCODER_NAMES.join(', ')} or a path to a .js module, got '${encoder}'`);
   }
   const record: RecordOptions = { dir };
   const format = oneOf('format', str(v, 'format'), FORMATS);
@@ -200,6 +210,10 @@ function recordOptions(v: Values, dir: string): RecordOptions {
   const keyframe = num('keyframeIntervalS', 'keyframe-interval', str(v, 'keyframe-interval'));
   if (keyframe !== undefined) record.keyframeIntervalS = keyframe;
   if (encoder !== undefined) record.encoder = encoder;
+  const vaapiDevice = str(v, 'vaapi-device');
+  if (vaapiDevice !== undefined) record.vaapiDevice = vaapiDevice;
+  const chroma = oneOf('chroma', str(v, 'chroma'), CHROMA_MODES);
+  if (chroma !== undefined) record.chroma = chroma;
   if (rateControl !== undefined) record.rateControl = rateControl;
   const cursor = oneOf('cursor', str(v, 'cursor'), CURSOR_MODES);
   if (cursor !== undefined) record.cursor = cursor;
@@ -215,7 +229,7 @@ function recordOptions(v: Values, dir: string): RecordOptions {
 
 /** Recording options given without --capture (they would silently do nothing). */
 function recordFlagsWithoutCapture(v: Values): string[] {
-  return ['format', 'fps-max', 'keyframe-interval', 'encoder', 'qp', 'bitrate', 'cursor', 'raw', 'raw-clipboard'].filter((k) => v[k] !== undefined);
+  return ['format', 'fps-max', 'keyframe-interval', 'encoder', 'vaapi-device', 'chroma', 'qp', 'bitrate', 'cursor', 'raw', 'raw-clipboard'].filter((k) => v[k] !== undefined);
 }
 
 /** How to reach the source, as SourceOptions. */

@@ -1,6 +1,7 @@
 /** The `deskrec` command line: argv → library calls → one line of output and an exit code. */
 import { readCapture } from '../capture/deskcap/reader';
 import { AuthError, ConnectError, describeError, ProtocolError, SinkError, UsageError } from '../errors';
+import { requireEncoder } from '../recorder/encoders/catalog';
 import { Session } from '../session/session';
 import { formatInspection, inspectCapture } from '../sources/inspect';
 import { openCapture, openSource } from '../sources/open';
@@ -9,6 +10,7 @@ import { deskrecVersion } from '../util/version';
 import { HELP, parseRecordArgs, parseViewArgs, type RecordArgs } from './args';
 import { EXIT } from './exit-codes';
 import { runDaemon } from './daemon';
+import { runEncoders } from './encoders';
 import { runView } from './view';
 
 /** Maps an error to the documented exit code. */
@@ -66,12 +68,14 @@ async function runSession(source: FrameSource, args: RecordArgs, verb: string, p
 
 async function record(argv: string[]): Promise<number> {
   const args = parseRecordArgs(argv);
+  await requireEncoder(args.record.encoder ?? 'auto', args.record.vaapiDevice);
   return runSession(openSource(args.url, args.source), args, 'recorded', () => null);
 }
 
 async function replay(argv: string[]): Promise<number> {
   const args = parseRecordArgs(argv);
   if (args.record.raw === true) throw new UsageError('BAD_ARGUMENT', '--raw does not apply to replay');
+  await requireEncoder(args.record.encoder ?? 'auto', args.record.vaapiDevice);
   let progress: string | null = null;
   const { source, truncated } = openCapture(args.url, {
     ...(args.source.speed === undefined ? {} : { speed: args.source.speed }),
@@ -113,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'inspect') return await inspect(rest);
     if (cmd === 'view') return await runView(parseViewArgs(rest));
     if (cmd === 'daemon') return await runDaemon(rest);
+    if (cmd === 'encoders') return await runEncoders(rest);
     throw new UsageError('UNKNOWN_COMMAND', `unknown command '${cmd}' (see deskrec --help)`);
   } catch (err) {
     const code = exitCodeFor(err);

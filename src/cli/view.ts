@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
+import { requireEncoder } from '../recorder/encoders/catalog';
 import type { InputLogLevel } from '../session/input-log';
 import type { RecordOptions } from '../session/options';
 import { Session } from '../session/session';
@@ -105,6 +106,7 @@ export async function runView(args: ViewArgs): Promise<number> {
 
   const abort = new AbortController();
   const record = args.record;
+  if (record !== null) await requireEncoder(record.encoder ?? 'auto', record.vaapiDevice);
   // A person is working in the page: when the remote goes away (a VM reboots, a server restarts), the page
   // says "reconnecting…" and deskrec tries again with backoff; the recording goes on in a new segment.
   const session = new Session(openSource(args.url, args.source), {

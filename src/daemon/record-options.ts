@@ -7,7 +7,8 @@
  */
 import { z } from 'zod';
 import type { RateControl } from '../recorder/encoders/backend';
-import { CURSOR_MODES, FORMATS, LIMITS, type RecordOptions } from '../session/options';
+import { ENCODER_NAMES, isEncoderName } from '../recorder/encoders/catalog';
+import { CHROMA_MODES, CURSOR_MODES, FORMATS, LIMITS, type RecordOptions } from '../session/options';
 import { SPICE_COMPRESSIONS, type SourceOptions } from '../sources/open';
 import { CONNECT_TIMEOUT_DEFAULT_S } from '../sources/source';
 
@@ -22,7 +23,9 @@ export const recordOptionsShape = {
   format: z.enum(FORMATS).optional(),
   'fps-max': limited('fpsMax').optional(),
   'keyframe-interval': limited('keyframeIntervalS').optional(),
-  encoder: z.string().refine((e) => e === 'auto' || e === 'openh264' || /\.(c?js)$/.test(e), 'must be auto, openh264 or the path of a .js module').optional(),
+  encoder: z.string().refine((e) => isEncoderName(e) || /\.(c?js)$/.test(e), `must be ${ENCODER_NAMES.join(', ')} or the path of a .js module`).optional(),
+  'vaapi-device': z.string().min(1).optional(),
+  chroma: z.enum(CHROMA_MODES).optional(),
   qp: limited('qp').optional(),
   bitrate: limited('bitrate').optional(),
   cursor: z.enum(CURSOR_MODES).optional(),
@@ -63,6 +66,8 @@ export function toRecordOptions(o: DaemonRecordOptions, dir: string): RecordOpti
   if (o['fps-max'] !== undefined) r.fpsMax = o['fps-max'];
   if (o['keyframe-interval'] !== undefined) r.keyframeIntervalS = o['keyframe-interval'];
   if (o.encoder !== undefined) r.encoder = o.encoder;
+  if (o['vaapi-device'] !== undefined) r.vaapiDevice = o['vaapi-device'];
+  if (o.chroma !== undefined) r.chroma = o.chroma;
   let rate: RateControl | undefined;
   if (o.bitrate !== undefined) rate = { mode: 'bitrate', bitsPerSecond: o.bitrate };
   else if (o.qp !== undefined) rate = { mode: 'qp', qp: o.qp };

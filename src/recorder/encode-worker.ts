@@ -6,6 +6,8 @@
 import { parentPort } from 'node:worker_threads';
 import { describeError, DeskrecError } from '../errors';
 import type { AccessUnit, BackendModule, EncodeInput, EncoderBackend, EncoderConfig } from './encoders/backend';
+import { createFfmpegBackend } from './encoders/ffmpeg';
+import { parseFfmpegSpec } from './encoders/ffmpeg-args';
 
 /** Messages from the recorder to the worker. */
 export type ToWorker =
@@ -22,8 +24,10 @@ export type FromWorker =
   | { type: 'error'; seq: number; code: string; message: string };
 
 function loadBackend(spec: string): EncoderBackend {
-  // A bare name selects a built-in backend; a path selects a module exporting createBackend() (used for
-  // hardware backends and for tests that inject faults into a real encoder).
+  // `openh264` and `ffmpeg:ENCODER[@DEVICE]` select a built-in backend; a path selects a module exporting
+  // createBackend() (tests inject faults into a real encoder this way).
+  const ffmpeg = parseFfmpegSpec(spec);
+  if (ffmpeg !== null) return createFfmpegBackend(ffmpeg);
   const modulePath = spec === 'openh264' ? './encoders/openh264' : spec;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require(modulePath) as BackendModule;
@@ -39,7 +43,9 @@ if (parentPort !== null) {
     // Our errors and the binding's OpenH264Error both carry a stable string code; keep it.
     const own = err instanceof DeskrecError ? err.code : (err as { code?: unknown } | null)?.code;
     const code = typeof own === 'string' ? own : 'ENCODE_FAILED';
-    const msg: FromWorker = { type: 'error', seq, code, message: describeError(err) };
+    // The message without the code: the client's EncoderError carries the code, and describeError() joins them.
+    const message = err instanceof DeskrecError ? err.message : describeError(err);
+    const msg: FromWorker = { type: 'error', seq, code, message };
     port.postMessage(msg);
   };
   let chain: Promise<void> = Promise.resolve();
@@ -63,13 +69,13 @@ if (parentPort !== null) {
           }
           case 'frame': {
             if (backend === null) throw new Error('frame before init');
-            const unit = backend.encode(msg.input);
+            const unit = await backend.encode(msg.input);
             const out: FromWorker = { type: 'encoded', seq: msg.seq, unit };
             port.postMessage(out, unit === null ? [] : [unit.data.buffer as ArrayBuffer]);
             break;
           }
           case 'flush': {
-            const units = backend === null ? [] : backend.flush();
+            const units = backend === null ? [] : await backend.flush();
             const out: FromWorker = { type: 'flushed', seq: msg.seq, units };
             port.postMessage(out);
             break;

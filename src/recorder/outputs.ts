@@ -36,6 +36,8 @@ export interface SegmentRecord {
   last_t_ms: number | null;
   duration_ms: number;
   fastStart?: boolean;
+  /** MP4: the encoder that made it (`openh264-wasm`, `ffmpeg-libx264`, …). */
+  encoder?: string;
   /** A write failed (a full disk): the file was cut back to its last complete fragment, which `frames` counts. */
   truncated?: boolean;
 }
@@ -110,7 +112,8 @@ export interface VideoOutputEvents {
 export class VideoOutput implements FrameOutput {
   readonly kind = 'mp4';
   private client: EncoderClient | null = null;
-  private started: Promise<string> | null = null;
+  /** The encoder, once chosen (`auto` may run trials first) and started. */
+  private started: Promise<EncoderClient> | null = null;
   private readonly writer: Mp4SegmentWriter;
   /**
    * The picture as of the last frame the encoder finished: the base for reconstructing unfinished frames.
@@ -135,16 +138,24 @@ export class VideoOutput implements FrameOutput {
   private lastIn: number | null = null;
   /** Backend name once the encoder started. */
   backendName = '';
+  /** The worker's backend spec once chosen (`openh264`, `ffmpeg:x264`, a module path). */
+  backendSpec: string | null = null;
 
   constructor(
     file: string,
     readonly width: number,
     readonly height: number,
-    private readonly backend: string,
+    /** The backend spec, or its choice still running (encoders/catalog.ts). */
+    private readonly backend: string | Promise<string>,
     private readonly config: EncoderConfig,
     private readonly keyframeIntervalMs: number,
     private readonly events: VideoOutputEvents,
     fileMode: number,
+    /**
+     * The picture the first frame's patches apply to, when this output takes over a segment mid-way (an
+     * encoder that failed): the first frame is then coded whole.
+     */
+    private base?: Uint8Array,
   ) {
     this.writer = new Mp4SegmentWriter(file, {
       mode: fileMode, onError: (err) => { events.onWriteError(err); }, log: (line) => { events.log(line); },
@@ -167,22 +178,34 @@ export class VideoOutput implements FrameOutput {
 
   submit(frame: OutputFrame, key = false): void {
     if (this.done) return;
-    const { patches, t_ms, damage } = frame;
+    const { t_ms, damage } = frame;
+    let patches = frame.patches;
+    if (this.base !== undefined) {
+      const picture = this.base.slice();
+      for (const p of patches) applyPatch(picture, this.width * 4, p);
+      patches = [{ rect: { x: 0, y: 0, width: this.width, height: this.height }, data: picture }];
+      this.base = undefined;
+    }
     const forceKey = key || this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
     if (forceKey) this.lastKeyT = t_ms;
     const rec: PendingFrame = { patches, t_ms, damage };
     this.inFlight.push(rec);
     this.firstIn ??= t_ms;
     this.lastIn = t_ms;
-    if (this.client === null) {
+    if (this.started === null) {
       // Lazily, at the first frame: a recording whose screen never shows anything starts no encoder.
-      this.client = new EncoderClient(this.backend, this.config);
-      this.started = this.client.start().then((name) => { this.backendName = name; return name; });
+      this.started = Promise.resolve(this.backend).then(async (spec) => {
+        if (this.done) throw new EncoderError('ENCODER_DESTROYED', 'the encoder was stopped');
+        this.backendSpec = spec;
+        const client = new EncoderClient(spec, this.config);
+        this.client = client;
+        this.backendName = await client.start();
+        return client;
+      });
     }
-    const client = this.client;
     let handed = 0;
-    (this.started ?? Promise.resolve(''))
-      .then(() => { handed = performance.now(); return client.encode({ patches, t_ms, forceKey }); })
+    this.started
+      .then((client) => { handed = performance.now(); return client.encode({ patches, t_ms, forceKey }); })
       .then((unit) => { this.finished(rec, unit, (performance.now() - handed) / 1000); }, (err: unknown) => { this.fail(err); });
   }
 
@@ -279,6 +302,7 @@ export class VideoOutput implements FrameOutput {
     return [{
       kind: 'mp4', file: path.basename(this.writer.file), width: this.width, height: this.height, bytes: this.unitBytes,
       frames, keyframes: this.unitKeys, first_t_ms: first, last_t_ms: this.lastIn, duration_ms: Math.max(0, endT - first),
+      ...(this.backendName !== '' ? { encoder: this.backendName } : {}),
     }];
   }
 
@@ -304,6 +328,7 @@ export class VideoOutput implements FrameOutput {
       kind: 'mp4', file: path.basename(info.file), width: this.width, height: this.height, bytes: info.bytes,
       frames: info.frames, keyframes: info.keyframes, first_t_ms: info.first_t_ms, last_t_ms: info.last_t_ms,
       duration_ms: info.duration_ms, fastStart: info.fastStart, ...(info.truncated ? { truncated: true } : {}),
+      ...(this.backendName !== '' ? { encoder: this.backendName } : {}),
     }];
   }
 }

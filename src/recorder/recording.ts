@@ -74,12 +74,14 @@ import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
 import { describeError, EncoderError, SinkError } from '../errors';
 import type { Patch, RateControl } from './encoders/backend';
+import { chooseEncoder, isFfmpegEncoder, type Refusal } from './encoders/catalog';
+import { parseFfmpegSpec } from './encoders/ffmpeg-args';
 import { OPENH264_LIMIT_TEXT, OPENH264_MIN_SIDE, OPENH264_MIN_TEXT, openh264Takes } from './encoders/limits';
 import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, PRIVATE_MODES, writeError, type RecordingModes } from './files';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { copyRect, cutPatch } from './pixels';
 import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
-import { writeSessionJson, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
+import { writeSessionJson, type EncoderFailureRecord, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
 import { PngSink } from './sinks/png';
 
 export type { GapRecord, RecordingStats, SessionJson } from './session-json';
@@ -126,8 +128,15 @@ export interface RecordingOptions {
   format: 'mp4' | 'png' | 'mp4+png';
   fpsMax: number;
   keyframeIntervalS: number;
-  /** `auto`, `openh264`, or a path to a module exporting `createBackend()`. */
+  /**
+   * `auto` (a GPU encoder that passes a trial, else openh264), `openh264`, an ffmpeg encoder (`x264`, `nvenc`,
+   * `vaapi`, `qsv`), or a path to a module exporting `createBackend()`.
+   */
   encoder: string;
+  /** VAAPI / Quick Sync: the DRM render node (default the first /dev/dri/renderD*). */
+  encoderDevice?: string;
+  /** RGBA→I420 chroma choice (EncoderConfig.chroma); default plain. */
+  chroma?: 'sharp' | 'plain';
   rateControl: RateControl;
   /** `test`, `vnc`, `spice`. */
   protocol: string;
@@ -155,6 +164,13 @@ export interface RecordingOptions {
    * STOP_DEADLINE_MS plus 1 ms per 100 kB recorded.
    */
   stopDeadlineMs?: number;
+}
+
+/** A frame an encoder never finished, its picture rebuilt (VideoOutputEvents.onFailure). */
+interface Unfinished {
+  rgba: Uint8Array;
+  t_ms: number;
+  damage: Rect[];
 }
 
 /** The frame fps-max holds back: every change of its slot so far. */
@@ -274,6 +290,14 @@ export class Recording {
   private closingWaiters: (() => void)[] = [];
   private encoderName: string | null = null;
   private encoderFailure: string | null = null;
+  /**
+   * The encoder new segments use: the option as given, until an ffmpeg encoder fails mid-session; then
+   * openh264 for the rest of the recording (a GPU that reset once may do so again).
+   */
+  private encoderSpec: string;
+  /** Encoders `auto` passed over (one entry per encoder, the first reason), and encoders that failed. */
+  private readonly refused = new Map<string, string>();
+  private readonly encoderFailures: EncoderFailureRecord[] = [];
   private stopped = false;
   private keyframeRequested = false;
   private bytesWritten = 0;
@@ -298,6 +322,7 @@ export class Recording {
   private constructor(private readonly opts: RecordingOptions) {
     this.intervalMs = 1000 / opts.fpsMax;
     this.mode = opts.format;
+    this.encoderSpec = opts.encoder;
     this.modes = opts.modes ?? PRIVATE_MODES;
     this.failed = new Promise((resolve) => { this.resolveFailed = resolve; });
   }
@@ -738,9 +763,12 @@ export class Recording {
     return teed ? new TeeOutput(video, this.newPngOutput(seg.width, seg.height)) : video;
   }
 
-  /** The built-in encoder's size limit; a backend module given by path is left to try (and fall back). */
+  /**
+   * The built-in encoder's size limit (also for `auto`: a GPU encoder's own limits are not known before a
+   * trial); an ffmpeg encoder or a backend module given by path is left to try (and fall back).
+   */
   private encoderTakes(width: number, height: number): boolean {
-    const builtIn = this.opts.encoder === 'auto' || this.opts.encoder === 'openh264';
+    const builtIn = this.encoderSpec === 'auto' || this.encoderSpec === 'openh264';
     return !builtIn || openh264Takes(width, height);
   }
 
@@ -795,15 +823,21 @@ export class Recording {
     this.tryStartPending(this.lastT);
   }
 
-  /** `teed`: a PNG output beside it takes every frame too (`mp4+png`), so a failure loses nothing. */
-  private newVideoOutput(seg: Seg, teed: boolean): VideoOutput {
-    const index = seg.index;
+  /**
+   * `teed`: a PNG output beside it takes every frame too (`mp4+png`), so a failure loses nothing. `index`:
+   * the segment number its file is named by (a fallback segment gets a new one). `base`: the picture its
+   * first frame's patches apply to, when it takes over a segment mid-way (its first frame is then coded whole).
+   */
+  private newVideoOutput(seg: Seg, teed: boolean, index = seg.index, base?: Uint8Array): VideoOutput {
     const name = index === 0 ? 'display.mp4' : `display-${String(index).padStart(3, '0')}.mp4`;
     const { width, height } = seg;
     const video: VideoOutput = new VideoOutput(
       path.join(this.opts.dir, name), width, height,
-      this.opts.encoder === 'auto' ? 'openh264' : this.opts.encoder,
-      { width, height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax, changeMap: this.opts.changeMap ?? true },
+      this.chooseBackend(width, height),
+      {
+        width, height, usage: 'screen', rateControl: this.opts.rateControl, fpsMax: this.opts.fpsMax, changeMap: this.opts.changeMap ?? true,
+        chroma: this.opts.chroma ?? 'plain',
+      },
       this.opts.keyframeIntervalS * 1000,
       {
         onUnit: (u) => {
@@ -822,8 +856,22 @@ export class Recording {
         log: (line) => { this.opts.log(line); },
       },
       this.modes.file,
+      base,
     );
     return video;
+  }
+
+  /** The worker's backend spec for a segment of this size (`auto` and the ffmpeg encoders: catalog.ts). */
+  private chooseBackend(width: number, height: number): string | Promise<string> {
+    const spec = this.encoderSpec;
+    if (spec !== 'auto' && !isFfmpegEncoder(spec)) return spec;
+    return chooseEncoder(spec, width, height, this.opts.encoderDevice).then((choice) => {
+      for (const r of choice.refused) {
+        if (this.refused.has(r.encoder)) continue;
+        this.refused.set(r.encoder, r.reason);
+      }
+      return choice.spec;
+    });
   }
 
   /** Counts a picture the encoder had to code at a coarser QP; says so once per recording. */
@@ -940,8 +988,13 @@ export class Recording {
     if (seg.waiting !== null && seg.output !== null && seg.output.canAccept()) this.submitWaiting(seg);
   }
 
-  private onEncoderFailure(seg: Seg, err: EncoderError, unfinished: { rgba: Uint8Array; t_ms: number; damage: Rect[] }[], latest: Uint8Array,
+  private onEncoderFailure(seg: Seg, err: EncoderError, unfinished: Unfinished[], latest: Uint8Array,
     video: VideoOutput, teed: boolean): void {
+    const spec = video.backendSpec;
+    if (spec !== null && parseFfmpegSpec(spec) !== null && openh264Takes(video.width, video.height) && this.fatal === null) {
+      this.failOver(seg, err, unfinished, latest, video, teed);
+      return;
+    }
     this.encoderFailure = describeError(err);
     this.mode = 'png';
     if (teed) {
@@ -979,6 +1032,43 @@ export class Recording {
     } else {
       // A segment already closing: its video closes on its own; the PNG frames close with it.
       this.closeOutput(out, this.lastT);
+    }
+    this.onRoom(seg);
+  }
+
+  /**
+   * An ffmpeg encoder failed (the process crashed or was killed, a GPU reset, a broken pipe): its segment
+   * ends at the last access unit it returned (VideoOutput closes its MP4 with what it finished), and a new
+   * segment coded by openh264 takes over at once. The frames ffmpeg never returned are coded again there,
+   * the first of them whole (a keyframe), so none is lost; with none left, the new segment's first frame is
+   * coded whole on top of the picture as of the last one. The rest of the recording uses openh264.
+   */
+  private failOver(seg: Seg, err: EncoderError, unfinished: Unfinished[], latest: Uint8Array, video: VideoOutput, teed: boolean): void {
+    const failedName = video.backendName !== '' ? video.backendName : (video.backendSpec ?? this.encoderSpec);
+    const at = unfinished[0]?.t_ms ?? this.lastT;
+    this.encoderFailures.push({ encoder: failedName, error: describeError(err), at_ms: at });
+    this.encoderSpec = 'openh264';
+    const index = ++this.segmentIndex;
+    const replacement = this.newVideoOutput(seg, teed, index, unfinished.length === 0 ? latest : undefined);
+    this.opts.log(`encoder ${failedName} failed (${describeError(err)}); continuing with openh264 in a new segment`
+      + (unfinished.length > 0 ? ` (${unfinished.length} frame(s) it had not returned coded again)` : ''));
+    const whole: Rect = { x: 0, y: 0, width: video.width, height: video.height };
+    const stride = video.width * 4;
+    unfinished.forEach((f, i) => {
+      const patches = i === 0 ? [{ rect: whole, data: f.rgba }] : f.damage.map((r) => cutPatch(f.rgba, stride, r));
+      replacement.submit({ patches, t_ms: f.t_ms, damage: i === 0 ? [whole] : f.damage }, i === 0);
+    });
+    const cur = seg.output;
+    if (!seg.closed && cur !== null && (cur === video || (cur instanceof TeeOutput && cur.video === video))) {
+      // The segment goes on in the new file; the failed one ends where the first frame it lost begins.
+      this.liveOutputs.delete(cur);
+      seg.output = this.track(cur instanceof TeeOutput ? new TeeOutput(replacement, cur.png) : replacement);
+      seg.index = index;
+      this.closeOutput(video, at);
+    } else {
+      // A segment already closing: the re-coded frames close with it.
+      const end = (cur !== null ? this.closingEnds.get(cur) : undefined) ?? this.lastT;
+      this.closeOutput(replacement, end);
     }
     this.onRoom(seg);
   }
@@ -1158,6 +1248,12 @@ export class Recording {
       format: this.opts.format,
       encoder: this.encoderName,
       encoderFailure: this.encoderFailure,
+      encoders: {
+        requested: this.opts.encoder,
+        refused: [...this.refused].map(([encoder, reason]): Refusal => ({ encoder, reason })),
+        failed: this.encoderFailures.map((f) => ({ ...f })),
+      },
+      chroma: this.opts.chroma ?? 'plain',
       fpsMax: this.opts.fpsMax,
       keyframeIntervalS: this.opts.keyframeIntervalS,
       segments: segments ?? [],

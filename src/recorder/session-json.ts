@@ -34,6 +34,22 @@ export interface GapRecord {
   reason: string;
 }
 
+/** An encoder that failed mid-session; the recording went on with openh264 in a new segment from `at_ms`. */
+export interface EncoderFailureRecord {
+  encoder: string;
+  error: string;
+  at_ms: number;
+}
+
+/** Which encoders a recording asked for, passed over, and lost (each segment names its own: SegmentRecord.encoder). */
+export interface EncodersRecord {
+  /** `--encoder` as given. */
+  requested: string;
+  /** Encoders `auto` did not use, and why (no device, not built into ffmpeg, trial failed with …). */
+  refused: { encoder: string; reason: string }[];
+  failed: EncoderFailureRecord[];
+}
+
 /** session.json, as documented in the README. */
 export interface SessionJson {
   version: 1;
@@ -44,7 +60,11 @@ export interface SessionJson {
   endReason: string | null;
   format: 'mp4' | 'png' | 'mp4+png';
   encoder: string | null;
+  /** Why video stopped and PNG frames took over (null while video goes on). */
   encoderFailure: string | null;
+  encoders: EncodersRecord;
+  /** How RGBA became 4:2:0 for the video (EncoderConfig.chroma): what a check against the PNG frames must convert them with. */
+  chroma: 'sharp' | 'plain';
   fpsMax: number;
   keyframeIntervalS: number;
   segments: SegmentRecord[];

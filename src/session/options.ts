@@ -7,12 +7,15 @@ import { statSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import type { RateControl } from '../recorder/encoders/backend';
+import { ENCODER_NAMES, isEncoderName } from '../recorder/encoders/catalog';
 import type { RecordingOptions } from '../recorder/recording';
 
 /** Output formats: H.264 MP4, numbered PNG frames, or both (the PNGs are the video's lossless reference). */
 export const FORMATS = ['mp4', 'png', 'mp4+png'] as const;
 /** How the remote pointer appears in recordings. */
 export const CURSOR_MODES = ['composite', 'none'] as const;
+/** How RGBA becomes 4:2:0 (EncoderConfig.chroma): sharp keeps coloured text's colour, plain averages. */
+export const CHROMA_MODES = ['sharp', 'plain'] as const;
 
 /** A recording's options; only `dir` is required. */
 export interface RecordOptions {
@@ -24,10 +27,15 @@ export interface RecordOptions {
   /** A keyframe at least every this many seconds while the screen changes. */
   keyframeIntervalS?: number;
   /**
-   * `auto`, `openh264`, or a path to a `.js`/`.cjs` module exporting `createBackend()` (relative to the
-   * working directory; it must exist: resolving the options makes it absolute).
+   * `auto` (a GPU encoder that passes a trial, else openh264), `openh264`, `x264`, `nvenc`, `vaapi`, `qsv`
+   * (through ffmpeg), or a path to a `.js`/`.cjs` module exporting `createBackend()` (relative to the working
+   * directory; it must exist: resolving the options makes it absolute).
    */
   encoder?: string;
+  /** VAAPI / Quick Sync: the DRM render node (default the first /dev/dri/renderD*). */
+  vaapiDevice?: string;
+  /** RGBA→I420 chroma: `sharp` (default) or `plain`. */
+  chroma?: (typeof CHROMA_MODES)[number];
   rateControl?: RateControl;
   cursor?: (typeof CURSOR_MODES)[number];
   /**
@@ -47,12 +55,13 @@ export const RECORD_DEFAULTS = {
   fpsMax: 30,
   keyframeIntervalS: 2,
   encoder: 'auto',
+  chroma: 'sharp',
   rateControl: { mode: 'qp', qp: 14 },
   cursor: 'composite',
   raw: false,
   rawClipboard: false,
   changeMap: true,
-} as const satisfies Omit<Required<RecordOptions>, 'dir'>;
+} as const satisfies Omit<Required<RecordOptions>, 'dir' | 'vaapiDevice'>;
 
 /** Inclusive ranges of the numeric options (and whether they must be integers). */
 export const LIMITS = {
@@ -73,8 +82,8 @@ export function checkLimit(name: keyof typeof LIMITS, value: number, label: stri
   return value;
 }
 
-/** A recording's options with every default filled in and every value checked. */
-export type ResolvedRecordOptions = Required<RecordOptions>;
+/** A recording's options with every default filled in and every value checked (a device only when given). */
+export type ResolvedRecordOptions = Required<Omit<RecordOptions, 'vaapiDevice'>> & Pick<RecordOptions, 'vaapiDevice'>;
 
 /** Fills in the defaults and checks the values (API callers do not go through the command line's checks). */
 export function resolveRecordOptions(o: RecordOptions): ResolvedRecordOptions {
@@ -85,6 +94,8 @@ export function resolveRecordOptions(o: RecordOptions): ResolvedRecordOptions {
     fpsMax: checkLimit('fpsMax', o.fpsMax ?? RECORD_DEFAULTS.fpsMax, 'fps-max'),
     keyframeIntervalS: checkLimit('keyframeIntervalS', o.keyframeIntervalS ?? RECORD_DEFAULTS.keyframeIntervalS, 'keyframe-interval'),
     encoder: o.encoder ?? RECORD_DEFAULTS.encoder,
+    chroma: o.chroma ?? RECORD_DEFAULTS.chroma,
+    ...(o.vaapiDevice !== undefined ? { vaapiDevice: o.vaapiDevice } : {}),
     rateControl: o.rateControl ?? RECORD_DEFAULTS.rateControl,
     cursor: o.cursor ?? RECORD_DEFAULTS.cursor,
     raw: o.raw ?? RECORD_DEFAULTS.raw,
@@ -93,7 +104,8 @@ export function resolveRecordOptions(o: RecordOptions): ResolvedRecordOptions {
   };
   if (!(FORMATS as readonly string[]).includes(r.format)) throw new UsageError('BAD_ARGUMENT', `format must be one of ${FORMATS.join(', ')}, got '${r.format}'`);
   if (!(CURSOR_MODES as readonly string[]).includes(r.cursor)) throw new UsageError('BAD_ARGUMENT', `cursor must be one of ${CURSOR_MODES.join(', ')}, got '${r.cursor}'`);
-  if (r.encoder !== 'auto' && r.encoder !== 'openh264') r.encoder = encoderModule(r.encoder);
+  if (!isEncoderName(r.encoder)) r.encoder = encoderModule(r.encoder);
+  if (!(CHROMA_MODES as readonly string[]).includes(r.chroma)) throw new UsageError('BAD_ARGUMENT', `chroma must be one of ${CHROMA_MODES.join(', ')}, got '${r.chroma}'`);
   if (r.rawClipboard && !r.raw) throw new UsageError('BAD_ARGUMENT', 'raw-clipboard keeps the clipboard in the raw capture: it needs raw (--raw)');
   if (r.rateControl.mode === 'qp') checkLimit('qp', r.rateControl.qp, 'qp');
   else checkLimit('bitrate', r.rateControl.bitsPerSecond, 'bitrate');
@@ -107,7 +119,7 @@ export function resolveRecordOptions(o: RecordOptions): ResolvedRecordOptions {
  * resolves a relative path against its own directory, not the user's.
  */
 function encoderModule(spec: string): string {
-  if (!/\.(c?js)$/.test(spec)) throw new UsageError('BAD_ARGUMENT', `encoder must be auto, openh264 or a path to a .js module, got '${spec}'`);
+  if (!/\.(c?js)$/.test(spec)) throw new UsageError('BAD_ARGUMENT', `encoder must be ${ENCODER_NAMES.join(', ')} or a path to a .js module, got '${spec}'`);
   const file = path.resolve(spec);
   let kind: string;
   try {
@@ -117,7 +129,7 @@ function encoderModule(spec: string): string {
   } catch (err) {
     kind = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `unreadable (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
   }
-  throw new UsageError('BAD_ARGUMENT', `encoder module ${file} is ${kind}: give auto, openh264 or the path of a .js module exporting createBackend()`);
+  throw new UsageError('BAD_ARGUMENT', `encoder module ${file} is ${kind}: give ${ENCODER_NAMES.join(', ')} or the path of a .js module exporting createBackend()`);
 }
 
 /** The recorder's options for a session of `protocol` at `target`. */
@@ -126,6 +138,7 @@ export function recordingOptions(o: ResolvedRecordOptions, src: { protocol: stri
   return {
     ...(onEncodeTime === undefined ? {} : { onEncodeTime }),
     dir: o.dir, format: o.format, fpsMax: o.fpsMax, keyframeIntervalS: o.keyframeIntervalS, encoder: o.encoder,
+    ...(o.vaapiDevice !== undefined ? { encoderDevice: o.vaapiDevice } : {}), chroma: o.chroma,
     rateControl: o.rateControl, protocol: src.protocol, target: src.target, realtime: src.realtime, log,
     cursor: o.cursor, changeMap: o.changeMap,
   };

@@ -74,7 +74,7 @@ describe('--encoder PATH', () => {
   test('a module that does not exist: exit 2 with one line, before anything is recorded', () => {
     const dir = path.join(tmp(), 'out');
     const r = run(['record', 'test://desktop?size=64x64', '--capture', dir, '--duration', '1', '--encoder', '/nonexistent.js']);
-    expect(r.stderr).toBe('deskrec: BAD_ARGUMENT: encoder module /nonexistent.js is missing: give auto, openh264 or the path of a .js module exporting createBackend()\n');
+    expect(r.stderr).toBe('deskrec: BAD_ARGUMENT: encoder module /nonexistent.js is missing: give auto, openh264, nvenc, vaapi, qsv, x264 or the path of a .js module exporting createBackend()\n');
     expect(r.status).toBe(2);
     expect(existsSync(dir)).toBe(false);
   });
@@ -82,8 +82,8 @@ describe('--encoder PATH', () => {
   test('a directory named like a module is refused too; the library API checks the same', () => {
     const d = path.join(tmp(), 'enc.js');
     mkdirSync(d);
-    expect(usageError(() => resolveRecordOptions({ dir: 'x', encoder: d })).message).toBe(`encoder module ${d} is a directory: give auto, openh264 or the path of a .js module exporting createBackend()`);
-    expect(usageError(() => resolveRecordOptions({ dir: 'x', encoder: 'enc.txt' })).message).toBe("encoder must be auto, openh264 or a path to a .js module, got 'enc.txt'");
+    expect(usageError(() => resolveRecordOptions({ dir: 'x', encoder: d })).message).toBe(`encoder module ${d} is a directory: give auto, openh264, nvenc, vaapi, qsv, x264 or the path of a .js module exporting createBackend()`);
+    expect(usageError(() => resolveRecordOptions({ dir: 'x', encoder: 'enc.txt' })).message).toBe("encoder must be auto, openh264, nvenc, vaapi, qsv, x264 or a path to a .js module, got 'enc.txt'");
   });
 
   test('a relative path is the working directory\'s, made absolute when the options are resolved', () => {

@@ -6,9 +6,10 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Rect } from '../../src/capture/rect';
-import { allocI420, convertRectReference, type I420 } from '../../src/recorder/colour';
+import type { I420 } from '../../src/recorder/colour';
 import { decodeI420, probeFrameTimes, psnr } from './media';
 import { readPng } from './record';
+import { recordingChroma, referenceI420 } from './reference-i420';
 
 /** One line of frames.jsonl, with its damage. */
 export interface DamagedFrameLine {
@@ -82,11 +83,6 @@ export interface TwinMismatch {
   next: number;
 }
 
-function i420Of(rgba: Uint8Array, width: number, height: number): I420 {
-  const ref = allocI420(width, height);
-  convertRectReference(rgba, width, height, width * 4, { x: 0, y: 0, width, height }, ref);
-  return ref;
-}
 
 function yuvPsnr(a: { y: Uint8Array; u: Uint8Array; v: Uint8Array }, b: I420): number {
   return Math.min(psnr(a.y, b.y), psnr(a.u, b.u), psnr(a.v, b.v));
@@ -94,7 +90,7 @@ function yuvPsnr(a: { y: Uint8Array; u: Uint8Array; v: Uint8Array }, b: I420): n
 
 /**
  * Decodes `display.mp4` with ffmpeg and compares each frame (lowest PSNR over Y, U and V, against our
- * reference conversion of the PNG: the encoder's exact input) with its own PNG twin and with the PNG
+ * conversion of the PNG in the recording's chroma mode: the encoder's exact input) with its own PNG twin and with the PNG
  * frames before and after that twin. A frame matches when its twin scores at least `minPsnr` and no
  * neighbour scores higher (a neighbour with identical pixels ties). Also returns both frame lists' times.
  */
@@ -106,6 +102,7 @@ export async function twinMismatches(dir: string, minPsnr = 40): Promise<{ mp4Ti
   const first = lines[0];
   if (first === undefined) return { mp4Times, pngTimes, checked: 0, mismatches: [] };
   const { width, height } = first;
+  const chroma = recordingChroma(dir);
   const decoded = decodeI420(file, (width + 1) & ~1, (height + 1) & ~1);
   const refs = new Map<number, I420>();
   const ref = async (i: number): Promise<I420 | null> => {
@@ -113,7 +110,7 @@ export async function twinMismatches(dir: string, minPsnr = 40): Promise<{ mp4Ti
     if (line === undefined || line.width !== width || line.height !== height) return null;
     let r = refs.get(i);
     if (r === undefined) {
-      r = i420Of((await readPng(dir, line.file)).rgba, width, height);
+      r = await referenceI420((await readPng(dir, line.file)).rgba, width, height, chroma);
       refs.set(i, r);
       refs.delete(i - 3); // a sliding window of three pictures
     }

@@ -190,11 +190,12 @@ export function sessionJson(dir: string): SessionFile {
 
 /**
  * The MP4 decoded by ffmpeg against the PNG frames of the same session: the lowest per-frame PSNR over
- * Y, U and V, comparing with our reference conversion of each PNG (the encoder's exact input).
+ * Y, U and V, comparing with our conversion of each PNG in the recording's chroma mode (the encoder's exact input).
  */
 export async function mp4VersusPngPsnr(dir: string): Promise<{ frames: number; pngs: number; minPsnr: number; worstFrame: number }> {
   const { decodeI420, psnr } = await import('./media');
-  const { allocI420, convertRectReference } = await import('../../src/recorder/colour');
+  const { recordingChroma, referenceI420 } = await import('./reference-i420');
+  const chroma = recordingChroma(dir);
   const lines = pngFrames(dir);
   const first = lines[0];
   if (first === undefined) return { frames: 0, pngs: 0, minPsnr: 0, worstFrame: -1 };
@@ -208,8 +209,7 @@ export async function mp4VersusPngPsnr(dir: string): Promise<{ frames: number; p
     const d = decoded[i];
     if (line === undefined || d === undefined) break;
     const png = await readPng(dir, line.file);
-    const ref = allocI420(png.width, png.height);
-    convertRectReference(png.rgba, png.width, png.height, png.width * 4, { x: 0, y: 0, width: png.width, height: png.height }, ref);
+    const ref = await referenceI420(png.rgba, png.width, png.height, chroma);
     const p = Math.min(psnr(d.y, ref.y), psnr(d.u, ref.u), psnr(d.v, ref.v));
     if (p < min) { min = p; worstFrame = i; }
   }

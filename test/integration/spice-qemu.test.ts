@@ -4,9 +4,10 @@
  * QMP `screendump` pixel for pixel — for `-vga std` (QEMU's simple display: DRAW_COPYs of 32-pixel
  * columns) and `-vga qxl` (the guest's qxl DRM driver), and every lossless `image-compression` QEMU
  * accepts. The MP4 of each session is decoded by ffmpeg and compared with the PNG frames of the same
- * session. (The lossy settings, JPEG and MJPEG streams, are in spice-lossy.test.ts.)
+ * session, and `ffmpeg -v error -i display.mp4 -f null -` prints nothing for it. (The lossy settings, JPEG
+ * and MJPEG streams, are in spice-lossy.test.ts.)
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { KIND } from '../../src/capture/deskcap/format';
@@ -91,6 +92,9 @@ describe('QEMU SPICE oracle', () => {
       const cmp = await mp4VersusPngPsnr(rec.dir);
       expect(cmp.frames).toBe(cmp.pngs);
       expect({ psnrAtLeast40: cmp.minPsnr >= 40, worstFrame: cmp.worstFrame, psnr: cmp.minPsnr, dir: rec.dir }).toMatchObject({ psnrAtLeast40: true });
+      // What people run to check a file says nothing (issue 13: frame times every tool accepts).
+      const check = spawnSync('ffmpeg', ['-v', 'error', '-i', path.join(rec.dir, 'display.mp4'), '-f', 'null', '-'], { encoding: 'utf8' });
+      expect({ ffmpeg: { status: check.status, stderr: check.stderr }, dir: rec.dir }).toEqual({ ffmpeg: { status: 0, stderr: '' }, dir: rec.dir });
     } finally {
       await server.stop();
     }

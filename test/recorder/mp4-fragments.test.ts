@@ -24,7 +24,7 @@ async function fragmentedFile(frames: number): Promise<string> {
   const rgba = new Uint8Array(64 * 48 * 4);
   for (let i = 0; i < frames; i++) {
     rgba.fill(i * 20);
-    const unit = backend.encode({ patches: [{ rect: { x: 0, y: 0, width: 64, height: 48 }, data: rgba }], t_ms: i * 400, forceKey: i === 0 });
+    const unit = await backend.encode({ patches: [{ rect: { x: 0, y: 0, width: 64, height: 48 }, data: rgba }], t_ms: i * 400, forceKey: i === 0 });
     if (unit !== null) writer.add(unit);
   }
   backend.close();

@@ -182,7 +182,7 @@ test('a later segment keeps its own times (not shifted to 0); a fragmented file 
     rgba.fill(i * 20);
     const t = 5000 + i * 333 + (i % 3);
     recorded.push(t);
-    const unit = backend.encode({ patches: [{ rect: { x: 0, y: 0, width: 64, height: 48 }, data: rgba }], t_ms: t, forceKey: i === 0 });
+    const unit = await backend.encode({ patches: [{ rect: { x: 0, y: 0, width: 64, height: 48 }, data: rgba }], t_ms: t, forceKey: i === 0 });
     if (unit !== null) writer.add(unit);
   }
   backend.close();

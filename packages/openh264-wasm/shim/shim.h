@@ -9,6 +9,7 @@ extern "C" {
 #endif
 
 typedef struct ShimEncoder ShimEncoder;
+typedef struct ShimConverter ShimConverter;
 
 /* usage */
 #define SHIM_USAGE_SCREEN 0
@@ -16,6 +17,9 @@ typedef struct ShimEncoder ShimEncoder;
 /* rate control */
 #define SHIM_RC_QP 0
 #define SHIM_RC_BITRATE 1
+/* chroma modes of the RGBA -> I420 conversion */
+#define SHIM_CHROMA_PLAIN 0
+#define SHIM_CHROMA_SHARP 1
 /* errors */
 #define SHIM_EBADARG (-1)
 #define SHIM_ENOMEM (-2)
@@ -40,6 +44,20 @@ int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr, int use_map
 int shim_nal_count (ShimEncoder* e);
 uintptr_t* shim_nal_table (ShimEncoder* e);
 int convert_rect (ShimEncoder* e, int x, int y, int w, int h);
+ShimConverter* shim_converter (ShimEncoder* e);
+ShimConverter* converter_create (int src_w, int src_h);
+void converter_destroy (ShimConverter* c);
+uint8_t* converter_rgba (ShimConverter* c);
+uint8_t* converter_plane_y (ShimConverter* c);
+uint8_t* converter_plane_u (ShimConverter* c);
+uint8_t* converter_plane_v (ShimConverter* c);
+int converter_coded_width (ShimConverter* c);
+int converter_coded_height (ShimConverter* c);
+int converter_set_chroma_mode (ShimConverter* c, int mode);
+int converter_set_sharp_budget (ShimConverter* c, int n);
+int converter_sharp_solved (ShimConverter* c);
+int converter_sharp_skipped (ShimConverter* c);
+int converter_convert_rect (ShimConverter* c, int x, int y, int w, int h);
 
 #ifdef __cplusplus
 }

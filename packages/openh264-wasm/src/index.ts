@@ -49,6 +49,25 @@ export interface EncodeOptions {
   changeMap?: Uint8Array;
 }
 
+/**
+ * How the conversion chooses chroma: 'plain' averages each 2x2 block's colour (the reference); 'sharp'
+ * chooses each block's chroma and its four lumas together so the decoded picture is closest to the source
+ * (see ../README.md, "Chroma modes"). Blocks of one colour (uniform, grey, or differing only in brightness) come
+ * out the same in both modes.
+ */
+export type ChromaMode = 'plain' | 'sharp';
+
+/**
+ * Work of the last convert() in sharp mode, counted in 2x2 blocks of more than one colour that were not in the
+ * converter's result cache (see setSharpBudget).
+ */
+export interface SharpStats {
+  /** Blocks that went through the sharp solver. */
+  solved: number;
+  /** Blocks left with the plain result because the call's budget was spent. */
+  overBudget: number;
+}
+
 /** Rectangle in source pixel coordinates. */
 export interface Rect {
   x: number;
@@ -59,7 +78,10 @@ export interface Rect {
 
 /** Error thrown by this binding; `code` is a stable machine-readable identifier. */
 export class OpenH264Error extends Error {
-  /** One of 'ENCODER_INIT_FAILED', 'ENCODE_FAILED', 'BAD_ARGUMENT', 'OUT_OF_MEMORY', 'ENCODER_DESTROYED', 'LOAD_FAILED'. */
+  /**
+   * One of 'ENCODER_INIT_FAILED', 'ENCODE_FAILED', 'BAD_ARGUMENT', 'OUT_OF_MEMORY', 'ENCODER_DESTROYED',
+   * 'CONVERTER_DESTROYED', 'LOAD_FAILED'.
+   */
   readonly code: string;
 
   constructor(code: string, message: string) {
@@ -73,6 +95,49 @@ export class OpenH264Error extends Error {
 export interface OpenH264 {
   /** Creates an encoder whose buffers live in this module instance's memory. */
   createEncoder(o: EncoderOptions): H264Encoder;
+  /**
+   * Creates a standalone RGBA → I420 converter (the encoder's staging frame, planes and conversion, without
+   * an encoder) for a source of width x height pixels (integers in 2..16384; odd sizes padded to even).
+   */
+  createConverter(width: number, height: number): RgbaToI420;
+}
+
+/**
+ * Damage-only RGBA → I420 conversion inside the wasm module, for encoders outside it: the same staging frame,
+ * planes and C code as H264Encoder's putRgba/convert.
+ */
+export interface RgbaToI420 {
+  /** Coded width: the source width rounded up to even. */
+  readonly codedWidth: number;
+  /** Coded height: the source height rounded up to even. */
+  readonly codedHeight: number;
+  /**
+   * Luma plane (codedWidth x codedHeight, tightly packed): a view of wasm memory, not a copy. It shows the
+   * planes as they are now, so copy it before the next convert() if it must outlive that; read the property
+   * again after any call into the module (memory growth detaches old views).
+   */
+  readonly y: Uint8Array;
+  /** U plane (codedWidth/2 x codedHeight/2): a view like `y`. */
+  readonly u: Uint8Array;
+  /** V plane (codedWidth/2 x codedHeight/2): a view like `y`. */
+  readonly v: Uint8Array;
+  /** Copies the rect's pixels (row by row, 4 bytes each, from src at srcOffset with srcStride bytes per row) into the staging frame. */
+  putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
+  /** Converts the rect of the staging frame (expanded outward to even coordinates) to I420. */
+  convert(rect: Rect): void;
+  /** Chroma mode of later conversions (default 'plain'); converted samples keep what they were converted with. */
+  setChroma(mode: ChromaMode): void;
+  /**
+   * Caps the sharp solver's work per convert() call: at most `blocksPerCall` (a positive integer) blocks that
+   * miss the result cache are solved, later ones keep the plain result (cached results are still used); `null`:
+   * no cap. The default, until this is called, is max(4096, blocks of the rect / 32), which text fits and which
+   * keeps noise, photos and video within ~10 ms per 1080p frame (see ../README.md, "Chroma modes").
+   */
+  setSharpBudget(blocksPerCall: number | null): void;
+  /** Work of the last convert() in sharp mode (zeros in plain mode). */
+  sharpStats(): SharpStats;
+  /** Frees the converter and its buffers; further calls throw CONVERTER_DESTROYED. */
+  destroy(): void;
 }
 
 /** One openh264 encoder plus its RGBA staging frame and I420 planes. */
@@ -89,6 +154,17 @@ export interface H264Encoder {
   putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
   /** Converts the rect of the staging frame (expanded outward to even coordinates) to I420. */
   convert(rect: Rect): void;
+  /** Chroma mode of later conversions (default 'plain'); converted samples keep what they were converted with. */
+  setChroma(mode: ChromaMode): void;
+  /**
+   * Caps the sharp solver's work per convert() call: at most `blocksPerCall` (a positive integer) blocks that
+   * miss the result cache are solved, later ones keep the plain result (cached results are still used); `null`:
+   * no cap. The default, until this is called, is max(4096, blocks of the rect / 32), which text fits and which
+   * keeps noise, photos and video within ~10 ms per 1080p frame (see ../README.md, "Chroma modes").
+   */
+  setSharpBudget(blocksPerCall: number | null): void;
+  /** Work of the last convert() in sharp mode (zeros in plain mode). */
+  sharpStats(): SharpStats;
   /** Overwrites the I420 planes with caller data (tightly packed, coded size). */
   putI420(y: Uint8Array, u: Uint8Array, v: Uint8Array): void;
   /** Encodes the current I420 planes (optionally as IDR, optionally with a change map). */
@@ -140,6 +216,18 @@ interface EmscriptenModule {
   _shim_nal_count(enc: number): number;
   _shim_nal_table(enc: number): number;
   _convert_rect(enc: number, x: number, y: number, w: number, h: number): number;
+  _shim_converter(enc: number): number;
+  _converter_create(srcW: number, srcH: number): number;
+  _converter_destroy(conv: number): void;
+  _converter_rgba(conv: number): number;
+  _converter_plane_y(conv: number): number;
+  _converter_plane_u(conv: number): number;
+  _converter_plane_v(conv: number): number;
+  _converter_set_chroma_mode(conv: number, mode: number): number;
+  _converter_convert_rect(conv: number, x: number, y: number, w: number, h: number): number;
+  _converter_set_sharp_budget(conv: number, n: number): number;
+  _converter_sharp_solved(conv: number): number;
+  _converter_sharp_skipped(conv: number): number;
 }
 
 interface WasmInstance {
@@ -171,6 +259,8 @@ const RC_BITRATE = 1;
 const E_BADARG = -1;
 const E_NOMEM = -2;
 const E_INIT = -3;
+const CHROMA_PLAIN = 0;
+const CHROMA_SHARP = 1;
 
 /**
  * Locates the directory holding openh264.js/openh264.wasm: `../dist` next to
@@ -257,6 +347,9 @@ export async function loadOpenH264(options: LoadOptions = {}): Promise<OpenH264>
     createEncoder(o: EncoderOptions): H264Encoder {
       return new Encoder(mod, o);
     },
+    createConverter(width: number, height: number): RgbaToI420 {
+      return new Converter(mod, width, height);
+    },
   };
 }
 
@@ -284,20 +377,200 @@ function frameTypeOf(code: number): FrameType {
   }
 }
 
+/**
+ * The staging frame and planes of one ShimConverter (an encoder's own, or a standalone converter's): copying
+ * RGBA in, converting, views of the planes. The owner checks that it is still alive before every call.
+ */
+class Pictures {
+  readonly codedWidth: number;
+  readonly codedHeight: number;
+  readonly rgbaPtr: number;
+  readonly yPtr: number;
+  readonly uPtr: number;
+  readonly vPtr: number;
+  private viewsOf: ArrayBufferLike | null = null;
+  private yView: Uint8Array = new Uint8Array(0);
+  private uView: Uint8Array = new Uint8Array(0);
+  private vView: Uint8Array = new Uint8Array(0);
+
+  constructor(
+    private readonly mod: EmscriptenModule,
+    private readonly conv: number,
+    readonly sourceWidth: number,
+    readonly sourceHeight: number,
+  ) {
+    this.codedWidth = (sourceWidth + 1) & ~1;
+    this.codedHeight = (sourceHeight + 1) & ~1;
+    this.rgbaPtr = mod._converter_rgba(conv);
+    this.yPtr = mod._converter_plane_y(conv);
+    this.uPtr = mod._converter_plane_u(conv);
+    this.vPtr = mod._converter_plane_v(conv);
+  }
+
+  checkRect(r: Rect): void {
+    if (
+      !isInt(r.x, 0, this.sourceWidth) ||
+      !isInt(r.y, 0, this.sourceHeight) ||
+      !isInt(r.width, 0, this.sourceWidth - r.x) ||
+      !isInt(r.height, 0, this.sourceHeight - r.y)
+    ) {
+      throw badArg(
+        `rect ${r.x},${r.y} ${r.width}x${r.height} outside source ${this.sourceWidth}x${this.sourceHeight}`,
+      );
+    }
+  }
+
+  putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
+    this.checkRect(rect);
+    if (rect.width === 0 || rect.height === 0) return;
+    const rowBytes = rect.width * 4;
+    if (!isInt(srcOffset, 0, src.length) || !Number.isInteger(srcStride) || srcStride < rowBytes) {
+      throw badArg(`bad srcOffset ${srcOffset} / srcStride ${srcStride} for width ${rect.width}`);
+    }
+    if (srcOffset + (rect.height - 1) * srcStride + rowBytes > src.length) {
+      throw badArg(`source buffer too small: ${src.length} bytes`);
+    }
+    const heap = this.mod.HEAPU8;
+    const dstStride = this.sourceWidth * 4;
+    let dst = this.rgbaPtr + rect.y * dstStride + rect.x * 4;
+    if (srcStride === rowBytes && dstStride === rowBytes) {
+      heap.set(src.subarray(srcOffset, srcOffset + rowBytes * rect.height), dst);
+      return;
+    }
+    let s = srcOffset;
+    for (let row = 0; row < rect.height; row++) {
+      heap.set(src.subarray(s, s + rowBytes), dst);
+      s += srcStride;
+      dst += dstStride;
+    }
+  }
+
+  convert(rect: Rect): void {
+    this.checkRect(rect);
+    if (this.mod._converter_convert_rect(this.conv, rect.x, rect.y, rect.width, rect.height) !== 0) {
+      throw badArg('convert_rect rejected the rectangle');
+    }
+  }
+
+  setChroma(mode: ChromaMode): void {
+    // Checked at run time too: callers outside TypeScript (config files) can pass anything.
+    const name: unknown = mode;
+    const code = name === 'plain' ? CHROMA_PLAIN : name === 'sharp' ? CHROMA_SHARP : -1;
+    if (code < 0) throw badArg(`chroma mode must be 'plain' or 'sharp', got ${String(name)}`);
+    const rc = this.mod._converter_set_chroma_mode(this.conv, code);
+    if (rc === E_NOMEM) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory for the sharp chroma cache');
+    if (rc !== 0) throw badArg(`chroma mode ${mode} rejected`);
+  }
+
+  setSharpBudget(blocksPerCall: number | null): void {
+    // Checked at run time too (config files); 0 or a negative count would read as "no cap" in C.
+    const n: unknown = blocksPerCall;
+    if (n !== null && !(typeof n === 'number' && isInt(n, 1, 0x7fffffff))) {
+      throw badArg(`sharp budget must be a positive integer or null, got ${typeof n === 'number' ? String(n) : typeof n}`);
+    }
+    this.mod._converter_set_sharp_budget(this.conv, n ?? 0);
+  }
+
+  sharpStats(): SharpStats {
+    return { solved: this.mod._converter_sharp_solved(this.conv), overBudget: this.mod._converter_sharp_skipped(this.conv) };
+  }
+
+  /** Views of the planes on the current heap (memory growth replaces the heap's buffer). */
+  views(): { y: Uint8Array; u: Uint8Array; v: Uint8Array } {
+    const heap = this.mod.HEAPU8;
+    if (this.viewsOf !== heap.buffer) {
+      const ySize = this.codedWidth * this.codedHeight;
+      this.yView = new Uint8Array(heap.buffer, heap.byteOffset + this.yPtr, ySize);
+      this.uView = new Uint8Array(heap.buffer, heap.byteOffset + this.uPtr, ySize / 4);
+      this.vView = new Uint8Array(heap.buffer, heap.byteOffset + this.vPtr, ySize / 4);
+      this.viewsOf = heap.buffer;
+    }
+    return { y: this.yView, u: this.uView, v: this.vView };
+  }
+}
+
+class Converter implements RgbaToI420 {
+  private handle: number;
+  private readonly pics: Pictures;
+
+  constructor(private readonly mod: EmscriptenModule, width: number, height: number) {
+    if (!isInt(width, 2, 16384) || !isInt(height, 2, 16384)) {
+      throw badArg(`source size must be integers in 2..16384, got ${width}x${height}`);
+    }
+    const handle = mod._converter_create(width, height);
+    if (handle === 0) {
+      const err = mod._shim_last_error();
+      if (err === E_NOMEM) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory creating the converter');
+      throw badArg(`converter parameters rejected (${err})`);
+    }
+    this.handle = handle;
+    this.pics = new Pictures(mod, handle, width, height);
+  }
+
+  private live(): Pictures {
+    if (this.handle === 0) {
+      throw new OpenH264Error('CONVERTER_DESTROYED', 'converter has been destroyed');
+    }
+    return this.pics;
+  }
+
+  get codedWidth(): number {
+    return this.pics.codedWidth;
+  }
+
+  get codedHeight(): number {
+    return this.pics.codedHeight;
+  }
+
+  get y(): Uint8Array {
+    return this.live().views().y;
+  }
+
+  get u(): Uint8Array {
+    return this.live().views().u;
+  }
+
+  get v(): Uint8Array {
+    return this.live().views().v;
+  }
+
+  putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
+    this.live().putRgba(rect, src, srcOffset, srcStride);
+  }
+
+  convert(rect: Rect): void {
+    this.live().convert(rect);
+  }
+
+  setChroma(mode: ChromaMode): void {
+    this.live().setChroma(mode);
+  }
+
+  setSharpBudget(blocksPerCall: number | null): void {
+    this.live().setSharpBudget(blocksPerCall);
+  }
+
+  sharpStats(): SharpStats {
+    return this.live().sharpStats();
+  }
+
+  destroy(): void {
+    if (this.handle !== 0) {
+      this.mod._converter_destroy(this.handle);
+      this.handle = 0;
+    }
+  }
+}
+
 class Encoder implements H264Encoder {
   readonly codedWidth: number;
   readonly codedHeight: number;
   readonly mbCols: number;
   readonly mbRows: number;
   private readonly mod: EmscriptenModule;
-  private readonly sourceWidth: number;
-  private readonly sourceHeight: number;
   private readonly rcMode: number;
   private handle: number;
-  private readonly rgbaPtr: number;
-  private readonly yPtr: number;
-  private readonly uPtr: number;
-  private readonly vPtr: number;
+  private readonly pics: Pictures;
   private readonly changeMapPtr: number;
 
   constructor(mod: EmscriptenModule, o: EncoderOptions) {
@@ -348,10 +621,9 @@ class Encoder implements H264Encoder {
     this.mod = mod;
     this.handle = handle;
     this.rcMode = rcMode;
-    this.sourceWidth = o.sourceWidth;
-    this.sourceHeight = o.sourceHeight;
-    this.codedWidth = (o.sourceWidth + 1) & ~1;
-    this.codedHeight = (o.sourceHeight + 1) & ~1;
+    this.pics = new Pictures(mod, mod._shim_converter(handle), o.sourceWidth, o.sourceHeight);
+    this.codedWidth = this.pics.codedWidth;
+    this.codedHeight = this.pics.codedHeight;
     this.mbCols = Math.ceil(this.codedWidth / 16);
     this.mbRows = Math.ceil(this.codedHeight / 16);
     this.changeMapPtr = mod._shim_change_map(handle);
@@ -359,10 +631,6 @@ class Encoder implements H264Encoder {
       mod._shim_destroy(handle);
       throw new OpenH264Error('ENCODER_INIT_FAILED', 'macroblock count mismatch between binding and module');
     }
-    this.rgbaPtr = mod._shim_rgba(handle);
-    this.yPtr = mod._shim_plane_y(handle);
-    this.uPtr = mod._shim_plane_u(handle);
-    this.vPtr = mod._shim_plane_v(handle);
   }
 
   private live(): number {
@@ -372,51 +640,29 @@ class Encoder implements H264Encoder {
     return this.handle;
   }
 
-  private checkRect(r: Rect): void {
-    if (
-      !isInt(r.x, 0, this.sourceWidth) ||
-      !isInt(r.y, 0, this.sourceHeight) ||
-      !isInt(r.width, 0, this.sourceWidth - r.x) ||
-      !isInt(r.height, 0, this.sourceHeight - r.y)
-    ) {
-      throw badArg(
-        `rect ${r.x},${r.y} ${r.width}x${r.height} outside source ${this.sourceWidth}x${this.sourceHeight}`,
-      );
-    }
-  }
-
   putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
     this.live();
-    this.checkRect(rect);
-    if (rect.width === 0 || rect.height === 0) return;
-    const rowBytes = rect.width * 4;
-    if (!isInt(srcOffset, 0, src.length) || !Number.isInteger(srcStride) || srcStride < rowBytes) {
-      throw badArg(`bad srcOffset ${srcOffset} / srcStride ${srcStride} for width ${rect.width}`);
-    }
-    if (srcOffset + (rect.height - 1) * srcStride + rowBytes > src.length) {
-      throw badArg(`source buffer too small: ${src.length} bytes`);
-    }
-    const heap = this.mod.HEAPU8;
-    const dstStride = this.sourceWidth * 4;
-    let dst = this.rgbaPtr + rect.y * dstStride + rect.x * 4;
-    if (srcStride === rowBytes && dstStride === rowBytes) {
-      heap.set(src.subarray(srcOffset, srcOffset + rowBytes * rect.height), dst);
-      return;
-    }
-    let s = srcOffset;
-    for (let row = 0; row < rect.height; row++) {
-      heap.set(src.subarray(s, s + rowBytes), dst);
-      s += srcStride;
-      dst += dstStride;
-    }
+    this.pics.putRgba(rect, src, srcOffset, srcStride);
   }
 
   convert(rect: Rect): void {
-    const h = this.live();
-    this.checkRect(rect);
-    if (this.mod._convert_rect(h, rect.x, rect.y, rect.width, rect.height) !== 0) {
-      throw badArg('convert_rect rejected the rectangle');
-    }
+    this.live();
+    this.pics.convert(rect);
+  }
+
+  setChroma(mode: ChromaMode): void {
+    this.live();
+    this.pics.setChroma(mode);
+  }
+
+  setSharpBudget(blocksPerCall: number | null): void {
+    this.live();
+    this.pics.setSharpBudget(blocksPerCall);
+  }
+
+  sharpStats(): SharpStats {
+    this.live();
+    return this.pics.sharpStats();
   }
 
   putI420(y: Uint8Array, u: Uint8Array, v: Uint8Array): void {
@@ -427,9 +673,9 @@ class Encoder implements H264Encoder {
       throw badArg(`I420 planes must be ${ySize}/${cSize}/${cSize} bytes (coded ${this.codedWidth}x${this.codedHeight})`);
     }
     const heap = this.mod.HEAPU8;
-    heap.set(y, this.yPtr);
-    heap.set(u, this.uPtr);
-    heap.set(v, this.vPtr);
+    heap.set(y, this.pics.yPtr);
+    heap.set(u, this.pics.uPtr);
+    heap.set(v, this.pics.vPtr);
   }
 
   encode(timestampMs: number, opts?: EncodeOptions): EncodedFrame {
@@ -475,9 +721,9 @@ class Encoder implements H264Encoder {
     const ySize = this.codedWidth * this.codedHeight;
     const cSize = ySize / 4;
     return {
-      y: heap.slice(this.yPtr, this.yPtr + ySize),
-      u: heap.slice(this.uPtr, this.uPtr + cSize),
-      v: heap.slice(this.vPtr, this.vPtr + cSize),
+      y: heap.slice(this.pics.yPtr, this.pics.yPtr + ySize),
+      u: heap.slice(this.pics.uPtr, this.pics.uPtr + cSize),
+      v: heap.slice(this.pics.vPtr, this.pics.vPtr + cSize),
     };
   }
 
@@ -485,16 +731,18 @@ class Encoder implements H264Encoder {
     this.live();
     if (!(other instanceof Encoder) || other.mod !== this.mod) throw badArg('copyPictureFrom needs an encoder of the same module');
     other.live();
-    if (other.sourceWidth !== this.sourceWidth || other.sourceHeight !== this.sourceHeight) {
-      throw badArg(`copyPictureFrom needs the same source size, got ${other.sourceWidth}x${other.sourceHeight}`);
+    const mine = this.pics;
+    const theirs = other.pics;
+    if (theirs.sourceWidth !== mine.sourceWidth || theirs.sourceHeight !== mine.sourceHeight) {
+      throw badArg(`copyPictureFrom needs the same source size, got ${theirs.sourceWidth}x${theirs.sourceHeight}`);
     }
     // Within one module's memory: no copy through JavaScript.
     const heap = this.mod.HEAPU8;
     const ySize = this.codedWidth * this.codedHeight;
-    heap.copyWithin(this.rgbaPtr, other.rgbaPtr, other.rgbaPtr + this.sourceWidth * this.sourceHeight * 4);
-    heap.copyWithin(this.yPtr, other.yPtr, other.yPtr + ySize);
-    heap.copyWithin(this.uPtr, other.uPtr, other.uPtr + ySize / 4);
-    heap.copyWithin(this.vPtr, other.vPtr, other.vPtr + ySize / 4);
+    heap.copyWithin(mine.rgbaPtr, theirs.rgbaPtr, theirs.rgbaPtr + mine.sourceWidth * mine.sourceHeight * 4);
+    heap.copyWithin(mine.yPtr, theirs.yPtr, theirs.yPtr + ySize);
+    heap.copyWithin(mine.uPtr, theirs.uPtr, theirs.uPtr + ySize / 4);
+    heap.copyWithin(mine.vPtr, theirs.vPtr, theirs.vPtr + ySize / 4);
   }
 
   setBitrate(bitsPerSecond: number): void {

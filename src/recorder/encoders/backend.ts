@@ -2,7 +2,8 @@
  * The encoder backend interface (docs/ARCHITECTURE.md; shaped like mediabunny's custom coders,
  * `src/custom-coder.ts`): `init / encode / flush / close`. A backend runs inside the recording's encode
  * worker; it receives only the changed pixels of each frame and returns AVCC access units. openh264-wasm is
- * the default; a hardware backend would implement the same interface.
+ * the default; the ffmpeg backend (ffmpeg.ts: libx264, NVENC, VAAPI, Quick Sync) implements the same
+ * interface, and a module given by path may too.
  */
 import type { Rect } from '../../capture/rect';
 
@@ -21,6 +22,11 @@ export interface EncoderConfig {
    * are skipped without analysis: CPU follows the changed area instead of the screen size.
    */
   changeMap: boolean;
+  /**
+   * How chroma is chosen in the RGBA→I420 conversion: `sharp` picks luma and chroma together so the decoded
+   * picture is closest to the source (coloured text), `plain` averages each 2x2 block (colour.ts). Default plain.
+   */
+  chroma?: 'sharp' | 'plain';
 }
 
 /** Changed pixels: a rectangle and its RGBA bytes, tightly packed (width × 4 bytes per row). */
@@ -69,10 +75,10 @@ export interface EncoderBackend {
   readonly name: string;
   /** Prepares the encoder for frames of the given size. */
   init(config: EncoderConfig): Promise<void>;
-  /** Encodes one frame; null when the encoder produced no picture. */
-  encode(input: EncodeInput): AccessUnit | null;
-  /** Returns any pictures still buffered (openh264 buffers none: no B-frames, no lookahead). */
-  flush(): AccessUnit[];
+  /** Encodes one frame; null when the encoder produced no picture. An encoder in another process answers later. */
+  encode(input: EncodeInput): AccessUnit | null | Promise<AccessUnit | null>;
+  /** Returns any pictures still buffered (none here: no B-frames, no lookahead) and ends the encoder's work. */
+  flush(): AccessUnit[] | Promise<AccessUnit[]>;
   /** Frees the encoder. */
   close(): void;
 }

@@ -56,7 +56,7 @@ class OpenH264Backend implements EncoderBackend {
     const lib = this.lib;
     const config = this.config;
     if (lib === null || config === null) throw new EncoderError('ENCODER_NOT_READY', 'encoder used before init()');
-    return lib.createEncoder({
+    const enc = lib.createEncoder({
       sourceWidth: config.width,
       sourceHeight: config.height,
       usage: config.usage,
@@ -65,6 +65,8 @@ class OpenH264Backend implements EncoderBackend {
       keyframeIntervalFrames: 0,
       maxFrameRate: config.fpsMax,
     });
+    enc.setChroma(config.chroma ?? 'plain');
+    return enc;
   }
 
   encode(input: EncodeInput): AccessUnit | null {
