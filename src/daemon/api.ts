@@ -20,7 +20,8 @@ import { formatIssues } from './config';
 import { DaemonBusy, NotFound, type Daemon } from './daemon';
 import { openApiDocument } from './openapi';
 import { recordOptionsSchema } from './record-options';
-import { isRecordingId, RECORDING_STATES } from './store';
+import { isRecordingId, RECORDING_STATES, StorageError } from './store';
+import { sendRanged } from './byte-source';
 
 /** The body of `POST /recordings`. */
 export const startBodySchema = z.strictObject({
@@ -62,6 +63,8 @@ function statusOf(err: unknown): number {
   if (err instanceof DaemonBusy) return err.code === 'DRAINING' ? 503 : 409;
   if (err instanceof SinkError && (err.code === 'DISK_LOW' || err.code === 'DISK_FULL')) return 507;
   if (err instanceof UsageError) return 400;
+  // The object store failed (a segment only in S3, a DELETE that must remove objects): the gateway's fault.
+  if (err instanceof StorageError) return 502;
   return 500;
 }
 
@@ -141,7 +144,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (!body.success) return badRequest(reply, body.error);
     const b = body.data;
     const job = await daemon.startRecording({ url: b.url, target: b.target, passwordFile: b['password-file'], options: b.options });
-    return reply.code(201).header('Location', `/recordings/${job.id}`).send(job.toApi());
+    return reply.code(201).header('Location', `/recordings/${job.id}`).send(daemon.get(job.id) ?? job.toApi());
   });
 
   app.get('/recordings', async (req, reply) => {
@@ -175,8 +178,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.get('/recordings/:id/segments/:n', async (req, reply) => {
-    const file = daemon.videoSegment(idParam(req), (req.params as { n?: string }).n ?? '');
-    return reply.type('video/mp4').sendFile(file);
+    const source = await daemon.videoSource(idParam(req), (req.params as { n?: string }).n ?? '');
+    if (source.localPath !== null) return reply.type('video/mp4').sendFile(source.localPath);
+    // Only in S3 now: streamed through with Range (a ranged GetObject per request), so the token check
+    // and the page's cookie go on working; no pre-signed URL leaves the daemon.
+    return sendRanged(source, req, reply, `"${source.version}"`);
   });
 
   await o.extend?.(app, auth);

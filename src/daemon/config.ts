@@ -105,12 +105,111 @@ const template = z.string().superRefine((t, ctx) => {
   if (t.startsWith('/') || t.split('/').includes('..')) ctx.addIssue({ code: 'custom', message: 'must stay under the storage root (no leading / and no ..)' });
 });
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/** The S3 endpoint: an http(s) URL without credentials or a path (the bucket goes into the path or host). */
+const s3Endpoint = z.string().superRefine((text, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `not a URL: '${text}'` });
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `must be http:// or https://, got '${url.protocol}'` });
+  else if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: 'no credentials in the URL: use access-key-env/-file and secret-key-env/-file' });
+});
+
+/** The smallest part S3 takes in a multipart upload (all but the last part), and the largest. */
+export const S3_MIN_PART = 5 * 1024 * 1024;
+const S3_MAX_PART = 5 * 1024 ** 3;
+
+/**
+ * `storage.s3`: where finished recording files go (docs/DAEMON.md "Object storage (S3)"). The keys are
+ * named by an environment variable or a file, never written here: a configuration file is copied, shown
+ * and kept in version control far more often than a secret should be.
+ */
+const s3Schema = z.strictObject({
+  endpoint: s3Endpoint,
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, "." and "-")'),
+  /** Prepended to every key: `<prefix><recording id>/<file>`. */
+  prefix: z.string().max(512).refine((p) => !p.startsWith('/'), 'must not start with "/"').default(''),
+  region: z.string().min(1).default('us-east-1'),
+  /** Path-style addressing (`endpoint/bucket/key`): what MinIO, Swift's s3api, Ceph and friends need. */
+  'path-style': z.boolean().default(true),
+  'access-key-env': envName.optional(),
+  'access-key-file': z.string().min(1).optional(),
+  'secret-key-env': envName.optional(),
+  'secret-key-file': z.string().min(1).optional(),
+  /** Hours a verified file stays on the local disk too; 0: deleted as soon as its upload is verified. */
+  'keep-local-hours': z.number().min(0).default(0),
+  /** Multipart part size: files larger than it upload in parts of this size. */
+  'part-size': bytes.pipe(z.number().min(S3_MIN_PART, 'must be at least 5 MiB (S3\'s smallest part)').max(S3_MAX_PART, 'must be at most 5 GiB (S3\'s largest part)')).default(8 * 1024 * 1024),
+  /** Uploads at a time. */
+  concurrency: z.number().int().min(1).max(16).default(2),
+  /** Seconds between attempts of a failed upload: doubling from min-delay up to max-delay, forever. */
+  retry: z.strictObject({
+    'min-delay': duration.default(1),
+    'max-delay': duration.default(60),
+  }).default({ 'min-delay': 1, 'max-delay': 60 }),
+}).superRefine((s, ctx) => {
+  for (const which of ['access', 'secret'] as const) {
+    const env = s[`${which}-key-env`];
+    const file = s[`${which}-key-file`];
+    if (env === undefined && file === undefined) ctx.addIssue({ code: 'custom', message: `give ${which}-key-env or ${which}-key-file`, path: [`${which}-key-env`] });
+    if (env !== undefined && file !== undefined) ctx.addIssue({ code: 'custom', message: `give ${which}-key-env or ${which}-key-file, not both`, path: [`${which}-key-file`] });
+  }
+  if (s.retry['max-delay'] < s.retry['min-delay']) ctx.addIssue({ code: 'custom', message: 'must not be less than min-delay', path: ['retry', 'max-delay'] });
+});
+
+/** The validated `storage.s3` section. */
+export type S3Config = z.infer<typeof s3Schema>;
+
+/** S3 credentials as the SDK takes them. */
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/**
+ * Reads the S3 keys from where `storage.s3` says (an environment variable, or the first line of a file).
+ * A problem names the configuration path and the variable or file, never a value; all of them are listed.
+ */
+export function s3Credentials(s3: S3Config, source = 'configuration'): S3Credentials {
+  const problems: string[] = [];
+  const read = (which: 'access' | 'secret'): string => {
+    const env = s3[`${which}-key-env`];
+    if (env !== undefined) {
+      const v = process.env[env];
+      if (v === undefined || v === '') problems.push(`storage.s3.${which}-key-env: environment variable ${env} is not set (or empty)`);
+      return v ?? '';
+    }
+    const file = s3[`${which}-key-file`] ?? '';
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      problems.push(`storage.s3.${which}-key-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      return '';
+    }
+    const v = (text.split(/\r?\n/)[0] ?? '').trim();
+    if (v === '') problems.push(`storage.s3.${which}-key-file: ${file} is empty (the key is its first line)`);
+    return v;
+  };
+  const accessKeyId = read('access');
+  const secretAccessKey = read('secret');
+  if (problems.length > 0) throw new UsageError('CONFIG_INVALID', `${source}: ${problems.join('; ')}`);
+  return { accessKeyId, secretAccessKey };
+}
+
 const configSchema = z.strictObject({
   storage: z.strictObject({
     root: z.string().min(1),
     template: template.default(DEFAULT_TEMPLATE),
     /** Below this much free space new recordings are refused and running ones finish and stop. */
     'min-free': bytes.default(1024 ** 3),
+    /** Finished files also go to S3-compatible object storage (and may leave the local disk). */
+    s3: s3Schema.optional(),
   }),
   api: z.strictObject({
     listen: listen.default({ host: '127.0.0.1', port: 7480 }),
@@ -198,6 +297,14 @@ export function parseConfig(text: string, baseDir: string, source = 'configurati
   }
   if (c.defaults?.['tls-ca'] !== undefined) c.defaults['tls-ca'] = abs(c.defaults['tls-ca']);
   if (c.defaults?.encoder !== undefined && /\.(c?js)$/.test(c.defaults.encoder)) c.defaults.encoder = abs(c.defaults.encoder);
+  const s3 = c.storage.s3;
+  if (s3 !== undefined) {
+    if (s3['access-key-file'] !== undefined) s3['access-key-file'] = abs(s3['access-key-file']);
+    if (s3['secret-key-file'] !== undefined) s3['secret-key-file'] = abs(s3['secret-key-file']);
+    // Checked now, so a missing key is a configuration error at start (or a refused reload), not a
+    // stream of failed uploads later. The values are read again where they are used, and kept nowhere else.
+    s3Credentials(s3, source);
+  }
   return c;
 }
 

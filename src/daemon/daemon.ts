@@ -15,11 +15,14 @@ import { describeError, DeskrecError, SinkError, UsageError } from '../errors';
 import { recoverMp4 } from '../recorder/recover';
 import { abortableDelay, backoffMs } from '../session/reconnect';
 import type { Session } from '../session/session';
-import { targetOptions, type DaemonConfig, type TargetConfig } from './config';
-import { errorInfo, RecordingJob, type ApiRecording, type JobSettings } from './job';
+import { fileSource, type ByteSource } from './byte-source';
+import { s3Credentials, targetOptions, type DaemonConfig, type TargetConfig } from './config';
+import { apiSegments, errorInfo, RecordingJob, type ApiRecording, type JobSettings } from './job';
 import { DaemonMetrics } from './metrics';
 import type { DaemonRecordOptions } from './record-options';
+import type { S3Store } from './s3-store';
 import { directoryBytes, finished, newRecordingId, recordingDir, scanRecordings, writeMeta, type RecordingMeta, type RecordingState, type StoredSegment } from './store';
+import { UploadQueue } from './upload-queue';
 
 /** How often the free space is checked, ms. */
 const DISK_CHECK_MS = 5000;
@@ -27,6 +30,8 @@ const DISK_CHECK_MS = 5000;
 const RETENTION_MS = 60_000;
 /** An `always` target's recording that lasted this long resets its restart backoff. */
 const STABLE_MS = 60_000;
+/** How often running recordings are looked at for segments that finished (rotation) and can go to S3, ms. */
+const SEGMENT_CHECK_MS = 1000;
 
 /** What starts a recording through the API. */
 export interface StartRequest {
@@ -77,6 +82,11 @@ export class Daemon {
   private timers: NodeJS.Timeout[] = [];
   private retentionRunning: Promise<void> | null = null;
   private readonly hooks = new Set<JobHooks>();
+  /** storage.s3: the object store and the queue of files going to it (null without storage.s3). */
+  private store: S3Store | null = null;
+  private uploads: UploadQueue | null = null;
+  /** Per running recording, the finished segments already handed to the upload queue. */
+  private readonly queuedSegments = new Map<string, Set<string>>();
 
   constructor(config: DaemonConfig, private readonly log: Logger) {
     this.config = config;
@@ -105,13 +115,76 @@ export class Daemon {
    */
   async start(): Promise<void> {
     await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
+    await this.startStorage();
     await this.recover();
     await this.checkDisk();
     for (const t of this.config.targets) if (t.mode === 'always') this.keep(t);
     this.timers.push(setInterval(() => { void this.checkDisk(); }, DISK_CHECK_MS));
     this.timers.push(setInterval(() => { void this.applyRetention(); }, RETENTION_MS));
+    if (this.uploads !== null) {
+      this.timers.push(setInterval(() => { this.queueFinishedSegments(); }, SEGMENT_CHECK_MS));
+      // Everything of the finished recordings that is not verified in S3 as it is now goes (back) into
+      // the queue: uploads a restart cut off, recordings made while S3 was down or before it was configured.
+      const past = [...this.past.values()];
+      void (async (): Promise<void> => {
+        for (const m of past) await this.uploads?.enqueueRecording(m.id, m.dir, m.segments ?? []);
+      })().catch((err: unknown) => { this.log.error(`cannot queue the recordings' files for S3: ${describeError(err)}`); });
+    }
     for (const t of this.timers) t.unref();
     void this.applyRetention();
+  }
+
+  /**
+   * storage.s3: the object store client and the upload queue. The SDK is loaded only here, so a daemon
+   * without S3 (and every other command) does not pay for it. The bucket is looked at once, but a store
+   * that cannot be reached does not keep the daemon from recording: files wait on the local disk.
+   */
+  private async startStorage(): Promise<void> {
+    const s3 = this.config.storage.s3;
+    if (s3 === undefined) return;
+    const { S3Store } = await import('./s3-store');
+    const store = new S3Store(s3, s3Credentials(s3));
+    this.store = store;
+    this.uploads = new UploadQueue(store, {
+      root: this.root, keepLocalMs: s3['keep-local-hours'] * 3_600_000, concurrency: s3.concurrency,
+      retry: { minMs: s3.retry['min-delay'] * 1000, maxMs: s3.retry['max-delay'] * 1000 },
+    }, {
+      log: (level, fields, msg) => { this.log[level](fields, msg); },
+      uploaded: (bytes) => { this.metrics.uploaded(bytes); },
+      failed: () => { this.metrics.uploadFailed(); },
+    });
+    const uploads = this.uploads;
+    this.metrics.enableUploads(() => uploads.backlogBytes());
+    try {
+      await store.checkBucket();
+      this.log.info({ endpoint: s3.endpoint, bucket: s3.bucket, prefix: s3.prefix }, 'S3 storage: bucket reachable');
+    } catch (err) {
+      this.log.warn({ endpoint: s3.endpoint, bucket: s3.bucket }, `S3 storage: ${describeError(err)}; files stay on the local disk until uploads succeed`);
+    }
+  }
+
+  /** Hands the segments that finished since the last look (rotation) of every running recording to the upload queue. */
+  private queueFinishedSegments(): void {
+    const uploads = this.uploads;
+    if (uploads === null) return;
+    for (const job of this.jobs.values()) {
+      const session = job.session;
+      if (session === null) continue;
+      let queued = this.queuedSegments.get(job.id);
+      for (const rec of session.segments()) {
+        // A finished MP4's record is the one its close() returned, which alone says whether the file was
+        // made fast start; the records of segments still being written or closing do not have the field.
+        if (rec.kind !== 'mp4' || rec.fastStart === undefined) continue;
+        const [seg] = apiSegments([rec]);
+        if (seg === undefined || queued?.has(seg.file) === true) continue;
+        if (queued === undefined) {
+          queued = new Set();
+          this.queuedSegments.set(job.id, queued);
+        }
+        queued.add(seg.file);
+        void uploads.enqueue(job.id, job.meta.dir, seg.file, seg);
+      }
+    }
   }
 
   /** Finds recordings left unfinished by a daemon that died, marks them interrupted and finishes their MP4s. */
@@ -145,6 +218,12 @@ export class Daemon {
         }
       }
       for (const s of segments) Object.assign(s, await videoSize(path.join(dir, s.file)));
+      if (this.uploads !== null) {
+        // Segments that went to S3 and left the disk before the daemon died are still the recording's.
+        await this.uploads.track(meta.id, meta.dir);
+        for (const s of this.uploads.remoteSegments(meta.id)) if (!segments.some((x) => x.file === s.file)) segments.push(s);
+        segments.sort((a, b) => a.start_ms - b.start_ms);
+      }
       const updated: RecordingMeta = {
         ...meta, state: 'interrupted', end: new Date(newest).toISOString(), segments,
         error: { code: 'INTERRUPTED', message: 'the daemon stopped without finishing this recording (killed or crashed); its files were kept and finished where possible' },
@@ -235,7 +314,12 @@ export class Daemon {
         }
       },
       finishing: async (j) => {
-        await Promise.all([...this.hooks].map((h) => h.finishing(j).catch((err: unknown) => { log.warn(`a recording hook failed: ${describeError(err)}`); })));
+        // The session has ended and its files are final: all of them go to S3 (those already verified are
+        // skipped), queued before the recording shows `done`, so its `upload.pending` never reads 0 while
+        // its last files are not even queued yet.
+        const uploads = this.uploads?.enqueueRecording(j.id, j.meta.dir, j.toApi().segments)
+          .catch((err: unknown) => { log.error(`cannot queue the recording's files for S3: ${describeError(err)}`); });
+        await Promise.all([...[...this.hooks].map((h) => h.finishing(j).catch((err: unknown) => { log.warn(`a recording hook failed: ${describeError(err)}`); })), uploads]);
       },
     });
     await job.start();
@@ -253,6 +337,7 @@ export class Daemon {
     if (!finished(state)) return;
     this.jobs.delete(job.id);
     this.past.set(job.id, { ...job.meta });
+    this.queuedSegments.delete(job.id);
     const s = job.toApi().stats;
     this.metrics.ended(job.id, state === 'done' ? 'done' : state === 'failed' ? 'failed' : 'interrupted', s);
     this.log.info({ recording: job.id, state, error: job.meta.error?.code }, `recording ${state}`);
@@ -265,7 +350,7 @@ export class Daemon {
     if (job === undefined) {
       const p = this.past.get(id);
       if (p === undefined) throw notFound(id);
-      return pastToApi(p);
+      return this.decorate(pastToApi(p));
     }
     // An `always` target stopped through the API is not restarted until the configuration is reloaded.
     const keeper = job.meta.target === null ? undefined : this.keepers.get(job.meta.target);
@@ -275,7 +360,7 @@ export class Daemon {
       this.log.info({ target: job.meta.target }, `target ${job.meta.target ?? ''} stopped through the API: not restarted until the configuration is reloaded`);
     }
     await job.stop();
-    return job.toApi();
+    return this.decorate(job.toApi());
   }
 
   /** Removes a finished recording's directory. */
@@ -288,6 +373,19 @@ export class Daemon {
 
   private async remove(meta: RecordingMeta, why: string): Promise<void> {
     const dir = path.join(this.root, meta.dir);
+    if (this.uploads !== null && this.store !== null) {
+      // The objects go first: a store that cannot be reached leaves the recording whole (local files and
+      // metadata), to be deleted by the next try, rather than objects nobody knows about.
+      await this.uploads.forget(meta.id);
+      try {
+        const n = await this.store.deleteRecording(meta.id);
+        if (n > 0) this.log.info({ recording: meta.id, objects: n }, `deleted ${n} object(s) of the recording from S3`);
+      } catch (err) {
+        this.uploads.unforget(meta.id);
+        void this.uploads.enqueueRecording(meta.id, meta.dir, meta.segments ?? []).catch(() => undefined);
+        throw err;
+      }
+    }
     await fs.rm(dir, { recursive: true, force: true });
     this.past.delete(meta.id);
     this.log.info({ recording: meta.id, target: meta.target, dir: meta.dir }, `recording deleted: ${why}`);
@@ -306,9 +404,17 @@ export class Daemon {
   /** One recording as the API shows it, or null. */
   get(id: string): ApiRecording | null {
     const job = this.jobs.get(id);
-    if (job !== undefined) return job.toApi();
+    if (job !== undefined) return this.decorate(job.toApi());
     const p = this.past.get(id);
-    return p === undefined ? null : pastToApi(p);
+    return p === undefined ? null : this.decorate(pastToApi(p));
+  }
+
+  /** A recording as the API shows it, with where each segment's file is and, with S3, its uploads. */
+  private decorate(r: ApiRecording): ApiRecording {
+    const u = this.uploads;
+    // PNG segments are named by their first frame, which lies in frames/.
+    const segments = r.segments.map((s) => ({ ...s, location: u === null ? 'local' as const : u.location(r.id, s.kind === 'png' ? `frames/${s.file}` : s.file) }));
+    return u === null ? { ...r, segments } : { ...r, segments, upload: u.status(r.id) };
   }
 
   /** The directory of a recording (absolute), or null. */
@@ -340,6 +446,28 @@ export class Daemon {
     return path.join(r.dir, seg.file);
   }
 
+  /**
+   * Video segment `n` of recording `id` as bytes to serve: the local file while there is one, else the
+   * object in S3 it was verified as. NotFound when there is neither.
+   */
+  async videoSource(id: string, n: string): Promise<ByteSource> {
+    const rel = this.videoSegment(id, n);
+    try {
+      return await fileSource(this.root, rel);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const file = path.basename(rel);
+    const remote = this.uploads?.remote(id, file) ?? null;
+    const store = this.store;
+    if (remote === null || store === null) throw new NotFound(`segment ${file} of recording ${id} is missing on disk`);
+    return {
+      name: file, size: remote.bytes, version: remote.etag, lastModified: new Date(remote.verified), localPath: null,
+      read: (position, length) => store.read(remote.key, position, Math.min(length, remote.bytes - position)),
+      open: (range) => store.get(remote.key, range),
+    };
+  }
+
   /** The running job of a recording, or null. */
   job(id: string): RecordingJob | null {
     return this.jobs.get(id) ?? null;
@@ -347,7 +475,7 @@ export class Daemon {
 
   /** Recordings, newest first, filtered and paged. */
   list(q: ListQuery): { recordings: ApiRecording[]; total: number } {
-    const all: ApiRecording[] = [...[...this.jobs.values()].map((j) => j.toApi()), ...[...this.past.values()].map(pastToApi)]
+    const all: ApiRecording[] = [...[...this.jobs.values()].map((j) => j.toApi()), ...[...this.past.values()].map(pastToApi)].map((r) => this.decorate(r))
       .filter((r) => (q.target === undefined || r.target === q.target) && (q.state === undefined || r.state === q.state))
       .sort((a, b) => (a.start < b.start ? 1 : a.start > b.start ? -1 : a.id.localeCompare(b.id)));
     return { recordings: all.slice(q.offset, q.offset + q.limit), total: all.length };
@@ -405,13 +533,13 @@ export class Daemon {
       if (maxAge !== undefined && now - ended > maxAge * 1000) {
         await this.remove(meta, `older than the retention's max-age (${maxAge} s)`).catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
       } else {
-        kept.push({ meta, bytes: await directoryBytes(path.join(this.root, meta.dir)) });
+        kept.push({ meta, bytes: await this.recordingBytes(meta.id, meta.dir) });
       }
     }
     let activeBytes = 0;
     const activeByTarget = new Map<string, number>();
     for (const j of this.jobs.values()) {
-      const b = await directoryBytes(j.dir);
+      const b = await this.recordingBytes(j.id, j.meta.dir);
       activeBytes += b;
       const t = j.meta.target ?? '';
       activeByTarget.set(t, (activeByTarget.get(t) ?? 0) + b);
@@ -445,6 +573,11 @@ export class Daemon {
     }
   }
 
+  /** A recording's bytes for retention: its directory's, and those of its files that are only in S3. */
+  private async recordingBytes(id: string, dir: string): Promise<number> {
+    return (await directoryBytes(path.join(this.root, dir))) + (this.uploads?.remoteOnlyBytes(id) ?? 0);
+  }
+
   /**
    * Applies a new configuration (SIGHUP): removed targets stop, added ones start, changed ones stop and
    * start again as a new recording (the old one is finished); everything else (API recordings) goes on.
@@ -456,6 +589,10 @@ export class Daemon {
     if (next.storage.root !== before.storage.root) {
       this.log.warn('storage.root changed: it takes effect at the next start, not on reload');
       next = { ...next, storage: { ...next.storage, root: before.storage.root } };
+    }
+    if (JSON.stringify(next.storage.s3) !== JSON.stringify(before.storage.s3)) {
+      this.log.warn('storage.s3 changed: it takes effect at the next start, not on reload');
+      next = { ...next, storage: { ...next.storage, s3: before.storage.s3 } };
     }
     if (JSON.stringify(next.api) !== JSON.stringify(before.api)) this.log.warn('api settings changed: they take effect at the next start, not on reload');
     this.config = next;
@@ -482,6 +619,7 @@ export class Daemon {
    * within `timeoutMs`; resolves with the recordings that had not finished by then.
    */
   async drain(timeoutMs = this.config['drain-timeout'] * 1000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
     this.draining = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -494,6 +632,15 @@ export class Daemon {
     ]);
     clearTimeout(timer);
     await Promise.race([Promise.all([...this.keepers.values()].map((k) => k.done)), abortableDelay(1000, new AbortController().signal)]);
+    if (this.uploads !== null) {
+      // The last segments go up within what is left of the drain time; what does not is on the local disk
+      // and goes up at the next start.
+      if (!(await this.uploads.idle(deadline))) {
+        this.log.warn({ files: this.uploads.pending, bytes: this.uploads.backlogBytes() }, 'stopping with uploads to S3 pending: they resume at the next start (the files stay on the local disk)');
+      }
+      await this.uploads.close();
+      this.store?.destroy();
+    }
     return late ? [...this.jobs.keys()] : [];
   }
 }

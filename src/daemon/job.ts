@@ -36,8 +36,19 @@ export interface JobEvents {
   finishing?: (job: RecordingJob) => Promise<void>;
 }
 
-/** One segment as the API shows it. */
-export type ApiSegment = StoredSegment;
+/**
+ * One segment as the API shows it: as recording.json keeps it, plus where its file is now (`local`, or
+ * `s3` once storage.s3 verified its upload and the local copy was deleted).
+ */
+export type ApiSegment = StoredSegment & { location?: 'local' | 's3' };
+
+/** A recording's uploads to S3 as the API shows them (storage.s3 configured). */
+export interface ApiUploadStatus {
+  pending: number;
+  failed: number;
+  uploaded: number;
+  lastError: string | null;
+}
 
 /**
  * A recording as the API shows it (`GET /recordings/:id`): what recording.json keeps, with the segments,
@@ -48,6 +59,8 @@ export type ApiRecording = Omit<RecordingMeta, 'version' | 'segments' | 'stats' 
   stats: RecordingCounters | null;
   /** The daemon that records it (or last did). */
   daemon: string | null;
+  /** Its files' uploads (only with storage.s3). */
+  upload?: ApiUploadStatus;
 };
 
 /** What a job starts from. */

@@ -25,6 +25,7 @@ export class DaemonMetrics {
   private readonly reconnects: Counter;
   readonly encodeSeconds: Histogram;
   private readonly seen = new Map<string, Folded>();
+  private uploads: { total: Counter; bytes: Counter; failed: Counter } | null = null;
 
   constructor(private readonly root: string, private readonly sources: { active: () => number; counters: () => Map<string, Folded> }) {
     const registers = [this.registry];
@@ -50,6 +51,33 @@ export class DaemonMetrics {
       } });
     const info = new Gauge({ name: 'deskrec_build_info', help: 'deskrec version and Node.js version (value 1).', labelNames: ['version', 'node'], registers });
     info.labels(deskrecVersion(), process.versions.node).set(1);
+  }
+
+  /**
+   * The object store's metrics (storage.s3 configured): uploads verified and their bytes, failed attempts,
+   * and the bytes still waiting for S3 (`backlog`, read at each scrape).
+   */
+  enableUploads(backlog: () => number): void {
+    if (this.uploads !== null) return;
+    const registers = [this.registry];
+    this.uploads = {
+      total: new Counter({ name: 'deskrec_uploads_total', help: 'Files uploaded to S3 and verified there (size and ETag).', registers }),
+      bytes: new Counter({ name: 'deskrec_uploaded_bytes_total', help: 'Bytes of the files uploaded to S3 and verified.', registers }),
+      failed: new Counter({ name: 'deskrec_uploads_failed_total', help: 'Upload attempts that failed (each is tried again; the local file stays).', registers }),
+    };
+    const gauge = new Gauge({ name: 'deskrec_upload_backlog_bytes', help: 'Bytes of finished files waiting to be uploaded to S3 and verified.', registers,
+      collect: () => { gauge.set(backlog()); } });
+  }
+
+  /** A file was uploaded and verified. */
+  uploaded(bytes: number): void {
+    this.uploads?.total.inc();
+    this.uploads?.bytes.inc(bytes);
+  }
+
+  /** An upload attempt failed. */
+  uploadFailed(): void {
+    this.uploads?.failed.inc();
   }
 
   /** Adds what `id`'s counters grew by since the last look. */

@@ -23,6 +23,7 @@ const segment: Json = {
     kind: { type: 'string', enum: ['mp4', 'png'], description: 'png: numbered frames in frames/ (with mp4+png, the MP4s\' lossless twins)' },
     file: { type: 'string' }, start_ms: { type: 'number', description: "session time of the segment's first frame" }, width: { type: 'integer' }, height: { type: 'integer' }, frames: { type: 'integer' },
     duration_ms: { type: 'number' }, bytes: { type: 'integer' },
+    location: { type: 'string', enum: ['local', 's3'], description: 'where the file is: on the daemon\'s disk, or only in S3 (storage.s3; uploaded, verified and deleted locally)' },
   },
 };
 
@@ -40,6 +41,15 @@ const recording: Json = {
     stats: { type: ['object', 'null'], additionalProperties: { type: 'number' } },
     error: { oneOf: [{ type: 'null' }, { $ref: '#/components/schemas/Error' }] },
     daemon: { type: ['string', 'null'] },
+    upload: {
+      type: 'object', description: 'uploads of its files to S3 (only with storage.s3)', required: ['pending', 'failed', 'uploaded', 'lastError'],
+      properties: {
+        pending: { type: 'integer', description: 'files waiting for S3 (queued, uploading, or to be tried again)' },
+        failed: { type: 'integer', description: 'of those, the ones whose last attempt failed' },
+        uploaded: { type: 'integer', description: 'files uploaded and verified (size and ETag)' },
+        lastError: { type: ['string', 'null'] },
+      },
+    },
   },
 };
 
@@ -115,13 +125,13 @@ export function openApiDocument(): OpenAPIV3.Document {
       },
       '/recordings/{id}/files': {
         parameters: [idParam],
-        delete: { summary: 'remove a finished recording', responses: responses({ 204: { description: 'removed' }, 409: { description: 'still recording' } }) },
+        delete: { summary: 'remove a finished recording (and its objects in S3)', responses: responses({ 204: { description: 'removed' }, 409: { description: 'still recording' }, 502: { description: 'S3_ERROR: its objects could not be deleted (nothing was)' } }) },
       },
       '/recordings/{id}/segments/{n}': {
         parameters: [idParam, { name: 'n', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
         get: {
-          summary: 'segment n as MP4 (Range requests supported)',
-          responses: responses({ 200: { description: 'the file', content: { 'video/mp4': { schema: { type: 'string', format: 'binary' } } } }, 206: { description: 'part of it' } }),
+          summary: 'segment n as MP4 (Range requests supported), from the local disk or, once it is only there, from S3',
+          responses: responses({ 200: { description: 'the file', content: { 'video/mp4': { schema: { type: 'string', format: 'binary' } } } }, 206: { description: 'part of it' }, 502: { description: 'S3_ERROR: the segment is only in S3, which failed' } }),
         },
       },
       '/recordings/{id}/session.json': {

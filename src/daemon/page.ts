@@ -6,7 +6,8 @@
  *   GET /, /recordings.html         the list (thumbnail, target, start, duration, size, state)
  *   GET /player.html?id=ID          the player: the segments on one timeline, seek-bar previews, activity
  *   GET /static/NAME                the page's own CSS and JS (src/daemon/web/, plain browser JS, no build)
- *   GET /recordings/:id/play/:n     video segment n for the player (see PlayableSegment: the edit list hidden)
+ *   GET /recordings/:id/play/:n     video segment n for the player (see PlayableSegments: the edit list hidden),
+ *                                   from the local disk or, once only there, from S3
  *   GET /recordings/:id/thumbnail.jpg, thumbs.jpg, thumbs.vtt, activity.json   (artifacts.ts)
  *   GET /recordings/:id/live/…      the live view of a running recording: src/viewer's page, view only
  *   WS  /recordings/:id/live/websockify
@@ -15,10 +16,9 @@
  * RecordingArtifacts per recording watches its session from the start, and a Viewer per running recording
  * is made when someone first opens its live view and closed when the recording ends.
  */
-import { createReadStream, existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -28,6 +28,7 @@ import type { TokenCheck } from '../viewer/auth';
 import { Viewer } from '../viewer/viewer';
 import { COOKIE, idParam } from './api';
 import { RecordingArtifacts, type ArtifactFile } from './artifacts';
+import { fileSource, sendRanged, type ByteSource, type Overlay } from './byte-source';
 import { NotFound, type Daemon } from './daemon';
 import type { RecordingJob } from './job';
 
@@ -133,8 +134,12 @@ export function registerPage(app: FastifyInstance, o: PageOptions): void {
   // --- video segments for the player --------------------------------------------------------------------
   const playable = new PlayableSegments();
   app.get('/recordings/:id/play/:n', async (req, reply) => {
-    const file = daemon.videoSegment(idOf(req), (req.params as { n?: string }).n ?? '');
-    return playable.send(path.join(daemon.root, file), req, reply);
+    const id = idOf(req);
+    const n = (req.params as { n?: string }).n ?? '';
+    // The local file while there is one, else the object in S3 (streamed through: the token check and the
+    // page's cookie go on working, and the edit-list patch applies the same way).
+    const source = await daemon.videoSource(id, n);
+    return playable.send(source, req, reply, `${id}/${n}`);
   });
 
   // --- live view ----------------------------------------------------------------------------------------
@@ -226,12 +231,6 @@ export function registerPage(app: FastifyInstance, o: PageOptions): void {
   });
 }
 
-/** A byte range of a file, inclusive. */
-interface Range {
-  start: number;
-  end: number;
-}
-
 /**
  * Serves a recording's MP4 segments to the player with their edit list hidden.
  *
@@ -243,92 +242,26 @@ interface Range {
  * media time simply starts at 0 at its first frame, which the page maps to the recording's clock with the
  * segment's `start_ms` (known from the API). So the `edts` box is renamed `free` (the same size: no offset in
  * the file moves, and every MP4 reader skips `free`), and the movie and track durations are set to the
- * media's own. The files on disk stay as they are; only what the page receives differs.
+ * media's own. The files on disk (and the objects in S3) stay as they are; only what the page receives differs.
  *
  * Fragmented files (a segment still being written) keep their times in each fragment's `tfdt` and are served
  * as they are: the page plays finished segments only.
  */
 export class PlayableSegments {
-  /** Patched `moov` boxes by file, for as long as the file is unchanged (a player makes many Range requests). */
-  private readonly cache = new Map<string, { key: string; moov: { offset: number; bytes: Buffer } | null }>();
+  /** Patched `moov` boxes by source, for as long as it is unchanged (a player makes many Range requests). */
+  private readonly cache = new Map<string, { key: string; moov: Overlay | null }>();
 
-  /** Sends `file` (absolute) with Range support, its `moov` patched when that applies. */
-  async send(file: string, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    let st;
-    try {
-      st = await fs.stat(file);
-    } catch {
-      throw new NotFound(`segment ${path.basename(file)} is missing on disk`);
-    }
-    const size = st.size;
-    const key = `${size}-${Math.round(st.mtimeMs)}`;
-    let hit = this.cache.get(file);
-    if (hit?.key !== key) {
-      hit = { key, moov: await patchedMoov(file, size).catch(() => null) };
-      this.cache.set(file, hit);
+  /** Sends `source` (a local file, or an S3 object) with Range support, its `moov` patched when that applies. */
+  async send(source: ByteSource, req: FastifyRequest, reply: FastifyReply, cacheKey: string): Promise<FastifyReply> {
+    let hit = this.cache.get(cacheKey);
+    if (hit?.key !== source.version) {
+      hit = { key: source.version, moov: await patchedMoovOf(source).catch(() => null) };
+      this.cache.set(cacheKey, hit);
       // A small cache: one player streams one segment at a time.
       while (this.cache.size > 16) this.cache.delete(this.cache.keys().next().value ?? '');
     }
-    const etag = `"${key}-p"`;
-    reply.header('accept-ranges', 'bytes').header('etag', etag).header('last-modified', st.mtime.toUTCString())
-      .header('cache-control', 'private, no-cache').type('video/mp4');
-    const ifRange = req.headers['if-range'];
-    const range = ifRange === undefined || ifRange === etag ? parseRange(req.headers.range, size) : null;
-    if (range === 'unsatisfiable') {
-      return reply.code(416).header('content-range', `bytes */${size}`).send();
-    }
-    if (req.headers['if-none-match'] === etag && range === null) return reply.code(304).send();
-    const r = range ?? { start: 0, end: size - 1 };
-    if (range !== null) reply.code(206).header('content-range', `bytes ${r.start}-${r.end}/${size}`);
-    reply.header('content-length', String(Math.max(0, r.end - r.start + 1)));
-    if (size === 0) return reply.send('');
-    return reply.send(Readable.from(overlaid(file, r, hit.moov)));
+    return sendRanged(source, req, reply, `"${source.version}-p"`, hit.moov);
   }
-}
-
-/**
- * The bytes of `file` in range `r`, with `moov.bytes` in place of the file's bytes at `moov.offset` (the
- * same length). Streams the file around the patch, so memory stays the size of the moov box.
- */
-async function* overlaid(file: string, r: Range, moov: { offset: number; bytes: Buffer } | null): AsyncGenerator<Buffer> {
-  const parts: ({ from: 'file'; start: number; end: number } | { from: 'moov'; start: number; end: number })[] = [];
-  if (moov === null || r.end < moov.offset || r.start >= moov.offset + moov.bytes.length) {
-    parts.push({ from: 'file', start: r.start, end: r.end });
-  } else {
-    const mEnd = moov.offset + moov.bytes.length - 1;
-    if (r.start < moov.offset) parts.push({ from: 'file', start: r.start, end: moov.offset - 1 });
-    parts.push({ from: 'moov', start: Math.max(r.start, moov.offset), end: Math.min(r.end, mEnd) });
-    if (r.end > mEnd) parts.push({ from: 'file', start: mEnd + 1, end: r.end });
-  }
-  for (const p of parts) {
-    if (p.from === 'moov' && moov !== null) {
-      yield moov.bytes.subarray(p.start - moov.offset, p.end - moov.offset + 1);
-    } else {
-      for await (const chunk of createReadStream(file, { start: p.start, end: p.end })) yield chunk as Buffer;
-    }
-  }
-}
-
-/** One `bytes=a-b`, `bytes=a-` or `bytes=-n` range; null for none or several (then the whole file is sent). */
-export function parseRange(header: string | undefined, size: number): Range | null | 'unsatisfiable' {
-  if (header === undefined) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (m === null) return null;
-  const [, a = '', b = ''] = m;
-  if (a === '' && b === '') return null;
-  let start: number;
-  let end: number;
-  if (a === '') {
-    const n = Number(b);
-    if (n === 0) return 'unsatisfiable';
-    start = Math.max(0, size - n);
-    end = size - 1;
-  } else {
-    start = Number(a);
-    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-  }
-  if (start >= size || start > end) return 'unsatisfiable';
-  return { start, end };
 }
 
 /** An MP4 box as found: where it starts, its header length and total size. */
@@ -368,35 +301,45 @@ const MAX_MOOV = 64 << 20;
  * Finds the file's `moov` and returns it patched (PlayableSegments' reasons), or null when there is
  * nothing to patch: no moov (yet), a fragmented file, or no leading empty edit.
  */
-export async function patchedMoov(file: string, size: number): Promise<{ offset: number; bytes: Buffer } | null> {
-  const fh = await fs.open(file, 'r');
-  try {
-    const head = Buffer.alloc(16);
-    let at = 0;
-    while (at + 8 <= size) {
-      const { bytesRead } = await fh.read(head, 0, 16, at);
-      if (bytesRead < 8) return null;
-      let boxSize = head.readUInt32BE(0);
-      const type = head.toString('latin1', 4, 8);
-      if (boxSize === 1) {
-        if (bytesRead < 16) return null;
-        boxSize = Number(head.readBigUInt64BE(8));
-      } else if (boxSize === 0) {
-        boxSize = size - at;
-      }
-      if (boxSize < 8 || at + boxSize > size) return null;
-      if (type === 'moov') {
-        if (boxSize > MAX_MOOV) return null;
-        const bytes = Buffer.alloc(boxSize);
-        await fh.read(bytes, 0, boxSize, at);
-        return hideEditList(bytes) ? { offset: at, bytes } : null;
-      }
-      at += boxSize;
+export async function patchedMoov(file: string, size: number): Promise<Overlay | null> {
+  const source = await fileSource(path.dirname(file), path.basename(file));
+  return patchedMoovOf({ ...source, size });
+}
+
+/** How much of the start is read at once while looking for the moov (ftyp and moov headers lie in it). */
+const HEAD_BYTES = 64 * 1024;
+
+/**
+ * patchedMoov on any ByteSource. The first 64 KiB are read in one go (one ranged GET for an S3 object):
+ * a fast-start file's ftyp and moov header, and often the whole moov, lie in it.
+ */
+export async function patchedMoovOf(source: ByteSource): Promise<Overlay | null> {
+  const size = source.size;
+  const head = await source.read(0, Math.min(size, HEAD_BYTES));
+  const bytesAt = async (at: number, length: number): Promise<Buffer> => (at + length <= head.length ? head.subarray(at, at + length) : source.read(at, length));
+  let at = 0;
+  while (at + 8 <= size) {
+    const box = await bytesAt(at, Math.min(16, size - at));
+    if (box.length < 8) return null;
+    let boxSize = box.readUInt32BE(0);
+    const type = box.toString('latin1', 4, 8);
+    if (boxSize === 1) {
+      if (box.length < 16) return null;
+      boxSize = Number(box.readBigUInt64BE(8));
+    } else if (boxSize === 0) {
+      boxSize = size - at;
     }
-    return null;
-  } finally {
-    await fh.close();
+    if (boxSize < 8 || at + boxSize > size) return null;
+    if (type === 'moov') {
+      if (boxSize > MAX_MOOV) return null;
+      // A copy: the patch must not write into the head buffer (or a source's cached bytes).
+      const bytes = Buffer.from(await bytesAt(at, boxSize));
+      if (bytes.length !== boxSize) return null;
+      return hideEditList(bytes) ? { offset: at, bytes } : null;
+    }
+    at += boxSize;
   }
+  return null;
 }
 
 /**
@@ -478,3 +421,5 @@ function startsWithEmptyEdit(buf: Buffer, edts: Box): boolean {
   if (v === 1) return entry + 16 <= elst.offset + elst.size && buf.readBigInt64BE(entry + 8) === -1n;
   return entry + 8 <= elst.offset + elst.size && buf.readInt32BE(entry + 4) === -1;
 }
+
+export { parseRange } from './byte-source';

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { DeskrecError } from '../errors';
 import { makeDirectory, PRIVATE_MODES, writeFileAtomic } from '../recorder/files';
 import type { RecordingStats } from '../recorder/recording';
 
@@ -60,6 +61,18 @@ export interface StoredSegment {
 }
 
 export const META_FILE = 'recording.json';
+
+/**
+ * The object store (storage.s3) failed: it could not be reached, refused a call, or an upload did not
+ * verify. `S3_ERROR` (502 in the API: a segment that lives only in S3, a DELETE that must remove its
+ * objects), `UPLOAD_VERIFY_FAILED` (logged; the upload is tried again).
+ */
+export class StorageError extends DeskrecError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'StorageError';
+  }
+}
 
 /** A new recording id: 12 lowercase letters and digits (60 bits: unique among any number of recordings kept). */
 export function newRecordingId(): string {

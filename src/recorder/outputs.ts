@@ -35,6 +35,11 @@ export interface SegmentRecord {
   first_t_ms: number | null;
   last_t_ms: number | null;
   duration_ms: number;
+  /**
+   * MP4: whether the file was rewritten moov-first. Present exactly on a finished segment's record (close()),
+   * never on progress() records of a segment still written or closing: the daemon uploads a segment when it
+   * sees the field (src/daemon/daemon.ts queueFinishedSegments).
+   */
   fastStart?: boolean;
   /** MP4: the encoder that made it (`openh264-wasm`, `ffmpeg-libx264`, …). */
   encoder?: string;

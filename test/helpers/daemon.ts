@@ -23,9 +23,11 @@ export interface ApiRecording {
   start: string;
   end: string | null;
   dir: string;
-  segments: { kind: 'mp4' | 'png'; file: string; start_ms: number; width: number; height: number; frames: number; duration_ms: number; bytes: number }[];
+  segments: { kind: 'mp4' | 'png'; file: string; start_ms: number; width: number; height: number; frames: number; duration_ms: number; bytes: number; location?: 'local' | 's3' }[];
   stats: Record<string, number> | null;
   error: { code: string; message: string } | null;
+  /** With storage.s3: the recording's uploads. */
+  upload?: { pending: number; failed: number; uploaded: number; lastError: string | null };
 }
 
 /** One JSON log line. */
