@@ -113,6 +113,22 @@ export interface VideoOutputEvents {
   log(line: string): void;
 }
 
+/**
+ * A frame whose damage covers at least this share of the picture is coded as a keyframe (at most one per
+ * BIG_CHANGE_KEY_GAP_MS), besides the one the keyframe interval asks for: such a P picture costs nearly what
+ * an IDR costs, so the keyframe is almost free and gives players a seek point where the screen changed
+ * (a workspace switch, a new window, a scrolled page). With the long default interval (10 s: an IDR of a
+ * still text screen is most of a recording's bytes, docs/BENCHMARKS.md) it keeps seeking near big changes quick.
+ */
+const BIG_CHANGE = 0.5;
+const BIG_CHANGE_KEY_GAP_MS = 2000;
+
+function damageArea(damage: readonly Rect[]): number {
+  let n = 0;
+  for (const r of damage) n += r.width * r.height;
+  return n;
+}
+
 /** H.264 through an encode worker into an MP4 segment file. */
 export class VideoOutput implements FrameOutput {
   readonly kind = 'mp4';
@@ -191,7 +207,9 @@ export class VideoOutput implements FrameOutput {
       patches = [{ rect: { x: 0, y: 0, width: this.width, height: this.height }, data: picture }];
       this.base = undefined;
     }
-    const forceKey = key || this.lastKeyT === null || t_ms - this.lastKeyT >= this.keyframeIntervalMs;
+    const sinceKey = this.lastKeyT === null ? Infinity : t_ms - this.lastKeyT;
+    const forceKey = key || sinceKey >= this.keyframeIntervalMs
+      || (sinceKey >= Math.min(BIG_CHANGE_KEY_GAP_MS, this.keyframeIntervalMs) && damageArea(damage) >= BIG_CHANGE * this.width * this.height);
     if (forceKey) this.lastKeyT = t_ms;
     const rec: PendingFrame = { patches, t_ms, damage };
     this.inFlight.push(rec);

@@ -53,7 +53,7 @@ export interface RecordOptions {
 export const RECORD_DEFAULTS = {
   format: 'mp4',
   fpsMax: 30,
-  keyframeIntervalS: 2,
+  keyframeIntervalS: 10,
   encoder: 'auto',
   chroma: 'sharp',
   rateControl: { mode: 'qp', qp: 14 },

@@ -66,6 +66,30 @@ describe('Recording → MP4', () => {
     expect(json.encoder).toBe('openh264-wasm');
   });
 
+  test('keyframes: the interval, and a frame changing half the picture or more (at most one per 2 s)', async () => {
+    const dir = tmp();
+    const rec = await Recording.create(opts(dir, { keyframeIntervalS: 10 }));
+    const { Surface } = await import('../../src/capture/surface');
+    const surf = new Surface(320, 240);
+    // Every 200 ms a small change; whole-picture changes at 3 s, 4 s (too soon after 3 s for our rule) and
+    // 6 s; a change of 40 % of the picture at 9 s (not enough); the interval's own keyframe is due 10 s after
+    // the last one, at 16 s.
+    const big = new Set([3000, 4000, 6000]);
+    for (let t = 0; t <= 17000; t += 200) {
+      if (big.has(t)) surf.fill({ x: 0, y: 0, width: 320, height: 240 }, (t / 20) & 0xff, 90, 200);
+      else if (t === 9000) surf.fill({ x: 0, y: 0, width: 320, height: 96 }, 10, 200, 30);
+      else surf.fill({ x: (t / 10) % 300, y: 200, width: 16, height: 16 }, 255, (t / 40) & 0xff, 0);
+      rec.onFrame(surf.takeFrame(t));
+      await rec.whenReady();
+    }
+    await rec.stop('test', 17200);
+    // Frame times sit at the end of their fps-max slot (≤ 33.3 ms after the content): rounded to 100 ms here.
+    const keys = probePackets(path.join(dir, 'display.mp4')).filter((p) => p.key).map((p) => Math.round(p.t_ms / 100) * 100);
+    for (const t of [0, 3000, 6000, 16000]) expect(keys).toContain(t);
+    // openh264's own scene-change detection may add one at 4 s (it did, measured); none anywhere else.
+    expect(keys.filter((t) => ![0, 3000, 4000, 6000, 16000].includes(t))).toEqual([]);
+  });
+
   test('players show the source colours: matrix and range are signalled (flat patches within ±3)', async () => {
     const dir = tmp();
     const rec = await Recording.create(opts(dir));
