@@ -40,6 +40,29 @@ const SIZES: [number, number][] = [
   [1919, 1081],
 ];
 
+
+/** `f` throws an OpenH264Error with code BAD_ARGUMENT. */
+function expectBadArgument(f: () => void): void {
+  expect(f).toThrow(OpenH264Error);
+  try {
+    f();
+  } catch (e) {
+    expect((e as OpenH264Error).code).toBe('BAD_ARGUMENT');
+    expect((e as OpenH264Error).name).toBe('OpenH264Error');
+  }
+}
+
+/** The rect and buffer checks an encoder and a converter of 33x17 share. */
+function badRectsOf33x17(t: { convert(r: Rect): void; putRgba(r: Rect, src: Uint8Array, off: number, stride: number): void }): void {
+  const buf = new Uint8Array(33 * 17 * 4);
+  expectBadArgument(() => { t.convert({ x: 0, y: 0, width: 34, height: 1 }); });
+  expectBadArgument(() => { t.convert({ x: -1, y: 0, width: 1, height: 1 }); });
+  expectBadArgument(() => { t.convert({ x: 0, y: 16, width: 1, height: 2 }); });
+  expectBadArgument(() => { t.convert({ x: 0.5, y: 0, width: 1, height: 1 }); });
+  expectBadArgument(() => { t.putRgba({ x: 0, y: 0, width: 33, height: 17 }, buf, 4, 33 * 4); });
+  expectBadArgument(() => { t.putRgba({ x: 0, y: 0, width: 33, height: 17 }, buf, 0, 32 * 4); });
+}
+
 describe('RGBA -> I420 conversion', () => {
   it.each(SIZES)('full frame %ix%i is bit-exact with the reference', (w, h) => {
     const enc = makeEncoder(w, h);
@@ -155,26 +178,12 @@ describe('RGBA -> I420 conversion', () => {
 
   it('rejects rects and buffers out of bounds with BAD_ARGUMENT', () => {
     const enc = makeEncoder(33, 17);
-    const buf = new Uint8Array(33 * 17 * 4);
-    const bad = (f: () => void): void => {
-      expect(f).toThrow(OpenH264Error);
-      try {
-        f();
-      } catch (e) {
-        expect((e as OpenH264Error).code).toBe('BAD_ARGUMENT');
-        expect((e as OpenH264Error).name).toBe('OpenH264Error');
-      }
-    };
-    bad(() => { enc.convert({ x: 0, y: 0, width: 34, height: 1 }); });
-    bad(() => { enc.convert({ x: -1, y: 0, width: 1, height: 1 }); });
-    bad(() => { enc.convert({ x: 0, y: 16, width: 1, height: 2 }); });
-    bad(() => { enc.convert({ x: 0.5, y: 0, width: 1, height: 1 }); });
-    bad(() => { enc.putRgba({ x: 0, y: 0, width: 33, height: 17 }, buf, 4, 33 * 4); });
-    bad(() => { enc.putRgba({ x: 0, y: 0, width: 33, height: 17 }, buf, 0, 32 * 4); });
+    const bad = expectBadArgument;
+    badRectsOf33x17(enc);
     bad(() => { enc.putI420(new Uint8Array(10), new Uint8Array(1), new Uint8Array(1)); });
     // Empty rects are accepted and do nothing.
     enc.convert({ x: 33, y: 17, width: 0, height: 0 });
-    enc.putRgba({ x: 5, y: 5, width: 0, height: 3 }, buf, 0, 0);
+    enc.putRgba({ x: 5, y: 5, width: 0, height: 3 }, new Uint8Array(4), 0, 0);
     enc.destroy();
     expect(() => { enc.convert({ x: 0, y: 0, width: 1, height: 1 }); }).toThrow(/destroyed/);
   });
@@ -594,21 +603,8 @@ describe('standalone converter (createConverter)', () => {
 
   it('checks bounds and arguments like the encoder, with typed errors', () => {
     const c = lib.createConverter(33, 17);
-    const buf = new Uint8Array(33 * 17 * 4);
-    const bad = (f: () => void): void => {
-      expect(f).toThrow(OpenH264Error);
-      try {
-        f();
-      } catch (e) {
-        expect((e as OpenH264Error).code).toBe('BAD_ARGUMENT');
-      }
-    };
-    bad(() => { c.convert({ x: 0, y: 0, width: 34, height: 1 }); });
-    bad(() => { c.convert({ x: -1, y: 0, width: 1, height: 1 }); });
-    bad(() => { c.convert({ x: 0, y: 16, width: 1, height: 2 }); });
-    bad(() => { c.convert({ x: 0.5, y: 0, width: 1, height: 1 }); });
-    bad(() => { c.putRgba({ x: 0, y: 0, width: 33, height: 17 }, buf, 4, 33 * 4); });
-    bad(() => { c.putRgba({ x: 0, y: 0, width: 33, height: 17 }, buf, 0, 32 * 4); });
+    const bad = expectBadArgument;
+    badRectsOf33x17(c);
     bad(() => { lib.createConverter(1, 5); });
     bad(() => { lib.createConverter(16385, 5); });
     bad(() => { lib.createConverter(20.5, 5); });
@@ -617,7 +613,7 @@ describe('standalone converter (createConverter)', () => {
     c.destroy(); // twice is fine
     for (const f of [
       (): void => { c.convert({ x: 0, y: 0, width: 1, height: 1 }); },
-      (): void => { c.putRgba({ x: 0, y: 0, width: 1, height: 1 }, buf, 0, 4); },
+      (): void => { c.putRgba({ x: 0, y: 0, width: 1, height: 1 }, new Uint8Array(4), 0, 4); },
       (): void => { c.setChroma('sharp'); },
       (): unknown => c.y,
     ]) {

@@ -13,6 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EncoderError } from '../../errors';
+import { concatBytes } from '../../util/bytes';
 import { loadOpenH264, type RgbaToI420 } from '../../../packages/openh264-wasm/src/index';
 import { avcCodecString, NAL_SPS } from './avc';
 import type { AccessUnit, DecoderConfig, EncodeInput, EncoderBackend, EncoderConfig } from './backend';
@@ -171,7 +172,7 @@ export class FfmpegBackend implements EncoderBackend {
       // A keyframe of the encoder's own choosing does no harm; a missing one breaks seeking and live joins.
       throw new EncoderError('ENCODE_FAILED', `ffmpeg coded picture ${n} as a P picture where a keyframe was asked for`);
     }
-    const au: AccessUnit = { data: concat(nals), t_ms: input.t_ms, key: t.key };
+    const au: AccessUnit = { data: concatBytes(nals), t_ms: input.t_ms, key: t.key };
     if (t.key) {
       if (this.decoderConfig === null) throw new EncoderError('ENCODER_BAD_OUTPUT', 'ffmpeg wrote a keyframe before its parameter sets');
       au.decoderConfig = this.decoderConfig;
@@ -215,17 +216,6 @@ function splitAvcc(data: Uint8Array): Uint8Array[] {
   return out;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

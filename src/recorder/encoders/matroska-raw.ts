@@ -7,6 +7,7 @@
  * yuv420p, then one Cluster per frame holding one SimpleBlock. Every element size is written as an 8-byte
  * EBML integer, so sizes never need a second pass.
  */
+import { concatBytes } from '../../util/bytes';
 
 /** An EBML element ID, written as its bytes (IDs carry their own length marker). */
 function idBytes(id: number): Uint8Array {
@@ -27,21 +28,10 @@ function sizeBytes(n: number): Uint8Array {
   return out;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function element(id: number, ...body: Uint8Array[]): Uint8Array {
-  const data = concat(body);
-  return concat([idBytes(id), sizeBytes(data.length), data]);
+  const data = concatBytes(body);
+  return concatBytes([idBytes(id), sizeBytes(data.length), data]);
 }
 
 function uint(id: number, value: number): Uint8Array {
@@ -66,7 +56,7 @@ const ID = {
 
 /** Everything before the first frame: EBML header, an open-ended Segment, Info and the one video track. */
 export function matroskaRawHeader(width: number, height: number): Uint8Array {
-  return concat([
+  return concatBytes([
     element(ID.EBML,
       uint(ID.EBMLVersion, 1), uint(ID.EBMLReadVersion, 1), uint(ID.EBMLMaxIDLength, 4), uint(ID.EBMLMaxSizeLength, 8),
       text(ID.DocType, 'matroska'), uint(ID.DocTypeVersion, 4), uint(ID.DocTypeReadVersion, 2)),
@@ -87,7 +77,7 @@ export function matroskaRawHeader(width: number, height: number): Uint8Array {
 export function matroskaRawFrameHead(timestampMs: number, planeBytes: number): Uint8Array {
   const blockHead = Uint8Array.of(0x81, 0x00, 0x00, 0x80);
   const ts = uint(ID.Timestamp, timestampMs);
-  const simpleBlockHead = concat([idBytes(ID.SimpleBlock), sizeBytes(blockHead.length + planeBytes)]);
+  const simpleBlockHead = concatBytes([idBytes(ID.SimpleBlock), sizeBytes(blockHead.length + planeBytes)]);
   const clusterBody = ts.length + simpleBlockHead.length + blockHead.length + planeBytes;
-  return concat([idBytes(ID.Cluster), sizeBytes(clusterBody), ts, simpleBlockHead, blockHead]);
+  return concatBytes([idBytes(ID.Cluster), sizeBytes(clusterBody), ts, simpleBlockHead, blockHead]);
 }
