@@ -7,7 +7,9 @@
  * encoders are refused with a reason, without a process started for them).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { DeskrecError } from '../../src/errors';
 import type { AccessUnit } from '../../src/recorder/encoders/backend';
 import { chooseEncoder, listEncoders, parameterSets } from '../../src/recorder/encoders/catalog';
@@ -121,6 +123,69 @@ describe('FfmpegBackend with libx264', () => {
     expect(codes.filter((c) => c !== 'ok').every((c) => c === 'ENCODER_PROCESS_FAILED')).toBe(true);
     backend.close();
   }, 30_000);
+});
+
+describe('an ffmpeg that misbehaves', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-fakeff-'));
+  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+  /** A stand-in executable for ffmpeg running `script` (sh), so a test can make it hang or talk nonsense. */
+  function fake(name: string, script: string): string {
+    const file = path.join(dir, name);
+    writeFileSync(file, `#!/bin/sh\n${script}\n`, { mode: 0o755 });
+    return file;
+  }
+  const frame = { patches: [{ rect: { x: 0, y: 0, width: 32, height: 32 }, data: new Uint8Array(32 * 32 * 4) }], t_ms: 0, forceKey: true };
+  const config = { width: 32, height: 32, usage: 'screen' as const, rateControl: { mode: 'qp' as const, qp: 20 }, fpsMax: 30, changeMap: false };
+
+  async function codeOf(backend: FfmpegBackend): Promise<string> {
+    try {
+      await backend.encode(frame);
+      return 'ok';
+    } catch (err) {
+      return err instanceof DeskrecError ? `${err.code}: ${err.message}` : String(err);
+    } finally {
+      backend.close();
+    }
+  }
+
+  it('one that reads and never answers: ENCODER_HUNG after the frame time limit, the process killed', async () => {
+    const backend = new FfmpegBackend({ encoder: 'x264', ffmpeg: fake('hang', 'cat > /dev/null'), frameTimeoutMs: 1500 });
+    await backend.init(config);
+    expect(await codeOf(backend)).toMatch(/^ENCODER_HUNG: ffmpeg \(libx264\) returned no picture within 1.5 s/);
+  });
+
+  it('one that writes something other than FLV: ENCODER_BAD_OUTPUT', async () => {
+    const backend = new FfmpegBackend({ encoder: 'x264', ffmpeg: fake('garbage', 'printf "not an flv stream at all"; cat > /dev/null') });
+    await backend.init(config);
+    expect(await codeOf(backend)).toMatch(/^ENCODER_BAD_OUTPUT: .*FLV header/);
+  });
+
+  it('one that fails at once: ENCODER_PROCESS_FAILED with what it said on stderr', async () => {
+    const backend = new FfmpegBackend({ encoder: 'x264', ffmpeg: fake('fails', 'echo "Unknown encoder libx264" >&2; exit 1') });
+    await backend.init(config);
+    expect(await codeOf(backend)).toMatch(/^ENCODER_PROCESS_FAILED: ffmpeg \(libx264\) exited with code 1: Unknown encoder libx264/);
+  });
+
+  it('deskrec encoders: a GPU encoder whose device exists but whose trial fails is refused with the trial\'s message', () => {
+    // An ffmpeg that lists h264_vaapi and fails as Debian's does on a machine whose render node has no VAAPI driver.
+    const bin = mkdtempSync(path.join(dir, 'bin-'));
+    writeFileSync(path.join(bin, 'ffmpeg'), [
+      '#!/bin/sh',
+      'case "$*" in *-encoders*) printf " V....D libx264   libx264\\n V....D h264_vaapi  H.264/AVC (VAAPI)\\n"; exit 0;; esac',
+      'echo "Failed to initialise VAAPI connection: -1 (unknown libva error)." >&2',
+      'exit 1',
+    ].join('\n'), { mode: 0o755 });
+    const r = spawnSync(process.execPath, [path.join(__dirname, '../../bin/deskrec.js'), 'encoders', '--vaapi-device', '/dev/null', '--json'], {
+      encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+    });
+    expect(r.status).toBe(0);
+    const rows = (JSON.parse(r.stdout) as { encoders: { encoder: string; available: boolean; reason: string | null }[] }).encoders;
+    const vaapi = rows.find((x) => x.encoder === 'vaapi');
+    expect(vaapi?.available).toBe(false);
+    expect(vaapi?.reason ?? '').toMatch(/Failed to initialise VAAPI connection/);
+    // This ffmpeg has no h264_nvenc: said so, not "no device".
+    expect(rows.find((x) => x.encoder === 'nvenc')?.reason ?? '').toMatch(/not built with h264_nvenc/);
+  }, 60_000);
 });
 
 describe('FlvReader', () => {

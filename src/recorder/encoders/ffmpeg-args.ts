@@ -32,6 +32,8 @@ export interface FfmpegBackendOptions {
   device?: string;
   /** The ffmpeg executable (default `ffmpeg` on PATH). */
   ffmpeg?: string;
+  /** How long one picture may take before the process counts as hung (default FRAME_TIMEOUT_MS in ffmpeg.ts). */
+  frameTimeoutMs?: number;
 }
 
 /** A GOP longer than any recording: keyframes come only when forced. */

@@ -47,6 +47,7 @@ export class FfmpegBackend implements EncoderBackend {
   private frames = 0;
   private exited: Promise<void> = Promise.resolve();
   private ending = false;
+  private pipeError: Error | null = null;
 
   constructor(private readonly opts: FfmpegBackendOptions) {
     this.name = `ffmpeg-${FFMPEG_CODEC[opts.encoder]}`;
@@ -62,7 +63,10 @@ export class FfmpegBackend implements EncoderBackend {
     this.exited = new Promise((resolve) => {
       proc.once('close', (code, signal) => {
         const how = signal !== null ? `was killed by ${signal}` : `exited with code ${String(code)}`;
-        if (!this.ending || code !== 0) this.fail(new EncoderError('ENCODER_PROCESS_FAILED', `ffmpeg (${FFMPEG_CODEC[this.opts.encoder]}) ${how}${this.said()}`));
+        const pipe = this.pipeError !== null ? ` (writing to it failed: ${this.pipeError.message})` : '';
+        if (!this.ending || code !== 0 || this.pipeError !== null) {
+          this.fail(new EncoderError('ENCODER_PROCESS_FAILED', `ffmpeg (${FFMPEG_CODEC[this.opts.encoder]}) ${how}${this.said()}${pipe}`));
+        }
         resolve();
       });
     });
@@ -75,8 +79,9 @@ export class FfmpegBackend implements EncoderBackend {
       }
       if (this.stderr.length > STDERR_LINES) this.stderr.splice(0, this.stderr.length - STDERR_LINES);
     });
-    // A broken pipe surfaces as an error on stdin; the exit that follows says why.
-    proc.stdin?.on('error', (err) => { this.fail(new EncoderError('ENCODER_PROCESS_FAILED', `writing to ffmpeg failed: ${err.message}${this.said()}`)); });
+    // A broken pipe surfaces as an error on stdin before the process's exit, which says why (its stderr):
+    // the failure is reported at the exit; the pipe error only if the process ends without one.
+    proc.stdin?.on('error', (err) => { this.pipeError ??= err; });
     await new Promise<void>((resolve, reject) => {
       proc.once('spawn', () => { resolve(); });
       proc.once('error', (err) => {
@@ -148,10 +153,11 @@ export class FfmpegBackend implements EncoderBackend {
     const ySize = conv.codedWidth * conv.codedHeight;
     const cSize = ySize / 4;
     const unit = new Promise<FlvVideo & { kind: 'unit' }>((resolve, reject) => {
+      const limit = this.opts.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
       const timer = setTimeout(() => {
-        this.fail(new EncoderError('ENCODER_HUNG', `ffmpeg (${FFMPEG_CODEC[this.opts.encoder]}) returned no picture within ${FRAME_TIMEOUT_MS / 1000} s${this.said()}`));
+        this.fail(new EncoderError('ENCODER_HUNG', `ffmpeg (${FFMPEG_CODEC[this.opts.encoder]}) returned no picture within ${limit / 1000} s${this.said()}`));
         this.proc?.kill('SIGKILL');
-      }, FRAME_TIMEOUT_MS);
+      }, limit);
       this.waiters.push({ resolve, reject, timer });
     });
     // The planes are views of the wasm heap: copied into the write, because the pipe may take them later, and
