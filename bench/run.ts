@@ -18,6 +18,8 @@
  *    vncviewer on Xvfb, and deskrec's CPU per extra watching tab.
  * 6. The daemon (bench/daemon-sessions.ts): sessions per core and RSS per session for N replayed 1024x768
  *    Xvnc sessions in one `deskrec daemon`, beside N separate `deskrec record` processes.
+ * 7. Idle screens (bench/idle.ts): deskrec's CPU per minute, wake-ups and bytes while nothing draws, on Xvnc
+ *    and on QEMU SPICE (issue 12, target 3).
  * Nothing here asserts: the numbers are for people (and the closing notes).
  */
 import { spawn } from 'node:child_process';
@@ -35,6 +37,7 @@ import { spiceDecoderBench } from './spice-decoders';
 import { spiceLiveBench } from './spice-live';
 import { viewerLatencyBench } from './viewer-latency';
 import { daemonSessionsBench, sessionCounts } from './daemon-sessions';
+import { idleBench, idleOptionsFromEnv } from './idle';
 import { table, type Row } from './table';
 
 
@@ -241,6 +244,10 @@ async function main(): Promise<void> {
       ...(process.env.BENCH_DAEMON_PROFILE === undefined ? {} : { profileDir: process.env.BENCH_DAEMON_PROFILE }),
     });
   }
+  // 7. Idle screens (docs/BENCHMARKS.md "Idle screens"): BENCH_IDLE_SECONDS measured (default 120, 0 skips the
+  // section) after BENCH_IDLE_SETTLE s (default 20); BENCH_IDLE_ONLY=vnc|spice, BENCH_IDLE_PROFILE=DIR.
+  const idle = idleOptionsFromEnv();
+  if (idle.seconds > 0) await idleBench(idle);
 }
 
 main().catch((err: unknown) => { console.error(err); process.exitCode = 1; });

@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { childOf, exited, findPid, procCpuS, sleep } from './proc';
 import { loadHarness, transpileHarness, type Harness, type RgbaImage, type XvncServer } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
-import { psnrRgb } from './vnc-live';
+import { peakRssMB, psnrRgb } from './vnc-live';
 import { table, type Row } from './table';
 
 /** `-spice image-compression=` values (harness spice.ts). */
@@ -38,6 +38,8 @@ export interface SpiceOptions {
   imageCompression?: SpiceImageCompression;
   jpegWanCompression?: 'auto' | 'never' | 'always';
   zlibGlzWanCompression?: 'auto' | 'never' | 'always';
+  /** What the guest shows (harness guest.ts `GuestMode`; default `text`). The idle bench uses `shell`. */
+  guestMode?: 'text' | 'photo' | 'shell';
   startTimeoutMs?: number;
 }
 
@@ -53,6 +55,8 @@ export interface SpiceServer {
   waitForText(timeoutMs?: number): Promise<{ image: RgbaImage; bootMs: number }>;
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /** Shell mode: resolves once the guest's shell reads commands (its banner is drawn by then). */
+  waitForShell(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -168,6 +172,8 @@ interface Result {
   ceiling: number | null;
   qemuCpuS: number;
   displayBytes: number;
+  /** VmHWM of the client process (MB), read just before it is told to stop; NaN for the no-client row. */
+  peakRssMB: number;
   exitCode: number | null;
 }
 
@@ -230,6 +236,7 @@ async function runClient(h: Harness, srv: SpiceServer, x: XvncServer | null, c: 
     const recordedS = (performance.now() - t0) / 1000;
     let exitCode: number | null = null;
     let totalCpuS = liveCpuS;
+    const peakRss = pid > 0 ? peakRssMB(pid) : NaN;
     if (child !== null) {
       process.kill(pid, c.stop);
       const killer = setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, 60000);
@@ -256,7 +263,7 @@ async function runClient(h: Harness, srv: SpiceServer, x: XvncServer | null, c: 
         console.error(`spice-live: ${c.name}: frame ${frame.count} of ${frame.count}, ${psnr.toFixed(2)} dB`);
       }
     }
-    return { name: c.name, liveCpuS, liveS, totalCpuS, wallS, recordedS, bytes, psnr, ceiling, qemuCpuS, displayBytes, exitCode };
+    return { name: c.name, liveCpuS, liveS, totalCpuS, wallS, recordedS, bytes, psnr, ceiling, qemuCpuS, displayBytes, peakRssMB: peakRss, exitCode };
   } finally {
     if (keep) console.error(`spice-live: kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
@@ -328,6 +335,7 @@ export async function spiceLiveBench(opts: { seconds: number }): Promise<void> {
       '4:2:0 ceiling dB': r.ceiling === null ? '-' : r.ceiling.toFixed(2),
       'display wire MB/s': r.name.startsWith('no client') ? '-' : (r.displayBytes / r.liveS / 1e6).toFixed(2),
       'QEMU CPU-s/min': perMin(r.qemuCpuS, r.liveS).toFixed(2),
+      'peak RSS MB': Number.isFinite(r.peakRssMB) ? r.peakRssMB.toFixed(0) : '-',
       exit: r.name.startsWith('no client') ? '-' : r.exitCode ?? 'signal',
     }));
     table(`Live SPICE, QEMU ${srv.version} -vga std (1280x800) image-compression=auto_glz, text-scrolling guest, ${seconds} s per client, one at a time`, rows);

@@ -34,6 +34,20 @@ const HEIGHT = 768;
 const FREEZE_S = 2;
 
 
+/**
+ * Peak resident set of a live process, MB: VmHWM from /proc/<pid>/status (the kernel's high-water mark of
+ * VmRSS over the process's life, so no sampling misses a short peak). Children are not included (deskrec's
+ * ffmpeg encoder child has its own). NaN when the process is gone.
+ */
+export function peakRssMB(pid: number): number {
+  try {
+    const kB = /^VmHWM:\s*(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kB === undefined ? NaN : Number(kB) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
 /** The pid of the Xvnc serving `port`. */
 function xvncPid(port: number): number {
   return findPid(`Xvnc with -rfbport ${port}`, (argv, exe) => exe === 'Xvnc' && argv[argv.indexOf('-rfbport') + 1] === String(port));
@@ -118,6 +132,8 @@ interface Result {
   bytes: number;
   psnr: number;
   xvncCpuS: number;
+  /** VmHWM of the recorder process, read just before it is told to stop (see `peakRssMB`). */
+  peakRssMB: number;
   exitCode: number | null;
 }
 
@@ -192,6 +208,8 @@ async function record(h: Harness, srv: XvncServer, rec: Recorder, seconds: numbe
       console.error(`vnc-live: ${rec.name}: paused at ${liveS.toFixed(2)} s, screenshot at ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     }
     const recordedS = (performance.now() - t0) / 1000;
+    // Before the stop: the recorder (and /usr/bin/time's wait for it) is gone after.
+    const peakRss = peakRssMB(pid);
     if (rec.flushFragment === true) {
       srv.resumeClients();
       await sleep(1000);
@@ -209,7 +227,7 @@ async function record(h: Harness, srv: XvncServer, rec: Recorder, seconds: numbe
     const frame = await frozenFrame(h, file, rec.flushFragment === true ? FREEZE_S * 0.75 : undefined);
     const psnr = psnrRgb(frame.rgb, truth);
     if (process.env.BENCH_VNC_KEEP !== undefined) console.error(`vnc-live: ${rec.name}: frame ${frame.index + 1} of ${frame.count}, ${psnr.toFixed(2)} dB`);
-    return { name: rec.name, liveCpuS, liveS, totalCpuS, wallS, recordedS, bytes, psnr, xvncCpuS: xvncLive, exitCode };
+    return { name: rec.name, liveCpuS, liveS, totalCpuS, wallS, recordedS, bytes, psnr, xvncCpuS: xvncLive, peakRssMB: peakRss, exitCode };
   } finally {
     if (process.env.BENCH_VNC_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
     else console.error(`vnc-live: kept ${dir}`);
@@ -283,6 +301,7 @@ export async function vncLiveBench(opts: { seconds: number; profileDir?: string 
       'MB/min': perMin(r.bytes / 1e6, r.recordedS).toFixed(2),
       'PSNR dB (frozen frame)': Number.isFinite(r.psnr) ? r.psnr.toFixed(2) : 'inf (identical)',
       'Xvnc CPU-s/min': perMin(r.xvncCpuS, r.liveS).toFixed(2),
+      'peak RSS MB': Number.isFinite(r.peakRssMB) ? r.peakRssMB.toFixed(0) : '-',
       exit: r.exitCode ?? 'signal',
     }));
     table(`Live VNC recording, Xvnc ${WIDTH}x${HEIGHT}, ${seconds} s of scrolling xterm + xclock + typing per recorder, one recorder at a time `
