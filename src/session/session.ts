@@ -393,20 +393,35 @@ export class Session extends EventEmitter<SessionEvents> {
     if (limitS === null || source.idleMs === undefined) return () => undefined;
     const limitMs = limitS * 1000;
     let silent = false;
-    const timer = setInterval(() => {
+    let timer: NodeJS.Timeout | null = null;
+    let stopped = false;
+    // One timer, armed for when the silence would reach the limit (a busy source re-arms it far ahead;
+    // nothing wakes a still one every second: bench/idle.ts); once silent, "data again" is checked every
+    // quarter of the limit (that line may come a little late).
+    const check = (): void => {
+      timer = null;
+      if (stopped) return;
       const idle = source.idleMs?.() ?? null;
-      if (idle === null) return;
-      if (!silent && idle >= limitMs) {
-        silent = true;
-        this.log(`no data from ${source.target} for ${Math.floor(idle / 1000)} s${this.frames === 0 ? ', and no picture yet' : ' (a still screen sends none)'}; still waiting`);
-      } else if (silent && idle < limitMs) {
-        silent = false;
-        this.log(`data from ${source.target} again`);
+      let next = limitMs;
+      if (idle !== null) {
+        if (!silent && idle >= limitMs) {
+          silent = true;
+          this.log(`no data from ${source.target} for ${Math.floor(idle / 1000)} s${this.frames === 0 ? ', and no picture yet' : ' (a still screen sends none)'}; still waiting`);
+        } else if (silent && idle < limitMs) {
+          silent = false;
+          this.log(`data from ${source.target} again`);
+        }
+        next = silent ? limitMs / 4 : limitMs - idle;
       }
-    }, Math.min(1000, Math.max(50, limitMs / 4)));
-    // The check never keeps a process alive on its own.
-    timer.unref();
-    return () => { clearInterval(timer); };
+      timer = setTimeout(check, Math.max(50, next));
+      // The check never keeps a process alive on its own.
+      timer.unref();
+    };
+    check();
+    return () => {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+    };
   }
 
   private onFrame(f: Frame): void {

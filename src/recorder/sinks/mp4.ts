@@ -127,8 +127,24 @@ export class Mp4SegmentWriter {
   }
 
   private stopTimer(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  /**
+   * Arms the wall-clock close of the fragment that just began: FRAGMENT_MS from now, unless a frame closes it
+   * first (session time). One timer per open fragment rather than a steady interval, so a still screen,
+   * whose last fragment is closed, wakes nothing (bench/idle.ts).
+   */
+  private armFragmentTimer(): void {
+    if (this.timer !== null || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.pendingInFragment > 0 && !this.stopped) {
+        this.chain = this.chain.then(() => this.closeFragment()).catch((err: unknown) => { this.fail(err); });
+      }
+    }, FRAGMENT_MS);
+    this.timer.unref();
   }
 
   private get stopped(): boolean {
@@ -146,12 +162,6 @@ export class Mp4SegmentWriter {
     await output.start();
     this.output = output;
     this.source = source;
-    this.timer = setInterval(() => {
-      if (this.pendingInFragment > 0 && !this.stopped) {
-        this.chain = this.chain.then(() => this.closeFragment()).catch((err: unknown) => { this.fail(err); });
-      }
-    }, FRAGMENT_MS);
-    this.timer.unref();
   }
 
   private async write(unit: AccessUnit): Promise<void> {
@@ -180,7 +190,10 @@ export class Mp4SegmentWriter {
     if (this.pendingInFragment > 0 && t - this.fragmentStartT >= FRAGMENT_MS && !unit.key) {
       await this.closeFragment();
     }
-    if (this.pendingInFragment === 0) this.fragmentStartT = t;
+    if (this.pendingInFragment === 0) {
+      this.fragmentStartT = t;
+      this.armFragmentTimer();
+    }
     await source.add(packet, meta);
     this.pendingInFragment++;
     if (unit.key) { this.keyframes++; this.keyIndices.push(this.frames); }
@@ -195,6 +208,8 @@ export class Mp4SegmentWriter {
 
   private async closeFragment(): Promise<void> {
     if (this.output === null || this.pendingInFragment === 0 || this.stopped) return;
+    // The next fragment arms its own timer when it begins.
+    this.stopTimer();
     const muxer = fragmentingMuxer(this.output);
     if (muxer === null) return; // fragments then close at keyframes only (mediabunny's own rule)
     await muxer.forceFragmentFinalization();
