@@ -143,6 +143,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     const body = startBodySchema.safeParse(req.body ?? {});
     if (!body.success) return badRequest(reply, body.error);
     const b = body.data;
+    if (daemon.clustered) {
+      // Cluster mode: queued for whichever daemon has room; the answer is the recording as the cluster shows it.
+      const r = await daemon.clusterStart({ url: b.url, target: b.target, passwordFile: b['password-file'], options: b.options });
+      return reply.code(201).header('Location', `/recordings/${r.id}`).send(r);
+    }
     const job = await daemon.startRecording({ url: b.url, target: b.target, passwordFile: b['password-file'], options: b.options });
     return reply.code(201).header('Location', `/recordings/${job.id}`).send(daemon.get(job.id) ?? job.toApi());
   });
@@ -150,13 +155,13 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.get('/recordings', async (req, reply) => {
     const q = listQuerySchema.safeParse(req.query);
     if (!q.success) return badRequest(reply, q.error);
-    const { recordings, total } = daemon.list(q.data);
+    const { recordings, total } = await daemon.listAny(q.data);
     return reply.send({ recordings, total, offset: q.data.offset, limit: q.data.limit });
   });
 
   app.get('/recordings/:id', async (req, reply) => {
     const id = idParam(req);
-    const r = daemon.get(id);
+    const r = await daemon.getAny(id);
     if (r === null) throw new NotFound(`no recording ${id}`);
     return reply.send(r);
   });

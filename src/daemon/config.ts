@@ -237,6 +237,26 @@ const configSchema = z.strictObject({
   /** Options every target and API recording starts from (a target's own options override them). */
   defaults: recordOptionsSchema.optional(),
   targets: z.array(target).default([]),
+  /**
+   * Cluster mode (docs/DAEMON.md "Cluster mode"): daemons naming the same Redis share the recording work
+   * through BullMQ and list and control each other's recordings.
+   */
+  cluster: z.strictObject({
+    redis: z.string().superRefine((text, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `not a URL: '${text}' (write redis://HOST:PORT)` });
+        return;
+      }
+      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') ctx.addIssue({ code: 'custom', message: `must be redis:// or rediss://, got '${url.protocol}'` });
+    }),
+    /** This daemon's name in the cluster (default hostname:port of the API); unique in the cluster. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit').optional(),
+    /** Recordings this daemon takes from the cluster's queue at a time. */
+    capacity: z.number().int().min(1).max(1000).default(8),
+  }).optional(),
 }).superRefine((c, ctx) => {
   const seen = new Map<string, number>();
   c.targets.forEach((t, i) => {

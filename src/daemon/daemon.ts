@@ -3,7 +3,9 @@
  * else can disturb. It keeps `always` targets recorded (a new recording after one ends, with backoff),
  * starts and stops recordings for the API, applies retention, watches the free space, finds what a killed
  * daemon left unfinished, reloads its configuration and drains on shutdown. The HTTP API (api.ts) and the
- * command line (src/cli/daemon.ts) are thin faces on this class.
+ * command line (src/cli/daemon.ts) are thin faces on this class. In cluster mode (cluster.ts) the
+ * recordings come from a BullMQ queue shared with other daemons instead: the same jobs run here, and the
+ * list, stops and deletes go through Redis so that any daemon answers for the whole cluster.
  */
 import { statfs } from 'node:fs/promises';
 import { promises as fs } from 'node:fs';
@@ -14,14 +16,17 @@ import type { Logger } from 'pino';
 import { describeError, DeskrecError, SinkError, UsageError } from '../errors';
 import { recoverMp4 } from '../recorder/recover';
 import { abortableDelay, backoffMs } from '../session/reconnect';
+import type { Job } from 'bullmq';
 import type { Session } from '../session/session';
+import { openSource } from '../sources/open';
 import { fileSource, type ByteSource } from './byte-source';
+import type { Cluster, ClusterJobData, ClusterRecording, ControlMessage } from './cluster';
 import { s3Credentials, targetOptions, type DaemonConfig, type TargetConfig } from './config';
-import { apiSegments, errorInfo, RecordingJob, type ApiRecording, type JobSettings } from './job';
+import { apiSegments, errorInfo, RecordingJob, type ApiRecording, type JobSettings, type RecordingPart } from './job';
 import { DaemonMetrics } from './metrics';
-import type { DaemonRecordOptions } from './record-options';
+import { toSourceOptions, type DaemonRecordOptions } from './record-options';
 import type { S3Store } from './s3-store';
-import { directoryBytes, finished, newRecordingId, recordingDir, scanRecordings, writeMeta, type RecordingMeta, type RecordingState, type StoredSegment } from './store';
+import { directoryBytes, finished, newRecordingId, recordingDir, scanRecordings, uploadId, writeMeta, type RecordingMeta, type RecordingState, type StoredSegment } from './store';
 import { UploadQueue } from './upload-queue';
 
 /** How often the free space is checked, ms. */
@@ -32,6 +37,20 @@ const RETENTION_MS = 60_000;
 const STABLE_MS = 60_000;
 /** How often running recordings are looked at for segments that finished (rotation) and can go to S3, ms. */
 const SEGMENT_CHECK_MS = 1000;
+/** Cluster mode: how often a running recording's JSON (counters, segments) is written to the cluster state, ms. */
+const CLUSTER_PUBLISH_MS = 1000;
+
+/** Cluster mode: a recording this daemon runs for the queue. */
+interface ClusterRun {
+  jobId: string;
+  job: RecordingJob | null;
+  /** The state before this daemon's part (earlier parts by other daemons), or null for a new recording. */
+  prev: ClusterRecording | null;
+  /** When this daemon's part began. */
+  partStart: string;
+  /** Stopped to hand the recording to another daemon (drain, lost lock): it stays unfinished in the cluster. */
+  handover: boolean;
+}
 
 /** What starts a recording through the API. */
 export interface StartRequest {
@@ -87,10 +106,18 @@ export class Daemon {
   private uploads: UploadQueue | null = null;
   /** Per running recording, the finished segments already handed to the upload queue. */
   private readonly queuedSegments = new Map<string, Set<string>>();
+  /** Cluster mode: the connection to the cluster's Redis (null without `cluster`). */
+  private cluster: Cluster | null = null;
+  /** Cluster mode: the recordings this daemon runs for the queue, by recording id. */
+  private readonly clusterRuns = new Map<string, ClusterRun>();
+  /** Writes to the cluster state, in order (a slow write must not let an older state land after a newer one). */
+  private clusterWrites: Promise<void> = Promise.resolve();
+  /** Aborted when the daemon drains: ends the waits between an `always` target's recordings. */
+  private readonly drainAbort = new AbortController();
 
   constructor(config: DaemonConfig, private readonly log: Logger) {
     this.config = config;
-    this.name = `${hostname()}:${config.api.listen.port}`;
+    this.name = config.cluster?.name ?? `${hostname()}:${config.api.listen.port}`;
     this.metrics = new DaemonMetrics(config.storage.root, {
       active: () => this.jobs.size,
       counters: () => {
@@ -114,11 +141,30 @@ export class Daemon {
    * marked `interrupted` and their files finished where possible, then `always` targets start.
    */
   async start(): Promise<void> {
+    const cc = this.config.cluster;
+    if (cc !== undefined) {
+      // First, so a Redis that is unreachable or may evict refuses the start before anything is touched.
+      const { Cluster } = await import('./cluster');
+      this.cluster = await Cluster.connect(cc.redis, {
+        process: (job, signal) => this.processClusterJob(job, signal),
+        control: (msg) => { this.onControl(msg); },
+        lockLost: (ids) => { this.onLockLost(ids); },
+        log: (level, msg) => { this.log[level](msg); },
+      });
+      this.log.info({ redis: cc.redis.replace(/\/\/[^@/]*@/, '//'), name: this.name, capacity: cc.capacity }, 'cluster mode: connected to Redis');
+    }
     await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
     await this.startStorage();
     await this.recover();
     await this.checkDisk();
-    for (const t of this.config.targets) if (t.mode === 'always') this.keep(t);
+    const cluster = this.cluster;
+    if (cluster !== null && cc !== undefined) {
+      cluster.startWorker(cc.capacity);
+      for (const t of this.config.targets) if (t.mode === 'always') await this.addTargetJob(t);
+      this.timers.push(setInterval(() => { for (const id of this.clusterRuns.keys()) this.publishState(id); }, CLUSTER_PUBLISH_MS));
+    } else {
+      for (const t of this.config.targets) if (t.mode === 'always') this.keep(t);
+    }
     this.timers.push(setInterval(() => { void this.checkDisk(); }, DISK_CHECK_MS));
     this.timers.push(setInterval(() => { void this.applyRetention(); }, RETENTION_MS));
     if (this.uploads !== null) {
@@ -127,7 +173,7 @@ export class Daemon {
       // the queue: uploads a restart cut off, recordings made while S3 was down or before it was configured.
       const past = [...this.past.values()];
       void (async (): Promise<void> => {
-        for (const m of past) await this.uploads?.enqueueRecording(m.id, m.dir, m.segments ?? []);
+        for (const m of past) await this.uploads?.enqueueRecording(uploadId(m), m.dir, m.segments ?? []);
       })().catch((err: unknown) => { this.log.error(`cannot queue the recordings' files for S3: ${describeError(err)}`); });
     }
     for (const t of this.timers) t.unref();
@@ -182,7 +228,7 @@ export class Daemon {
           this.queuedSegments.set(job.id, queued);
         }
         queued.add(seg.file);
-        void uploads.enqueue(job.id, job.meta.dir, seg.file, seg);
+        void uploads.enqueue(uploadId(job.meta), job.meta.dir, seg.file, seg);
       }
     }
   }
@@ -220,8 +266,8 @@ export class Daemon {
       for (const s of segments) Object.assign(s, await videoSize(path.join(dir, s.file)));
       if (this.uploads !== null) {
         // Segments that went to S3 and left the disk before the daemon died are still the recording's.
-        await this.uploads.track(meta.id, meta.dir);
-        for (const s of this.uploads.remoteSegments(meta.id)) if (!segments.some((x) => x.file === s.file)) segments.push(s);
+        await this.uploads.track(uploadId(meta), meta.dir);
+        for (const s of this.uploads.remoteSegments(uploadId(meta))) if (!segments.some((x) => x.file === s.file)) segments.push(s);
         segments.sort((a, b) => a.start_ms - b.start_ms);
       }
       const updated: RecordingMeta = {
@@ -275,29 +321,27 @@ export class Daemon {
 
   /** Starts a recording through the API. */
   async startRecording(req: StartRequest): Promise<RecordingJob> {
-    if (req.target !== undefined) {
-      const t = this.config.targets.find((x) => x.name === req.target);
-      if (t === undefined) throw new UsageError('UNKNOWN_TARGET', `no target named '${req.target}' in the configuration`);
-      if (req.url !== undefined) throw new UsageError('BAD_ARGUMENT', 'give a url or a target, not both');
-      const options = { ...targetOptions(this.config, t), ...(req.options ?? {}) };
-      return this.startJob(t.url, t.name, options, { file: req.passwordFile ?? t['password-file'] ?? null, env: t['password-env'] ?? null });
-    }
-    if (req.url === undefined) throw new UsageError('BAD_ARGUMENT', 'a recording needs a url (or the name of a configured target)');
-    const options = { ...(this.config.defaults ?? {}), ...(req.options ?? {}) };
-    // No environment variable for API recordings: a caller must not read the daemon's environment.
-    return this.startJob(req.url, null, options, { file: req.passwordFile ?? null, env: null });
+    const r = this.resolveStart(req);
+    return this.startJob(r.url, r.target, r.options, r.password);
   }
 
-  private async startJob(url: string, target: string | null, options: DaemonRecordOptions, password: { file: string | null; env: string | null }): Promise<RecordingJob> {
+  /**
+   * Starts a recording here. `cont` (cluster mode): the recording's id and start are the cluster's, and
+   * `part` > 0 says it continues what other daemons recorded (its own directory, name suffixed `-p<part>`).
+   */
+  private async startJob(url: string, target: string | null, options: DaemonRecordOptions, password: { file: string | null; env: string | null },
+    cont?: { id: string; start: string; part: number }): Promise<RecordingJob> {
     if (this.draining) throw new DaemonBusy('DRAINING', 'the daemon is shutting down: no new recordings');
     if (this.diskLow) {
       throw new SinkError('DISK_LOW', `less than ${formatBytes(this.config.storage['min-free'])} free under ${this.root}: new recordings are refused until there is room`);
     }
-    const id = newRecordingId();
+    const id = cont?.id ?? newRecordingId();
     const start = new Date();
+    const part = cont?.part ?? 0;
+    const dir = recordingDir(this.config.storage.template, { target, id, start });
     const meta: RecordingMeta = {
-      version: 1, id, target, url: publicUrl(url), state: 'starting', start: start.toISOString(), end: null,
-      dir: recordingDir(this.config.storage.template, { target, id, start }), error: null, daemon: this.name,
+      version: 1, id, target, url: publicUrl(url), state: 'starting', start: cont?.start ?? start.toISOString(), end: null,
+      dir: part > 0 ? `${dir}-p${part}` : dir, error: null, daemon: this.name, ...(part > 0 ? { part } : {}),
     };
     const log = this.log.child({ recording: id, ...(target === null ? {} : { target }) });
     const job = new RecordingJob({ meta, options, password }, this.jobSettings(), {
@@ -317,7 +361,7 @@ export class Daemon {
         // The session has ended and its files are final: all of them go to S3 (those already verified are
         // skipped), queued before the recording shows `done`, so its `upload.pending` never reads 0 while
         // its last files are not even queued yet.
-        const uploads = this.uploads?.enqueueRecording(j.id, j.meta.dir, j.toApi().segments)
+        const uploads = this.uploads?.enqueueRecording(uploadId(j.meta), j.meta.dir, j.toApi().segments)
           .catch((err: unknown) => { log.error(`cannot queue the recording's files for S3: ${describeError(err)}`); });
         await Promise.all([...[...this.hooks].map((h) => h.finishing(j).catch((err: unknown) => { log.warn(`a recording hook failed: ${describeError(err)}`); })), uploads]);
       },
@@ -334,6 +378,7 @@ export class Daemon {
   }
 
   private onJobState(job: RecordingJob, state: RecordingState): void {
+    if (this.clusterRuns.has(job.id)) this.publishState(job.id);
     if (!finished(state)) return;
     this.jobs.delete(job.id);
     this.past.set(job.id, { ...job.meta });
@@ -344,8 +389,233 @@ export class Daemon {
     void this.applyRetention();
   }
 
+
+  /** True in cluster mode: the API then lists, starts and controls the whole cluster's recordings. */
+  get clustered(): boolean {
+    return this.cluster !== null;
+  }
+
+  private requireCluster(): Cluster {
+    if (this.cluster === null) throw new Error('not in cluster mode');
+    return this.cluster;
+  }
+
+  /** What a start request means: URL, target, options, password (shared by the local and the cluster start). */
+  private resolveStart(req: StartRequest): { url: string; target: string | null; options: DaemonRecordOptions; password: { file: string | null; env: string | null } } {
+    if (req.target !== undefined) {
+      const t = this.config.targets.find((x) => x.name === req.target);
+      if (t === undefined) throw new UsageError('UNKNOWN_TARGET', `no target named '${req.target}' in the configuration`);
+      if (req.url !== undefined) throw new UsageError('BAD_ARGUMENT', 'give a url or a target, not both');
+      return { url: t.url, target: t.name, options: { ...targetOptions(this.config, t), ...(req.options ?? {}) }, password: { file: req.passwordFile ?? t['password-file'] ?? null, env: t['password-env'] ?? null } };
+    }
+    if (req.url === undefined) throw new UsageError('BAD_ARGUMENT', 'a recording needs a url (or the name of a configured target)');
+    // No environment variable for API recordings: a caller must not read the daemon's environment.
+    return { url: req.url, target: null, options: { ...(this.config.defaults ?? {}), ...(req.options ?? {}) }, password: { file: req.passwordFile ?? null, env: null } };
+  }
+
+  /**
+   * Cluster mode: a recording started through the API becomes a job (job id = recording id) that any
+   * daemon with room takes. Resolves with its first cluster state (`starting`, no daemon yet).
+   */
+  async clusterStart(req: StartRequest): Promise<ClusterRecording> {
+    const cluster = this.requireCluster();
+    if (this.draining) throw new DaemonBusy('DRAINING', 'the daemon is shutting down: no new recordings');
+    const r = this.resolveStart(req);
+    // The URL and options are checked here, so a mistake is the caller's 400, not a failed job elsewhere.
+    openSource(r.url, toSourceOptions(r.options, r.password));
+    const id = newRecordingId();
+    const state: ClusterRecording = {
+      id, target: r.target, url: publicUrl(r.url), state: 'starting', start: new Date().toISOString(), end: null, dir: '',
+      segments: [], stats: null, error: null, daemon: null, parts: [],
+    };
+    await cluster.put(state);
+    await cluster.add(id, { recording: id, kind: 'api', ...r });
+    this.log.info({ recording: id, url: state.url }, 'recording queued in the cluster');
+    return state;
+  }
+
+  /** Cluster mode: puts an `always` target's job in the queue (a no-op while its job exists). */
+  private async addTargetJob(t: TargetConfig): Promise<void> {
+    const cluster = this.requireCluster();
+    try {
+      if (await cluster.targetStopped(t.name)) {
+        this.log.info({ target: t.name }, `target ${t.name} was stopped through the API: not queued`);
+        return;
+      }
+      await cluster.add(`target-${t.name}`, {
+        recording: newRecordingId(), kind: 'always', url: t.url, target: t.name, options: targetOptions(this.config, t),
+        password: { file: t['password-file'] ?? null, env: t['password-env'] ?? null },
+      });
+    } catch (err) {
+      this.log.error({ target: t.name }, `cannot queue target ${t.name} in the cluster: ${describeError(err)}`);
+    }
+  }
+
+  /**
+   * Cluster mode: runs one queue job here until its recording ends. A recording other daemons began is
+   * continued as a new part of the same id. An `always` target's job records one recording after another
+   * (a new id each time) until the target is stopped through the API. Throws to hand the job back to the
+   * queue (draining, lock lost): the recording stays unfinished and another daemon continues it.
+   */
+  private async processClusterJob(bj: Job<ClusterJobData>, signal: AbortSignal | undefined): Promise<void> {
+    const cluster = this.requireCluster();
+    let data = bj.data;
+    let attempt = 0;
+    for (;;) {
+      if (this.draining) throw new Error('handed back: this daemon is draining');
+      if (data.kind === 'always' && data.target !== null && await cluster.targetStopped(data.target)) return;
+      let prev = await cluster.get(data.recording);
+      if (prev !== null && finished(prev.state)) {
+        if (data.kind === 'api') return;
+        data = { ...data, recording: newRecordingId() };
+        await bj.updateData(data);
+        prev = null;
+      }
+      const partStart = new Date().toISOString();
+      const run: ClusterRun = { jobId: bj.id ?? data.recording, job: null, prev, partStart, handover: false };
+      this.clusterRuns.set(data.recording, run);
+      let job: RecordingJob;
+      try {
+        job = await this.startJob(data.url, data.target, data.options, data.password, { id: data.recording, start: prev?.start ?? partStart, part: prev?.parts.length ?? 0 });
+      } catch (err) {
+        this.clusterRuns.delete(data.recording);
+        if (this.draining) throw new Error('handed back: this daemon is draining');
+        this.log.error({ recording: data.recording, target: data.target }, `cannot start the recording: ${describeError(err)}`);
+        if (data.kind === 'api') {
+          await cluster.put({ ...(prev ?? emptyState(data)), state: 'failed', end: new Date().toISOString(), error: errorInfo(err) });
+          return;
+        }
+        attempt++;
+        if (!(await abortableDelay(backoffMs(attempt, { reopen: () => { throw new Error('unused'); }, ...this.reconnectSettings() }), this.drainAbort.signal))) throw new Error('handed back: this daemon is draining');
+        continue;
+      }
+      run.job = job;
+      const began = performance.now();
+      const onAbort = (): void => { run.handover = true; void job.stop(); };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      await job.finished;
+      signal?.removeEventListener('abort', onAbort);
+      await this.clusterWrites;
+      this.clusterRuns.delete(data.recording);
+      if (run.handover) throw new Error('handed over: another daemon continues the recording');
+      if (data.kind === 'api') return;
+      if (data.target !== null && await cluster.targetStopped(data.target)) return;
+      attempt = performance.now() - began >= STABLE_MS ? 1 : attempt + 1;
+      const delayMs = backoffMs(attempt, { reopen: () => { throw new Error('unused'); }, ...this.reconnectSettings() });
+      this.log.info({ target: data.target }, `target ${data.target ?? ''}: starting a new recording in ${(delayMs / 1000).toFixed(1)} s`);
+      if (!(await abortableDelay(delayMs, this.drainAbort.signal))) throw new Error('handed back: this daemon is draining');
+    }
+  }
+
+  /** The cluster's JSON of a recording this daemon runs: earlier parts' segments and ours, on one clock. */
+  private clusterView(run: ClusterRun, job: RecordingJob): ClusterRecording {
+    const local = this.decorate(job.toApi());
+    const prev = run.prev;
+    const now = new Date().toISOString();
+    // Session time restarts at 0 in every part: shifted by the part's start, the segments of all parts
+    // share the recording's clock and the gap of a take-over shows between them.
+    const offset = prev === null ? 0 : Math.max(0, Date.parse(run.partStart) - Date.parse(prev.start));
+    const earlier: RecordingPart[] = (prev?.parts ?? []).map((p) => (p.end === null ? { ...p, end: prev?.updated ?? run.partStart } : p));
+    const ended = finished(local.state) || run.handover;
+    const state: RecordingState = run.handover ? (finished(local.state) ? 'reconnecting' : local.state) : local.state;
+    return {
+      ...local, state, start: prev?.start ?? local.start, daemon: this.name,
+      end: run.handover ? null : local.end,
+      segments: [...(prev?.segments ?? []), ...local.segments.map((s) => ({ ...s, start_ms: s.start_ms + offset, daemon: this.name }))],
+      parts: [...earlier, { daemon: this.name, start: run.partStart, end: ended ? (local.end ?? now) : null }],
+      updated: now,
+    };
+  }
+
+  /** Writes a running recording's JSON to the cluster state (in order with the earlier writes). */
+  private publishState(id: string): void {
+    const run = this.clusterRuns.get(id);
+    const cluster = this.cluster;
+    if (run === undefined || run.job === null || cluster === null) return;
+    const view = this.clusterView(run, run.job);
+    this.clusterWrites = this.clusterWrites.then(() => cluster.put(view)).catch((err: unknown) => {
+      this.log.warn({ recording: id }, `cannot write the cluster state: ${describeError(err)}`);
+    });
+  }
+
+  /** A control message from any daemon (this one included). */
+  private onControl(msg: ControlMessage): void {
+    if (msg.op === 'stop') {
+      const job = this.clusterRuns.get(msg.id)?.job ?? null;
+      if (job === null) return;
+      this.log.info({ recording: msg.id }, 'stop requested through the cluster');
+      void job.stop();
+      return;
+    }
+    const meta = this.past.get(msg.id);
+    if (meta === undefined) return;
+    void this.remove(meta, 'deleted through the cluster').catch((err: unknown) => { this.log.error({ recording: msg.id }, `cannot delete: ${describeError(err)}`); });
+  }
+
+  /**
+   * BullMQ could not renew our lock (Redis unreachable for longer than the lock, or the event loop stuck):
+   * another daemon may already have taken the job, so ours stops recording (the files are finished) rather
+   * than record the target twice.
+   */
+  private onLockLost(jobIds: string[]): void {
+    for (const run of this.clusterRuns.values()) {
+      if (!jobIds.includes(run.jobId) || run.job === null) continue;
+      this.log.warn({ recording: run.job.id }, 'lost the cluster lock of this recording: stopping it here (another daemon continues it)');
+      run.handover = true;
+      void run.job.stop();
+    }
+  }
+
+  /** A recording as the API shows it: the cluster's view in cluster mode, else this daemon's. */
+  async getAny(id: string): Promise<ApiRecording | null> {
+    if (this.cluster === null) return this.get(id);
+    return this.cluster.get(id);
+  }
+
+  /** The list: the cluster's in cluster mode, else this daemon's. */
+  async listAny(q: ListQuery): Promise<{ recordings: ApiRecording[]; total: number }> {
+    if (this.cluster === null) return this.list(q);
+    const all = (await this.cluster.all())
+      .filter((r) => (q.target === undefined || r.target === q.target) && (q.state === undefined || r.state === q.state))
+      .sort((a, b) => (a.start < b.start ? 1 : a.start > b.start ? -1 : a.id.localeCompare(b.id)));
+    return { recordings: all.slice(q.offset, q.offset + q.limit), total: all.length };
+  }
+
+  /**
+   * Cluster mode: stops a recording wherever it runs. A job no daemon has taken yet is removed from the
+   * queue; otherwise a stop goes out on the control channel and this waits (within the drain timeout) for
+   * the recording daemon to write the finished state. An `always` target is marked stopped for the whole
+   * cluster first, so no daemon starts it again.
+   */
+  private async clusterStop(id: string): Promise<ApiRecording> {
+    const cluster = this.requireCluster();
+    const r = await cluster.get(id);
+    if (r === null) throw notFound(id);
+    if (finished(r.state)) return r;
+    const t = r.target === null ? undefined : this.config.targets.find((x) => x.name === r.target);
+    if (t !== undefined && t.mode === 'always') {
+      await cluster.stopTarget(t.name);
+      this.log.info({ target: t.name }, `target ${t.name} stopped through the API: not recorded again in the cluster until a daemon's configuration is reloaded`);
+    }
+    if (r.parts.length === 0 && await cluster.removeWaiting(id)) {
+      const stopped: ClusterRecording = { ...r, state: 'done', end: new Date().toISOString() };
+      await cluster.put(stopped);
+      return stopped;
+    }
+    await cluster.publish({ op: 'stop', id, target: r.target });
+    const deadline = Date.now() + this.config['drain-timeout'] * 1000 + 5000;
+    let last: ClusterRecording = r;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      last = (await cluster.get(id)) ?? last;
+      if (finished(last.state)) break;
+    }
+    return last;
+  }
+
   /** Stops a recording (its files stay); resolves when its files are finished. */
   async stopRecording(id: string): Promise<ApiRecording> {
+    if (this.cluster !== null) return this.clusterStop(id);
     const job = this.jobs.get(id);
     if (job === undefined) {
       const p = this.past.get(id);
@@ -365,6 +635,17 @@ export class Daemon {
 
   /** Removes a finished recording's directory. */
   async deleteFiles(id: string): Promise<void> {
+    const cluster = this.cluster;
+    if (cluster !== null) {
+      // Every daemon holding a part deletes it (this one too, through its own subscription); the objects
+      // of all parts lie under `<prefix><id>/` and go with the first daemon's deletion.
+      const r = await cluster.get(id);
+      if (r === null) throw notFound(id);
+      if (!finished(r.state)) throw new DaemonBusy('RECORDING_ACTIVE', `recording ${id} is still running: stop it first`);
+      await cluster.publish({ op: 'delete', id });
+      await cluster.forget(id);
+      return;
+    }
     if (this.jobs.has(id)) throw new DaemonBusy('RECORDING_ACTIVE', `recording ${id} is still running: stop it first`);
     const p = this.past.get(id);
     if (p === undefined) throw notFound(id);
@@ -376,13 +657,13 @@ export class Daemon {
     if (this.uploads !== null && this.store !== null) {
       // The objects go first: a store that cannot be reached leaves the recording whole (local files and
       // metadata), to be deleted by the next try, rather than objects nobody knows about.
-      await this.uploads.forget(meta.id);
+      await this.uploads.forget(uploadId(meta));
       try {
         const n = await this.store.deleteRecording(meta.id);
         if (n > 0) this.log.info({ recording: meta.id, objects: n }, `deleted ${n} object(s) of the recording from S3`);
       } catch (err) {
-        this.uploads.unforget(meta.id);
-        void this.uploads.enqueueRecording(meta.id, meta.dir, meta.segments ?? []).catch(() => undefined);
+        this.uploads.unforget(uploadId(meta));
+        void this.uploads.enqueueRecording(uploadId(meta), meta.dir, meta.segments ?? []).catch(() => undefined);
         throw err;
       }
     }
@@ -412,9 +693,10 @@ export class Daemon {
   /** A recording as the API shows it, with where each segment's file is and, with S3, its uploads. */
   private decorate(r: ApiRecording): ApiRecording {
     const u = this.uploads;
+    const uid = uploadId(this.jobs.get(r.id)?.meta ?? this.past.get(r.id) ?? r);
     // PNG segments are named by their first frame, which lies in frames/.
-    const segments = r.segments.map((s) => ({ ...s, location: u === null ? 'local' as const : u.location(r.id, s.kind === 'png' ? `frames/${s.file}` : s.file) }));
-    return u === null ? { ...r, segments } : { ...r, segments, upload: u.status(r.id) };
+    const segments = r.segments.map((s) => ({ ...s, location: u === null ? 'local' as const : u.location(uid, s.kind === 'png' ? `frames/${s.file}` : s.file) }));
+    return u === null ? { ...r, segments } : { ...r, segments, upload: u.status(uid) };
   }
 
   /** The directory of a recording (absolute), or null. */
@@ -458,7 +740,8 @@ export class Daemon {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     const file = path.basename(rel);
-    const remote = this.uploads?.remote(id, file) ?? null;
+    const meta = this.jobs.get(id)?.meta ?? this.past.get(id);
+    const remote = this.uploads?.remote(meta === undefined ? id : uploadId(meta), file) ?? null;
     const store = this.store;
     if (remote === null || store === null) throw new NotFound(`segment ${file} of recording ${id} is missing on disk`);
     return {
@@ -575,7 +858,8 @@ export class Daemon {
 
   /** A recording's bytes for retention: its directory's, and those of its files that are only in S3. */
   private async recordingBytes(id: string, dir: string): Promise<number> {
-    return (await directoryBytes(path.join(this.root, dir))) + (this.uploads?.remoteOnlyBytes(id) ?? 0);
+    const meta = this.jobs.get(id)?.meta ?? this.past.get(id);
+    return (await directoryBytes(path.join(this.root, dir))) + (this.uploads?.remoteOnlyBytes(meta === undefined ? id : uploadId(meta)) ?? 0);
   }
 
   /**
@@ -597,6 +881,16 @@ export class Daemon {
     if (JSON.stringify(next.api) !== JSON.stringify(before.api)) this.log.warn('api settings changed: they take effect at the next start, not on reload');
     this.config = next;
     const wanted = new Map(next.targets.filter((t) => t.mode === 'always').map((t) => [t.name, t]));
+    const cluster = this.cluster;
+    if (cluster !== null) {
+      // Cluster mode: every `always` target is queued (again), stopped ones too; a target's job that
+      // exists already is left as it is. Removed or changed targets apply when their recording ends.
+      for (const t of wanted.values()) {
+        await cluster.resumeTarget(t.name).catch(() => undefined);
+        await this.addTargetJob(t);
+      }
+      return;
+    }
     const stops: Promise<void>[] = [];
     for (const [name, k] of this.keepers) {
       const w = wanted.get(name);
@@ -621,9 +915,12 @@ export class Daemon {
   async drain(timeoutMs = this.config['drain-timeout'] * 1000): Promise<string[]> {
     const deadline = Date.now() + timeoutMs;
     this.draining = true;
+    this.drainAbort.abort();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const k of this.keepers.values()) k.abort.abort();
+    // Cluster mode: what this daemon records goes back to the queue, unfinished, for another daemon.
+    for (const run of this.clusterRuns.values()) run.handover = true;
     const all = Promise.all([...this.jobs.values()].map((j) => j.stop()));
     let timer: NodeJS.Timeout | undefined;
     const late = await Promise.race([
@@ -632,6 +929,15 @@ export class Daemon {
     ]);
     clearTimeout(timer);
     await Promise.race([Promise.all([...this.keepers.values()].map((k) => k.done)), abortableDelay(1000, new AbortController().signal)]);
+    if (this.cluster !== null) {
+      // The processors have seen their recordings end and throw: the jobs go back to the queue.
+      await this.clusterWrites;
+      // Bounded by what is left of the drain time; the timer is cancelled after, so it does not keep the
+      // process alive.
+      const bound = new AbortController();
+      await Promise.race([this.cluster.close(), abortableDelay(Math.max(1000, deadline - Date.now()), bound.signal)]);
+      bound.abort();
+    }
     if (this.uploads !== null) {
       // The last segments go up within what is left of the drain time; what does not is on the local disk
       // and goes up at the next start.
@@ -663,6 +969,14 @@ export class NotFound extends DeskrecError {
 
 function notFound(id: string): NotFound {
   return new NotFound(`no recording ${id}`);
+}
+
+/** The cluster state of a queued recording no daemon has begun. */
+function emptyState(d: ClusterJobData): ClusterRecording {
+  return {
+    id: d.recording, target: d.target, url: publicUrl(d.url), state: 'starting', start: new Date().toISOString(), end: null, dir: '',
+    segments: [], stats: null, error: null, daemon: null, parts: [],
+  };
 }
 
 function pastToApi(m: RecordingMeta): ApiRecording {

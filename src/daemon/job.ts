@@ -40,7 +40,15 @@ export interface JobEvents {
  * One segment as the API shows it: as recording.json keeps it, plus where its file is now (`local`, or
  * `s3` once storage.s3 verified its upload and the local copy was deleted).
  */
-export type ApiSegment = StoredSegment & { location?: 'local' | 's3' };
+export type ApiSegment = StoredSegment & { location?: 'local' | 's3'; daemon?: string };
+
+/** Cluster mode: one daemon's part of a recording (a new part after every take-over by another daemon). */
+export interface RecordingPart {
+  daemon: string;
+  start: string;
+  /** When the part ended (for a daemon that died: its last update of the cluster state); null while it runs. */
+  end: string | null;
+}
 
 /** A recording's uploads to S3 as the API shows them (storage.s3 configured). */
 export interface ApiUploadStatus {
@@ -61,6 +69,8 @@ export type ApiRecording = Omit<RecordingMeta, 'version' | 'segments' | 'stats' 
   daemon: string | null;
   /** Its files' uploads (only with storage.s3). */
   upload?: ApiUploadStatus;
+  /** Cluster mode: which daemon recorded when. */
+  parts?: RecordingPart[];
 };
 
 /** What a job starts from. */

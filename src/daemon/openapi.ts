@@ -24,6 +24,7 @@ const segment: Json = {
     file: { type: 'string' }, start_ms: { type: 'number', description: "session time of the segment's first frame" }, width: { type: 'integer' }, height: { type: 'integer' }, frames: { type: 'integer' },
     duration_ms: { type: 'number' }, bytes: { type: 'integer' },
     location: { type: 'string', enum: ['local', 's3'], description: 'where the file is: on the daemon\'s disk, or only in S3 (storage.s3; uploaded, verified and deleted locally)' },
+    daemon: { type: 'string', description: 'cluster mode: the daemon that recorded the segment (start_ms is then on the recording\'s clock across parts)' },
   },
 };
 
@@ -40,7 +41,15 @@ const recording: Json = {
     segments: { type: 'array', items: { $ref: '#/components/schemas/Segment' } },
     stats: { type: ['object', 'null'], additionalProperties: { type: 'number' } },
     error: { oneOf: [{ type: 'null' }, { $ref: '#/components/schemas/Error' }] },
-    daemon: { type: ['string', 'null'] },
+    daemon: { type: ['string', 'null'], description: 'the daemon recording it now, or that last did (cluster mode: null while it waits in the queue)' },
+    parts: {
+      type: 'array', description: 'cluster mode: one part per daemon that recorded it, in order (a new part after a take-over)',
+      items: {
+        type: 'object', required: ['daemon', 'start', 'end'],
+        properties: { daemon: { type: 'string' }, start: { type: 'string', format: 'date-time' }, end: { type: ['string', 'null'], format: 'date-time' } },
+      },
+    },
+    updated: { type: 'string', format: 'date-time', description: 'cluster mode: when the recording daemon last wrote it to the cluster state' },
     upload: {
       type: 'object', description: 'uploads of its files to S3 (only with storage.s3)', required: ['pending', 'failed', 'uploaded', 'lastError'],
       properties: {

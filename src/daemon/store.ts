@@ -41,6 +41,20 @@ export interface RecordingMeta {
   stats?: RecordingCounters | null;
   /** The name of the daemon that recorded it. */
   daemon?: string | null;
+  /**
+   * Cluster mode: which part of the recording this directory holds (0 or absent: the first; a daemon that
+   * takes a recording over records part 1, 2, … of the same id into a directory of its own).
+   */
+  part?: number;
+}
+
+/**
+ * The id a part's files go to S3 under: the recording id for the first part, `<id>/p<n>` for later ones,
+ * so that parts recorded by different daemons (each with its own display.mp4) never share a key and a
+ * recording's objects all stay under `<prefix><id>/`.
+ */
+export function uploadId(meta: { id: string; part?: number | undefined }): string {
+  return meta.part === undefined || meta.part === 0 ? meta.id : `${meta.id}/p${meta.part}`;
 }
 
 /** A recording's counters: the recorder's, plus reconnects and bytes written. */

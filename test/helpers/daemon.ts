@@ -23,11 +23,17 @@ export interface ApiRecording {
   start: string;
   end: string | null;
   dir: string;
-  segments: { kind: 'mp4' | 'png'; file: string; start_ms: number; width: number; height: number; frames: number; duration_ms: number; bytes: number; location?: 'local' | 's3' }[];
+  segments: { kind: 'mp4' | 'png'; file: string; start_ms: number; width: number; height: number; frames: number; duration_ms: number; bytes: number; location?: 'local' | 's3'; daemon?: string }[];
   stats: Record<string, number> | null;
   error: { code: string; message: string } | null;
   /** With storage.s3: the recording's uploads. */
   upload?: { pending: number; failed: number; uploaded: number; lastError: string | null };
+  /** The daemon recording it (or that last did). */
+  daemon?: string | null;
+  /** Cluster mode: which daemon recorded when. */
+  parts?: { daemon: string; start: string; end: string | null }[];
+  /** Cluster mode: when the recording daemon last wrote this to the cluster state. */
+  updated?: string;
 }
 
 /** One JSON log line. */
