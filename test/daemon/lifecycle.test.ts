@@ -34,7 +34,14 @@ function expectContiguous(d: DaemonRun, r: ApiRecording): void {
   expect(total).toBe((r.stats?.framesEmitted ?? NaN) - (r.stats?.framesMerged ?? NaN));
 }
 
-async function startAndStop(d: DaemonRun, what: string, pred: (r: ApiRecording) => boolean, body: unknown = { url: 'test://desktop?size=320x200', options: { 'fps-max': 10 } }): Promise<ApiRecording> {
+/**
+ * Recording options for the tests that wait for bytes (rotation by size, retention): a keyframe every 2 s
+ * (the default is 10 s, which writes ~2.5x fewer bytes on this desktop), so the sizes they wait for come in
+ * seconds rather than a minute.
+ */
+const BYTES_QUICKLY = { 'fps-max': 10, 'keyframe-interval': 2 };
+
+async function startAndStop(d: DaemonRun, what: string, pred: (r: ApiRecording) => boolean, body: unknown = { url: 'test://desktop?size=320x200', options: BYTES_QUICKLY }): Promise<ApiRecording> {
   const created = await d.api('POST', '/recordings', body);
   expect(created.status).toBe(201);
   const id = (created.body as ApiRecording).id;
@@ -58,7 +65,7 @@ test('rotation by time: consecutive segments, no frame missing between them', as
 
 test('rotation by size: a new segment once one passes the size, none missing a frame', async () => {
   const d = await startDaemon({ rotation: { megabytes: 0.15 } });
-  const r = await startAndStop(d, 'three segments', (x) => x.segments.length >= 3, { url: 'test://desktop?size=640x400', options: { 'fps-max': 20 } });
+  const r = await startAndStop(d, 'three segments', (x) => x.segments.length >= 3, { url: 'test://desktop?size=640x400', options: { ...BYTES_QUICKLY, 'fps-max': 20 } });
   for (const s of r.segments.slice(0, -1)) expect(s.bytes).toBeGreaterThanOrEqual(150_000 * 0.8);
   expectContiguous(d, r);
   expect(await d.signal('SIGTERM')).toBe(0);
@@ -69,7 +76,7 @@ test('retention: the oldest finished recordings go first, the active one stays, 
   const first = await startAndStop(d, '≥ 80 KB', (x) => (x.stats?.bytes ?? 0) >= 80_000);
   await startAndStop(d, '≥ 80 KB', (x) => (x.stats?.bytes ?? 0) >= 80_000);
   // A running recording that grows past the bound on its own: the finished ones make room, it stays.
-  const active = await d.api('POST', '/recordings', { url: 'test://desktop?size=320x200', options: { 'fps-max': 10 } });
+  const active = await d.api('POST', '/recordings', { url: 'test://desktop?size=320x200', options: BYTES_QUICKLY });
   const activeId = (active.body as ApiRecording).id;
   await d.waitForRecording(activeId, '≥ 150 KB', (x) => (x.stats?.bytes ?? 0) >= 150_000, 60000);
   // Retention runs when a recording ends: end a short fourth one.

@@ -14,25 +14,11 @@ import { sleep } from '../helpers/servers/proc';
 import { startXvnc } from '../helpers/servers/xvnc';
 import { startScrollingXterm, startTypingXterm, startXclock, typeText } from '../helpers/servers/x11-clients';
 import { testTimeoutFor, waitForScreenChange, waitForStillScreen } from '../helpers/wait';
+import { timedTests } from '../helpers/timed';
 
 useServerCleanup();
 
-const timings: string[] = [];
-afterAll(() => {
-  process.stdout.write(`harness timings:\n${timings.join('\n')}\n`);
-});
-
-/** Runs a test body and records how long it took. */
-function timed(name: string, body: () => Promise<void>, timeoutMs = testTimeoutFor(2)): void {
-  test(name, async () => {
-    const t0 = Date.now();
-    try {
-      await body();
-    } finally {
-      timings.push(`  ${name}: ${Date.now() - t0} ms`);
-    }
-  }, timeoutMs);
-}
+const { timed } = timedTests('harness timings', testTimeoutFor(2));
 
 function expectPlausible(img: RgbaImage, width: number, height: number, minColours = 3): void {
   expect(img.width).toBe(width);

@@ -19,25 +19,11 @@ import { pingRedis, startRedis, type RedisServer } from '../helpers/servers/redi
 import { startS3, type S3Server } from '../helpers/servers/s3';
 import { liveServers, stopAllServers, useServerCleanup } from '../helpers/servers/registry';
 import { testTimeoutFor, waitFor } from '../helpers/wait';
+import { timedTests } from '../helpers/timed';
 
 useServerCleanup();
 
-const notes: string[] = [];
-afterAll(() => {
-  process.stdout.write(`Redis/S3 harness:\n${notes.join('\n')}\n`);
-});
-
-/** Runs a test body and records how long it took. */
-function timed(name: string, body: () => Promise<void>, timeoutMs = testTimeoutFor(2)): void {
-  test(name, async () => {
-    const t0 = Date.now();
-    try {
-      await body();
-    } finally {
-      notes.push(`  ${name}: ${Date.now() - t0} ms`);
-    }
-  }, timeoutMs);
-}
+const { timed, notes } = timedTests('Redis/S3 harness', testTimeoutFor(2));
 
 /** An ioredis client that reconnects quickly (the default backoff would make a restart test slow, not wrong). */
 function redisClient(srv: RedisServer): Redis {

@@ -13,25 +13,11 @@ import { liveServers, useServerCleanup } from '../helpers/servers/registry';
 import { GUEST_SCREEN_SIZE, startQemuSpice, type SpiceImageCompression } from '../helpers/servers/spice';
 import { probeSpiceLink, SPICE_MAGIC, SpiceChannel, SpiceLinkErr, type SpiceLinkReply } from '../helpers/servers/spice-link';
 import { testTimeoutFor, waitFor, waitForScreenChange } from '../helpers/wait';
+import { timedTests } from '../helpers/timed';
 
 useServerCleanup();
 
-const notes: string[] = [];
-afterAll(() => {
-  process.stdout.write(`SPICE harness:\n${notes.join('\n')}\n`);
-});
-
-/** Runs a test body and records how long it took. */
-function timed(name: string, body: () => Promise<void>, timeoutMs = testTimeoutFor(1, 90000)): void {
-  test(name, async () => {
-    const t0 = Date.now();
-    try {
-      await body();
-    } finally {
-      notes.push(`  ${name}: ${Date.now() - t0} ms`);
-    }
-  }, timeoutMs);
-}
+const { timed, notes } = timedTests('SPICE harness', testTimeoutFor(1, 90000));
 
 /** The most frequent colours of a picture, as hex with their share. */
 function topColours(img: RgbaImage, n = 6): string {
