@@ -62,14 +62,19 @@ const listen = z.string().transform((text, ctx) => {
   return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
 });
 
-const targetUrl = z.string().superRefine((text, ctx) => {
-  let url: URL;
+/** `text` as a URL, or null with a "not a URL" issue added (the URL-valued settings' shared first check). */
+function parsedUrl(text: string, ctx: z.RefinementCtx, hint = ''): URL | null {
   try {
-    url = new URL(text);
+    return new URL(text);
   } catch {
-    ctx.addIssue({ code: 'custom', message: `not a URL: '${text}'` });
-    return;
+    ctx.addIssue({ code: 'custom', message: `not a URL: '${text}'${hint}` });
+    return null;
   }
+}
+
+const targetUrl = z.string().superRefine((text, ctx) => {
+  const url = parsedUrl(text, ctx);
+  if (url === null) return;
   if (!(TARGET_SCHEMES as readonly string[]).includes(url.protocol)) {
     ctx.addIssue({ code: 'custom', message: `unknown scheme '${url.protocol.replace(/:$/, '')}' (use ${TARGET_SCHEMES.map((s) => s.replace(/:$/, '')).join(', ')})` });
   } else if (url.password !== '') {
@@ -109,13 +114,8 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environ
 
 /** The S3 endpoint: an http(s) URL without credentials or a path (the bucket goes into the path or host). */
 const s3Endpoint = z.string().superRefine((text, ctx) => {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `not a URL: '${text}'` });
-    return;
-  }
+  const url = parsedUrl(text, ctx);
+  if (url === null) return;
   if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `must be http:// or https://, got '${url.protocol}'` });
   else if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: 'no credentials in the URL: use access-key-env/-file and secret-key-env/-file' });
 });
@@ -243,13 +243,8 @@ const configSchema = z.strictObject({
    */
   cluster: z.strictObject({
     redis: z.string().superRefine((text, ctx) => {
-      let url: URL;
-      try {
-        url = new URL(text);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: `not a URL: '${text}' (write redis://HOST:PORT)` });
-        return;
-      }
+      const url = parsedUrl(text, ctx, ' (write redis://HOST:PORT)');
+      if (url === null) return;
       if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') ctx.addIssue({ code: 'custom', message: `must be redis:// or rediss://, got '${url.protocol}'` });
     }),
     /** This daemon's name in the cluster (default hostname:port of the API); unique in the cluster. */
