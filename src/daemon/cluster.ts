@@ -14,6 +14,11 @@
  *   other worker (every STALLED_INTERVAL_MS) moves the job back to waiting, where a free worker takes it.
  * - State: hash `deskrec:state`, field = recording id, value = the recording's JSON as the API shows it,
  *   written by the daemon recording it (finished ones stay until deleted).
+ * - Objects (with storage.s3): hash `deskrec:objects:<recording id>`, field `<part>/<file>`, value where the
+ *   file is in S3 ({key, bytes, etag, local}), written by the daemon that uploaded it. The recording's JSON
+ *   is written by whichever daemon records it now, from its own copy of the earlier parts; keeping the
+ *   uploads apart means a late upload by an earlier part's daemon is never overwritten, and any daemon can
+ *   serve any segment that reached S3.
  * - Control: pub/sub channel `deskrec:control` (BullMQ cannot cancel another worker's job): `stop` and
  *   `delete` reach every daemon, and the one concerned acts.
  */
@@ -22,6 +27,7 @@ import { Redis } from 'ioredis';
 import { ConnectError, describeError, UsageError } from '../errors';
 import type { ApiRecording, RecordingPart } from './job';
 import type { DaemonRecordOptions } from './record-options';
+import { objectField } from './store';
 
 /** BullMQ's key prefix and queue name: the queue's keys are `deskrec:recordings:*`. */
 export const QUEUE_PREFIX = 'deskrec';
@@ -43,6 +49,19 @@ export const MAX_STALLED_COUNT = 1_000_000;
 const STATE_KEY = 'deskrec:state';
 const CONTROL_CHANNEL = 'deskrec:control';
 const STOPPED_TARGETS_KEY = 'deskrec:stopped-targets';
+const OBJECTS_KEY = 'deskrec:objects:';
+
+/** A file of a recording as stored in S3, as any daemon of the cluster sees it. */
+export interface ClusterObject {
+  /** The object's key in the bucket. */
+  key: string;
+  bytes: number;
+  etag: string;
+  /** When the upload was verified (ISO 8601). */
+  verified: string;
+  /** The uploading daemon still keeps a local copy. */
+  local: boolean;
+}
 
 /** What a job carries: enough for any daemon to start (or continue) the recording. */
 export interface ClusterJobData {
@@ -199,7 +218,29 @@ export class Cluster {
   }
 
   async forget(id: string): Promise<void> {
-    await this.redis.hdel(STATE_KEY, id);
+    await this.redis.multi().hdel(STATE_KEY, id).del(OBJECTS_KEY + id).exec();
+  }
+
+  /** Records where a file of part `part` of recording `id` is in S3. */
+  async putObject(id: string, part: number, file: string, o: ClusterObject): Promise<void> {
+    await this.redis.hset(OBJECTS_KEY + id, objectField(part, file), JSON.stringify(o));
+  }
+
+  /** The files in S3 of each recording in `ids` (one round trip), by objectField(). */
+  async objects(ids: readonly string[]): Promise<Map<string, Map<string, ClusterObject>>> {
+    const out = new Map<string, Map<string, ClusterObject>>();
+    if (ids.length === 0) return out;
+    const p = this.redis.pipeline();
+    for (const id of ids) p.hgetall(OBJECTS_KEY + id);
+    const replies = (await p.exec()) ?? [];
+    ids.forEach((id, i) => {
+      const [err, value] = replies[i] ?? [null, {}];
+      if (err !== null) throw err;
+      const m = new Map<string, ClusterObject>();
+      for (const [field, text] of Object.entries(value as Record<string, string>)) m.set(field, JSON.parse(text) as ClusterObject);
+      out.set(id, m);
+    });
+    return out;
   }
 
   /** `always` targets stopped through the API (not recorded again until a daemon's configuration reload). */

@@ -26,8 +26,8 @@ import { apiSegments, errorInfo, RecordingJob, type ApiRecording, type JobSettin
 import { DaemonMetrics } from './metrics';
 import { toSourceOptions, type DaemonRecordOptions } from './record-options';
 import type { S3Store } from './s3-store';
-import { directoryBytes, finished, newRecordingId, recordingDir, scanRecordings, uploadId, writeMeta, type RecordingMeta, type RecordingState, type StoredSegment } from './store';
-import { UploadQueue } from './upload-queue';
+import { directoryBytes, finished, newRecordingId, objectField, recordingDir, scanRecordings, uploadId, writeMeta, type RecordingMeta, type RecordingState, type StoredSegment } from './store';
+import { UploadQueue, type UploadEntry } from './upload-queue';
 
 /** How often the free space is checked, ms. */
 const DISK_CHECK_MS = 5000;
@@ -198,6 +198,7 @@ export class Daemon {
       log: (level, fields, msg) => { this.log[level](fields, msg); },
       uploaded: (bytes) => { this.metrics.uploaded(bytes); },
       failed: () => { this.metrics.uploadFailed(); },
+      stored: (uid, file, entry) => { this.publishObject(uid, file, entry); },
     });
     const uploads = this.uploads;
     this.metrics.enableUploads(() => uploads.backlogBytes());
@@ -521,7 +522,7 @@ export class Daemon {
     return {
       ...local, state, start: prev?.start ?? local.start, daemon: this.name,
       end: run.handover ? null : local.end,
-      segments: [...(prev?.segments ?? []), ...local.segments.map((s) => ({ ...s, start_ms: s.start_ms + offset, daemon: this.name }))],
+      segments: [...(prev?.segments ?? []), ...local.segments.map((s) => ({ ...s, start_ms: s.start_ms + offset, daemon: this.name, part: job.meta.part ?? 0 }))],
       parts: [...earlier, { daemon: this.name, start: run.partStart, end: ended ? (local.end ?? now) : null }],
       updated: now,
     };
@@ -569,7 +570,8 @@ export class Daemon {
   /** A recording as the API shows it: the cluster's view in cluster mode, else this daemon's. */
   async getAny(id: string): Promise<ApiRecording | null> {
     if (this.cluster === null) return this.get(id);
-    return this.cluster.get(id);
+    const r = await this.cluster.get(id);
+    return r === null ? null : (await this.withObjects([r]))[0] ?? null;
   }
 
   /** The list: the cluster's in cluster mode, else this daemon's. */
@@ -578,7 +580,40 @@ export class Daemon {
     const all = (await this.cluster.all())
       .filter((r) => (q.target === undefined || r.target === q.target) && (q.state === undefined || r.state === q.state))
       .sort((a, b) => (a.start < b.start ? 1 : a.start > b.start ? -1 : a.id.localeCompare(b.id)));
-    return { recordings: all.slice(q.offset, q.offset + q.limit), total: all.length };
+    return { recordings: await this.withObjects(all.slice(q.offset, q.offset + q.limit)), total: all.length };
+  }
+
+  /**
+   * Cluster recordings with each segment's location as the cluster's record of S3 objects has it: the JSON
+   * was written by the daemon recording the latest part, from its copy of the earlier parts, so an upload
+   * that finished after that copy (an earlier part's daemon restarted, or a recording's last segments) is
+   * known only there.
+   */
+  private async withObjects(rs: ClusterRecording[]): Promise<ClusterRecording[]> {
+    if (this.cluster === null || this.config.storage.s3 === undefined) return rs;
+    const objects = await this.cluster.objects(rs.map((r) => r.id));
+    return rs.map((r) => {
+      const o = objects.get(r.id);
+      if (o === undefined || o.size === 0) return r;
+      return {
+        ...r,
+        segments: r.segments.map((s) => {
+          const x = o.get(objectField(s.part ?? 0, s.kind === 'png' ? `frames/${s.file}` : s.file));
+          return x === undefined ? s : { ...s, location: x.local ? 'local' as const : 's3' as const };
+        }),
+      };
+    });
+  }
+
+  /** Cluster mode: tells the cluster where a file this daemon uploaded is (upload id `<id>` or `<id>/p<n>`). */
+  private publishObject(uid: string, file: string, entry: UploadEntry): void {
+    const cluster = this.cluster;
+    if (cluster === null) return;
+    const m = /^([^/]+)(?:\/p(\d+))?$/.exec(uid);
+    if (m === null) return;
+    const [, id = uid, part = '0'] = m;
+    void cluster.putObject(id, Number(part), file, { key: entry.key, bytes: entry.bytes, etag: entry.etag, verified: entry.verified, local: entry.localDeleted !== true })
+      .catch((err: unknown) => { this.log.warn({ recording: id, file }, `cannot record the S3 object in the cluster state: ${describeError(err)}`); });
   }
 
   /**
@@ -733,6 +768,7 @@ export class Daemon {
    * object in S3 it was verified as. NotFound when there is neither.
    */
   async videoSource(id: string, n: string): Promise<ByteSource> {
+    if (this.cluster !== null) return this.clusterVideoSource(this.cluster, id, n);
     const rel = this.videoSegment(id, n);
     try {
       return await fileSource(this.root, rel);
@@ -744,11 +780,36 @@ export class Daemon {
     const remote = this.uploads?.remote(meta === undefined ? id : uploadId(meta), file) ?? null;
     const store = this.store;
     if (remote === null || store === null) throw new NotFound(`segment ${file} of recording ${id} is missing on disk`);
-    return {
-      name: file, size: remote.bytes, version: remote.etag, lastModified: new Date(remote.verified), localPath: null,
-      read: (position, length) => store.read(remote.key, position, Math.min(length, remote.bytes - position)),
-      open: (range) => store.get(remote.key, range),
-    };
+    return objectSource(store, file, remote);
+  }
+
+  /**
+   * Cluster mode: video segment `n` as the cluster's JSON lists them (the MP4 segments of every part, in
+   * order, whichever daemon recorded them) — from this daemon's disk when it recorded that part and still
+   * has the file, else from S3 when the file got there (whichever daemon uploaded it), else NotFound naming
+   * the daemon whose disk holds it. No daemon calls another: S3 is the cluster's shared storage.
+   */
+  private async clusterVideoSource(cluster: Cluster, id: string, n: string): Promise<ByteSource> {
+    const r = await this.getAny(id);
+    if (r === null) throw notFound(id);
+    const videos = r.segments.filter((s) => s.kind === 'mp4');
+    const seg = /^\d{1,6}$/.test(n) ? videos[Number(n)] : undefined;
+    if (seg === undefined) throw new NotFound(`recording ${id} has no video segment ${n} (it has ${videos.length})`);
+    const part = seg.part ?? 0;
+    const mine = this.jobs.get(id)?.meta ?? this.past.get(id);
+    if (mine !== undefined && (mine.part ?? 0) === part && (seg.daemon ?? this.name) === this.name) {
+      try {
+        return await fileSource(this.root, path.join(mine.dir, seg.file));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    const store = this.store;
+    const o = store === null ? undefined : (await cluster.objects([id])).get(id)?.get(objectField(part, seg.file));
+    if (store === null || o === undefined) {
+      throw new NotFound(`video segment ${n} of recording ${id} (${seg.file}) is on the disk of daemon ${seg.daemon ?? 'unknown'}${store === null ? '' : ' and not in S3 yet'}`);
+    }
+    return objectSource(store, seg.file, o);
   }
 
   /** The running job of a recording, or null. */
@@ -804,6 +865,21 @@ export class Daemon {
     return this.retentionRunning;
   }
 
+  /**
+   * Retention's deletion. In cluster mode a recording is deleted whole or not at all: a part whose
+   * recording still runs on another daemon is kept; otherwise every daemon holding a part deletes it (the
+   * objects of all parts go with this daemon's deletion, as for DELETE …/files) and the cluster forgets it.
+   */
+  private async retire(meta: RecordingMeta, why: string): Promise<void> {
+    const cluster = this.cluster;
+    if (cluster === null) return this.remove(meta, why);
+    const r = await cluster.get(meta.id);
+    if (r !== null && !finished(r.state)) return;
+    await this.remove(meta, why);
+    await cluster.publish({ op: 'delete', id: meta.id });
+    await cluster.forget(meta.id);
+  }
+
   private async retention(): Promise<void> {
     const r = this.config.retention;
     if (r['max-age'] === undefined && r['max-bytes'] === undefined && r['max-bytes-per-target'] === undefined) return;
@@ -814,7 +890,7 @@ export class Daemon {
     for (const meta of candidates) {
       const ended = Date.parse(meta.end ?? meta.start);
       if (maxAge !== undefined && now - ended > maxAge * 1000) {
-        await this.remove(meta, `older than the retention's max-age (${maxAge} s)`).catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
+        await this.retire(meta, `older than the retention's max-age (${maxAge} s)`).catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
       } else {
         kept.push({ meta, bytes: await this.recordingBytes(meta.id, meta.dir) });
       }
@@ -839,7 +915,7 @@ export class Daemon {
         for (const k of list) {
           if (total <= perTarget) break;
           total -= k.bytes;
-          await this.remove(k.meta, `target ${t === '' ? '(API)' : t} above the retention's max-bytes-per-target (${formatBytes(perTarget)})`)
+          await this.retire(k.meta, `target ${t === '' ? '(API)' : t} above the retention's max-bytes-per-target (${formatBytes(perTarget)})`)
             .catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
           kept.splice(kept.indexOf(k), 1);
         }
@@ -851,7 +927,7 @@ export class Daemon {
       for (const k of [...kept]) {
         if (total <= maxBytes) break;
         total -= k.bytes;
-        await this.remove(k.meta, `storage above the retention's max-bytes (${formatBytes(maxBytes)})`).catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
+        await this.retire(k.meta, `storage above the retention's max-bytes (${formatBytes(maxBytes)})`).catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
       }
     }
   }
@@ -883,8 +959,16 @@ export class Daemon {
     const wanted = new Map(next.targets.filter((t) => t.mode === 'always').map((t) => [t.name, t]));
     const cluster = this.cluster;
     if (cluster !== null) {
-      // Cluster mode: every `always` target is queued (again), stopped ones too; a target's job that
-      // exists already is left as it is. Removed or changed targets apply when their recording ends.
+      // Cluster mode: an `always` target this configuration no longer has is withdrawn from the cluster
+      // (daemons are meant to share one configuration; one that still lists it queues it again at its own
+      // next reload). Every listed `always` target is queued (again), stopped ones too; a target's job
+      // that exists already is left as it is, so a changed target's new settings apply to its next job.
+      for (const t of before.targets) {
+        if (t.mode !== 'always' || wanted.has(t.name)) continue;
+        await this.withdrawTarget(cluster, t.name).catch((err: unknown) => {
+          this.log.error({ target: t.name }, `cannot withdraw target ${t.name} from the cluster: ${describeError(err)}`);
+        });
+      }
       for (const t of wanted.values()) {
         await cluster.resumeTarget(t.name).catch(() => undefined);
         await this.addTargetJob(t);
@@ -906,6 +990,20 @@ export class Daemon {
       this.log.info({ target: name }, `target ${name} starts`);
       this.keep(t);
     }
+  }
+
+  /**
+   * Cluster mode: a target removed from the configuration. Marked stopped first (so the job's loop does not
+   * start another recording of it), its job removed if no daemon holds it, and its running recording
+   * stopped wherever it runs.
+   */
+  private async withdrawTarget(cluster: Cluster, name: string): Promise<void> {
+    await cluster.stopTarget(name);
+    await cluster.removeWaiting(`target-${name}`);
+    for (const r of await cluster.all()) {
+      if (r.target === name && !finished(r.state)) await cluster.publish({ op: 'stop', id: r.id, target: name });
+    }
+    this.log.info({ target: name }, `target ${name} removed from the configuration: withdrawn from the cluster, its recording stops`);
   }
 
   /**
@@ -1017,3 +1115,12 @@ async function videoSize(file: string): Promise<{ width: number; height: number 
 }
 
 export { errorInfo };
+
+/** A file in S3 (verified there) as bytes to serve, read with ranged GETs. */
+function objectSource(store: S3Store, name: string, o: { key: string; bytes: number; etag: string; verified: string }): ByteSource {
+  return {
+    name, size: o.bytes, version: o.etag, lastModified: new Date(o.verified), localPath: null,
+    read: (position, length) => store.read(o.key, position, Math.min(length, o.bytes - position)),
+    open: (range) => store.get(o.key, range),
+  };
+}

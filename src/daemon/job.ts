@@ -40,7 +40,12 @@ export interface JobEvents {
  * One segment as the API shows it: as recording.json keeps it, plus where its file is now (`local`, or
  * `s3` once storage.s3 verified its upload and the local copy was deleted).
  */
-export type ApiSegment = StoredSegment & { location?: 'local' | 's3'; daemon?: string };
+export type ApiSegment = StoredSegment & {
+  location?: 'local' | 's3';
+  /** Cluster mode: the daemon that recorded the segment, and the part of the recording it belongs to. */
+  daemon?: string;
+  part?: number;
+};
 
 /** Cluster mode: one daemon's part of a recording (a new part after every take-over by another daemon). */
 export interface RecordingPart {

@@ -57,6 +57,14 @@ export function uploadId(meta: { id: string; part?: number | undefined }): strin
   return meta.part === undefined || meta.part === 0 ? meta.id : `${meta.id}/p${meta.part}`;
 }
 
+/**
+ * Cluster mode: how a file of one part of a recording is named in the cluster's record of its S3 objects
+ * (cluster.ts): the part, then the file's path in that part's directory.
+ */
+export function objectField(part: number, file: string): string {
+  return `${part}/${file}`;
+}
+
 /** A recording's counters: the recorder's, plus reconnects and bytes written. */
 export type RecordingCounters = RecordingStats & { reconnects: number; bytes: number };
 

@@ -69,6 +69,11 @@ export interface UploadEvents {
   uploaded: (bytes: number) => void;
   /** An attempt failed (it will be tried again). */
   failed: () => void;
+  /**
+   * A file's S3 record changed: verified in S3, or its local copy deleted afterwards. Cluster mode
+   * publishes these so that any daemon can tell where another daemon's segment is and serve it from S3.
+   */
+  stored?: (id: string, file: string, entry: UploadEntry) => void;
 }
 
 /** How the queue is set up (storage.s3). */
@@ -210,6 +215,7 @@ export class UploadQueue {
       if (entry !== undefined && entry.localDeleted !== true) {
         entry.localDeleted = true;
         await this.append(rec, { file, localDeleted: true });
+        this.events.stored?.(rec.id, file, entry);
       }
       return;
     }
@@ -294,6 +300,7 @@ export class UploadQueue {
         rec.files.set(file, verified);
         await this.append(rec, { file, ...verified });
         this.events.uploaded(stored.bytes);
+        this.events.stored?.(rec.id, file, verified);
         this.events.log('info', { recording: rec.id, file, bytes: stored.bytes, etag: stored.etag, ms: Math.round(performance.now() - t0) },
           `uploaded ${file} to S3 and verified it (size and ETag)`);
       }
@@ -366,6 +373,7 @@ export class UploadQueue {
     }
     entry.localDeleted = true;
     await this.append(rec, { file, localDeleted: true });
+    this.events.stored?.(rec.id, file, entry);
     if (st !== null) this.events.log('info', { recording: rec.id, file, bytes: entry.bytes }, `local copy of ${file} deleted (verified in S3)`);
   }
 

@@ -17,7 +17,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
 import { parseConfig } from '../../src/daemon/config';
 import { UsageError } from '../../src/errors';
 import { startDaemon, type ApiRecording, type DaemonRun } from '../helpers/daemon';
@@ -274,6 +275,27 @@ describe('cluster mode', () => {
       }
       daemons.delete(leaving);
     }, testTimeoutFor(2));
+
+    test('a target removed from a daemon\'s configuration (SIGHUP) is withdrawn from the cluster: its recording stops, its job goes', async () => {
+      const [name] = [...daemons.keys()];
+      const x = d(name ?? 'd');
+      const running = await x.waitForList('the always target recording', (rs) => rs.some((r) => r.target === 'keeper' && r.state === 'recording'));
+      const rec = running.find((r) => r.target === 'keeper' && r.state === 'recording');
+      x.writeConfig({ cluster: { redis: redis.url, name, capacity: CAPACITY * 2 }, targets: [] });
+      await x.signal('SIGHUP');
+      // Reported done by every daemon; no other recording of the target starts: its job is gone and the
+      // target is marked stopped (the other daemons still list it and would queue it at their next reload).
+      for (const n of daemons.keys()) await d(n).waitForRecording(rec?.id ?? '', 'the target\'s recording done', (r) => r.state === 'done');
+      const probe = new Redis(redis.url);
+      try {
+        await waitFor('the target\'s job to leave the queue', async () => ((await probe.exists('deskrec:recordings:target-keeper')) === 0 ? true : undefined));
+        expect(await probe.sismember('deskrec:stopped-targets', 'keeper')).toBe(1);
+      } finally {
+        probe.disconnect();
+      }
+      const list = ((await x.api('GET', '/recordings?limit=1000')).body as { recordings: ApiRecording[] }).recordings;
+      expect(list.filter((r) => r.target === 'keeper' && !['done', 'failed', 'interrupted'].includes(r.state))).toEqual([]);
+    }, testTimeoutFor(2));
   });
 });
 
@@ -307,6 +329,29 @@ describe('cluster mode, a full daemon', () => {
       await redis.stop();
     }
   }, testTimeoutFor(3));
+});
+
+describe('cluster mode, retention', () => {
+  test('a recording deleted by retention leaves the cluster\'s list too', async () => {
+    const redis = await startRedis();
+    try {
+      const x = await startDaemon({ cluster: { redis: redis.url, name: 'x', capacity: 2 }, retention: { 'max-age': '1s' } });
+      const startAndStop = async (): Promise<string> => {
+        const id = ((await x.api('POST', '/recordings', { url: URL_A, options: { 'fps-max': 10 } })).body as ApiRecording).id;
+        await x.waitForRecording(id, 'a frame', (r) => running(r) && (r.segments[0]?.frames ?? 0) > 0);
+        expect((await x.api('DELETE', `/recordings/${id}`)).status).toBe(200);
+        return id;
+      };
+      const old = await startAndStop();
+      // Retention runs after every recording that ends: the second one's end finds the first past max-age.
+      await new Promise((r) => setTimeout(r, 1100));
+      await startAndStop();
+      await waitFor(`recording ${old} gone from the cluster`, async () => ((await x.api('GET', `/recordings/${old}`)).status === 404 ? true : undefined));
+      expect(idsIn(x.root)).not.toContain(old);
+    } finally {
+      await redis.stop();
+    }
+  }, testTimeoutFor(2));
 });
 
 describe('cluster mode with S3', () => {
@@ -345,6 +390,28 @@ describe('cluster mode with S3', () => {
       notes.push(`S3 keys of a recording continued after a SIGKILL: ${all.map((k) => k.replace(`deskrec/${id}/`, '')).join(', ')}`);
       const r = await y.waitForRecording(id, 'done with its parts', (q) => q.state === 'done');
       expect(r.parts?.map((p) => p.daemon)).toEqual(['x', 'y']);
+      // y serves x's segments that reached S3 (x is dead: S3 is the only place they can come from), each
+      // byte for byte the object; one x never uploaded is refused with the daemon whose disk holds it.
+      const done = await y.waitForRecording(id, 'every segment of y in S3', (q) => q.segments.filter((s) => s.daemon === 'y').every((s) => s.location === 's3'));
+      const videos = done.segments.filter((s) => s.kind === 'mp4');
+      expect(videos.map((s) => s.part)).toEqual(videos.map((s) => (s.daemon === 'x' ? 0 : 1)));
+      let servedFromX = 0;
+      for (const [n, s] of videos.entries()) {
+        const res = await fetch(`${y.base}/recordings/${id}/segments/${n}`, { headers: { authorization: `Bearer ${y.token}` } });
+        if (s.location !== 's3') {
+          expect(s.daemon).toBe('x');
+          expect(res.status).toBe(404);
+          expect(await res.text()).toMatch(/on the disk of daemon x and not in S3 yet/);
+          continue;
+        }
+        expect(res.status).toBe(200);
+        const body = Buffer.from(await res.arrayBuffer());
+        const key = `deskrec/${id}/${s.part === 0 ? '' : `p${s.part ?? 0}/`}${s.file}`;
+        const obj = await client.send(new GetObjectCommand({ Bucket: 'recordings', Key: key }));
+        expect(body.equals(Buffer.from(await obj.Body?.transformToByteArray() ?? []))).toBe(true);
+        if (s.daemon === 'x') servedFromX++;
+      }
+      expect(servedFromX).toBeGreaterThan(0);
     } finally {
       client.destroy();
       await Promise.all([redis.stop(), s3.stop()]);

@@ -23,7 +23,7 @@ export interface ApiRecording {
   start: string;
   end: string | null;
   dir: string;
-  segments: { kind: 'mp4' | 'png'; file: string; start_ms: number; width: number; height: number; frames: number; duration_ms: number; bytes: number; location?: 'local' | 's3'; daemon?: string }[];
+  segments: { kind: 'mp4' | 'png'; file: string; start_ms: number; width: number; height: number; frames: number; duration_ms: number; bytes: number; location?: 'local' | 's3'; daemon?: string; part?: number }[];
   stats: Record<string, number> | null;
   error: { code: string; message: string } | null;
   /** With storage.s3: the recording's uploads. */
