@@ -27,7 +27,7 @@ import { Redis } from 'ioredis';
 import { ConnectError, describeError, UsageError } from '../errors';
 import type { ApiRecording, RecordingPart } from './job';
 import type { DaemonRecordOptions } from './record-options';
-import { objectField } from './store';
+import { objectField, type StoredSegment } from './store';
 
 /** BullMQ's key prefix and queue name: the queue's keys are `deskrec:recordings:*`. */
 export const QUEUE_PREFIX = 'deskrec';
@@ -61,6 +61,8 @@ export interface ClusterObject {
   verified: string;
   /** The uploading daemon still keeps a local copy. */
   local: boolean;
+  /** For a video segment: its record as the uploading daemon has it (final once the file is). */
+  segment?: StoredSegment;
 }
 
 /** What a job carries: enough for any daemon to start (or continue) the recording. */

@@ -22,7 +22,7 @@ import { openSource } from '../sources/open';
 import { fileSource, type ByteSource } from './byte-source';
 import type { Cluster, ClusterJobData, ClusterRecording, ControlMessage } from './cluster';
 import { s3Credentials, targetOptions, type DaemonConfig, type TargetConfig } from './config';
-import { apiSegments, errorInfo, RecordingJob, type ApiRecording, type JobSettings, type RecordingPart } from './job';
+import { apiSegments, errorInfo, RecordingJob, type ApiRecording, type ApiSegment, type JobSettings, type RecordingPart } from './job';
 import { DaemonMetrics } from './metrics';
 import { toSourceOptions, type DaemonRecordOptions } from './record-options';
 import type { S3Store } from './s3-store';
@@ -584,10 +584,12 @@ export class Daemon {
   }
 
   /**
-   * Cluster recordings with each segment's location as the cluster's record of S3 objects has it: the JSON
-   * was written by the daemon recording the latest part, from its copy of the earlier parts, so an upload
-   * that finished after that copy (an earlier part's daemon restarted, or a recording's last segments) is
-   * known only there.
+   * Cluster recordings with each segment as the cluster's record of S3 objects has it. The JSON was written
+   * by the daemon recording the latest part, from its copy of the earlier parts, so what happened to an
+   * earlier part afterwards is known only there: uploads that finished later (location), and a killed
+   * daemon's last segments as its restart finished them (their final frame counts and sizes, and a
+   * segment it closed in the last second before it died, after its last write of the JSON, which would
+   * otherwise be missing). Such a segment is placed on the recording's clock by its part's start.
    */
   private async withObjects(rs: ClusterRecording[]): Promise<ClusterRecording[]> {
     if (this.cluster === null || this.config.storage.s3 === undefined) return rs;
@@ -595,13 +597,28 @@ export class Daemon {
     return rs.map((r) => {
       const o = objects.get(r.id);
       if (o === undefined || o.size === 0) return r;
-      return {
-        ...r,
-        segments: r.segments.map((s) => {
-          const x = o.get(objectField(s.part ?? 0, s.kind === 'png' ? `frames/${s.file}` : s.file));
-          return x === undefined ? s : { ...s, location: x.local ? 'local' as const : 's3' as const };
-        }),
-      };
+      const fieldOf = (s: ApiSegment): string => objectField(s.part ?? 0, s.kind === 'png' ? `frames/${s.file}` : s.file);
+      const listed = new Set<string>();
+      const segments: ApiSegment[] = r.segments.map((s) => {
+        const f = fieldOf(s);
+        listed.add(f);
+        const x = o.get(f);
+        if (x === undefined) return s;
+        const final = x.segment === undefined ? {} : { frames: x.segment.frames, bytes: x.segment.bytes, duration_ms: x.segment.duration_ms };
+        return { ...s, ...final, location: x.local ? 'local' as const : 's3' as const };
+      });
+      let added = false;
+      for (const [f, x] of o) {
+        if (listed.has(f) || x.segment === undefined) continue;
+        const part = Number(f.slice(0, f.indexOf('/')));
+        const p = r.parts[part];
+        if (p === undefined) continue;
+        const offset = Math.max(0, Date.parse(p.start) - Date.parse(r.start));
+        segments.push({ ...x.segment, start_ms: x.segment.start_ms + offset, daemon: p.daemon, part, location: x.local ? 'local' : 's3' });
+        added = true;
+      }
+      if (added) segments.sort((a, b) => (a.part ?? 0) - (b.part ?? 0) || a.start_ms - b.start_ms);
+      return { ...r, segments };
     });
   }
 
@@ -612,7 +629,10 @@ export class Daemon {
     const m = /^([^/]+)(?:\/p(\d+))?$/.exec(uid);
     if (m === null) return;
     const [, id = uid, part = '0'] = m;
-    void cluster.putObject(id, Number(part), file, { key: entry.key, bytes: entry.bytes, etag: entry.etag, verified: entry.verified, local: entry.localDeleted !== true })
+    void cluster.putObject(id, Number(part), file, {
+      key: entry.key, bytes: entry.bytes, etag: entry.etag, verified: entry.verified, local: entry.localDeleted !== true,
+      ...(entry.segment === undefined ? {} : { segment: entry.segment }),
+    })
       .catch((err: unknown) => { this.log.warn({ recording: id, file }, `cannot record the S3 object in the cluster state: ${describeError(err)}`); });
   }
 
