@@ -11,7 +11,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../../util/sharp';
 import type { Rect } from '../../capture/rect';
 import type { SinkError } from '../../errors';
 import { writeError } from '../files';
@@ -146,6 +146,7 @@ export class PngSink {
   private async write(index: number, f: PngFrame): Promise<number> {
     if (this.stopped) return 0;
     const file = frameFile(index);
+    const sharp = await loadSharp();
     const png = await sharp(f.rgba, { raw: { width: f.width, height: f.height, channels: 4 } })
       .png({ compressionLevel: 3, adaptiveFiltering: false })
       .toBuffer();

@@ -2,7 +2,7 @@
  * A real DecodeContext for tests, tools and the connection: persistent zlib streams from zlib-stream.ts
  * created on first use, JPEG/PNG decoding through sharp, and the last cursor shape kept on the object.
  */
-import sharp from 'sharp';
+import { loadSharp } from '../../../util/sharp';
 import type { CursorShape } from '../../../capture/cursor';
 import type { Surface } from '../../../capture/surface';
 import { ProtocolError } from '../../../errors';
@@ -43,6 +43,7 @@ type StreamName = Parameters<DecodeContext['zlib']>[0];
 
 async function decodeImage(data: Uint8Array, kind: string): Promise<{ rgba: Uint8Array; width: number; height: number }> {
   try {
+    const sharp = await loadSharp();
     const { data: rgba, info } = await sharp(data).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 4) throw new Error(`${info.channels} channels`);
     return { rgba, width: info.width, height: info.height };

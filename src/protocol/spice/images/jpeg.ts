@@ -6,7 +6,7 @@
  * premultiplied RGBA bitmap), and JPEG artefacts can leave a component above its alpha: the compositor must
  * clamp.
  */
-import sharp from 'sharp';
+import { loadSharp } from '../../../util/sharp';
 import { ProtocolError } from '../../../errors';
 import { checkSize, maxPixelsOf, type DecodedImage, type DecodeOptions } from './common';
 import { decodeLzAlphaInto } from './lz';
@@ -22,6 +22,7 @@ export async function decodeJpeg(data: Uint8Array, opts?: DecodeOptions): Promis
   let height: number;
   let rgba: Uint8Array;
   try {
+    const sharp = await loadSharp();
     const meta = await sharp(buf).metadata();
     checkSize('JPEG', meta.width ?? 0, meta.height ?? 0, maxPixels);
     if (meta.format !== 'jpeg') throw new ProtocolError('JPEG_DECODE_FAILED', `jpeg: the data is ${meta.format ?? 'unknown'}, not JPEG`);
