@@ -15,7 +15,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { Browser } from 'playwright-core';
 import { parseConfig } from '../../src/daemon/config';
 import { S3Store } from '../../src/daemon/s3-store';
 import { UsageError } from '../../src/errors';
@@ -24,7 +23,7 @@ import { decodedFrameCount, requireTool } from '../helpers/media';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startS3, type S3Server } from '../helpers/servers/s3';
 import { thrown } from '../helpers/thrown';
-import { launchChromium } from '../helpers/viewer';
+import { seekInDaemonPlayer } from '../helpers/seek';
 import { testTimeoutFor, waitFor } from '../helpers/wait';
 
 useServerCleanup();
@@ -202,36 +201,14 @@ describe('a daemon with storage.s3', () => {
   }, testTimeoutFor(1));
 
   test('Chromium plays and seeks a segment that is only in S3, through the page\'s cookie', async () => {
-    let browser: Browser | undefined;
-    try {
-      browser = await launchChromium();
-      const page = await browser.newPage();
-      await page.goto(`${d.base}/player.html?id=${recId}&token=${encodeURIComponent(d.token)}`);
-      const r = (await d.api('GET', `/recordings/${recId}`)).body as ApiRecording;
-      const seg = r.segments[1];
-      if (seg === undefined) throw new Error('no second segment');
-      expect(seg.location).toBe('s3');
-      await page.evaluate(`(() => {
-        const v = document.createElement('video');
-        v.id = 'probe'; v.muted = true; v.src = '/recordings/${recId}/play/1';
-        document.body.append(v);
-      })()`);
-      const duration = await waitFor('the segment\'s metadata in Chromium', async () => {
-        const v = await page.evaluate<number>("document.getElementById('probe').readyState >= 1 ? document.getElementById('probe').duration : 0");
-        return v > 0 ? v : undefined;
-      });
-      expect(duration).toBeCloseTo(seg.duration_ms / 1000, 1);
-      const target = duration * 0.6;
-      await page.evaluate(`document.getElementById('probe').currentTime = ${target}`);
-      const at = await waitFor('the seek to land with a frame', async () => {
-        const s = await page.evaluate<{ seeking: boolean; ready: number; t: number; w: number }>("(() => { const v = document.getElementById('probe'); return { seeking: v.seeking, ready: v.readyState, t: v.currentTime, w: v.videoWidth }; })()");
-        return !s.seeking && s.ready >= 2 ? s : undefined;
-      });
-      expect(at.t).toBeCloseTo(target, 1);
-      expect(at.w).toBe(seg.width);
-    } finally {
-      await browser?.close();
-    }
+    const r = (await d.api('GET', `/recordings/${recId}`)).body as ApiRecording;
+    const seg = r.segments[1];
+    if (seg === undefined) throw new Error('no second segment');
+    expect(seg.location).toBe('s3');
+    const at = await seekInDaemonPlayer(d.base, d.token, recId, 1);
+    expect(at.duration).toBeCloseTo(seg.duration_ms / 1000, 1);
+    expect(at.t).toBeCloseTo(at.target, 1);
+    expect(at.videoWidth).toBe(seg.width);
   }, testTimeoutFor(3));
 
   test('DELETE /recordings/:id/files removes the objects and the local directory', async () => {

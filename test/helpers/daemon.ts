@@ -165,3 +165,28 @@ function readOrMakeToken(home: string): string {
     return token;
   }
 }
+
+/**
+ * Cluster mode: every recording of `before` is still recording, has written more bytes than then, and its
+ * daemon wrote the cluster state more than a second after `sinceMs` (it got through to Redis again).
+ */
+export function grownAndPublishedSince(before: readonly ApiRecording[], now: readonly ApiRecording[], sinceMs: number): boolean {
+  return before.every((b) => {
+    const r = now.find((x) => x.id === b.id);
+    return r !== undefined && r.state === 'recording' && (r.stats?.bytes ?? 0) > (b.stats?.bytes ?? 0) && Date.parse(r.updated ?? '') > sinceMs + 1000;
+  });
+}
+
+/**
+ * Cluster mode: `r` was taken over from the daemon `dead`: two parts (dead's, ended, then its daemon's),
+ * dead's segments kept, and the new part's segments after them on the recording's clock.
+ */
+export function expectTakenOver(r: ApiRecording | undefined, dead: string): { oldSegs: ApiRecording['segments']; newSegs: ApiRecording['segments'] } {
+  expect(r?.parts?.map((p) => p.daemon)).toEqual([dead, r?.daemon]);
+  expect(r?.parts?.[0]?.end).not.toBeNull();
+  const oldSegs = r?.segments.filter((s) => s.daemon === dead) ?? [];
+  const newSegs = r?.segments.filter((s) => s.daemon === r?.daemon) ?? [];
+  expect(oldSegs.length).toBeGreaterThan(0);
+  expect(Math.min(...newSegs.map((s) => s.start_ms))).toBeGreaterThan(Math.max(...oldSegs.map((s) => s.start_ms)));
+  return { oldSegs, newSegs };
+}

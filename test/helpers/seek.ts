@@ -5,6 +5,8 @@
 import { createReadStream, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import * as path from 'node:path';
+import { launchChromium } from './viewer';
+import { waitFor } from './wait';
 
 const SEEK_SCRIPT = path.resolve(__dirname, '..', 'e2e', 'seek-check.js');
 
@@ -42,3 +44,44 @@ export function serveForSeeking(dir: string): Promise<{ server: Server; url: str
   }));
 }
 
+
+/** What Chromium reported for a daemon's segment played through its player page and seeked to 60 %. */
+export interface PlayerSeek {
+  /** The video's duration, s. */
+  duration: number;
+  /** Where the seek went, s. */
+  target: number;
+  /** currentTime once the seek landed with a frame. */
+  t: number;
+  videoWidth: number;
+}
+
+/**
+ * Opens a daemon's player page with `?token=` (which sets the page's cookie), plays video segment `n` of
+ * recording `id` through `/recordings/:id/play/:n` in a <video>, and seeks to 60 % of its duration.
+ */
+export async function seekInDaemonPlayer(base: string, token: string, id: string, n: number): Promise<PlayerSeek> {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/player.html?id=${id}&token=${encodeURIComponent(token)}`);
+    await page.evaluate(`(() => {
+      const v = document.createElement('video');
+      v.id = 'probe'; v.muted = true; v.src = '/recordings/${id}/play/${n}';
+      document.body.append(v);
+    })()`);
+    const duration = await waitFor('the segment\'s metadata in Chromium', async () => {
+      const v = await page.evaluate<number>("document.getElementById('probe').readyState >= 1 ? document.getElementById('probe').duration : 0");
+      return v > 0 ? v : undefined;
+    });
+    const target = duration * 0.6;
+    await page.evaluate(`document.getElementById('probe').currentTime = ${target}`);
+    const at = await waitFor('the seek to land with a frame', async () => {
+      const s = await page.evaluate<{ seeking: boolean; ready: number; t: number; w: number }>("(() => { const v = document.getElementById('probe'); return { seeking: v.seeking, ready: v.readyState, t: v.currentTime, w: v.videoWidth }; })()");
+      return !s.seeking && s.ready >= 2 ? s : undefined;
+    });
+    return { duration, target, t: at.t, videoWidth: at.w };
+  } finally {
+    await browser.close();
+  }
+}
