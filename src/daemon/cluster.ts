@@ -13,7 +13,9 @@
  *   cut off stops renewing, the lock expires after LOCK_DURATION_MS, and the next stalled-job check of any
  *   other worker (every STALLED_INTERVAL_MS) moves the job back to waiting, where a free worker takes it.
  * - State: hash `deskrec:state`, field = recording id, value = the recording's JSON as the API shows it,
- *   written by the daemon recording it (finished ones stay until deleted).
+ *   written by the daemon recording it (finished ones stay until deleted); sorted set `deskrec:index`
+ *   (score = the recording's start, ms) orders them, so a page of the list reads only its recordings, not
+ *   the whole hash (which at thousands of recordings would be megabytes per call; docs/SCALING.md).
  * - Objects (with storage.s3): hash `deskrec:objects:<recording id>`, field `<part>/<file>`, value where the
  *   file is in S3 ({key, bytes, etag, local}), written by the daemon that uploaded it. The recording's JSON
  *   is written by whichever daemon records it now, from its own copy of the earlier parts; keeping the
@@ -50,6 +52,9 @@ const STATE_KEY = 'deskrec:state';
 const CONTROL_CHANNEL = 'deskrec:control';
 const STOPPED_TARGETS_KEY = 'deskrec:stopped-targets';
 const OBJECTS_KEY = 'deskrec:objects:';
+const INDEX_KEY = 'deskrec:index';
+/** Recordings read per round trip while a filtered list scans the index. */
+const SCAN_CHUNK = 500;
 
 /** A file of a recording as stored in S3, as any daemon of the cluster sees it. */
 export interface ClusterObject {
@@ -155,6 +160,7 @@ export class Cluster {
     const c = new Cluster(redis, url, handlers);
     redis.on('error', (err) => { c.onError('state', err); });
     await c.subscriber.subscribe(CONTROL_CHANNEL);
+    await c.reindex();
     return c;
   }
 
@@ -203,24 +209,78 @@ export class Cluster {
     }
   }
 
-  /** Writes a recording's JSON to the cluster state. */
+  /**
+   * Writes a recording's JSON to the cluster state. The first write of a recording by this daemon also
+   * puts it in the index (NX: its start never changes), in the same transaction; later ones, once a
+   * second, are one HSET.
+   */
   async put(r: ClusterRecording): Promise<void> {
-    await this.redis.hset(STATE_KEY, r.id, JSON.stringify(r));
+    const json = JSON.stringify(r);
+    if (this.indexed.has(r.id)) {
+      await this.redis.hset(STATE_KEY, r.id, json);
+      return;
+    }
+    checkReplies(await this.redis.multi().hset(STATE_KEY, r.id, json).zadd(INDEX_KEY, 'NX', Date.parse(r.start), r.id).exec());
+    this.indexed.add(r.id);
   }
+
+  /** Ids this daemon has put in the index (so that its every-second writes stay one command). */
+  private readonly indexed = new Set<string>();
 
   async get(id: string): Promise<ClusterRecording | null> {
     const text = await this.redis.hget(STATE_KEY, id);
     return text === null ? null : JSON.parse(text) as ClusterRecording;
   }
 
-  /** Every recording of the cluster. */
-  async all(): Promise<ClusterRecording[]> {
-    const m = await this.redis.hgetall(STATE_KEY);
-    return Object.values(m).map((t) => JSON.parse(t) as ClusterRecording);
+  /** The recordings of `ids` that are in the state, in that order. */
+  private async getMany(ids: readonly string[]): Promise<ClusterRecording[]> {
+    if (ids.length === 0) return [];
+    const texts = await this.redis.hmget(STATE_KEY, ...ids);
+    return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as ClusterRecording);
+  }
+
+  /**
+   * A page of the cluster's recordings, newest start first, and how many there are. Unfiltered: the page's
+   * ids from the index and their JSON, two commands whatever the cluster's size. With `keep`: the index is
+   * read in chunks of SCAN_CHUNK and each chunk's JSON filtered (the total needs all of them; memory stays
+   * one chunk plus the page).
+   */
+  async page(offset: number, limit: number, keep?: (r: ClusterRecording) => boolean): Promise<{ recordings: ClusterRecording[]; total: number }> {
+    if (keep === undefined) {
+      const [total, ids] = await Promise.all([this.redis.zcard(INDEX_KEY), this.redis.zrevrange(INDEX_KEY, offset, offset + limit - 1)]);
+      return { recordings: await this.getMany(ids), total };
+    }
+    const recordings: ClusterRecording[] = [];
+    let total = 0;
+    for (let at = 0; ; at += SCAN_CHUNK) {
+      const ids = await this.redis.zrevrange(INDEX_KEY, at, at + SCAN_CHUNK - 1);
+      for (const r of await this.getMany(ids)) {
+        if (!keep(r)) continue;
+        if (total >= offset && recordings.length < limit) recordings.push(r);
+        total++;
+      }
+      if (ids.length < SCAN_CHUNK) break;
+    }
+    return { recordings, total };
+  }
+
+  /**
+   * Puts every recording of the state in the index (a state written before the index existed, or an
+   * index lost); called at connect, a no-op when they agree.
+   */
+  private async reindex(): Promise<void> {
+    const [inState, inIndex] = await Promise.all([this.redis.hlen(STATE_KEY), this.redis.zcard(INDEX_KEY)]);
+    if (inIndex >= inState) return;
+    const all = await this.redis.hgetall(STATE_KEY);
+    const p = this.redis.pipeline();
+    for (const [id, text] of Object.entries(all)) p.zadd(INDEX_KEY, 'NX', Date.parse((JSON.parse(text) as ClusterRecording).start), id);
+    checkReplies(await p.exec());
+    this.handlers.log('info', `cluster state: ${inState - inIndex} recording(s) added to the index`);
   }
 
   async forget(id: string): Promise<void> {
-    await this.redis.multi().hdel(STATE_KEY, id).del(OBJECTS_KEY + id).exec();
+    checkReplies(await this.redis.multi().hdel(STATE_KEY, id).zrem(INDEX_KEY, id).del(OBJECTS_KEY + id).exec());
+    this.indexed.delete(id);
   }
 
   /** Records where a file of part `part` of recording `id` is in S3. */
@@ -274,6 +334,12 @@ export class Cluster {
     this.redis.disconnect();
     for (const r of this.owned) r.disconnect();
   }
+}
+
+/** Throws the first error of a MULTI or pipeline (ioredis resolves with per-command errors). */
+function checkReplies(replies: [Error | null, unknown][] | null): void {
+  if (replies === null) throw new Error('Redis transaction aborted');
+  for (const [err] of replies) if (err !== null) throw err;
 }
 
 /** The Redis URL without its password, for messages. */

@@ -577,10 +577,10 @@ export class Daemon {
   /** The list: the cluster's in cluster mode, else this daemon's. */
   async listAny(q: ListQuery): Promise<{ recordings: ApiRecording[]; total: number }> {
     if (this.cluster === null) return this.list(q);
-    const all = (await this.cluster.all())
-      .filter((r) => (q.target === undefined || r.target === q.target) && (q.state === undefined || r.state === q.state))
-      .sort((a, b) => (a.start < b.start ? 1 : a.start > b.start ? -1 : a.id.localeCompare(b.id)));
-    return { recordings: await this.withObjects(all.slice(q.offset, q.offset + q.limit)), total: all.length };
+    const keep = q.target === undefined && q.state === undefined ? undefined
+      : (r: ClusterRecording): boolean => (q.target === undefined || r.target === q.target) && (q.state === undefined || r.state === q.state);
+    const page = await this.cluster.page(q.offset, q.limit, keep);
+    return { recordings: await this.withObjects(page.recordings), total: page.total };
   }
 
   /**
@@ -1020,9 +1020,8 @@ export class Daemon {
   private async withdrawTarget(cluster: Cluster, name: string): Promise<void> {
     await cluster.stopTarget(name);
     await cluster.removeWaiting(`target-${name}`);
-    for (const r of await cluster.all()) {
-      if (r.target === name && !finished(r.state)) await cluster.publish({ op: 'stop', id: r.id, target: name });
-    }
+    const running = await cluster.page(0, Number.MAX_SAFE_INTEGER, (r) => r.target === name && !finished(r.state));
+    for (const r of running.recordings) await cluster.publish({ op: 'stop', id: r.id, target: name });
     this.log.info({ target: name }, `target ${name} removed from the configuration: withdrawn from the cluster, its recording stops`);
   }
 

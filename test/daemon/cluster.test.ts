@@ -158,6 +158,32 @@ describe('cluster mode', () => {
       expect((one.body as ApiRecording).id).toBe(ids[4]);
     }, testTimeoutFor(4));
 
+    test('the list is paged from the cluster\'s index, newest first, filters applied; a lost index is rebuilt at a daemon\'s start', async () => {
+      type Page = { recordings: ApiRecording[]; total: number };
+      const all = (await d('b').api('GET', '/recordings?limit=1000')).body as Page;
+      expect(all.total).toBe(all.recordings.length);
+      expect(all.total).toBeGreaterThanOrEqual(7);
+      const starts = all.recordings.map((r) => Date.parse(r.start));
+      expect(starts).toEqual([...starts].sort((x, y) => y - x));
+      const page = (await d('c').api('GET', '/recordings?offset=2&limit=3')).body as Page;
+      expect(page.total).toBe(all.total);
+      expect(page.recordings.map((r) => r.id)).toEqual(all.recordings.slice(2, 5).map((r) => r.id));
+      const keeper = (await d('a').api('GET', '/recordings?target=keeper&limit=1')).body as Page;
+      expect(keeper.recordings.map((r) => r.target)).toEqual(['keeper']);
+      expect(keeper.total).toBe(all.recordings.filter((r) => r.target === 'keeper').length);
+      const probe = new Redis(redis.url);
+      try {
+        await probe.del('deskrec:index');
+        const e = await startDaemon({ cluster: { redis: redis.url, name: 'e', capacity: 1 } });
+        const again = (await e.api('GET', '/recordings?limit=1000')).body as Page;
+        expect(again.recordings.map((r) => r.id)).toEqual(all.recordings.map((r) => r.id));
+        expect(e.logs().some((l) => /added to the index/.test(String(l.msg)))).toBe(true);
+        expect(await e.signal('SIGTERM')).toBe(0);
+      } finally {
+        probe.disconnect();
+      }
+    }, testTimeoutFor(2));
+
     test('a stop through another daemon\'s API reaches the daemon that records it', async () => {
       const list = (await d('a').api('GET', '/recordings?limit=1000')).body as { recordings: ApiRecording[] };
       const victim = list.recordings.find((r) => ids.includes(r.id) && running(r));
