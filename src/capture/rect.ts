@@ -8,6 +8,13 @@ export interface Rect {
   height: number;
 }
 
+/** A copy within a picture: `dst` gets the pixels of the same-sized rectangle at (`srcX`, `srcY`). */
+export interface CopyOp {
+  dst: Rect;
+  srcX: number;
+  srcY: number;
+}
+
 /** True when the rectangle covers no pixel. */
 export function isEmpty(r: Rect): boolean {
   return r.width <= 0 || r.height <= 0;
@@ -40,6 +47,21 @@ export function intersects(a: Rect, b: Rect): boolean {
 export function contains(outer: Rect, inner: Rect): boolean {
   return inner.x >= outer.x && inner.y >= outer.y
     && inner.x + inner.width <= outer.x + outer.width && inner.y + inner.height <= outer.y + outer.height;
+}
+
+/** The parts of `a` outside `b`: up to four rectangles (bands above and below, then left and right). */
+export function subtractRect(a: Rect, b: Rect): Rect[] {
+  if (!intersects(a, b)) return isEmpty(a) ? [] : [{ ...a }];
+  const out: Rect[] = [];
+  const ax1 = a.x + a.width;
+  const ay1 = a.y + a.height;
+  const y0 = Math.max(a.y, b.y);
+  const y1 = Math.min(ay1, b.y + b.height);
+  if (b.y > a.y) out.push({ x: a.x, y: a.y, width: a.width, height: b.y - a.y });
+  if (b.y + b.height < ay1) out.push({ x: a.x, y: b.y + b.height, width: a.width, height: ay1 - (b.y + b.height) });
+  if (b.x > a.x) out.push({ x: a.x, y: y0, width: b.x - a.x, height: y1 - y0 });
+  if (b.x + b.width < ax1) out.push({ x: b.x + b.width, y: y0, width: ax1 - (b.x + b.width), height: y1 - y0 });
+  return out;
 }
 
 /**
@@ -85,6 +107,22 @@ export class DamageRegion {
   /** Adds every rectangle of a list. */
   addAll(rs: readonly Rect[]): void {
     for (const r of rs) this.add(r);
+  }
+
+  /**
+   * Removes a rectangle (pixels that are known good again, e.g. the destination of a copy a viewer will
+   * repeat). Each rectangle is cut exactly, so the region stays a superset of what is really damaged.
+   */
+  subtract(r: Rect): void {
+    if (isEmpty(r) || !this.rects.some((o) => intersects(o, r))) return;
+    const pieces = this.rects.flatMap((o) => subtractRect(o, r));
+    this.rects = [];
+    for (const p of pieces) this.add(p);
+  }
+
+  /** True when some damaged rectangle shares a pixel with `r`. */
+  intersects(r: Rect): boolean {
+    return this.rects.some((o) => intersects(o, r));
   }
 
   /** True when nothing is damaged. */

@@ -1,6 +1,6 @@
 import { ProtocolError } from '../errors';
 import type { CursorState } from './cursor';
-import { DamageRegion, type Rect, clipRect, contains, isEmpty } from './rect';
+import { DamageRegion, type CopyOp, type Rect, clipRect, contains, isEmpty } from './rect';
 
 /**
  * Largest surface we accept on either side. Every surface up to it is read (an RFB Raw rectangle of the
@@ -23,7 +23,21 @@ export interface Frame {
   t_ms: number;
   /** The remote pointer, kept out of `rgba`; the recorder composites it when asked to. */
   cursor?: CursorState;
+  /**
+   * Copies within the surface since the previous frame that a viewer can repeat on its own copy of the
+   * picture (RFB CopyRect to a browser), in order: each one's source was untouched since the previous
+   * frame (or a repeatable copy put it there). Absent when there were none.
+   */
+  copies?: CopyOp[];
+  /**
+   * With `copies`: the damage a viewer that repeats the copies must still send as pixels (`damage` less
+   * the copies' destinations, plus whatever was drawn there afterwards).
+   */
+  residual?: Rect[];
 }
+
+/** Copies a frame can carry; a burst beyond this (a pathological server) is sent as pixels instead. */
+const MAX_COPIES = 64;
 
 /** Throws unless `width` x `height` is a size we can hold. */
 export function checkSurfaceSize(width: number, height: number): void {
@@ -43,6 +57,12 @@ export class Surface {
   height: number;
   stride: number;
   private readonly damage = new DamageRegion();
+  /**
+   * What a viewer that repeats `copies` must still send (see Frame.residual): draws add to it, a repeatable
+   * copy removes its destination, a copy whose source it touches is not repeatable and adds its destination.
+   */
+  private readonly residual = new DamageRegion();
+  private copies: CopyOp[] = [];
   /**
    * The pixels, allocated (opaque black) when first used: a server that announces size after size without
    * drawing in between (64x64 ↔ 8192x8192 every few milliseconds) costs a number per resize, not 256 MiB
@@ -94,6 +114,9 @@ export class Surface {
     this.pixels = null;
     this.damage.clear();
     this.damage.add({ x: 0, y: 0, width, height });
+    this.copies = [];
+    this.residual.clear();
+    this.residual.add({ x: 0, y: 0, width, height });
   }
 
   private check(r: Rect, what: string): void {
@@ -116,6 +139,7 @@ export class Surface {
       px.fill(value, start, start + rect.width);
     }
     this.damage.add(rect);
+    this.residual.add(rect);
   }
 
   /** Copies RGBA pixels (`srcStride` bytes per row, starting at `srcOffset`) into a rectangle. */
@@ -132,6 +156,7 @@ export class Surface {
       dst.set(src.subarray(s, s + rowBytes), (rect.y + y) * this.stride + rect.x * 4);
     }
     this.damage.add(rect);
+    this.residual.add(rect);
   }
 
   /** Copies a rectangle of the surface to another position (overlap-safe, as RFB CopyRect needs). */
@@ -149,12 +174,20 @@ export class Surface {
       px.copyWithin((dst.y + row) * this.stride + dst.x * 4, s, s + rowBytes);
     }
     this.damage.add(dst);
+    const src = { x: srcX, y: srcY, width: dst.width, height: dst.height };
+    if (this.copies.length < MAX_COPIES && !this.residual.intersects(src)) {
+      this.copies.push({ dst: { ...dst }, srcX, srcY });
+      this.residual.subtract(dst);
+    } else {
+      this.residual.add(dst);
+    }
   }
 
   /** Marks a rectangle as changed without drawing (for callers that wrote `rgba` directly). */
   markDamaged(rect: Rect): void {
     const c = clipRect(rect, this.width, this.height);
     this.damage.add(c);
+    this.residual.add(c);
   }
 
   /** True when something changed since the last `takeFrame`. */
@@ -166,7 +199,14 @@ export class Surface {
   takeFrame(t_ms: number): Frame {
     const damage = this.damage.toArray();
     this.damage.clear();
-    return { rgba: this.rgba, width: this.width, height: this.height, stride: this.stride, damage, t_ms };
+    const frame: Frame = { rgba: this.rgba, width: this.width, height: this.height, stride: this.stride, damage, t_ms };
+    if (this.copies.length > 0) {
+      frame.copies = this.copies;
+      frame.residual = this.residual.toArray();
+      this.copies = [];
+    }
+    this.residual.clear();
+    return frame;
   }
 }
 

@@ -52,6 +52,11 @@ export class BrowserTab {
   /** Frames this tab was sent a FramebufferUpdate for (diagnostics, tests). */
   updates = 0;
 
+  /** CopyRect rectangles this tab was sent (scrolls and moves that cost no pixels). */
+  get copyRects(): number {
+    return this.conn?.copyRectsSent ?? 0;
+  }
+
   constructor(private readonly ws: WebSocket, readonly id: string, private readonly host: TabHost) {
     ws.on('message', (data: RawData) => { this.onMessage(data); });
     ws.on('close', () => { this.shutdown(); });
@@ -73,7 +78,13 @@ export class BrowserTab {
       this.size = { width: f.width, height: f.height };
       const conn = this.conn;
       if (conn === null) return;
-      conn.damage(f.damage);
+      if (f.copies === undefined) {
+        conn.damage(f.damage);
+      } else {
+        // Scrolls and moves go to the browser as CopyRect: a few bytes instead of the moved pixels.
+        for (const c of f.copies) conn.copy(c);
+        conn.damage(f.residual ?? f.damage);
+      }
       const shape = f.cursor?.shape ?? null;
       if (shape !== this.cursor) {
         this.cursor = shape;

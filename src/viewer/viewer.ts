@@ -230,6 +230,8 @@ export class Viewer {
       viewers: this.order.length,
       sharedControl: this.options.sharedControl === true,
       control: tab === undefined ? null : this.hasControl(tab),
+      // This tab's traffic: updates sent, and how many of their rectangles were CopyRect.
+      tab: tab === undefined ? null : { updates: tab.updates, copyRects: tab.copyRects },
       canResize: s === null ? false : canResize(s),
       recording: this.recording === null ? null : {
         dir: this.recording.dir,

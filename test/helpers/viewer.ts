@@ -72,6 +72,15 @@ export async function waitForCanvas(page: Page, want: RgbaImage, what: string): 
 }
 
 /** The page's status as its own poll last saw it. */
-export async function pageStatus(page: Page): Promise<{ state: string; control: boolean | null; viewers: number; recording: unknown } | null> {
-  return page.evaluate<{ state: string; control: boolean | null; viewers: number; recording: unknown } | null>('window.deskrecViewer ? window.deskrecViewer.status : null');
+export interface PageStatus {
+  state: string;
+  control: boolean | null;
+  viewers: number;
+  recording: unknown;
+  /** This tab's updates and the CopyRect rectangles among them. */
+  tab: { updates: number; copyRects: number } | null;
+}
+
+export async function pageStatus(page: Page): Promise<PageStatus | null> {
+  return page.evaluate<PageStatus | null>('window.deskrecViewer ? window.deskrecViewer.status : null');
 }

@@ -17,7 +17,7 @@ import { newToken } from '../../src/viewer/auth';
 import { Viewer } from '../../src/viewer/viewer';
 import { requireCommand, runTool } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
-import { startXclock, waitForWindow } from '../helpers/servers/x11-clients';
+import { startScrollingXterm, startXclock, waitForWindow } from '../helpers/servers/x11-clients';
 import { startXvnc, type XvncServer } from '../helpers/servers/xvnc';
 import { canvasRgba, launchChromium, pageStatus, serveViewer, waitForCanvas } from '../helpers/viewer';
 import { testTimeoutFor, waitFor, waitForStillScreen } from '../helpers/wait';
@@ -201,6 +201,24 @@ test('two tabs show the server\'s picture pixel for pixel; the first has control
   await waitFor('the remaining tab gets control', async () => ((await pageStatus(second))?.control === true ? true : undefined));
   await second.close();
 }, testTimeoutFor(10));
+
+test('a scrolling terminal reaches the browser as CopyRect (Xvnc\'s copies repeated in the canvas), and the canvas equals the screen', async () => {
+  const scroll = await startScrollingXterm(x, { geometry: '40x8+20+250', intervalMs: 100 });
+  try {
+    const base = await mountViewer(false);
+    const page = await openPage(base);
+    await waitFor('CopyRect rectangles sent to the tab', async () => (((await pageStatus(page))?.tab?.copyRects ?? 0) >= 5 ? true : undefined));
+    x.pauseClients();
+    try {
+      const still = await waitForStillScreen(() => x.screenshotRgba());
+      await waitForCanvas(page, still, 'the tab after the scrolling');
+    } finally {
+      x.resumeClients();
+    }
+  } finally {
+    scroll.process.kill();
+  }
+}, testTimeoutFor(2));
 
 test('with shared control, a second tab\'s keys arrive too', async () => {
   const base = await mountViewer(true);

@@ -41,7 +41,7 @@
  * malformed or unknown throws a ProtocolError and leaves the connection failed; its owner closes it.
  */
 import type { CursorShape } from '../../../capture/cursor';
-import { clipRect, DamageRegion, isEmpty, type Rect } from '../../../capture/rect';
+import { clipRect, DamageRegion, isEmpty, type CopyOp, type Rect } from '../../../capture/rect';
 import { ProtocolError } from '../../../errors';
 import { ByteQueue } from '../../../wire/queue';
 import { ByteReader, NeedMoreData } from '../../../wire/reader';
@@ -99,6 +99,8 @@ export interface RfbServerOptions {
 export const DEFAULT_ZLIB_LEVEL = 2;
 /** The highest level a client's hint may ask for (the server's CPU is shared by every browser). */
 const MAX_HINTED_ZLIB_LEVEL = 6;
+/** Copies kept for one update; beyond that (a client that stopped asking) they are sent as pixels. */
+const MAX_PENDING_COPIES = 256;
 /** Rectangles smaller than this (in pixels) go out as Raw even to a ZRLE client. */
 const MIN_ZRLE_PIXELS = 64;
 /** Rectangles larger than this (in pixels) are sent as bands of whole tile rows. */
@@ -142,6 +144,15 @@ export class RfbServerConnection {
   private readonly zlibLevel: number | undefined;
   private requested = false;
   private readonly damaged = new DamageRegion();
+  /** The client listed CopyRect: copies within the picture go out as CopyRect rectangles. */
+  private copyRectWanted = false;
+  /**
+   * Copies to send (before any pixels of the next update), in order. Each one's source is correct in the
+   * client's framebuffer once the copies before it are applied: it did not meet pending damage when added.
+   */
+  private copies: CopyOp[] = [];
+  /** CopyRect rectangles sent so far (the viewer's status shows it per tab). */
+  copyRectsSent = 0;
   /** undefined until the owner sets a shape; null = hidden. */
   private cursor: CursorShape | null | undefined = undefined;
   private cursorDirty = false;
@@ -200,6 +211,25 @@ export class RfbServerConnection {
     }
   }
 
+  /**
+   * A copy within the picture (`dst` now holds what was at srcX, srcY): sent as CopyRect when the client
+   * takes it and the source is up to date in the client's framebuffer (no pending damage meets it), else
+   * as damage. Either way what the client shows after the next update equals the picture.
+   */
+  copy(op: CopyOp): void {
+    const dst = op.dst;
+    const src: Rect = { x: op.srcX, y: op.srcY, width: dst.width, height: dst.height };
+    const inside = (r: Rect): boolean => r.x >= 0 && r.y >= 0 && r.x + r.width <= this.width && r.y + r.height <= this.height;
+    if (isEmpty(dst)) return;
+    if (!this.copyRectWanted || this.state.k !== 'normal' || !inside(dst) || !inside(src) || this.damaged.intersects(src)
+      || this.copies.length >= MAX_PENDING_COPIES) {
+      this.damage([dst]);
+      return;
+    }
+    this.copies.push({ dst: { ...dst }, srcX: op.srcX, srcY: op.srcY });
+    this.damaged.subtract(dst);
+  }
+
   /** New pointer shape (null = hidden); sent with the next update if the client listed a cursor encoding. */
   setCursor(shape: CursorShape | null): void {
     this.cursor = shape === null ? null : copyCursorShape(shape);
@@ -228,7 +258,11 @@ export class RfbServerConnection {
     } else if (this.desktopSize && changed) {
       this.desktopSizeDue = true;
     }
-    if (changed) this.damaged.add({ x: 0, y: 0, width, height });
+    if (changed) {
+      this.damaged.add({ x: 0, y: 0, width, height });
+      // The client's framebuffer is replaced: copies within the old one mean nothing there.
+      this.copies = [];
+    }
   }
 
   /** Sends one FramebufferUpdate from `picture` if a request is outstanding and something is pending; returns whether it sent. */
@@ -458,6 +492,11 @@ export class RfbServerConnection {
     const zrle = list.indexOf(Enc.ZRLE);
     const raw = list.indexOf(Enc.Raw);
     this.zrleWanted = zrle >= 0 && (raw < 0 || zrle < raw);
+    this.copyRectWanted = list.includes(Enc.CopyRect);
+    if (!this.copyRectWanted) {
+      for (const c of this.copies) this.damaged.add(c.dst);
+      this.copies = [];
+    }
     const cursor = list.find((e) => CURSOR_ENCODINGS.includes(e)) ?? null;
     if (cursor !== this.cursorEncoding) {
       this.cursorEncoding = cursor;
@@ -494,12 +533,28 @@ export class RfbServerConnection {
   // ---- sending pixels ----
 
   private writePixels(w: UpdateWriter, picture: ServerPicture): void {
-    if (this.damaged.empty) return;
-    const rects = this.damaged.toArray();
-    this.damaged.clear();
     // The client's framebuffer and the picture both bound what can be sent.
     const maxW = Math.min(this.clientWidth, picture.width);
     const maxH = Math.min(this.clientHeight, picture.height);
+    // Copies first and in order (rfbproto §7.7.2: CopyRect reads the client's framebuffer as it is when the
+    // rectangle is processed); the pixels after them overwrite whatever a copy could not know about.
+    for (const c of this.copies) {
+      const { dst } = c;
+      if (dst.x + dst.width > maxW || dst.y + dst.height > maxH || c.srcX + dst.width > maxW || c.srcY + dst.height > maxH) {
+        this.damaged.add(dst);
+        continue;
+      }
+      const b = new Uint8Array(4);
+      const v = new DataView(b.buffer);
+      v.setUint16(0, c.srcX);
+      v.setUint16(2, c.srcY);
+      w.rect(dst.x, dst.y, dst.width, dst.height, Enc.CopyRect, b);
+      this.copyRectsSent++;
+    }
+    this.copies = [];
+    if (this.damaged.empty) return;
+    const rects = this.damaged.toArray();
+    this.damaged.clear();
     const level = this.zlibLevel ?? (this.hintedLevel === null ? DEFAULT_ZLIB_LEVEL : Math.min(this.hintedLevel, MAX_HINTED_ZLIB_LEVEL));
     for (const d of rects) {
       const r = clipRect(d, maxW, maxH);

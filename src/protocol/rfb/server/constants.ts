@@ -28,6 +28,7 @@ export const ServerMsg = {
 /** The encodings and pseudo-encodings the server sends or reads from SetEncodings. */
 export const Enc = {
   Raw: 0,
+  CopyRect: 1,
   ZRLE: 16,
   DesktopSize: -223,
   Cursor: -239,

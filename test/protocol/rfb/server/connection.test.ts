@@ -8,12 +8,15 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { CursorShape } from '../../../../src/capture/cursor';
+import { Surface, type Frame } from '../../../../src/capture/surface';
 import { ProtocolError } from '../../../../src/errors';
 import { RGBX_FORMAT } from '../../../../src/protocol/rfb/pixel-format';
 import type { PixelFormat } from '../../../../src/protocol/rfb/types';
 import { qemuKeycodeToScancode } from '../../../../src/protocol/rfb/server/client-messages';
 import { RfbServerConnection, type RfbServerHandlers } from '../../../../src/protocol/rfb/server/connection';
+import { randomFloats } from '../../../../src/util/rng';
 import { ByteReader } from '../../../../src/wire/reader';
+import { drawRandomly } from '../../../helpers/random-drawing';
 import { blank, crop, differing, fill, noise, textLike, type TestPicture } from './pictures';
 import {
   ascii, clientFence, clientView, concat, cutText, enableContinuousUpdates, extendedCutText, keyEvent, pointerEvent, qemuKeyEvent,
@@ -564,5 +567,98 @@ describe('cursor', () => {
   test('an inconsistent shape is the caller\'s bug (RangeError)', () => {
     const h = ready();
     expect(() => { h.conn.setCursor({ ...SHAPE, rgba: new Uint8Array(4) }); }).toThrow(RangeError);
+  });
+});
+
+describe('CopyRect to the client', () => {
+  const COPYRECT = 1;
+  const W = 64;
+  const H = 48;
+
+  /** Hands a frame to the connection as the viewer does (src/viewer/browser.ts): copies, then the residual. */
+  function feed(conn: RfbServerConnection, f: Frame): void {
+    if (f.copies === undefined) {
+      conn.damage(f.damage);
+      return;
+    }
+    for (const c of f.copies) conn.copy(c);
+    conn.damage(f.residual ?? f.damage);
+  }
+
+  function synced(ctx: { surface: Surface }, s: Surface): boolean {
+    return Buffer.from(ctx.surface.rgba).equals(Buffer.from(s.rgba));
+  }
+
+  /** A connection past its first whole update of `s`, and the client's view of it. */
+  function started(s: Surface, encodings: number[]): { h: Harness; ctx: ReturnType<typeof clientView> } {
+    const h = ready({ width: W, height: H });
+    h.conn.receive(concat([setEncodings(encodings), updateRequest(false, 0, 0, W, H)]));
+    feed(h.conn, s.takeFrame(0));
+    expect(h.conn.flush(s)).toBe(true);
+    const ctx = clientView(W, H, RGBX_FORMAT);
+    readUpdate(h.take(), ctx);
+    expect(synced(ctx, s)).toBe(true);
+    return { h, ctx };
+  }
+
+  test('random drawing with scrolls and copies, updates asked for at random: CopyRect goes out and every update leaves the client equal to the picture', () => {
+    for (const seed of [11, 12, 13]) {
+      const rand = randomFloats(seed);
+      const s = new Surface(W, H);
+      s.fill({ x: 0, y: 0, width: W, height: H }, 40, 80, 120);
+      const { h, ctx } = started(s, [COPYRECT, RAW]);
+      let copyRects = 0;
+      let updates = 0;
+      for (let frame = 1; frame <= 300; frame++) {
+        drawRandomly(s, rand);
+        feed(h.conn, s.takeFrame(frame));
+        if (rand() < 0.4 && !h.conn.updatePending) h.conn.receive(updateRequest(true, 0, 0, W, H));
+        if (h.conn.flush(s)) {
+          updates++;
+          copyRects += readUpdate(h.take(), ctx).filter((r) => r.encoding === COPYRECT).length;
+          expect({ seed, frame, synced: synced(ctx, s) }).toEqual({ seed, frame, synced: true });
+        }
+      }
+      expect(updates).toBeGreaterThan(50);
+      expect(copyRects).toBeGreaterThan(40);
+    }
+  });
+
+  test('a scroll goes as one CopyRect and the new line as pixels', () => {
+    const s = new Surface(W, H);
+    s.fill({ x: 0, y: 0, width: W, height: 24 }, 200, 10, 10);
+    const { h, ctx } = started(s, [COPYRECT, RAW]);
+    s.copyRect({ x: 0, y: 0, width: W, height: H - 8 }, 0, 8);
+    s.fill({ x: 0, y: H - 8, width: W, height: 8 }, 1, 2, 3);
+    feed(h.conn, s.takeFrame(1));
+    h.conn.receive(updateRequest(true, 0, 0, W, H));
+    expect(h.conn.flush(s)).toBe(true);
+    const rects = readUpdate(h.take(), ctx);
+    expect(rects).toEqual([
+      { x: 0, y: 0, width: W, height: H - 8, encoding: COPYRECT },
+      { x: 0, y: H - 8, width: W, height: 8, encoding: RAW },
+    ]);
+    expect(synced(ctx, s)).toBe(true);
+  });
+
+  test('a copy whose source the client has not been sent yet, or a client without CopyRect: pixels', () => {
+    const s = new Surface(W, H);
+    const { h, ctx } = started(s, [COPYRECT, RAW]);
+    // Drawn but not sent (no request outstanding), then copied: the client's source would be stale.
+    s.fill({ x: 0, y: 0, width: 8, height: 8 }, 7, 7, 7);
+    feed(h.conn, s.takeFrame(1));
+    s.copyRect({ x: 32, y: 32, width: 8, height: 8 }, 0, 0);
+    feed(h.conn, s.takeFrame(2));
+    h.conn.receive(updateRequest(true, 0, 0, W, H));
+    expect(h.conn.flush(s)).toBe(true);
+    expect(readUpdate(h.take(), ctx).map((r) => r.encoding)).not.toContain(COPYRECT);
+    expect(synced(ctx, s)).toBe(true);
+    const plain = started(new Surface(W, H), [RAW]);
+    const t = new Surface(W, H);
+    t.copyRect({ x: 0, y: 0, width: W, height: H - 4 }, 0, 4);
+    feed(plain.h.conn, t.takeFrame(1));
+    plain.h.conn.receive(updateRequest(true, 0, 0, W, H));
+    expect(plain.h.conn.flush(t)).toBe(true);
+    expect(readUpdate(plain.h.take(), plain.ctx).map((r) => r.encoding)).toEqual([RAW]);
   });
 });

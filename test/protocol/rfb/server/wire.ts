@@ -1,9 +1,11 @@
 /**
  * Client-side byte builders and a FramebufferUpdate reader for the RFB server tests, written from the
  * rfbproto message layouts (not from the code under test). The update reader decodes pixel rectangles
- * with deskrec's own client decoders and returns every rectangle header plus pseudo-rectangle payloads.
+ * (Raw, CopyRect, ZRLE) with deskrec's own client decoders and returns every rectangle header plus
+ * pseudo-rectangle payloads.
  */
 import { createDecodeContext, type RfbDecodeContext } from '../../../../src/protocol/rfb/encodings/context';
+import { copyRectDecoder } from '../../../../src/protocol/rfb/encodings/copyrect';
 import { rawDecoder } from '../../../../src/protocol/rfb/encodings/raw';
 import { zrleDecoder } from '../../../../src/protocol/rfb/encodings/zrle';
 import { writePixelFormat } from '../../../../src/protocol/rfb/pixel-format';
@@ -117,9 +119,10 @@ export function readUpdate(msg: Uint8Array, ctx: RfbDecodeContext, cursorBytesPe
     const area = h.width * h.height;
     switch (h.encoding) {
       case 0:
+      case 1:
       case 16: {
-        // Raw and ZRLE decode synchronously; a promise here would be a different decoder.
-        const pending = (h.encoding === 0 ? rawDecoder : zrleDecoder).decode(r, h, ctx);
+        // Raw, CopyRect and ZRLE decode synchronously; a promise here would be a different decoder.
+        const pending = (h.encoding === 0 ? rawDecoder : h.encoding === 1 ? copyRectDecoder : zrleDecoder).decode(r, h, ctx);
         if (pending instanceof Promise) throw new Error('asynchronous decode');
         out.push(h);
         continue;
