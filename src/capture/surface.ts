@@ -60,8 +60,10 @@ export class Surface {
   /**
    * What a viewer that repeats `copies` must still send (see Frame.residual): draws add to it, a repeatable
    * copy removes its destination, a copy whose source it touches is not repeatable and adds its destination.
+   * Null until the frame's first repeatable copy: until then it would equal `damage`, and most frames have
+   * no copy, so they pay for one region only.
    */
-  private readonly residual = new DamageRegion();
+  private residual: DamageRegion | null = null;
   private copies: CopyOp[] = [];
   /**
    * The pixels, allocated (opaque black) when first used: a server that announces size after size without
@@ -115,8 +117,7 @@ export class Surface {
     this.damage.clear();
     this.damage.add({ x: 0, y: 0, width, height });
     this.copies = [];
-    this.residual.clear();
-    this.residual.add({ x: 0, y: 0, width, height });
+    this.residual = null;
   }
 
   private check(r: Rect, what: string): void {
@@ -139,7 +140,7 @@ export class Surface {
       px.fill(value, start, start + rect.width);
     }
     this.damage.add(rect);
-    this.residual.add(rect);
+    this.residual?.add(rect);
   }
 
   /** Copies RGBA pixels (`srcStride` bytes per row, starting at `srcOffset`) into a rectangle. */
@@ -156,7 +157,7 @@ export class Surface {
       dst.set(src.subarray(s, s + rowBytes), (rect.y + y) * this.stride + rect.x * 4);
     }
     this.damage.add(rect);
-    this.residual.add(rect);
+    this.residual?.add(rect);
   }
 
   /** Copies a rectangle of the surface to another position (overlap-safe, as RFB CopyRect needs). */
@@ -173,21 +174,25 @@ export class Surface {
       const s = (srcY + row) * this.stride + srcX * 4;
       px.copyWithin((dst.y + row) * this.stride + dst.x * 4, s, s + rowBytes);
     }
-    this.damage.add(dst);
     const src = { x: srcX, y: srcY, width: dst.width, height: dst.height };
-    if (this.copies.length < MAX_COPIES && !this.residual.intersects(src)) {
+    if (this.copies.length < MAX_COPIES && !(this.residual ?? this.damage).intersects(src)) {
+      if (this.residual === null) {
+        this.residual = new DamageRegion();
+        this.residual.addAll(this.damage.toArray());
+      }
       this.copies.push({ dst: { ...dst }, srcX, srcY });
       this.residual.subtract(dst);
     } else {
-      this.residual.add(dst);
+      this.residual?.add(dst);
     }
+    this.damage.add(dst);
   }
 
   /** Marks a rectangle as changed without drawing (for callers that wrote `rgba` directly). */
   markDamaged(rect: Rect): void {
     const c = clipRect(rect, this.width, this.height);
     this.damage.add(c);
-    this.residual.add(c);
+    this.residual?.add(c);
   }
 
   /** True when something changed since the last `takeFrame`. */
@@ -200,12 +205,12 @@ export class Surface {
     const damage = this.damage.toArray();
     this.damage.clear();
     const frame: Frame = { rgba: this.rgba, width: this.width, height: this.height, stride: this.stride, damage, t_ms };
-    if (this.copies.length > 0) {
+    if (this.copies.length > 0 && this.residual !== null) {
       frame.copies = this.copies;
       frame.residual = this.residual.toArray();
       this.copies = [];
     }
-    this.residual.clear();
+    this.residual = null;
     return frame;
   }
 }
