@@ -174,6 +174,21 @@ export class Surface {
       const s = (srcY + row) * this.stride + srcX * 4;
       px.copyWithin((dst.y + row) * this.stride + dst.x * 4, s, s + rowBytes);
     }
+    this.noteCopy(dst, srcX, srcY);
+  }
+
+  /**
+   * Records a copy the caller already made in `rgba` (SPICE's COPY_BITS moves its pixels itself): as
+   * damage, and as a copy viewers may repeat. Both rectangles must lie in the surface.
+   */
+  markCopied(dst: Rect, srcX: number, srcY: number): void {
+    this.check(dst, 'copy destination');
+    this.check({ x: srcX, y: srcY, width: dst.width, height: dst.height }, 'copy source');
+    if (isEmpty(dst)) return;
+    this.noteCopy(dst, srcX, srcY);
+  }
+
+  private noteCopy(dst: Rect, srcX: number, srcY: number): void {
     const src = { x: srcX, y: srcY, width: dst.width, height: dst.height };
     if (this.copies.length < MAX_COPIES && !(this.residual ?? this.damage).intersects(src)) {
       if (this.residual === null) {

@@ -1,4 +1,5 @@
 import type { Rect } from '../../../src/capture/rect';
+import { Surface } from '../../../src/capture/surface';
 import { ProtocolError } from '../../../src/errors';
 import {
   copyBits, drawAlphaBlend, drawBlackness, drawBlend, drawComposite, drawCopy, drawFill, drawInvers, drawOpaque, drawRop3,
@@ -372,6 +373,44 @@ describe('DRAW_TRANSPARENT and DRAW_ALPHA_BLEND', () => {
 
 describe('COPY_BITS', () => {
   const row4 = (x: number): Px => [A, B, C, D][x] as Px;
+
+  /** The primary surface as the display channel wraps it: a Surface that tells viewers about copies. */
+  function primary(width: number, height: number): { surface: Surface; canvas: CanvasSurface } {
+    const surface = new Surface(width, height);
+    const canvas: CanvasSurface = {
+      get width() { return surface.width; }, get height() { return surface.height; }, get stride() { return surface.stride; },
+      get rgba() { return surface.rgba; }, hasAlpha: false,
+      markDamaged: (r) => { surface.markDamaged(r); },
+      markCopied: (dst, sx, sy) => { surface.markCopied(dst, sx, sy); },
+    };
+    return { surface, canvas };
+  }
+
+  test('on the primary surface a scroll is reported as a copy viewers can repeat (CopyRect to a browser)', () => {
+    const { surface, canvas } = primary(8, 8);
+    surface.fill({ x: 0, y: 0, width: 8, height: 4 }, 1, 2, 3);
+    surface.takeFrame(0);
+    copyBits(canvas, base(0, 0, 8, 6), 0, 2);
+    const f = surface.takeFrame(1);
+    expect(f.copies).toEqual([{ dst: { x: 0, y: 0, width: 8, height: 6 }, srcX: 0, srcY: 2 }]);
+    expect(f.residual).toEqual([]);
+    expect(f.damage).toEqual([{ x: 0, y: 0, width: 8, height: 6 }]);
+  });
+
+  test('clip rectangles that read what another one writes are damage, not copies (the snapshot semantics)', () => {
+    const { surface, canvas } = primary(4, 4);
+    surface.takeFrame(0);
+    // Box (1,1) reads (0,0); box (2,2) reads (1,1), which the first box wrote: not repeatable one by one.
+    copyBits(canvas, base(1, 1, 2, 2, [[1, 1, 1, 1], [2, 2, 1, 1]]), 0, 0);
+    const f = surface.takeFrame(1);
+    expect(f.copies).toBeUndefined();
+    expect(f.damage.length).toBeGreaterThan(0);
+    // Disjoint boxes whose sources no earlier box wrote: each one a copy.
+    const p = primary(6, 1);
+    p.surface.takeFrame(0);
+    copyBits(p.canvas, base(3, 0, 3, 1, [[3, 0, 1, 1], [5, 0, 1, 1]]), 0, 0);
+    expect(p.surface.takeFrame(1).copies?.length).toBe(2);
+  });
 
   test('overlapping moves right and left (memmove semantics)', () => {
     const s = new TestSurface(4, 1, false, row4);

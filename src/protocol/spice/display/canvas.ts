@@ -42,6 +42,11 @@ export interface CanvasSurface {
   readonly hasAlpha: boolean;
   /** Called with every rectangle the op may have changed (already clipped to the surface). */
   markDamaged(r: Rect): void;
+  /**
+   * COPY_BITS moved pixels within the surface: `dst` now holds what was at (srcX, srcY). A surface that
+   * tells viewers about copies (the primary: CopyRect to a browser) takes this instead of markDamaged.
+   */
+  markCopied?(dst: Rect, srcX: number, srcY: number): void;
 }
 
 /** A brush with its pattern image decoded. `color` is the wire value 0xAARRGGBB (A matters on ARGB surfaces only). */
@@ -625,5 +630,16 @@ export function copyBits(s: CanvasSurface, base: DisplayBase, srcX: number, srcY
       }
     }
   }
+  // As copies, when each box can be repeated in order: no box reads what an earlier one wrote (the
+  // snapshot above reads every source before any write; a viewer repeating them one by one would not).
+  if (s.markCopied !== undefined && boxes.every((b, k) => boxes.slice(0, k).every((e) => !overlaps(e, { x0: b.x0 - dx, y0: b.y0 - dy, x1: b.x1 - dx, y1: b.y1 - dy })))) {
+    for (const b of boxes) s.markCopied({ x: b.x0, y: b.y0, width: b.x1 - b.x0, height: b.y1 - b.y0 }, b.x0 - dx, b.y0 - dy);
+    return;
+  }
   markBoxes(s, boxes);
+}
+
+/** True when two boxes share a pixel. */
+function overlaps(a: Box, b: Box): boolean {
+  return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
 }

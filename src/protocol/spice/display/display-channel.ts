@@ -95,6 +95,7 @@ class PrimaryCanvas implements CanvasSurface {
   get stride(): number { return this.surface.stride; }
   get rgba(): Uint8Array { return this.surface.rgba; }
   markDamaged(r: Rect): void { this.surface.markDamaged(r); }
+  markCopied(dst: Rect, srcX: number, srcY: number): void { this.surface.markCopied(dst, srcX, srcY); }
 }
 
 interface SurfaceEntry {
