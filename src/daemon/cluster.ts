@@ -29,7 +29,7 @@ import { Redis } from 'ioredis';
 import { ConnectError, describeError, UsageError } from '../errors';
 import type { ApiRecording, RecordingPart } from './job';
 import type { DaemonRecordOptions } from './record-options';
-import { objectField, type StoredSegment } from './store';
+import { finished, objectField, type StoredSegment } from './store';
 
 /** BullMQ's key prefix and queue name: the queue's keys are `deskrec:recordings:*`. */
 export const QUEUE_PREFIX = 'deskrec';
@@ -53,6 +53,8 @@ const CONTROL_CHANNEL = 'deskrec:control';
 const STOPPED_TARGETS_KEY = 'deskrec:stopped-targets';
 const OBJECTS_KEY = 'deskrec:objects:';
 const INDEX_KEY = 'deskrec:index';
+/** HSET of a recording's JSON only while the recording is in the index (KEYS: state, index; ARGV: id, json). */
+const PUT_IF_INDEXED = `if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return -1`;
 /** Recordings read per round trip while a filtered list scans the index. */
 const SCAN_CHUNK = 500;
 
@@ -160,7 +162,8 @@ export class Cluster {
     const c = new Cluster(redis, url, handlers);
     redis.on('error', (err) => { c.onError('state', err); });
     await c.subscriber.subscribe(CONTROL_CHANNEL);
-    await c.reindex();
+    // A failed rebuild costs list entries, not the start: logged, and tried again at the next start.
+    await c.reindex().catch((err: unknown) => { handlers.log('warn', `cluster state: cannot rebuild the index: ${describeError(err)}`); });
     return c;
   }
 
@@ -217,11 +220,15 @@ export class Cluster {
   async put(r: ClusterRecording): Promise<void> {
     const json = JSON.stringify(r);
     if (this.indexed.has(r.id)) {
-      await this.redis.hset(STATE_KEY, r.id, json);
-      return;
+      // Only while the recording is in the index: a write still queued here when another daemon deleted
+      // the recording must not bring it back.
+      await this.redis.eval(PUT_IF_INDEXED, 2, STATE_KEY, INDEX_KEY, r.id, json);
+    } else {
+      checkReplies(await this.redis.multi().hset(STATE_KEY, r.id, json).zadd(INDEX_KEY, 'NX', Date.parse(r.start), r.id).exec());
+      this.indexed.add(r.id);
     }
-    checkReplies(await this.redis.multi().hset(STATE_KEY, r.id, json).zadd(INDEX_KEY, 'NX', Date.parse(r.start), r.id).exec());
-    this.indexed.add(r.id);
+    // A finished recording gets no more writes from here (a later one is a first write again).
+    if (finished(r.state)) this.indexed.delete(r.id);
   }
 
   /** Ids this daemon has put in the index (so that its every-second writes stay one command). */
@@ -252,9 +259,13 @@ export class Cluster {
     }
     const recordings: ClusterRecording[] = [];
     let total = 0;
+    // Pages by rank while recordings may be added at the top: an id seen in an earlier chunk is skipped.
+    const seen = new Set<string>();
     for (let at = 0; ; at += SCAN_CHUNK) {
       const ids = await this.redis.zrevrange(INDEX_KEY, at, at + SCAN_CHUNK - 1);
       for (const r of await this.getMany(ids)) {
+        if (seen.has(r.id)) continue;
+        seen.add(r.id);
         if (!keep(r)) continue;
         if (total >= offset && recordings.length < limit) recordings.push(r);
         total++;

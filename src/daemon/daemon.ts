@@ -160,7 +160,13 @@ export class Daemon {
     const cluster = this.cluster;
     if (cluster !== null && cc !== undefined) {
       cluster.startWorker(cc.capacity);
-      for (const t of this.config.targets) if (t.mode === 'always') await this.addTargetJob(t);
+      // A start is a reload for the targets: configured `always` targets are recorded again even if they were
+      // stopped through the API or withdrawn by another daemon's reload (as a single daemon's restart does).
+      for (const t of this.config.targets) {
+        if (t.mode !== 'always') continue;
+        await cluster.resumeTarget(t.name).catch(() => undefined);
+        await this.addTargetJob(t);
+      }
       this.timers.push(setInterval(() => { for (const id of this.clusterRuns.keys()) this.publishState(id); }, CLUSTER_PUBLISH_MS));
     } else {
       for (const t of this.config.targets) if (t.mode === 'always') this.keep(t);
@@ -625,7 +631,9 @@ export class Daemon {
   /** Cluster mode: tells the cluster where a file this daemon uploaded is (upload id `<id>` or `<id>/p<n>`). */
   private publishObject(uid: string, file: string, entry: UploadEntry): void {
     const cluster = this.cluster;
-    if (cluster === null) return;
+    // Video segments only: they are what another daemon serves; a PNG recording's thousands of frames
+    // would make every list page read thousands of fields per recording.
+    if (cluster === null || entry.segment === undefined) return;
     const m = /^([^/]+)(?:\/p(\d+))?$/.exec(uid);
     if (m === null) return;
     const [, id = uid, part = '0'] = m;
@@ -650,7 +658,7 @@ export class Daemon {
     const t = r.target === null ? undefined : this.config.targets.find((x) => x.name === r.target);
     if (t !== undefined && t.mode === 'always') {
       await cluster.stopTarget(t.name);
-      this.log.info({ target: t.name }, `target ${t.name} stopped through the API: not recorded again in the cluster until a daemon's configuration is reloaded`);
+      this.log.info({ target: t.name }, `target ${t.name} stopped through the API: not recorded again in the cluster until a daemon listing it reloads its configuration or starts`);
     }
     if (r.parts.length === 0 && await cluster.removeWaiting(id)) {
       const stopped: ClusterRecording = { ...r, state: 'done', end: new Date().toISOString() };
@@ -825,7 +833,9 @@ export class Daemon {
       }
     }
     const store = this.store;
-    const o = store === null ? undefined : (await cluster.objects([id])).get(id)?.get(objectField(part, seg.file));
+    // Our own part: our upload records say where its files went, whatever the cluster's record holds.
+    const own = mine !== undefined && (mine.part ?? 0) === part ? this.uploads?.remote(uploadId(mine), seg.file) ?? undefined : undefined;
+    const o = store === null ? undefined : own ?? (await cluster.objects([id])).get(id)?.get(objectField(part, seg.file));
     if (store === null || o === undefined) {
       throw new NotFound(`video segment ${n} of recording ${id} (${seg.file}) is on the disk of daemon ${seg.daemon ?? 'unknown'}${store === null ? '' : ' and not in S3 yet'}`);
     }
@@ -890,14 +900,30 @@ export class Daemon {
    * recording still runs on another daemon is kept; otherwise every daemon holding a part deletes it (the
    * objects of all parts go with this daemon's deletion, as for DELETE …/files) and the cluster forgets it.
    */
-  private async retire(meta: RecordingMeta, why: string): Promise<void> {
+  private async retire(meta: RecordingMeta, why: string, maxAgeMs?: number): Promise<boolean> {
     const cluster = this.cluster;
-    if (cluster === null) return this.remove(meta, why);
+    if (cluster === null) {
+      await this.remove(meta, why);
+      return true;
+    }
     const r = await cluster.get(meta.id);
-    if (r !== null && !finished(r.state)) return;
+    if (r !== null && !finished(r.state)) return false;
+    // By age, the recording's end counts, not this daemon's part's: a later part may have ended days after.
+    if (maxAgeMs !== undefined && r !== null && Date.now() - Date.parse(r.end ?? r.updated ?? r.start) <= maxAgeMs) return false;
     await this.remove(meta, why);
     await cluster.publish({ op: 'delete', id: meta.id });
     await cluster.forget(meta.id);
+    return true;
+  }
+
+  /** retire() for retention passes: an error is logged and counts as kept. */
+  private async retireLogged(meta: RecordingMeta, why: string, maxAgeMs?: number): Promise<boolean> {
+    try {
+      return await this.retire(meta, why, maxAgeMs);
+    } catch (err) {
+      this.log.error(`retention: ${describeError(err)}`);
+      return false;
+    }
   }
 
   private async retention(): Promise<void> {
@@ -909,11 +935,9 @@ export class Daemon {
     const kept: { meta: RecordingMeta; bytes: number }[] = [];
     for (const meta of candidates) {
       const ended = Date.parse(meta.end ?? meta.start);
-      if (maxAge !== undefined && now - ended > maxAge * 1000) {
-        await this.retire(meta, `older than the retention's max-age (${maxAge} s)`).catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
-      } else {
-        kept.push({ meta, bytes: await this.recordingBytes(meta.id, meta.dir) });
-      }
+      const gone = maxAge !== undefined && now - ended > maxAge * 1000
+        && await this.retireLogged(meta, `older than the retention's max-age (${maxAge} s)`, maxAge * 1000);
+      if (!gone) kept.push({ meta, bytes: await this.recordingBytes(meta.id, meta.dir) });
     }
     let activeBytes = 0;
     const activeByTarget = new Map<string, number>();
@@ -934,9 +958,8 @@ export class Daemon {
         let total = list.reduce((s, k) => s + k.bytes, activeByTarget.get(t) ?? 0);
         for (const k of list) {
           if (total <= perTarget) break;
+          if (!await this.retireLogged(k.meta, `target ${t === '' ? '(API)' : t} above the retention's max-bytes-per-target (${formatBytes(perTarget)})`)) continue;
           total -= k.bytes;
-          await this.retire(k.meta, `target ${t === '' ? '(API)' : t} above the retention's max-bytes-per-target (${formatBytes(perTarget)})`)
-            .catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
           kept.splice(kept.indexOf(k), 1);
         }
       }
@@ -946,8 +969,7 @@ export class Daemon {
       let total = kept.reduce((s, k) => s + k.bytes, activeBytes);
       for (const k of [...kept]) {
         if (total <= maxBytes) break;
-        total -= k.bytes;
-        await this.retire(k.meta, `storage above the retention's max-bytes (${formatBytes(maxBytes)})`).catch((err: unknown) => { this.log.error(`retention: ${describeError(err)}`); });
+        if (await this.retireLogged(k.meta, `storage above the retention's max-bytes (${formatBytes(maxBytes)})`)) total -= k.bytes;
       }
     }
   }

@@ -215,12 +215,15 @@ export class UploadQueue {
       if (entry !== undefined && entry.localDeleted !== true) {
         entry.localDeleted = true;
         await this.append(rec, { file, localDeleted: true });
-        this.events.stored?.(rec.id, file, entry);
       }
+      // Told again even when nothing changed (a restart queues everything): the cluster's record of S3
+      // objects may have been lost with a Redis that kept no data.
+      if (entry !== undefined) this.events.stored?.(rec.id, file, entry);
       return;
     }
     if (entry !== undefined && entry.bytes === st.size && entry.mtimeMs === st.mtimeMs) {
       if (segment !== undefined && entry.segment === undefined) entry.segment = segment;
+      this.events.stored?.(rec.id, file, entry);
       await this.deleteLocal(rec, file);
       return;
     }

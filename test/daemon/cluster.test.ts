@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
+import { Cluster, type ClusterRecording } from '../../src/daemon/cluster';
 import { parseConfig } from '../../src/daemon/config';
 import { UsageError } from '../../src/errors';
 import { expectTakenOver, grownAndPublishedSince, startDaemon, type ApiRecording, type DaemonRun } from '../helpers/daemon';
@@ -346,6 +347,34 @@ describe('cluster mode, a full daemon', () => {
       await redis.stop();
     }
   }, testTimeoutFor(3));
+});
+
+describe('the cluster state (src/daemon/cluster.ts) on a real Redis', () => {
+  test('a write still queued when another daemon deleted the recording does not bring it back; pages skip nothing', async () => {
+    const redis = await startRedis();
+    const handlers = { process: () => Promise.resolve(), control: () => undefined, lockLost: () => undefined, log: () => undefined };
+    const [a, b] = [await Cluster.connect(redis.url, handlers), await Cluster.connect(redis.url, handlers)];
+    try {
+      const rec = (id: string, start: string, state = 'recording'): ClusterRecording => ({
+        id, target: null, url: URL_A, state, start, end: null, dir: '', segments: [], stats: null, error: null, daemon: 'a', parts: [],
+      } as unknown as ClusterRecording);
+      await a.put(rec('r1', '2026-12-06T00:00:01Z'));
+      await a.put(rec('r1', '2026-12-06T00:00:01Z'));
+      await b.forget('r1');
+      await a.put(rec('r1', '2026-12-06T00:00:01Z'));
+      expect(await b.get('r1')).toBeNull();
+      expect((await b.page(0, 10)).total).toBe(0);
+      for (let i = 0; i < 7; i++) await a.put(rec(`p${i}`, `2026-12-06T00:00:0${i}Z`, i % 2 === 0 ? 'done' : 'recording'));
+      expect((await b.page(0, 3)).recordings.map((r) => r.id)).toEqual(['p6', 'p5', 'p4']);
+      const done = await b.page(1, 2, (r) => r.state === 'done');
+      expect(done.total).toBe(4);
+      expect(done.recordings.map((r) => r.id)).toEqual(['p4', 'p2']);
+    } finally {
+      await a.close();
+      await b.close();
+      await redis.stop();
+    }
+  }, testTimeoutFor(1));
 });
 
 describe('cluster mode, retention', () => {

@@ -42,8 +42,9 @@ export interface DecodeContextOptions {
 type StreamName = Parameters<DecodeContext['zlib']>[0];
 
 async function decodeImage(data: Uint8Array, kind: string): Promise<{ rgba: Uint8Array; width: number; height: number }> {
+  // Loaded outside the try: a sharp that cannot load is this machine's fault, not the remote's data.
+  const sharp = await loadSharp();
   try {
-    const sharp = await loadSharp();
     const { data: rgba, info } = await sharp(data).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 4) throw new Error(`${info.channels} channels`);
     return { rgba, width: info.width, height: info.height };

@@ -538,10 +538,15 @@ export class RfbServerConnection {
     const maxH = Math.min(this.clientHeight, picture.height);
     // Copies first and in order (rfbproto §7.7.2: CopyRect reads the client's framebuffer as it is when the
     // rectangle is processed); the pixels after them overwrite whatever a copy could not know about.
+    // A copy that cannot go (outside the client's framebuffer) becomes pixels, and so does every later copy
+    // that reads what it wrote: the client would read its old pixels there.
+    const asPixels = new DamageRegion();
     for (const c of this.copies) {
       const { dst } = c;
-      if (dst.x + dst.width > maxW || dst.y + dst.height > maxH || c.srcX + dst.width > maxW || c.srcY + dst.height > maxH) {
+      if (dst.x + dst.width > maxW || dst.y + dst.height > maxH || c.srcX + dst.width > maxW || c.srcY + dst.height > maxH
+        || asPixels.intersects({ x: c.srcX, y: c.srcY, width: dst.width, height: dst.height })) {
         this.damaged.add(dst);
+        asPixels.add(dst);
         continue;
       }
       const b = new Uint8Array(4);

@@ -21,8 +21,9 @@ export async function decodeJpeg(data: Uint8Array, opts?: DecodeOptions): Promis
   let width: number;
   let height: number;
   let rgba: Uint8Array;
+  // Loaded outside the try: a sharp that cannot load is this machine's fault, not the remote's data.
+  const sharp = await loadSharp();
   try {
-    const sharp = await loadSharp();
     const meta = await sharp(buf).metadata();
     checkSize('JPEG', meta.width ?? 0, meta.height ?? 0, maxPixels);
     if (meta.format !== 'jpeg') throw new ProtocolError('JPEG_DECODE_FAILED', `jpeg: the data is ${meta.format ?? 'unknown'}, not JPEG`);

@@ -641,6 +641,38 @@ describe('CopyRect to the client', () => {
     expect(synced(ctx, s)).toBe(true);
   });
 
+  test('a client that cannot be told of a resize: a copy from outside its framebuffer goes as pixels, and so does a later copy reading what it wrote', () => {
+    const h = ready({ width: W, height: H });
+    h.conn.receive(concat([setEncodings([COPYRECT, RAW]), updateRequest(false, 0, 0, W, H)]));
+    const small = new Surface(W, H);
+    feed(h.conn, small.takeFrame(0));
+    expect(h.conn.flush(small)).toBe(true);
+    const ctx = clientView(W, H, RGBX_FORMAT);
+    readUpdate(h.take(), ctx);
+    // The server grows to 96 wide; the client (no DesktopSize encodings) keeps its 64.
+    const big = new Surface(96, H);
+    h.conn.resize(96, H);
+    feed(h.conn, big.takeFrame(1));
+    h.conn.receive(updateRequest(true, 0, 0, W, H));
+    expect(h.conn.flush(big)).toBe(true);
+    readUpdate(h.take(), ctx);
+    big.fill({ x: 80, y: 0, width: 8, height: 8 }, 250, 0, 0);
+    feed(h.conn, big.takeFrame(2));
+    h.conn.receive(updateRequest(true, 0, 0, W, H));
+    // Beyond the client's width: nothing to send (the request stays outstanding).
+    expect(h.conn.flush(big)).toBe(false);
+    // A moves the red square from x=80 (beyond the client) to x=40, then B moves it on to x=0.
+    big.copyRect({ x: 40, y: 0, width: 8, height: 8 }, 80, 0);
+    feed(h.conn, big.takeFrame(3));
+    big.copyRect({ x: 0, y: 0, width: 8, height: 8 }, 40, 0);
+    feed(h.conn, big.takeFrame(4));
+    expect(h.conn.flush(big)).toBe(true);
+    const rects = readUpdate(h.take(), ctx);
+    expect(rects.filter((r) => r.encoding === COPYRECT)).toEqual([]);
+    const view = { rgba: ctx.surface.rgba, stride: ctx.surface.stride, width: W, height: H };
+    expect(differing(crop(view, { x: 0, y: 0, width: W, height: H }), crop({ rgba: big.rgba, stride: big.stride, width: 96, height: H }, { x: 0, y: 0, width: W, height: H }))).toBe(0);
+  });
+
   test('a copy whose source the client has not been sent yet, or a client without CopyRect: pixels', () => {
     const s = new Surface(W, H);
     const { h, ctx } = started(s, [COPYRECT, RAW]);
