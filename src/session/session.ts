@@ -19,6 +19,7 @@ import { ConnectError, describeError, InputError, SinkError, UsageError } from '
 import type { SegmentRecord } from '../recorder/outputs';
 import { Recording, type RecordingStats, type SessionJson } from '../recorder/recording';
 import type { FrameConsumer, FrameSource, InputCapabilities, KeyInput, RemoteInput, SourceEnd } from '../sources/source';
+import { loadSharp } from '../util/sharp';
 import { deskrecVersion } from '../util/version';
 import { recordingOptions, resolveRecordOptions, type RecordOptions } from './options';
 import { INPUT_LOG_LEVELS, InputLog, type InputLogLevel } from './input-log';
@@ -186,6 +187,13 @@ export class Session extends EventEmitter<SessionEvents> {
     } else if ((this.options.inputLog ?? null) !== null) {
       throw new UsageError('INPUT_LOG_NEEDS_RECORDING', 'an input log belongs to a recording: give record options (--capture DIR)');
     }
+    // sharp (libvips) loads on first use (src/util/sharp.ts), and loading it blocks the event loop for a
+    // moment: mid-session that would delay the arrival times of the bytes behind it, so a live recording's
+    // frame times would differ from its capture's replay. Loaded here, before the session clock starts,
+    // whenever images may come: PNG frames to write, or SPICE (whose server may send JPEG at any time).
+    // A VNC recording asks for lossless encodings only and never loads it unless a server sends a JPEG
+    // or PNG rectangle unasked.
+    if (record?.format.includes('png') === true || this.source.protocol === 'spice') await loadSharp();
     this.clockZero = performance.now();
     void this.run();
   }
