@@ -379,6 +379,11 @@ describe('a fleet of three daemons on one Redis and one S3', () => {
       }, { detail: () => `backlog ${backlog}, failed ${failed} (before: ${failedBefore})` });
       notes.push(`S3 down for ${finishedDuringDown.length} finished segments: backlog ${backlog} bytes, ${failed - failedBefore} failed upload attempts`);
 
+      /** The recording daemon's last log line about the file's upload, for the failure's detail. */
+      const lastUploadLog = (f: { id: string; daemon: string; file: string }): string => {
+        const l = d(f.daemon).logs().filter((x) => x.recording === f.id && x.file === f.file).at(-1);
+        return l === undefined ? 'nothing logged about it' : `last log: ${JSON.stringify(l)}`;
+      };
       const t0 = Date.now();
       await s3.up();
       upAgain = true;
@@ -387,9 +392,12 @@ describe('a fleet of three daemons on one Redis and one S3', () => {
       await waitFor('the segments finished while S3 was down in S3', async () => {
         const rs = await list('b');
         notYet = finishedDuringDown.filter((f) => rs.find((x) => x.id === f.id)?.segments.find((s) => s.file === f.file && s.daemon === f.daemon)?.location !== 's3')
-          .map((f) => `${f.key} (${existsSync(path.join(d(f.daemon).root, f.dir, f.file)) ? 'still' : 'no longer'} on ${f.daemon}'s disk)`);
+          .map((f) => `${f.key} (${existsSync(path.join(d(f.daemon).root, f.dir, f.file)) ? 'still' : 'no longer'} on ${f.daemon}'s disk; ${lastUploadLog(f)})`);
         return notYet.length === 0 ? true : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 500, detail: () => notYet.join(', ') });
+        // Two minutes: an upload whose connection was accepted while the store came back but never answered
+        // costs the daemon two attempts of its 30 s request timeout (src/daemon/s3-store.ts) before its own
+        // retry, so a single hung request alone takes over a minute.
+      }, { timeoutMs: 120_000, intervalMs: 500, detail: () => `${notYet.join(', ')}\n--- Swift proxy log:\n${s3.logTail('proxy', 12)}` });
       notes.push(`S3 back: up() took ${upAt - t0} ms; the backlog in S3 ${Date.now() - upAt} ms later`);
       // Each daemon's backlog reaches 0 (between two rotations: the segment just finished goes up too).
       for (const n of alive()) {

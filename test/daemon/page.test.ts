@@ -158,7 +158,26 @@ async function expectRightFrame(page: Page, dir: string, frames: readonly FrameL
     const same = earlier.file === twin.file || psnr(luma(want, w, h), luma(other, w, h)) === Infinity;
     const dbOther = same ? -Infinity : psnr(got, luma(other, w, h));
     last = `t=${t.toFixed(1)} ms: ${twin.file} (${twin.t_ms} ms) ${db.toFixed(1)} dB, ${earlier.file} ${dbOther.toFixed(1)} dB, video ${shown.width}x${shown.height}`;
-    return db >= MIN_PSNR && db > dbOther ? { t, db } : undefined;
+    if (db >= MIN_PSNR && db > dbOther) return { t, db };
+    // For the failure's message: which PNG frame within a second the picture is closest to (a neighbour
+    // at a high PSNR says the timing is off; none close says the picture itself is wrong), and where the
+    // pixels differ from the twin.
+    let best = { file: '', t_ms: 0, db: -Infinity };
+    for (const f of frames.filter((x) => Math.abs(x.t_ms - t) <= 1000)) {
+      const v = psnr(got, luma(await readPng(dir, f.file), w, h));
+      if (v > best.db) best = { file: f.file, t_ms: f.t_ms, db: v };
+    }
+    const wantY = luma(want, w, h);
+    let box = { x0: w, y0: h, x1: -1, y1: -1, n: 0 };
+    for (let i = 0; i < got.length; i++) {
+      if (Math.abs((got[i] ?? 0) - (wantY[i] ?? 0)) <= 24) continue;
+      const px = i % w;
+      const py = Math.floor(i / w);
+      box = { x0: Math.min(box.x0, px), y0: Math.min(box.y0, py), x1: Math.max(box.x1, px), y1: Math.max(box.y1, py), n: box.n + 1 };
+    }
+    const el = await page.evaluate<string>("(() => { const v = document.getElementById('video'); return `${v.currentSrc.replace(/^.*\\/recordings\\//, '')} at ${v.currentTime} s, readyState ${v.readyState}, error ${v.error ? v.error.code : 'none'}`; })()");
+    last += `; the element: ${el}; closest PNG within 1 s: ${best.file} (${best.t_ms} ms) ${best.db.toFixed(1)} dB; ${box.n} luma values off the twin by > 24 in x ${box.x0}-${box.x1}, y ${box.y0}-${box.y1}`;
+    return undefined;
   }, { timeoutMs: 15000, intervalMs: 200, detail: () => last });
 }
 
