@@ -347,7 +347,7 @@ export class Session extends EventEmitter<SessionEvents> {
       };
       const framesBefore = this.frames;
       const stopIdleNotice = this.noticeIdle(source);
-      source.onClipboard?.((text) => { this.emit('clipboard', text); });
+      source.onClipboard?.((text) => { this.emit('clipboard', text); }, () => this.listenerCount('clipboard') > 0);
       try {
         const end = await source.run(consumer, { signal: this.abort.signal, durationMs: durationMs === null ? null : Math.max(0, durationMs - shift) });
         return shift === 0 ? end : { reason: end.reason, t_ms: end.t_ms + shift };

@@ -60,8 +60,12 @@ export interface FrameSource {
   credentials?(): { password: boolean; username: boolean };
   /** Time now on the clock this source's frames carry (`t_ms`), or null before it started; optional. */
   now?(): number | null;
-  /** Calls `listener` with the remote's clipboard text whenever the remote announces it (VNC); optional. */
-  onClipboard?(listener: (text: string) => void): void;
+  /**
+   * Calls `listener` with the remote's clipboard text whenever the remote announces it (VNC's cut text, a
+   * SPICE guest agent's copy); optional. `wanted` says whether anyone listens now: a SPICE guest's text is
+   * fetched on demand, and only then (a recording alone never pulls a guest's clipboard).
+   */
+  onClipboard?(listener: (text: string) => void, wanted?: () => boolean): void;
   /** The way back to the remote (pointer, keys, clipboard); absent for sources that have none (replay). */
   readonly input?: RemoteInput;
   /**

@@ -6,6 +6,7 @@
  */
 import { connectTimeoutMs, handshakeTimeout, runLive, type FrameConsumer, type FrameSource, type InputCapabilities, type KeyInput, type RemoteInput, type SourceEnd } from './source';
 import { AuthError, ConnectError, InputError, UsageError } from '../errors';
+import { inboundMarks } from '../capture/deskcap/marks';
 import { connectTcp } from '../transport/tcp';
 import type { Transport, TransportTap } from '../transport/transport';
 import { MAX_PASSWORD } from '../protocol/spice/constants';
@@ -70,10 +71,12 @@ export class SpiceSource implements FrameSource {
   /** Frames handed to the consumer (a capture's END record stores it). */
   framesDelivered = 0;
   /**
-   * Keys (scancodes, or keysyms through a US keymap), pointer and wheel over the inputs channel; the
-   * clipboard says why not. INPUT_NOT_READY until the inputs channel has linked and after the end.
+   * Keys (scancodes, or keysyms through a US keymap), pointer and wheel over the inputs channel; clipboard
+   * text through the guest agent, when the guest runs one (capabilities().clipboard says why not). Keys and
+   * pointer are INPUT_NOT_READY until the inputs channel has linked; everything after the end.
    */
   readonly input: RemoteInput = new SpiceSourceInput(() => this.session);
+  private readonly clipboardListeners: { listener: (text: string) => void; wanted: () => boolean }[] = [];
 
   constructor(private readonly where: SpiceTarget, private readonly opts: SpiceSourceOptions) {
     if (opts.password !== null && Buffer.byteLength(opts.password, 'utf8') > MAX_PASSWORD) {
@@ -85,6 +88,11 @@ export class SpiceSource implements FrameSource {
 
   addTap(tap: TransportTap): void {
     this.opts.taps.push(tap);
+  }
+
+  /** The guest's clipboard text, as its agent hands it over (a guest program copied), while `wanted()` (default: always). */
+  onClipboard(listener: (text: string) => void, wanted: () => boolean = () => true): void {
+    this.clipboardListeners.push({ listener, wanted });
   }
 
   credentials(): { password: boolean; username: boolean } {
@@ -130,9 +138,13 @@ export class SpiceSource implements FrameSource {
         secure: this.where.tls,
         canSecure: this.where.tlsPort !== null,
         open: opener,
+        // A --raw capture holds the main channel's received bytes until they are read and zeroes the clipboard.
+        marks: (stream) => inboundMarks(this.opts.taps, stream),
       }, {
         frame: (f) => { if (hooks.frame(f)) this.framesDelivered++; },
         ready: () => { hooks.ready(); },
+        clipboard: (text) => { for (const l of this.clipboardListeners) if (l.wanted()) l.listener(text); },
+        wantsClipboard: () => this.clipboardListeners.some((l) => l.wanted()),
         closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `the server ${first.remote} closed the SPICE session`)); },
       });
       this.session = session;

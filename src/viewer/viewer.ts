@@ -75,6 +75,9 @@ export class Viewer {
   private recording: ViewerRecording | null = null;
   private closed = false;
   private unfollow: (() => void) | null = null;
+  /** The session whose clipboard the tabs are shown, and the listener on it (syncClipboard). */
+  private clipSession: Session | null = null;
+  private clipHandler: ((text: string) => void) | null = null;
   private readonly host: TabHost;
 
   constructor(private readonly options: ViewerOptions) {
@@ -104,14 +107,29 @@ export class Viewer {
       const away = (e: { attempt: number; delayMs: number; error: Error }): void => {
         this.setState('reconnecting', `${describeError(e.error)} (attempt ${e.attempt}, next in ${(e.delayMs / 1000).toFixed(1)} s)`);
       };
-      // The remote's clipboard goes to every tab (noVNC shows it in the page's clipboard box).
-      const clip = (text: string): void => { if (this.options.viewOnly !== true) for (const tab of this.order) tab.clipboard(text); };
       session.on('state', follow);
       session.on('reconnecting', away);
-      session.on('clipboard', clip);
-      this.unfollow = () => { session.off('state', follow); session.off('reconnecting', away); session.off('clipboard', clip); };
+      this.unfollow = () => { session.off('state', follow); session.off('reconnecting', away); };
       follow();
     }
+    this.syncClipboard();
+  }
+
+  /**
+   * The remote's clipboard goes to every tab (noVNC shows it in the page's clipboard box). The viewer listens
+   * for it only while a tab is open and may see it (not view-only): a SPICE guest's clipboard is fetched
+   * from its agent only while someone listens, so a live view nobody watches pulls no one's copies.
+   */
+  private syncClipboard(): void {
+    const want = this.session !== null && !this.closed && this.options.viewOnly !== true && this.order.length > 0 ? this.session : null;
+    if (want === this.clipSession) return;
+    if (this.clipSession !== null && this.clipHandler !== null) this.clipSession.off('clipboard', this.clipHandler);
+    this.clipSession = want;
+    this.clipHandler = null;
+    if (want === null) return;
+    const handler = (text: string): void => { for (const tab of this.order) tab.clipboard(text); };
+    this.clipHandler = handler;
+    want.on('clipboard', handler);
   }
 
   /** Sets what the page shows about the remote (`reconnecting`, with a reason, while the remote is away). */
@@ -185,6 +203,7 @@ export class Viewer {
   close(): void {
     this.closed = true;
     this.unfollow?.();
+    this.syncClipboard();
     for (const tab of [...this.order]) tab.close();
     this.wss.close();
   }
@@ -202,12 +221,14 @@ export class Viewer {
     this.tabs.set(unique, tab);
     this.order.push(tab);
     tab.attach(this.session);
+    this.syncClipboard();
   }
 
   private removeTab(tab: BrowserTab): void {
     this.tabs.delete(tab.id);
     const i = this.order.indexOf(tab);
     if (i >= 0) this.order.splice(i, 1);
+    this.syncClipboard();
   }
 
   private hasControl(tab: BrowserTab): boolean {

@@ -9,6 +9,7 @@ import { openSource } from '../../src/sources/open';
 import { Session } from '../../src/session/session';
 import { newToken } from '../../src/viewer/auth';
 import { Viewer } from '../../src/viewer/viewer';
+import { buildAgentGuest } from '../helpers/servers/guest';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startQemuSpice, type SpiceServer } from '../helpers/servers/spice';
 import { canvasRgba, launchChromium, serveViewer, waitForCanvas } from '../helpers/viewer';
@@ -82,4 +83,49 @@ describe.each(['std', 'qxl'] as const)('-vga %s', (vga) => {
     await waitForCanvas(page, still, 'after typing');
     await page.close();
   }, testTimeoutFor(6, 120000));
+});
+
+describe('the clipboard through the SPICE guest agent', () => {
+  // The agent guest's build (cached after the first; a minute or more on a fresh machine) has its own bound.
+  beforeAll(async () => { await buildAgentGuest(); }, 600000);
+  let server: SpiceServer;
+  let session: Session;
+  let close: () => Promise<void> = () => Promise.resolve();
+
+  afterAll(async () => {
+    await close();
+    await session?.stop().catch(() => undefined);
+    await server?.stop();
+  });
+
+  test('text copied in the guest shows in the page; text pasted from the page is the guest\'s clipboard', async () => {
+    server = await startQemuSpice({ vga: 'qxl', guestMode: 'agent' });
+    await server.waitForAgent(180000);
+    session = new Session(openSource(`spice://127.0.0.1:${server.port}`));
+    await session.start();
+    const token = newToken();
+    const viewer = new Viewer({ token, cookie: 'deskrec-viewer-spice-agent', desktopName: 'QEMU agent' });
+    viewer.attach(session);
+    const served = await serveViewer(viewer);
+    close = served.close;
+    const page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
+    await page.goto(`http://127.0.0.1:${served.port}/?token=${token}`);
+    await waitFor('a picture in the tab', async () => ((await canvasRgba(page)) !== null ? true : undefined));
+    await waitFor('the guest agent\'s clipboard', () => (session.input.capabilities().clipboard === null ? true : undefined),
+      { detail: () => String(session.input.capabilities().clipboard) });
+
+    const copied = `copied in the guest ${process.pid}`;
+    expect(await server.serialRun(`echo -n '${copied}' | DISPLAY=:0 xclip -selection clipboard -t UTF8_STRING`)).toEqual({ output: '', status: 0 });
+    await waitFor('the guest clipboard in the page', async () =>
+      ((await page.evaluate<string | null>('window.deskrecViewer.remoteClipboard ?? null')) === copied ? true : undefined));
+    expect(await page.locator('#clip-text').inputValue()).toBe(copied);
+
+    await page.evaluate("window.deskrecViewer.rfb.clipboardPasteFrom('pasted from the page')");
+    let pasted = '';
+    await waitFor('the page\'s text on the guest clipboard', async () => {
+      pasted = (await server.serialRun('DISPLAY=:0 timeout 10 xclip -o -selection clipboard -t UTF8_STRING')).output;
+      return pasted === 'pasted from the page' ? true : undefined;
+    }, { intervalMs: 500, detail: () => JSON.stringify(pasted) });
+    await page.close();
+  }, testTimeoutFor(6, 240000));
 });

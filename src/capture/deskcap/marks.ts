@@ -17,9 +17,10 @@ export interface InboundMarks {
   examined(offset: number): void;
   /**
    * Received bytes `offset` .. `offset + length` (some may not have arrived yet) are the remote clipboard.
-   * Saying it again for the same range is harmless.
+   * Saying it again for the same range is harmless. `continued`: the range continues the transfer named
+   * before (a SPICE agent message in several AGENT_DATA pieces), so it is not counted as another one.
    */
-  clipboard(offset: number, length: number): void;
+  clipboard(offset: number, length: number, continued?: boolean): void;
 }
 
 /** A tap that takes inbound marks (the capture writer). */
@@ -42,6 +43,6 @@ export function inboundMarks(taps: readonly TransportTap[], stream: number): Inb
   if (marks.length === 1 && marks[0] !== undefined) return marks[0];
   return {
     examined: (offset) => { for (const m of marks) m.examined(offset); },
-    clipboard: (offset, length) => { for (const m of marks) m.clipboard(offset, length); },
+    clipboard: (offset, length, continued) => { for (const m of marks) m.clipboard(offset, length, continued); },
   };
 }

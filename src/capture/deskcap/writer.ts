@@ -149,16 +149,16 @@ export class CaptureWriter implements TransportTap, MarkingTap {
     s.guarded = true;
     return {
       examined: (offset) => { if (offset > s.examined) s.examined = offset; },
-      clipboard: (offset, length) => { this.markClipboard(s, offset, length); },
+      clipboard: (offset, length, continued) => { this.markClipboard(s, offset, length, continued === true); },
     };
   }
 
-  private markClipboard(s: Inbound, from: number, length: number): void {
+  private markClipboard(s: Inbound, from: number, length: number, continued: boolean): void {
     // Clients name each transfer again while they wait for the rest of it; ranges come in stream order.
     if (from <= s.lastClipboard || length <= 0) return;
     s.lastClipboard = from;
     const range = { from, to: from + length };
-    this.clipboardTransfers++;
+    if (!continued) this.clipboardTransfers++;
     this.clipboardBytes += length;
     this.clipboardLeaked += Math.max(0, Math.min(s.written, range.to) - from);
     if (range.to > s.received) s.clipboard.push(range);

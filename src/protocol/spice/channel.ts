@@ -5,6 +5,7 @@
  * think the link is slow and switch to lossy compression (spice-server `server/red-channel-client.cpp`
  * measures the round trip with PING; spice-gtk `src/spice-channel.c`).
  */
+import type { InboundMarks } from '../../capture/deskcap/marks';
 import { ProtocolError } from '../../errors';
 import type { Transport } from '../../transport/transport';
 import { ByteQueue } from '../../wire/queue';
@@ -20,8 +21,11 @@ const MAX_MESSAGE = 128 << 20;
 export interface ChannelHandler {
   /** The link succeeded; the channel may send. */
   ready(serverChannelCaps: number[]): void;
-  /** A channel-specific message (type ≥ 101) arrived, with the arrival time of its last byte. */
-  message(type: number, body: Uint8Array, t_ms: number): void;
+  /**
+   * A channel-specific message (type ≥ 101) arrived, with the arrival time of its last byte and where its
+   * body starts in the channel's received bytes (the stream offsets of a capture's inbound marks).
+   */
+  message(type: number, body: Uint8Array, t_ms: number, offset: number): void;
   /**
    * The received bytes so far ended on a message boundary: everything that arrived together has been
    * handed over (the display channel's frame boundary). `t_ms` is the arrival time of the last message.
@@ -49,6 +53,11 @@ export interface ChannelOptions {
   password: string | null;
   /** Name for messages ("main", "display 0"). */
   name: string;
+  /**
+   * A capture's marks for this channel's received bytes (capture/deskcap/marks.ts): the channel says how far
+   * it has read, its handler which bytes are the guest's clipboard. Only the main channel carries any.
+   */
+  inbound?: InboundMarks | null;
 }
 
 /** A linked SPICE channel. */
@@ -60,6 +69,8 @@ export class SpiceChannel {
   private ackCount = 0;
   private serial = 1;
   private ended = false;
+  /** Bytes received since the channel's connection opened. */
+  private received = 0;
   /** Messages received per type, for session.json and inspect. */
   readonly messageCounts: Record<number, number> = {};
 
@@ -79,10 +90,12 @@ export class SpiceChannel {
   start(): void {
     this.transport.attach({
       data: (chunk, t) => {
+        this.received += chunk.length;
         this.queue.push(chunk, t);
         this.pump();
       },
       close: (err) => {
+        this.releaseLinkBytes();
         if (err !== null) { this.end(err); return; }
         this.end(this.state.k === 'messages' ? null : new ProtocolError('SPICE_CLOSED', `${this.transport.remote} closed the ${this.opts.name} channel during the link`));
       },
@@ -122,10 +135,22 @@ export class SpiceChannel {
       let any = false;
       while (!this.ended && this.step()) any = true;
       if (any && !this.ended && this.state.k === 'messages' && this.queue.length === 0) this.handler.batchEnd?.(this.queue.lastTakenTime());
+      this.opts.inbound?.examined(this.received - this.queue.length);
     } catch (err) {
+      this.releaseLinkBytes();
       this.transport.close();
       this.end(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  /**
+   * On a close or an error during the link, a capture may write every byte received (the link carries no
+   * secret a capture must hide, and a NEED_SECURED retry leaves this stream for another). Once messages
+   * flow, the unread tail stays unreleased: it may hold part of an AGENT_DATA whose clipboard text was not
+   * yet named; the capture leaves it out (its END record counts it as unparsed).
+   */
+  private releaseLinkBytes(): void {
+    if (this.state.k !== 'messages' && this.state.k !== 'closed') this.opts.inbound?.examined(this.received);
   }
 
   private step(): boolean {
@@ -179,10 +204,11 @@ export class SpiceChannel {
     const size = capLength(h.u32(true), MAX_MESSAGE, `SPICE message ${type}`);
     if (!this.mini && h.u32(true) !== 0) throw new ProtocolError('SPICE_SUB_LIST', 'SPICE sub-message lists are not supported (the server lacks the mini header)');
     if (q.length < headLen + size) return false;
+    const offset = this.received - q.length + headLen;
     const body = q.take(headLen + size).subarray(headLen);
     const t = q.lastTakenTime();
     this.messageCounts[type] = (this.messageCounts[type] ?? 0) + 1;
-    this.base(type, body, t);
+    this.base(type, body, t, offset);
     // Flow control counts every message after SET_ACK (spice-gtk: one ACK per `window` messages).
     if (this.ackWindow > 0 && type !== MSG.SET_ACK && --this.ackCount <= 0) {
       this.send(MSGC.ACK);
@@ -191,7 +217,7 @@ export class SpiceChannel {
     return true;
   }
 
-  private base(type: number, body: Uint8Array, t: number): void {
+  private base(type: number, body: Uint8Array, t: number, offset: number): void {
     const r = new ByteReader(body, 0, `SPICE message ${type}`);
     switch (type) {
       case MSG.SET_ACK: {
@@ -224,7 +250,7 @@ export class SpiceChannel {
         throw new ProtocolError('SPICE_SUB_LIST', 'SPICE message lists are not supported');
       default:
         if (type < 101) throw new ProtocolError('SPICE_UNKNOWN_MESSAGE', `unknown SPICE base message ${type} on the ${this.opts.name} channel`);
-        this.handler.message(type, body, t);
+        this.handler.message(type, body, t, offset);
     }
   }
 }

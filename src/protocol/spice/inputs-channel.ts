@@ -51,12 +51,6 @@ const KEYBOARD_MODIFIER = { SCROLL_LOCK: 1, NUM_LOCK: 2, CAPS_LOCK: 4 } as const
 /** SPICE_INPUT_MOTION_ACK_BUNCH (spice/protocol.h): the server acknowledges every 4 motion messages. */
 const MOTION_ACK_BUNCH = 4;
 
-
-/** Why SPICE clipboard text cannot be sent: it needs the guest agent, and deskrec has no agent protocol. */
-const CLIPBOARD_NO_AGENT = 'no SPICE guest agent';
-/** The same, with an agent connected. */
-const CLIPBOARD_NOT_IMPLEMENTED = 'agent clipboard not implemented';
-
 /**
  * A key's scancode as the session takes it: 0x01–0x7F, or an extended key as 0xE001–0xE07F (spice-gtk's
  * 0x101–0x17F is accepted too). Returns it as 0xE0NN or NN; throws INPUT_BAD_VALUE otherwise (a break
@@ -276,6 +270,10 @@ export interface SpiceInputHost {
   primarySize(): { width: number; height: number } | null;
   /** Where the cursor channel last put the guest's pointer; null without a cursor channel. */
   pointerPosition(): { x: number; y: number } | null;
+  /** Why the guest's clipboard cannot be set now (no agent, …), or null when it can (agent.ts). */
+  clipboardProblem(): string | null;
+  /** Puts text on the guest's clipboard through its agent (throws InputError when it cannot). */
+  setClipboard(text: string): void;
 }
 
 type Phase =
@@ -286,7 +284,7 @@ type Phase =
 
 /**
  * The input path of a SPICE session (RemoteInput's methods; src/sources/spice.ts hands it out). Keys and
- * pointer need the linked inputs channel; the clipboard needs the guest agent, which deskrec does not speak.
+ * pointer need the linked inputs channel; the clipboard goes to the guest agent over the main channel (agent.ts).
  *
  * Mouse mode: client mode is asked for (MOUSE_MODE_REQUEST) only on the first pointer call, and only if the
  * server supports it, so a session that only records sends nothing it did not send before. Until the
@@ -304,7 +302,6 @@ export class SpiceInput {
   private supportedModes = 0;
   private currentMode = 0;
   private modeRequested = false;
-  private agentConnected = false;
   /** Buttons held as we last told the server (MOUSE_BUTTON_MASK bits). */
   private buttons = 0;
   /** The last position sent, the origin of server-mode deltas. */
@@ -316,15 +313,14 @@ export class SpiceInput {
 
   constructor(private readonly host: SpiceInputHost) {}
 
-  /** The main channel's INIT: mouse modes and the agent. */
-  mainInit(init: { supportedMouseModes: number; currentMouseMode: number; agentConnected: boolean }): void {
+  /** The main channel's INIT: mouse modes. */
+  mainInit(init: { supportedMouseModes: number; currentMouseMode: number }): void {
     this.sessionLive = true;
     this.supportedModes = init.supportedMouseModes;
     this.currentMode = init.currentMouseMode;
-    this.agentConnected = init.agentConnected;
   }
 
-  /** A main-channel message (after the main channel has parsed it): mouse mode and agent changes. */
+  /** A main-channel message (after the main channel has parsed it): mouse mode changes. */
   mainMessage(type: number, body: Uint8Array): void {
     const r = new ByteReader(body, 0, `main message ${type}`);
     switch (type) {
@@ -336,13 +332,6 @@ export class SpiceInput {
         this.supportedModes = supported;
         return;
       }
-      case MSG_MAIN.AGENT_CONNECTED:
-      case MSG_MAIN.AGENT_CONNECTED_TOKENS:
-        this.agentConnected = true;
-        return;
-      case MSG_MAIN.AGENT_DISCONNECTED:
-        this.agentConnected = false;
-        return;
       default:
         return;
     }
@@ -374,7 +363,7 @@ export class SpiceInput {
   /** What can be sent now. */
   capabilities(): SpiceInputCapabilities {
     const clipboard = this.phase.k === 'ended' ? 'the SPICE session has ended'
-      : !this.sessionLive ? 'the SPICE session is not live yet' : this.clipboardProblem();
+      : !this.sessionLive ? 'the SPICE session is not live yet' : this.host.clipboardProblem();
     if (this.phase.k !== 'linked') return { absolutePointer: false, relativePointer: false, keys: false, scancodes: false, clipboard };
     const client = this.currentMode === MOUSE_MODE.CLIENT;
     return { absolutePointer: client, relativePointer: !client, keys: true, scancodes: true, clipboard };
@@ -438,11 +427,11 @@ export class SpiceInput {
     this.sendKey(ch, sc, true);
   }
 
-  /** Clipboard text needs the guest agent: always INPUT_UNSUPPORTED (or NOT_READY) with the reason. */
+  /** Clipboard text goes to the guest agent: INPUT_UNSUPPORTED with the reason when there is none (agent.ts). */
   clipboard(text: string): void {
     this.liveOrThrow();
     if (typeof text !== 'string') throw new InputError('INPUT_BAD_VALUE', 'clipboard text must be a string');
-    throw new InputError('INPUT_UNSUPPORTED', `SPICE clipboard: ${this.clipboardProblem()}`);
+    this.host.setClipboard(text);
   }
 
   /** Asks the server for client mouse mode once, when it supports it and is not in it already. */
@@ -488,10 +477,6 @@ export class SpiceInput {
   private releaseSyntheticShift(ch: InputsChannel): void {
     this.syntheticShiftFor = null;
     ch.key(SCANCODE.SHIFT_L, false);
-  }
-
-  private clipboardProblem(): string {
-    return this.agentConnected ? CLIPBOARD_NOT_IMPLEMENTED : CLIPBOARD_NO_AGENT;
   }
 
   private liveOrThrow(): void {

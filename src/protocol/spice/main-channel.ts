@@ -1,8 +1,8 @@
 /**
  * The SPICE main channel (spice-common spice.proto MainChannel, spice-gtk `src/channel-main.c`): INIT gives
  * the session id every other channel links with; we then ask for the channel list (ATTACH_CHANNELS) and
- * report it. Mouse mode, multimedia time, name and UUID are kept for session.json; agent messages are ignored
- * politely (we never start the agent).
+ * report it. Mouse mode, multimedia time, name and UUID are kept for session.json; the agent's messages go to
+ * the session's agent (agent.ts), with where their bodies lie in the channel's byte stream (for a capture).
  */
 import { ProtocolError } from '../../errors';
 import { ByteReader, capLength } from '../../wire/reader';
@@ -15,6 +15,8 @@ export interface MainInit {
   supportedMouseModes: number;
   currentMouseMode: number;
   agentConnected: boolean;
+  /** AGENT_DATA messages we may send the agent before the server gives more (AGENT_TOKEN). */
+  agentTokens: number;
   multiMediaTime: number;
   ramHint: number;
 }
@@ -35,6 +37,13 @@ export interface MainEvents {
   init(init: MainInit): void;
   /** The server's channel list. */
   channels(list: { type: number; id: number }[]): void;
+  /** The guest agent connected (`tokens` null: AGENT_CONNECTED, which carries none) or went away. */
+  agentConnected?(tokens: number | null): void;
+  agentDisconnected?(): void;
+  /** AGENT_DATA, whose body starts at `offset` in the channel's received bytes. */
+  agentData?(body: Uint8Array, offset: number): void;
+  /** AGENT_TOKEN: the server takes `n` more AGENT_DATA messages. */
+  agentTokens?(n: number): void;
 }
 
 /** Interprets main-channel messages; `send` writes a message on the channel. */
@@ -43,8 +52,8 @@ export class MainChannel {
 
   constructor(private readonly send: (type: number, body?: Uint8Array) => void, private readonly events: MainEvents) {}
 
-  /** Handles one message (type ≥ 101). */
-  message(type: number, body: Uint8Array): void {
+  /** Handles one message (type ≥ 101) whose body starts at `offset` in the channel's received bytes (0 when unknown). */
+  message(type: number, body: Uint8Array, offset = 0): void {
     const r = new ByteReader(body, 0, `main message ${type}`);
     switch (type) {
       case MSG_MAIN.INIT: {
@@ -53,10 +62,10 @@ export class MainChannel {
         const supportedMouseModes = r.u32(true);
         const currentMouseMode = r.u32(true);
         const agentConnected = r.u32(true) !== 0;
-        r.u32(true); // agent tokens: we never talk to the agent
+        const agentTokens = r.u32(true);
         const multiMediaTime = r.u32(true);
         const ramHint = r.u32(true);
-        const init: MainInit = { sessionId, displayChannelsHint, supportedMouseModes, currentMouseMode, agentConnected, multiMediaTime, ramHint };
+        const init: MainInit = { sessionId, displayChannelsHint, supportedMouseModes, currentMouseMode, agentConnected, agentTokens, multiMediaTime, ramHint };
         this.info.init = init;
         this.events.init(init);
         this.send(MSGC_MAIN.ATTACH_CHANNELS);
@@ -86,10 +95,20 @@ export class MainChannel {
         this.info.uuid = Buffer.from(r.bytesView(16)).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
         return;
       case MSG_MAIN.AGENT_CONNECTED:
-      case MSG_MAIN.AGENT_DISCONNECTED:
-      case MSG_MAIN.AGENT_DATA:
-      case MSG_MAIN.AGENT_TOKEN:
+        this.events.agentConnected?.(null);
+        return;
       case MSG_MAIN.AGENT_CONNECTED_TOKENS:
+        this.events.agentConnected?.(r.u32(true));
+        return;
+      case MSG_MAIN.AGENT_DISCONNECTED:
+        this.events.agentDisconnected?.();
+        return;
+      case MSG_MAIN.AGENT_DATA:
+        this.events.agentData?.(body, offset);
+        return;
+      case MSG_MAIN.AGENT_TOKEN:
+        this.events.agentTokens?.(r.u32(true));
+        return;
       case MSG_MAIN.MIGRATE_BEGIN:
       case MSG_MAIN.MIGRATE_CANCEL:
       case MSG_MAIN.MIGRATE_SWITCH_HOST:

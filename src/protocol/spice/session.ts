@@ -19,6 +19,8 @@ import { capWords } from './link';
 import { CHANNEL, DISPLAY_CAP, IMAGE_COMPRESSION, messageName, MSG, MSG_MAIN } from './constants';
 import { CursorChannel } from './cursor-channel';
 import { DisplayState, glzWindowPixels } from './display/display-channel';
+import { SpiceAgent } from './agent';
+import type { InboundMarks } from '../../capture/deskcap/marks';
 import { MainChannel, type MainInit } from './main-channel';
 import { InputsChannel, SpiceInput } from './inputs-channel';
 
@@ -36,6 +38,11 @@ export interface SpiceSessionOptions {
   canSecure: boolean;
   open: ChannelOpener;
   maxPixels?: number;
+  /**
+   * A capture's inbound marks for a stream (capture/deskcap/marks.ts), asked for the main channel's stream,
+   * whose AGENT_DATA may carry the guest's clipboard; absent (or null) without a capture.
+   */
+  marks?: (stream: number) => InboundMarks | null;
 }
 
 /** What the session tells its owner. */
@@ -48,10 +55,16 @@ export interface SpiceSessionEvents {
   channelOpened?(name: string, stream: number): void;
   /** The display channel has linked: the handshake is over (what follows is the session). */
   ready?(): void;
+  /** The guest's clipboard text, through its agent (a guest program copied). */
+  clipboard?(text: string): void;
+  /** Whether the guest's text is wanted now (asked for only then); without it, never. */
+  wantsClipboard?(): boolean;
 }
 
 /** Main channel capability: the server sends NAME and UUID (for session.json). */
 const MAIN_CAP_NAME_AND_UUID = 1;
+/** Main channel capability: an agent that connects later comes with its tokens (AGENT_CONNECTED_TOKENS). */
+const MAIN_CAP_AGENT_CONNECTED_TOKENS = 2;
 
 /**
  * The display-channel capabilities we announce: what spice-gtk announces (`channel-display.c`
@@ -99,39 +112,58 @@ export class SpiceSession {
   private ended = false;
   private readonly main: MainChannel;
   private mainChannel: SpiceChannel | null = null;
+  /** The guest agent (the clipboard), over the main channel. */
+  private readonly agent: SpiceAgent;
+  /** The capture's marks for the main channel's stream, or null. */
+  private mainMarks: InboundMarks | null = null;
   /** Notices the server sent (NOTIFY), for session.json. */
   readonly notices: string[] = [];
   /** Input back to the guest (keys, pointer, wheel; the clipboard says why not): RemoteInput's methods. */
   readonly input: SpiceInput;
 
   constructor(private readonly opts: SpiceSessionOptions, private readonly events: SpiceSessionEvents) {
+    this.agent = new SpiceAgent({
+      sendMain: (type, body, o) => { this.mainChannel?.send(type, body, o); },
+      clipboard: (text) => { this.events.clipboard?.(text); },
+      wantsClipboard: () => this.events.wantsClipboard?.() ?? false,
+      clipboardBytes: (offset, length, continued) => { this.mainMarks?.clipboard(offset, length, continued); },
+      notice: (text) => { this.notices.push(text); },
+    });
     this.input = new SpiceInput({
       sendMain: (type, body) => { this.mainChannel?.send(type, body); },
       primarySize: () => this.primarySize,
       pointerPosition: () => (this.cursor === null ? null : { x: this.cursor.state.x, y: this.cursor.state.y }),
+      clipboardProblem: () => this.agent.problem(),
+      setClipboard: (text) => { this.agent.setClipboard(text); },
     });
     this.main = new MainChannel((type, body) => { this.mainChannel?.send(type, body); }, {
-      init: (init) => { this.init = init; this.input.mainInit(init); },
+      init: (init) => { this.init = init; this.input.mainInit(init); this.agent.init(init.agentConnected, init.agentTokens); },
       channels: (list) => { this.openChannels(list); },
+      agentConnected: (tokens) => { this.agent.connected(tokens); },
+      agentDisconnected: () => { this.agent.disconnected(); },
+      agentData: (body, offset) => { this.agent.data(body, offset); },
+      agentTokens: (n) => { this.agent.tokens(n); },
     });
   }
 
   /** Links the main channel over `transport` (stream 0). */
   start(transport: Transport): void {
-    this.linkMain(transport);
+    this.linkMain(transport, 0);
   }
 
-  private linkMain(transport: Transport): void {
-    const ch = new SpiceChannel(transport, { connectionId: 0, channelType: CHANNEL.MAIN, channelId: 0, channelCaps: capWords([MAIN_CAP_NAME_AND_UUID]), password: this.opts.password, name: 'main' }, {
+  private linkMain(transport: Transport, stream: number): void {
+    this.mainMarks = this.opts.marks?.(stream) ?? null;
+    const caps = capWords([MAIN_CAP_NAME_AND_UUID, MAIN_CAP_AGENT_CONNECTED_TOKENS]);
+    const ch = new SpiceChannel(transport, { connectionId: 0, channelType: CHANNEL.MAIN, channelId: 0, channelCaps: caps, password: this.opts.password, name: 'main', inbound: this.mainMarks }, {
       ready: () => undefined,
-      message: (type, body) => {
-        this.main.message(type, body);
+      message: (type, body, _t, offset) => {
+        this.main.message(type, body, offset);
         this.input.mainMessage(type, body);
       },
       notify: (text) => { this.notices.push(text); },
       closed: (err) => {
         if (isNeedSecured(err) && this.opts.canSecure && this.init === null) {
-          this.reopen({ channelType: CHANNEL.MAIN, channelId: 0 }, (t) => { this.linkMain(t); });
+          this.reopen({ channelType: CHANNEL.MAIN, channelId: 0 }, (t, stream) => { this.linkMain(t, stream); });
           return;
         }
         this.end(err);
@@ -142,12 +174,12 @@ export class SpiceSession {
     ch.start();
   }
 
-  private reopen(which: { channelType: number; channelId: number }, then: (t: Transport) => void): void {
+  private reopen(which: { channelType: number; channelId: number }, then: (t: Transport, stream: number) => void): void {
     const stream = this.nextStream++;
     this.opts.open({ stream, ...which, secure: true }).then((t) => {
       if (this.ended) { t.close(); return; }
       this.events.channelOpened?.(`${channelName(which.channelType)} (TLS)`, stream);
-      then(t);
+      then(t, stream);
     }, (err: unknown) => {
       const e = err instanceof Error ? err : new Error(String(err));
       if (which.channelType === CHANNEL.INPUTS) { this.inputsFailed(e); return; }
@@ -305,6 +337,7 @@ export class SpiceSession {
       images: { ...(d?.counts.images ?? {}) },
       unsupported: { ...(d?.counts.unsupported ?? {}) },
       cursor: this.cursor === null ? null : structuredClone(this.cursor.counts),
+      agent: this.agent.describe(),
       compression: this.compressionReport(),
       notices: [...this.notices, ...this.compressionNotice()],
     };

@@ -35,15 +35,23 @@ export const GUEST_CMDLINE = 'console=tty0 quiet loglevel=3 panic=-1 consoleblan
 /**
  * What the guest shows: `text` (the default) prints coloured text; `photo` animates a colour-gradient
  * picture; `shell` shows a banner and an interactive busybox shell on tty1, which reads QEMU's PS/2
- * keyboard (what SPICE's inputs channel and QMP `send-key` type on).
+ * keyboard (what SPICE's inputs channel and QMP `send-key` type on). `agent` is a different initrd
+ * (`buildAgentGuest()`): Xvfb, the real spice-vdagent and xclip, with a command shell on the serial port.
  */
-export type GuestMode = 'text' | 'photo' | 'shell';
+export type GuestMode = 'text' | 'photo' | 'shell' | 'agent';
 
 /**
  * What the shell-mode guest writes to its serial port (/dev/ttyS0, QEMU `-serial`) each time a shell is
  * about to read its first command: typed keys reach the shell from then on.
  */
 export const GUEST_SHELL_READY = 'deskrec-shell-ready';
+
+/**
+ * What the agent guest writes to its serial port once spice-vdagentd and the spice-vdagent session agent
+ * run and the daemon has opened the virtio port (so spice-server reports the agent connected); from then
+ * on the serial port takes shell commands.
+ */
+export const GUEST_AGENT_READY = 'deskrec-agent-ready';
 
 /**
  * The kernel command line for a mode. `photo` adds `deskrec.mode=photo`: /init then draws a smooth
@@ -56,11 +64,15 @@ export const GUEST_SHELL_READY = 'deskrec-shell-ready';
  * `echo X >/dev/ttyS0` puts X there. See step 4c. `text` leaves the command line as it always was.
  */
 export function guestCmdline(mode: GuestMode = 'text'): string {
-  return mode === 'text' ? GUEST_CMDLINE : `${GUEST_CMDLINE} deskrec.mode=${mode}`;
+  // The agent guest is its own initrd: its /init reads no mode.
+  return mode === 'text' || mode === 'agent' ? GUEST_CMDLINE : `${GUEST_CMDLINE} deskrec.mode=${mode}`;
 }
 
 /** The build script, from the repository root. */
 export const GUEST_BUILD_SCRIPT = resolve(__dirname, '..', '..', '..', 'scripts', 'guest', 'build.sh');
+
+/** The agent guest's build script (runs build.sh first, for the kernel). */
+export const GUEST_AGENT_BUILD_SCRIPT = resolve(__dirname, '..', '..', '..', 'scripts', 'guest', 'build-agent.sh');
 
 /** Where the guest is cached: $DESKREC_GUEST_DIR, else ~/.cache/deskrec/spice-guest. */
 export function defaultGuestDir(): string {
@@ -69,9 +81,9 @@ export function defaultGuestDir(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'deskrec', 'spice-guest');
 }
 
-function readInfo(dir: string): Record<string, string> {
+function readInfo(dir: string, name = 'build-info'): Record<string, string> {
   const info: Record<string, string> = {};
-  const file = join(dir, 'build-info');
+  const file = join(dir, name);
   if (!existsSync(file)) return info;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const eq = line.indexOf('=');
@@ -102,5 +114,31 @@ export function buildGuest(dir = defaultGuestDir(), timeoutMs = 300000): Promise
   })();
   builds.set(dir, p);
   p.catch(() => { builds.delete(dir); });
+  return p;
+}
+
+const agentBuilds = new Map<string, Promise<GuestImage>>();
+
+/**
+ * Builds the agent guest (`scripts/guest/build-agent.sh`: build.sh's kernel plus `initrd-agent.cpio.gz`
+ * with Xvfb, spice-vdagent and xclip) into `dir` unless its cache is up to date; once per dir and process.
+ * `info` is `build-info-agent` (packages, versions, initrd_bytes, build_seconds).
+ */
+export function buildAgentGuest(dir = defaultGuestDir(), timeoutMs = 600000): Promise<GuestImage> {
+  const known = agentBuilds.get(dir);
+  if (known !== undefined) return known;
+  const p = (async (): Promise<GuestImage> => {
+    const bash = requireCommand('bash');
+    for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb', 'busybox', 'cpio', 'gzip', 'xz', 'flock']) requireCommand(tool);
+    const t0 = Date.now();
+    const r = await runTool(bash, [GUEST_AGENT_BUILD_SCRIPT, dir], { timeoutMs });
+    const ms = Date.now() - t0;
+    const kernel = join(dir, 'vmlinuz');
+    const initrd = join(dir, 'initrd-agent.cpio.gz');
+    if (!existsSync(kernel) || !existsSync(initrd)) throw new Error(`agent guest build left no vmlinuz/initrd-agent.cpio.gz in ${dir}: ${r.stderr}`);
+    return { dir, kernel, initrd, info: readInfo(dir, 'build-info-agent'), built: r.stderr.includes('build-agent.sh: built'), ms };
+  })();
+  agentBuilds.set(dir, p);
+  p.catch(() => { agentBuilds.delete(dir); });
   return p;
 }

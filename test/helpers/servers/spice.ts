@@ -5,9 +5,9 @@
  * SPICE itself. docs/TESTING.md ("SPICE") explains each flag and the quirks.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { buildGuest, guestCmdline, GUEST_SHELL_READY, type GuestImage, type GuestMode } from './guest';
+import { buildAgentGuest, buildGuest, guestCmdline, GUEST_AGENT_READY, GUEST_SHELL_READY, type GuestImage, type GuestMode } from './guest';
 import { countDifferentPixels, parsePpm, type RgbaImage } from './image';
 import { FatalError, pollUntil, requireCommand, runTool, sleep, spawnGroup, stopGroup } from './proc';
 import { freeTcpPort } from './ports';
@@ -33,7 +33,7 @@ export interface SpiceOptions {
   password?: string;
   /** Also listen with TLS on `tlsPort`, with a certificate for 127.0.0.1 signed by a fresh CA (`caFile`). */
   tls?: boolean;
-  /** The guest to boot (default: `buildGuest()`, the cached build). */
+  /** The guest to boot (default: `buildGuest()`, the cached build; `buildAgentGuest()` in `agent` mode). */
   guest?: GuestImage;
   /**
    * What the guest shows (default `text`); `photo`: the animated gradient picture; `shell`: an interactive
@@ -46,6 +46,12 @@ export interface SpiceOptions {
    * always did, with no serial port).
    */
   serial?: boolean;
+  /**
+   * Also make the serial port writable: a Unix socket chardev (`serialSocket`; QEMU still logs what the
+   * guest writes to `serialFile`), so `serialWrite`/`serialRun` can type on the guest's /dev/ttyS0.
+   * Default: on in `agent` mode (its shell reads commands there), off otherwise. Implies `serial`.
+   */
+  serialSocket?: boolean;
   /** More kernel command-line arguments, after the mode's. */
   append?: string;
   /** Extra QEMU arguments. */
@@ -79,6 +85,8 @@ export interface SpiceServer {
   logFile: string;
   /** Where the guest's serial port (/dev/ttyS0) is written, with `serial` (default in `shell` mode). */
   serialFile: string | undefined;
+  /** The Unix socket QEMU's serial chardev listens on, with `serialSocket` (default in `agent` mode). */
+  serialSocket: string | undefined;
   /** The full QEMU command line (for reports). */
   commandLine: string[];
   /** The guest that was booted. */
@@ -121,6 +129,15 @@ export interface SpiceServer {
    * Fails at once if QEMU exits, or when there is no serial port.
    */
   waitForSerial(pattern: string | RegExp, timeoutMs?: number, from?: number): Promise<string>;
+  /** Writes bytes to the guest's serial port (needs `serialSocket`); connects on first use. */
+  serialWrite(text: string): Promise<void>;
+  /**
+   * Agent mode: runs a shell command in the guest through its serial-port shell and resolves with what it
+   * printed (stdout and stderr) and its exit status. Commands run one after another; `command` is one line.
+   */
+  serialRun(command: string, timeoutMs?: number): Promise<{ output: string; status: number }>;
+  /** Agent mode: waits for GUEST_AGENT_READY on the serial port (spice-vdagentd and spice-vdagent up). */
+  waitForAgent(timeoutMs?: number): Promise<void>;
   /** Shell mode: waits until a shell on tty1 reports it is ready for commands (GUEST_SHELL_READY on the serial port). */
   waitForShell(timeoutMs?: number): Promise<void>;
   /**
@@ -222,11 +239,16 @@ const KEY = (k: string): Json => ({ type: 'qcode', data: k });
  */
 export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
   const qemu = requireCommand('qemu-system-x86_64');
-  const guest = opts.guest ?? await buildGuest();
+  const guest = opts.guest ?? await (opts.guestMode === 'agent' ? buildAgentGuest() : buildGuest());
   const run = new QemuRun('deskrec-spice-', 'QEMU SPICE', opts.startTimeoutMs ?? 20000);
   const { dir, logFile, qmpPath } = run;
   const left = (): number => run.left();
-  const stop = (): Promise<void> => run.stop();
+  let serialConn: Socket | undefined;
+  const stop = (): Promise<void> => {
+    serialConn?.destroy();
+    serialConn = undefined;
+    return run.stop();
+  };
 
   try {
     const objects: string[] = [];
@@ -243,8 +265,20 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
     }
     const guestMode = opts.guestMode ?? 'text';
     // A file chardev: QEMU writes what the guest sends as it comes; the test reads the file.
-    const serialFile = (opts.serial ?? guestMode === 'shell') ? join(dir, 'serial.log') : undefined;
-    const serialArgs = serialFile !== undefined ? ['-serial', `file:${serialFile}`] : [];
+    const agent = guestMode === 'agent';
+    const socketWanted = opts.serialSocket ?? agent;
+    const serialFile = (opts.serial ?? guestMode === 'shell') || socketWanted ? join(dir, 'serial.log') : undefined;
+    const serialSocket = socketWanted ? join(dir, 'serial.sock') : undefined;
+    // With a socket, `logfile=` keeps the file: QEMU logs there everything the guest writes, whether or
+    // not a client is connected to the socket.
+    const serialArgs = serialFile === undefined ? []
+      : serialSocket !== undefined
+        ? ['-chardev', `socket,id=serial0,path=${serialSocket},server=on,wait=off,logfile=${serialFile}`, '-serial', 'chardev:serial0']
+        : ['-serial', `file:${serialFile}`];
+    // The guest agent's channel: a virtio-serial port named as spice-vdagentd expects, wired to
+    // spice-server's agent (spicevmc "vdagent").
+    const agentArgs = agent ? ['-device', 'virtio-serial-pci', '-chardev', 'spicevmc,id=vdagent,name=vdagent',
+      '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0'] : [];
     const cmdline = opts.append !== undefined && opts.append !== '' ? `${guestCmdline(guestMode)} ${opts.append}` : guestCmdline(guestMode);
     let port = -1;
     let tlsPort: number | undefined;
@@ -262,7 +296,7 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       if (opts.streamingVideo !== undefined) spice.push(`streaming-video=${opts.streamingVideo}`);
       args = ['-machine', 'pc', '-accel', 'tcg', '-m', '256', '-nodefaults', '-no-reboot', '-display', 'none',
         '-vga', opts.vga, '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', cmdline,
-        ...serialArgs, ...objects, '-spice', spice.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', 'deskrec-spice-test',
+        ...serialArgs, ...agentArgs, ...objects, '-spice', spice.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', 'deskrec-spice-test',
         ...(opts.extraArgs ?? [])];
       const log = openSync(logFile, 'a');
       startedAt = Date.now();
@@ -339,9 +373,10 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       return pollUntil(`${String(pattern)} on the guest's serial port`, timeoutMs, () => Promise.resolve(find()), 100);
     };
     const spicy = requireCommand('spicy-screenshot');
+    let runs = 0;
     const server: SpiceServer = {
       host: '127.0.0.1', port, tlsPort, caFile, password: opts.password, vga: opts.vga, guestMode, qmp: session,
-      version: session.version, logFile, serialFile, commandLine: [qemu, ...args], guest,
+      version: session.version, logFile, serialFile, serialSocket, commandLine: [qemu, ...args], guest,
       screenshotRgba,
       async spicyScreenshotRgba(how = {}) {
         const file = join(dir, `spicy-${shot++}.ppm`);
@@ -396,6 +431,42 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       releaseOutput,
       serialText,
       waitForSerial,
+      async serialWrite(text) {
+        if (serialSocket === undefined) throw new Error('serialWrite needs startQemuSpice({ serialSocket: true }) or guestMode \'agent\'');
+        if (serialConn === undefined || serialConn.destroyed) {
+          const conn = connect(serialSocket);
+          await new Promise<void>((resolve, reject) => {
+            conn.once('connect', () => { resolve(); });
+            conn.once('error', reject);
+          });
+          // What the guest writes also comes to the connected client; it must be read (and is dropped: the
+          // log file has it), or QEMU's writes would stall once the socket buffer is full.
+          conn.on('data', () => undefined);
+          conn.on('error', () => undefined);
+          serialConn = conn;
+        }
+        const conn = serialConn;
+        await new Promise<void>((resolve, reject) => { conn.write(text, 'latin1', (e) => { if (e) reject(e); else resolve(); }); });
+      },
+      async serialRun(command, timeoutMs = 30000) {
+        if (command.includes('\n')) throw new Error('serialRun: one line only');
+        const marker = `deskrec-run-${++runs}-${process.pid}`;
+        const from = serialText().length;
+        // The status line is built by the shell ("marker" ":" status), so the command text itself could
+        // never match it.
+        await server.serialWrite(`${command}\necho "${marker}"":$?"\n`);
+        const re = new RegExp(`${marker}:(\\d+)\\n`);
+        return pollUntil(`${JSON.stringify(command)} in the guest`, timeoutMs, () => {
+          alive();
+          const text = serialText().slice(from);
+          const m = re.exec(text);
+          return Promise.resolve(m === null ? undefined : { output: text.slice(0, m.index), status: Number(m[1]) });
+        }, 100);
+      },
+      async waitForAgent(timeoutMs = 120000) {
+        if (guestMode !== 'agent') throw new Error(`waitForAgent: the guest runs in ${guestMode} mode, not agent`);
+        await waitForSerial(GUEST_AGENT_READY, timeoutMs);
+      },
       async waitForShell(timeoutMs = 60000) {
         if (guestMode !== 'shell') throw new Error(`waitForShell: the guest runs in ${guestMode} mode, not shell`);
         await waitForSerial(GUEST_SHELL_READY, timeoutMs);
