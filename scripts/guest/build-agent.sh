@@ -9,14 +9,20 @@
 #   - Xvfb (package xvfb) with xkbcomp (x11-xkb-utils) and the XKB data (xkb-data) it compiles its keymap
 #     from; spice-vdagent (the spice-vdagentd daemon and the spice-vdagent X session agent, the real
 #     SPICE guest agent); xclip, so a test can put text on and read it from the guest's X clipboard;
+#   - Xorg (package xserver-xorg-core: the server binary, its built-in `modesetting` driver and the
+#     `shadow` module that driver loads; not GLX, glamor or the input drivers) with a written xorg.conf,
+#     and xrandr + xsetroot (x11-xserver-utils), for the `deskrec.agentx=xorg` mode below;
 #   - exactly the shared libraries those ELF files need (their closure, resolved by the unpacked glibc's
 #     own ld.so against the unpacked tree only: a library missing from the tree fails the build).
 # The packages fetched are the Depends/Pre-Depends closure (first alternative) of those roots, minus a
 # list of packages whose files the guest never uses (docs, icons, fonts, perl, systemd, Mesa's drivers…);
 # only the files listed above go into the initrd.
 #
-# /init (see step 5) starts Xvfb :0, spice-vdagentd (no systemd, no session tracking, fake uinput) and
-# spice-vdagent on :0, writes `deskrec-agent-ready` to /dev/ttyS0 once both agent processes run and the
+# /init (see step 5) starts Xvfb :0 (or, with `deskrec.agentx=xorg` on the kernel command line, Xorg :0 on
+# the QXL device's DRM node, /dev/dri/card0, so X *is* the SPICE display and an XRandR mode change, the
+# agent's or xrandr's, resizes it), spice-vdagentd (no systemd, no session tracking, fake uinput) and
+# spice-vdagent on :0, writes `deskrec-agent-ready` (Xorg mode: `deskrec-agent-ready xorg`, and only once
+# Xorg's XRandR lists a connected output) to /dev/ttyS0 once both agent processes run and the
 # daemon has opened the virtio port (it does after the session agent connected), then reads shell
 # commands from /dev/ttyS0 (no echo, no prompt, output back there), so a test can run `xclip` in the guest
 # over QEMU's serial socket.
@@ -127,8 +133,11 @@ rm -rf "$WORK/kernel"
 #    provider of a virtual package), without the packages whose files the guest never uses: they only cost
 #    download time (Mesa's DRI drivers pull in LLVM; GTK pulls in icon themes and fonts; maintainer-script
 #    and init-system machinery). Step 3 fails the build if one of them was needed after all.
-ROOTS=(xvfb x11-xkb-utils xkb-data spice-vdagent xclip)
-SKIP='^(debconf|cdebconf|dpkg|perl|perl-base|perl-modules-.*|libperl.*|adduser|init-system-helpers|lsb-base|ucf|sensible-utils|passwd|libpam.*|systemd|systemd-sysv|libsystemd-shared|dbus|dbus-.*|x11-common|tar|install-info|usrmerge|usr-is-merged|mount|procps|hicolor-icon-theme|adwaita-icon-theme|gtk-update-icon-cache|shared-mime-info|fontconfig|fontconfig-config|fonts-.*|ttf-.*|libgl1-mesa-dri|libglx-mesa0|libllvm.*|libz3-.*|libsensors.*|dconf-gsettings-backend|dconf-service|libgtk-3-common|libgdk-pixbuf2.0-common|libgdk-pixbuf-2.0-bin|libasound2-data|libc-bin|gcc-.*-base|xauth|xserver-common|libicu[0-9]*|libxml2|libthai-data|at-spi2-common|libdrm-common|libavahi-common-data|libgcrypt20-dbg|coreutils|debianutils|readline-common)$'
+ROOTS=(xvfb x11-xkb-utils xkb-data spice-vdagent xclip xserver-xorg-core x11-xserver-utils)
+# (Xorg's own extra dependencies skipped: udev and keyboard-configuration (no daemon, no debconf), EGL/GBM
+# (glamor and GLX, which xorg.conf disables: the modesetting driver draws into a shadow buffer), cpp
+# (xrdb's, unused).)
+SKIP='^(keyboard-configuration|udev|cpp|cpp-[0-9]+|libegl1|libegl-mesa0|libgbm1|debconf|cdebconf|dpkg|perl|perl-base|perl-modules-.*|libperl.*|adduser|init-system-helpers|lsb-base|ucf|sensible-utils|passwd|libpam.*|systemd|systemd-sysv|libsystemd-shared|dbus|dbus-.*|x11-common|tar|install-info|usrmerge|usr-is-merged|mount|procps|hicolor-icon-theme|adwaita-icon-theme|gtk-update-icon-cache|shared-mime-info|fontconfig|fontconfig-config|fonts-.*|ttf-.*|libgl1-mesa-dri|libglx-mesa0|libllvm.*|libz3-.*|libsensors.*|dconf-gsettings-backend|dconf-service|libgtk-3-common|libgdk-pixbuf2.0-common|libgdk-pixbuf-2.0-bin|libasound2-data|libc-bin|gcc-.*-base|xauth|xserver-common|libicu[0-9]*|libxml2|libthai-data|at-spi2-common|libdrm-common|libavahi-common-data|libgcrypt20-dbg|coreutils|debianutils|readline-common)$'
 declare -A PKGS=()
 QUEUE=("${ROOTS[@]}")
 while [ ${#QUEUE[@]} -gt 0 ]; do
@@ -162,7 +171,7 @@ download "$WORK/debs" "${PKGLIST[@]}"
 S="$WORK/stage"
 for deb in "$WORK"/debs/*.deb; do dpkg-deb -x "$deb" "$S"; done
 VERSIONS=""
-for p in spice-vdagent xvfb xclip; do VERSIONS="$VERSIONS $p=$(dpkg-deb -f "$WORK"/debs/"${p}"_*.deb Version)"; done
+for p in spice-vdagent xvfb xclip xserver-xorg-core; do VERSIONS="$VERSIONS $p=$(dpkg-deb -f "$WORK"/debs/"${p}"_*.deb Version)"; done
 rm -rf "$WORK/debs"
 
 # 3. The ELF files and their libraries. The unpacked glibc's ld.so lists each file's closure, searching the
@@ -172,7 +181,11 @@ LIBDIRS="$S/lib/x86_64-linux-gnu:$S/usr/lib/x86_64-linux-gnu"
 LDSO="$S/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
 [ -e "$LDSO" ] || LDSO="$S/lib64/ld-linux-x86-64.so.2"
 [ -e "$LDSO" ] || { echo "build-agent.sh: no ld.so in the unpacked libc6" >&2; exit 1; }
-BINS=(usr/bin/Xvfb usr/bin/xkbcomp usr/sbin/spice-vdagentd usr/bin/spice-vdagent usr/bin/xclip)
+# Xorg's modules are shared objects resolved against the server itself at load time; their own library
+# needs are checked here like the programs'. (/usr/bin/Xorg is a shell wrapper: /init runs the binary.)
+BINS=(usr/bin/Xvfb usr/bin/xkbcomp usr/sbin/spice-vdagentd usr/bin/spice-vdagent usr/bin/xclip
+  usr/lib/xorg/Xorg usr/lib/xorg/modules/drivers/modesetting_drv.so usr/lib/xorg/modules/libshadow.so
+  usr/bin/xrandr usr/bin/xsetroot)
 declare -A LIBS=()
 missing=""
 for b in "${BINS[@]}"; do
@@ -209,6 +222,55 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
 echo 'root:x:0:' > "$R/etc/group"
 cp "$BUSYBOX" "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
+# Xorg's configuration (Xorg mode): the modesetting driver on the qxl DRM node, named (no udev to pick
+# it); no GPU acceleration (glamor needs EGL/Mesa, not in the initrd: the driver then renders into a shadow
+# buffer and flushes damage with DRM dirty-fb, which qxl turns into QXL draw commands); no GLX; no input
+# devices (nothing to hot-plug without udev; X runs without them); no blanking, no VT switching.
+mkdir -p "$R/etc/X11"
+cat > "$R/etc/X11/xorg.conf" <<'XORGCONF'
+Section "ServerFlags"
+    Option "AutoAddDevices" "false"
+    Option "AutoAddGPU" "false"
+    Option "DontVTSwitch" "true"
+    Option "BlankTime" "0"
+    Option "StandbyTime" "0"
+    Option "SuspendTime" "0"
+    Option "OffTime" "0"
+EndSection
+Section "Module"
+    Disable "glx"
+    Disable "glamoregl"
+EndSection
+Section "Device"
+    Identifier "qxl"
+    Driver "modesetting"
+    Option "kmsdev" "/dev/dri/card0"
+    Option "AccelMethod" "none"
+EndSection
+Section "Screen"
+    Identifier "screen"
+    Device "qxl"
+    DefaultDepth 24
+EndSection
+Section "ServerLayout"
+    Identifier "layout"
+    Screen "screen"
+EndSection
+XORGCONF
+# What a desktop does on a display hot-plug (Xorg mode): a SPICE client's monitors config (a viewer's
+# "resize guest to fit") does not reach spice-vdagent with a QXL device of revision 4 or later: spice-server
+# hands it to the device, the guest's qxl driver makes the client's size the connector's preferred mode
+# and sends a DRM "change" uevent, and the X side must pick that mode. /init runs this for each kernel
+# uevent (busybox `uevent`; there is no udev): on a DRM change, every connected output to its preferred
+# mode.
+cat > "$R/bin/deskrec-hotplug" <<'HOTPLUG'
+#!/bin/sh
+[ "$SUBSYSTEM" = drm ] && [ "$ACTION" = change ] || exit 0
+for o in $(DISPLAY=:0 xrandr | awk '$2 == "connected" { print $1 }'); do
+  DISPLAY=:0 xrandr --output "$o" --auto && echo "hotplug: $o $(DISPLAY=:0 xrandr | awk '/^Screen 0/ { sub(/,/, "", $10); print $8 "x" $10 }')"
+done >>/var/log/hotplug.log 2>&1
+HOTPLUG
+chmod 755 "$R/bin/deskrec-hotplug"
 
 # 5. /init.
 AGENT_READY=deskrec-agent-ready
@@ -249,10 +311,39 @@ if [ -n "\$port" ]; then
 else
   status 1 "no virtio port named com.redhat.spice.0"
 fi
-Xvfb :0 -screen 0 1024x768x24 -nolisten tcp >/var/log/Xvfb.log 2>&1 &
-n=0
-while [ ! -S /tmp/.X11-unix/X0 ] && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
-[ -S /tmp/.X11-unix/X0 ] && status 2 "Xvfb :0 up" || status 1 "Xvfb did not start: \$(tail -3 /var/log/Xvfb.log)"
+# Which X server: deskrec.agentx=xorg on the kernel command line runs Xorg on the QXL display.
+agentx=xvfb
+for arg in \$(cat /proc/cmdline); do
+  case \$arg in deskrec.agentx=*) agentx=\${arg#deskrec.agentx=} ;; esac
+done
+xok=0
+if [ "\$agentx" = xorg ]; then
+  # vt1 is the console the SPICE display shows (Xorg takes it over from fbcon); -noreset: the server
+  # would otherwise reset (forgetting xsetroot's background) whenever its last client disconnects.
+  /usr/lib/xorg/Xorg :0 vt1 -novtswitch -nolisten tcp -noreset -s 0 -dpms -config /etc/X11/xorg.conf \
+    -logfile /var/log/Xorg.0.log >/var/log/Xorg.out 2>&1 &
+  xpid=\$!
+  # Up once XRandR answers with a connected output (the socket exists before the screens are set up).
+  n=0
+  while [ \$n -lt 600 ] && kill -0 \$xpid 2>/dev/null && ! DISPLAY=:0 xrandr 2>/dev/null | grep -q ' connected'; do
+    sleep 0.1; n=\$((n + 1))
+  done
+  if kill -0 \$xpid 2>/dev/null && DISPLAY=:0 xrandr 2>/dev/null | grep -q ' connected'; then
+    xok=1
+    DISPLAY=:0 xsetroot -solid '#336699'
+    uevent /bin/deskrec-hotplug </dev/null >/dev/null 2>&1 &
+    status 2 "Xorg :0 up on /dev/dri/card0: \$(DISPLAY=:0 xrandr | grep ' connected' | tr -s ' ' | cut -d' ' -f1-3)"
+  else
+    status 1 "Xorg did not start (\$(kill -0 \$xpid 2>/dev/null && echo running || echo exited))"
+    { cat /var/log/Xorg.out; grep -E '\((EE|WW)\)' /var/log/Xorg.0.log; tail -15 /var/log/Xorg.0.log; } >/dev/ttyS0 2>&1
+  fi
+else
+  Xvfb :0 -screen 0 1024x768x24 -nolisten tcp >/var/log/Xvfb.log 2>&1 &
+  n=0
+  while [ ! -S /tmp/.X11-unix/X0 ] && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
+  [ -S /tmp/.X11-unix/X0 ] && xok=1
+  [ \$xok = 1 ] && status 2 "Xvfb :0 up" || status 1 "Xvfb did not start: \$(tail -3 /var/log/Xvfb.log)"
+fi
 # -x: stay in the foreground (no fork, no pid file); -X: no systemd-logind/ConsoleKit session tracking
 # (one session agent is allowed); -f -u /dev/null: a fake uinput device (no /dev/uinput, no ioctls; the
 # mouse events it would inject are discarded: Xvfb reads no input devices anyway); -d: debug log to syslog.
@@ -271,10 +362,11 @@ while [ \$n -lt 600 ] && kill -0 \$vdagentd 2>/dev/null && kill -0 \$vdagent 2>/
     ! grep -q 'opening vdagent virtio channel' /var/log/messages 2>/dev/null; do
   sleep 0.1; n=\$((n + 1))
 done
-if kill -0 \$vdagentd 2>/dev/null && kill -0 \$vdagent 2>/dev/null &&
+if [ \$xok = 1 ] && kill -0 \$vdagentd 2>/dev/null && kill -0 \$vdagent 2>/dev/null &&
     grep -q 'opening vdagent virtio channel' /var/log/messages 2>/dev/null; then
   status 2 "spice-vdagentd (pid \$vdagentd) and spice-vdagent (pid \$vdagent) running"
-  echo $AGENT_READY >/dev/ttyS0
+  # Xorg mode says so in the marker: ready then also means "Xorg runs on QXL".
+  if [ "\$agentx" = xorg ]; then echo "$AGENT_READY xorg" >/dev/ttyS0; else echo $AGENT_READY >/dev/ttyS0; fi
 else
   status 1 "agent not ready: vdagentd \$(kill -0 \$vdagentd 2>/dev/null && echo up || echo gone), vdagent \$(kill -0 \$vdagent 2>/dev/null && echo up || echo gone)"
   { tail -20 /var/log/messages; cat /var/log/spice-vdagentd.log /var/log/spice-vdagent.log; } >/dev/ttyS0 2>&1

@@ -72,7 +72,8 @@ export class SpiceSource implements FrameSource {
   framesDelivered = 0;
   /**
    * Keys (scancodes, or keysyms through a US keymap), pointer and wheel over the inputs channel; clipboard
-   * text through the guest agent, when the guest runs one (capabilities().clipboard says why not). Keys and
+   * text and the display size (`resize`) through the guest agent, when the guest runs one
+   * (capabilities().clipboard says why not; capabilities().resize whether its agent takes a size). Keys and
    * pointer are INPUT_NOT_READY until the inputs channel has linked; everything after the end.
    */
   readonly input: RemoteInput = new SpiceSourceInput(() => this.session);
@@ -179,7 +180,7 @@ class SpiceSourceInput implements RemoteInput {
 
   capabilities(): InputCapabilities {
     return this.session()?.input.capabilities()
-      ?? { absolutePointer: false, relativePointer: false, keys: false, scancodes: false, clipboard: 'the SPICE session has not started' };
+      ?? { absolutePointer: false, relativePointer: false, keys: false, scancodes: false, clipboard: 'the SPICE session has not started', resize: false };
   }
 
   pointer(x: number, y: number, buttons: number): void {
@@ -196,6 +197,10 @@ class SpiceSourceInput implements RemoteInput {
 
   clipboard(text: string): void {
     this.live().clipboard(text);
+  }
+
+  resize(width: number, height: number): void {
+    this.live().resize(width, height);
   }
 
   private live(): SpiceSession['input'] {

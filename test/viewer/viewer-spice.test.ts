@@ -85,7 +85,7 @@ describe.each(['std', 'qxl'] as const)('-vga %s', (vga) => {
   }, testTimeoutFor(6, 120000));
 });
 
-describe('the clipboard through the SPICE guest agent', () => {
+describe('the SPICE guest agent: clipboard and size', () => {
   // The agent guest's build (cached after the first; a minute or more on a fresh machine) has its own bound.
   beforeAll(async () => { await buildAgentGuest(); }, 600000);
   let server: SpiceServer;
@@ -98,8 +98,9 @@ describe('the clipboard through the SPICE guest agent', () => {
     await server?.stop();
   });
 
-  test('text copied in the guest shows in the page; text pasted from the page is the guest\'s clipboard', async () => {
-    server = await startQemuSpice({ vga: 'qxl', guestMode: 'agent' });
+  test('text copied in the guest shows in the page; text pasted from the page is the guest\'s clipboard; "Fit to window" resizes the guest', async () => {
+    // Xorg on the QXL display (not Xvfb): the agent's monitor configuration then resizes what SPICE shows.
+    server = await startQemuSpice({ vga: 'qxl', guestMode: 'agent', agentX: 'xorg' });
     await server.waitForAgent(180000);
     session = new Session(openSource(`spice://127.0.0.1:${server.port}`));
     await session.start();
@@ -126,6 +127,20 @@ describe('the clipboard through the SPICE guest agent', () => {
       pasted = (await server.serialRun('DISPLAY=:0 timeout 10 xclip -o -selection clipboard -t UTF8_STRING')).output;
       return pasted === 'pasted from the page' ? true : undefined;
     }, { intervalMs: 500, detail: () => JSON.stringify(pasted) });
+
+    // "Fit to window": noVNC's SetDesktopSize becomes the agent's MONITORS_CONFIG; the guest takes the size
+    // (its qxl driver's hot-plug, applied by the guest), and the canvas follows pixel for pixel.
+    await waitFor('the page offers to fit the guest', async () => (await page.locator('#fit').isVisible() ? true : undefined));
+    await page.setViewportSize({ width: 900, height: 640 });
+    await page.locator('#fit').click();
+    const want = await page.evaluate<{ width: number; height: number }>("(() => { const r = document.getElementById('screen').getBoundingClientRect(); return { width: Math.floor(r.width), height: Math.floor(r.height) }; })()");
+    let size = '';
+    await waitFor(`the guest resized to ${want.width}x${want.height}`, async () => {
+      const shot = await server.screenshotRgba();
+      size = `${shot.width}x${shot.height}`;
+      return shot.width === want.width && shot.height === want.height ? true : undefined;
+    }, { timeoutMs: 60000, detail: () => size });
+    await waitForCanvas(page, await waitForStillScreen(() => server.screenshotRgba()), 'the resized guest');
     await page.close();
   }, testTimeoutFor(6, 240000));
 });

@@ -12,10 +12,12 @@
  * a guest program pastes, the agent sends CLIPBOARD_REQUEST UTF8_TEXT and we answer with CLIPBOARD.
  *
  * Capabilities (ANNOUNCE_CAPABILITIES, both ways; a capability counts when both announced it): we announce
- * CLIPBOARD_BY_DEMAND (without it agents do not offer their clipboard) and MAX_CLIPBOARD (then we tell the
- * agent the largest text we take). Not CLIPBOARD_SELECTION (its 4-byte selection prefix would let a guest's
- * PRIMARY selection through too; without it only the CLIPBOARD selection travels), not GRAB_SERIAL, not
- * MONITORS_CONFIG (deskrec asks no guest to change its resolution yet), not file transfer.
+ * CLIPBOARD_BY_DEMAND (without it agents do not offer their clipboard), MAX_CLIPBOARD (then we tell the
+ * agent the largest text we take) and MONITORS_CONFIG (a viewer's "fit to window" asks the guest for a
+ * display size: one monitor, `resize`; the agent applies it, on Linux through XRandR, and the new size
+ * arrives as a new primary surface on the display channel). Not CLIPBOARD_SELECTION (its 4-byte selection
+ * prefix would let a guest's PRIMARY selection through too; without it only the CLIPBOARD selection
+ * travels), not GRAB_SERIAL, not file transfer.
  * A guest that announces GUEST_LINEEND_CRLF (Windows) gets CRLF line ends and its text comes back with LF.
  *
  * Flow control (spice-server `reds.cpp`): each AGENT_DATA we send spends one of the tokens the server gave
@@ -62,6 +64,9 @@ export const VD_AGENT_CAP = {
   MOUSE_STATE: 0, MONITORS_CONFIG: 1, REPLY: 2, CLIPBOARD: 3, DISPLAY_CONFIG: 4, CLIPBOARD_BY_DEMAND: 5,
   CLIPBOARD_SELECTION: 6, SPARSE_MONITORS_CONFIG: 7, GUEST_LINEEND_LF: 8, GUEST_LINEEND_CRLF: 9, MAX_CLIPBOARD: 10,
 } as const;
+
+/** Largest display side we ask a guest for (QXL's own limit is far below; a guest clamps what it cannot show). */
+export const MAX_MONITOR_SIDE = 16384;
 
 /** Clipboard data types (VD_AGENT_CLIPBOARD_*). */
 export const VD_CLIPBOARD = { NONE: 0, UTF8_TEXT: 1 } as const;
@@ -135,7 +140,7 @@ export class SpiceAgent {
   /** The text we hold the guest's clipboard with (UTF-8, line ends as the guest wants), or null. */
   private owned: Uint8Array | null = null;
   /** Counts for session.json. */
-  readonly counts = { fromGuest: 0, toGuest: 0, requests: 0 };
+  readonly counts = { fromGuest: 0, toGuest: 0, requests: 0, resizes: 0 };
 
   constructor(private readonly host: AgentHost) {}
 
@@ -220,6 +225,28 @@ export class SpiceAgent {
     }
   }
 
+  /** The guest's agent takes a display size (MONITORS_CONFIG). */
+  canResize(): boolean {
+    return this.state.k === 'ready' && hasCap(this.state.caps, VD_AGENT_CAP.MONITORS_CONFIG);
+  }
+
+  /**
+   * Asks the guest for one monitor of `width` x `height` (VDAgentMonitorsConfig, depth 32, at 0,0). The
+   * guest answers, if at all, with a new primary surface; sizes it cannot show it clamps or ignores.
+   */
+  resize(width: number, height: number): void {
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || width > MAX_MONITOR_SIDE || height > MAX_MONITOR_SIDE) {
+      throw new InputError('INPUT_BAD_VALUE', `a display size must be 1..${MAX_MONITOR_SIDE} in each direction, got ${width}x${height}`);
+    }
+    if (!this.canResize()) {
+      throw new InputError('INPUT_UNSUPPORTED', `the SPICE guest cannot be resized from here: ${this.problem() ?? 'its agent takes no monitor configuration'}`);
+    }
+    // VDAgentMonConfig has height before width.
+    const body = new ByteWriter(8 + 20).u32(1, true).u32(0, true).u32(height, true).u32(width, true).u32(32, true).s32(0, true).s32(0, true).finish();
+    if (!this.send(VD_AGENT.MONITORS_CONFIG, body)) throw new InputError('INPUT_NOT_READY', 'the SPICE server takes no agent data for now');
+    this.counts.resizes++;
+  }
+
   /** Puts `text` on the guest's clipboard (a grab now; the text when a guest program asks). */
   setClipboard(text: string): void {
     const why = this.problem();
@@ -242,7 +269,8 @@ export class SpiceAgent {
     const s = this.state;
     return {
       state: s.k, ...(s.k === 'off' ? { why: s.why } : {}), ...(s.k === 'ready' ? { capabilities: s.caps } : {}),
-      clipboard: { ...this.counts },
+      clipboard: { fromGuest: this.counts.fromGuest, toGuest: this.counts.toGuest, requests: this.counts.requests },
+      resizes: this.counts.resizes,
     };
   }
 
@@ -397,7 +425,7 @@ export class SpiceAgent {
 
 /** Our ANNOUNCE_CAPABILITIES body. */
 function announce(request: boolean): Uint8Array {
-  const caps = (1 << VD_AGENT_CAP.CLIPBOARD_BY_DEMAND) | (1 << VD_AGENT_CAP.MAX_CLIPBOARD);
+  const caps = (1 << VD_AGENT_CAP.MONITORS_CONFIG) | (1 << VD_AGENT_CAP.CLIPBOARD_BY_DEMAND) | (1 << VD_AGENT_CAP.MAX_CLIPBOARD);
   return new ByteWriter(8).u32(request ? 1 : 0, true).u32(caps, true).finish();
 }
 

@@ -253,6 +253,7 @@ export interface SpiceInputCapabilities {
   keys: boolean;
   scancodes: boolean;
   clipboard: string | null;
+  resize: boolean;
 }
 
 /** One key press or release (the same shape as the sources' KeyInput). */
@@ -274,6 +275,10 @@ export interface SpiceInputHost {
   clipboardProblem(): string | null;
   /** Puts text on the guest's clipboard through its agent (throws InputError when it cannot). */
   setClipboard(text: string): void;
+  /** The guest's agent takes a display size. */
+  canResize(): boolean;
+  /** Asks the guest's agent for a display size (throws InputError when it cannot). */
+  resize(width: number, height: number): void;
 }
 
 type Phase =
@@ -364,9 +369,10 @@ export class SpiceInput {
   capabilities(): SpiceInputCapabilities {
     const clipboard = this.phase.k === 'ended' ? 'the SPICE session has ended'
       : !this.sessionLive ? 'the SPICE session is not live yet' : this.host.clipboardProblem();
-    if (this.phase.k !== 'linked') return { absolutePointer: false, relativePointer: false, keys: false, scancodes: false, clipboard };
+    const resize = this.phase.k !== 'ended' && this.sessionLive && this.host.canResize();
+    if (this.phase.k !== 'linked') return { absolutePointer: false, relativePointer: false, keys: false, scancodes: false, clipboard, resize };
     const client = this.currentMode === MOUSE_MODE.CLIENT;
-    return { absolutePointer: client, relativePointer: !client, keys: true, scancodes: true, clipboard };
+    return { absolutePointer: client, relativePointer: !client, keys: true, scancodes: true, clipboard, resize };
   }
 
   /** Moves the pointer to (x, y) on the primary surface with `buttons` (MOUSE_BUTTON_MASK bits) held. */
@@ -432,6 +438,12 @@ export class SpiceInput {
     this.liveOrThrow();
     if (typeof text !== 'string') throw new InputError('INPUT_BAD_VALUE', 'clipboard text must be a string');
     this.host.setClipboard(text);
+  }
+
+  /** Asks the guest for a display size through its agent (MONITORS_CONFIG): INPUT_UNSUPPORTED without one that takes it. */
+  resize(width: number, height: number): void {
+    this.liveOrThrow();
+    this.host.resize(width, height);
   }
 
   /** Asks the server for client mouse mode once, when it supports it and is not in it already. */

@@ -135,6 +135,8 @@ export class SpiceSession {
       pointerPosition: () => (this.cursor === null ? null : { x: this.cursor.state.x, y: this.cursor.state.y }),
       clipboardProblem: () => this.agent.problem(),
       setClipboard: (text) => { this.agent.setClipboard(text); },
+      canResize: () => this.agent.canResize(),
+      resize: (width, height) => { this.agent.resize(width, height); },
     });
     this.main = new MainChannel((type, body) => { this.mainChannel?.send(type, body); }, {
       init: (init) => { this.init = init; this.input.mainInit(init); this.agent.init(init.agentConnected, init.agentTokens); },

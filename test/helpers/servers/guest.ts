@@ -54,6 +54,19 @@ export const GUEST_SHELL_READY = 'deskrec-shell-ready';
 export const GUEST_AGENT_READY = 'deskrec-agent-ready';
 
 /**
+ * The agent guest's X server: `xvfb` (the default; X is not the SPICE display) or `xorg` (kernel argument
+ * `deskrec.agentx=xorg`: Xorg with the modesetting driver on the qxl DRM device, so X is the SPICE display
+ * and an XRandR mode change resizes it; needs `-vga qxl`).
+ */
+export type GuestAgentX = 'xvfb' | 'xorg';
+
+/**
+ * What the agent guest writes instead of GUEST_AGENT_READY (which it starts with) in `xorg` mode: Xorg runs
+ * on the QXL device with a connected output, and the agent is connected as in GUEST_AGENT_READY.
+ */
+export const GUEST_AGENT_XORG_READY = `${GUEST_AGENT_READY} xorg`;
+
+/**
  * The kernel command line for a mode. `photo` adds `deskrec.mode=photo`: /init then draws a smooth
  * gradient picture on /dev/fb0 and keeps redrawing a 256-row full-width band in the middle of the screen
  * (the picture scrolling through it, ~15 times a second), so spice-server takes it for a photo (JPEG under
@@ -64,7 +77,7 @@ export const GUEST_AGENT_READY = 'deskrec-agent-ready';
  * `echo X >/dev/ttyS0` puts X there. See step 4c. `text` leaves the command line as it always was.
  */
 export function guestCmdline(mode: GuestMode = 'text'): string {
-  // The agent guest is its own initrd: its /init reads no mode.
+  // The agent guest is its own initrd: its /init reads no deskrec.mode (startQemuSpice adds deskrec.agentx).
   return mode === 'text' || mode === 'agent' ? GUEST_CMDLINE : `${GUEST_CMDLINE} deskrec.mode=${mode}`;
 }
 

@@ -7,7 +7,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { buildAgentGuest, buildGuest, guestCmdline, GUEST_AGENT_READY, GUEST_SHELL_READY, type GuestImage, type GuestMode } from './guest';
+import { buildAgentGuest, buildGuest, guestCmdline, GUEST_AGENT_READY, GUEST_AGENT_XORG_READY, GUEST_SHELL_READY, type GuestAgentX, type GuestImage, type GuestMode } from './guest';
 import { countDifferentPixels, parsePpm, type RgbaImage } from './image';
 import { FatalError, pollUntil, requireCommand, runTool, sleep, spawnGroup, stopGroup } from './proc';
 import { freeTcpPort } from './ports';
@@ -40,6 +40,13 @@ export interface SpiceOptions {
    * shell on the console (`guestCmdline`).
    */
   guestMode?: GuestMode;
+  /**
+   * `agent` mode: the guest's X server (default `xvfb`). `xorg` runs Xorg on the QXL display (`vga: 'qxl'`
+   * only), so XRandR mode changes (xrandr in the guest, or a client's monitors config, which the guest
+   * applies on the qxl driver's hot-plug event) resize the SPICE display; `waitForAgent` then also waits
+   * for Xorg.
+   */
+  agentX?: GuestAgentX;
   /**
    * Give the guest a serial port (its /dev/ttyS0) written to a file: `serialText`, `waitForSerial`.
    * Default: on in `shell` mode (the shell reports there), off otherwise (text and photo boot as they
@@ -136,7 +143,10 @@ export interface SpiceServer {
    * printed (stdout and stderr) and its exit status. Commands run one after another; `command` is one line.
    */
   serialRun(command: string, timeoutMs?: number): Promise<{ output: string; status: number }>;
-  /** Agent mode: waits for GUEST_AGENT_READY on the serial port (spice-vdagentd and spice-vdagent up). */
+  /**
+   * Agent mode: waits for GUEST_AGENT_READY on the serial port (spice-vdagentd and spice-vdagent up); with
+   * `agentX: 'xorg'` for GUEST_AGENT_XORG_READY (and Xorg up on the QXL device with a connected output).
+   */
   waitForAgent(timeoutMs?: number): Promise<void>;
   /** Shell mode: waits until a shell on tty1 reports it is ready for commands (GUEST_SHELL_READY on the serial port). */
   waitForShell(timeoutMs?: number): Promise<void>;
@@ -279,7 +289,10 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
     // spice-server's agent (spicevmc "vdagent").
     const agentArgs = agent ? ['-device', 'virtio-serial-pci', '-chardev', 'spicevmc,id=vdagent,name=vdagent',
       '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0'] : [];
-    const cmdline = opts.append !== undefined && opts.append !== '' ? `${guestCmdline(guestMode)} ${opts.append}` : guestCmdline(guestMode);
+    const agentX: GuestAgentX = opts.agentX ?? 'xvfb';
+    if (agentX === 'xorg' && (!agent || opts.vga !== 'qxl')) throw new Error('agentX \'xorg\' needs guestMode \'agent\' and vga \'qxl\'');
+    const base = agentX === 'xorg' ? `${guestCmdline(guestMode)} deskrec.agentx=xorg` : guestCmdline(guestMode);
+    const cmdline = opts.append !== undefined && opts.append !== '' ? `${base} ${opts.append}` : base;
     let port = -1;
     let tlsPort: number | undefined;
     let args: string[] = [];
@@ -465,7 +478,8 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       },
       async waitForAgent(timeoutMs = 120000) {
         if (guestMode !== 'agent') throw new Error(`waitForAgent: the guest runs in ${guestMode} mode, not agent`);
-        await waitForSerial(GUEST_AGENT_READY, timeoutMs);
+        // The Xorg marker starts with the plain one: wait for the whole line the mode writes.
+        await waitForSerial(agentX === 'xorg' ? GUEST_AGENT_XORG_READY : new RegExp(`${GUEST_AGENT_READY}\\n`), timeoutMs);
       },
       async waitForShell(timeoutMs = 60000) {
         if (guestMode !== 'shell') throw new Error(`waitForShell: the guest runs in ${guestMode} mode, not shell`);

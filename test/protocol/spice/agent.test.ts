@@ -114,6 +114,9 @@ function guestReady(h: Harness, more: number[] = []): void {
 
 const inputError = (f: () => void): InputError => thrown(InputError, f);
 
+/** What we announce: monitor configuration, the clipboard by demand, our clipboard limit. */
+const OUR_CAPS = [VD_AGENT_CAP.MONITORS_CONFIG, VD_AGENT_CAP.CLIPBOARD_BY_DEMAND, VD_AGENT_CAP.MAX_CLIPBOARD];
+
 describe('SPICE guest agent', () => {
   test('no agent: nothing is started, and the clipboard says why', () => {
     const h = harness({ agent: false });
@@ -129,13 +132,13 @@ describe('SPICE guest agent', () => {
     const start = sent(h).find((m) => m.type === MSGC_MAIN_AGENT.START);
     expect(start === undefined ? null : Buffer.from(start.body).readUInt32LE(0)).toBe(10);
     expect(agentSent(h).map((m) => ({ type: m.type, data: Array.from(m.data) }))).toEqual([
-      { type: VD_AGENT.ANNOUNCE_CAPABILITIES, data: Array.from(caps([VD_AGENT_CAP.CLIPBOARD_BY_DEMAND, VD_AGENT_CAP.MAX_CLIPBOARD], true)) },
+      { type: VD_AGENT.ANNOUNCE_CAPABILITIES, data: Array.from(caps(OUR_CAPS, true)) },
     ]);
     expect(h.session.input.capabilities().clipboard).toBe(AGENT_PROBLEM.STARTING);
     guestReady(h, [VD_AGENT_CAP.MAX_CLIPBOARD]);
     expect(h.session.input.capabilities().clipboard).toBeNull();
     expect(agentSent(h).slice(1).map((m) => ({ type: m.type, data: Array.from(m.data) }))).toEqual([
-      { type: VD_AGENT.ANNOUNCE_CAPABILITIES, data: Array.from(caps([VD_AGENT_CAP.CLIPBOARD_BY_DEMAND, VD_AGENT_CAP.MAX_CLIPBOARD], false)) },
+      { type: VD_AGENT.ANNOUNCE_CAPABILITIES, data: Array.from(caps(OUR_CAPS, false)) },
       { type: VD_AGENT.MAX_CLIPBOARD, data: Array.from(u32(MAX_CLIPBOARD_BYTES)) },
     ]);
   });
@@ -296,6 +299,26 @@ describe('SPICE guest agent', () => {
     feed(g, Buffer.concat([msg(50), agentData(agentMessage(VD_AGENT.CLIPBOARD, typed(VD_CLIPBOARD.UTF8_TEXT, Buffer.from('secret'))))]));
     expect(g.closed.length).toBe(1);
     expect(g.marks.examined).toBe(ok);
+  });
+
+  test('resize: one monitor of the asked size when the agent takes MONITORS_CONFIG; refused otherwise', () => {
+    const h = harness();
+    expect(h.session.input.capabilities().resize).toBe(false);
+    expect(inputError(() => { h.session.input.resize?.(800, 600); }).code).toBe('INPUT_UNSUPPORTED');
+    guestReady(h);
+    // An agent that did not announce MONITORS_CONFIG takes no size.
+    expect(h.session.input.capabilities().resize).toBe(false);
+    expect(inputError(() => { h.session.input.resize?.(800, 600); }).message).toMatch(/cannot be resized/);
+    guestReady(h, [VD_AGENT_CAP.MONITORS_CONFIG]);
+    expect(h.session.input.capabilities().resize).toBe(true);
+    h.session.input.resize?.(1000, 700);
+    // VDAgentMonitorsConfig: 1 monitor, no flags; VDAgentMonConfig height, width, depth, x, y.
+    expect(agentSent(h).at(-1)).toEqual({ type: VD_AGENT.MONITORS_CONFIG, data: new Uint8Array(new ByteWriter().u32(1, true).u32(0, true).u32(700, true).u32(1000, true).u32(32, true).u32(0, true).u32(0, true).finish()), secret: false });
+    for (const [w, ht] of [[0, 600], [800, 0], [1.5, 600], [20000, 600], [Number.NaN, 1]] as const) {
+      expect({ w, ht, code: inputError(() => { h.session.input.resize?.(w, ht); }).code }).toEqual({ w, ht, code: 'INPUT_BAD_VALUE' });
+    }
+    feed(h, msg(MSG_MAIN.AGENT_DISCONNECTED, u32(0)));
+    expect(h.session.input.capabilities().resize).toBe(false);
   });
 
   test('the agent comes and goes: AGENT_DISCONNECTED, then AGENT_CONNECTED_TOKENS starts it again', () => {

@@ -117,7 +117,7 @@ describe('SPICE inputs channel: linking', () => {
     expect(h.session.input.capabilities().keys).toBe(false);
     stream(h, 3).feed(Buffer.concat([linked(), msg(MSG_INPUTS.INIT, new ByteWriter().u16(2, true).finish())]), 3);
     await settle(h);
-    expect(h.session.input.capabilities()).toEqual({ absolutePointer: false, relativePointer: true, keys: true, scancodes: true, clipboard: 'no SPICE guest agent' });
+    expect(h.session.input.capabilities()).toEqual({ absolutePointer: false, relativePointer: true, keys: true, scancodes: true, clipboard: 'no SPICE guest agent', resize: false });
     // Only link, auth mechanism and ticket on the inputs stream; on main only ATTACH_CHANNELS after the link.
     expect(stream(h, 3).written).toHaveLength(3);
     expect(sent(stream(h, 0)).map((m) => m.type)).toEqual([104]);
