@@ -115,17 +115,21 @@ describe('the SPICE guest agent: clipboard and size', () => {
     await waitFor('the guest agent\'s clipboard', () => (session.input.capabilities().clipboard === null ? true : undefined),
       { detail: () => String(session.input.capabilities().clipboard) });
 
-    const copied = `copied in the guest ${process.pid}`;
-    expect(await server.serialRun(`echo -n '${copied}' | DISPLAY=:0 xclip -selection clipboard -t UTF8_STRING`)).toEqual({ output: '', status: 0 });
+    // UTF-8 both ways: the agent carries UTF-8, and deskrec speaks the Extended Clipboard to noVNC. The
+    // harness's serial line carries bytes (latin1 strings): the UTF-8 bytes go as they are.
+    const bytes = (t: string): string => Buffer.from(t, 'utf8').toString('latin1');
+    const copied = `copié dans le invité, 日本 ${process.pid}`;
+    expect(await server.serialRun(`echo -n '${bytes(copied)}' | DISPLAY=:0 xclip -selection clipboard -t UTF8_STRING`)).toEqual({ output: '', status: 0 });
     await waitFor('the guest clipboard in the page', async () =>
       ((await page.evaluate<string | null>('window.deskrecViewer.remoteClipboard ?? null')) === copied ? true : undefined));
     expect(await page.locator('#clip-text').inputValue()).toBe(copied);
 
-    await page.evaluate("window.deskrecViewer.rfb.clipboardPasteFrom('pasted from the page')");
+    const fromPage = 'collé depuis la page — ünï 日本';
+    await page.evaluate(`window.deskrecViewer.rfb.clipboardPasteFrom(${JSON.stringify(fromPage)})`);
     let pasted = '';
     await waitFor('the page\'s text on the guest clipboard', async () => {
-      pasted = (await server.serialRun('DISPLAY=:0 timeout 10 xclip -o -selection clipboard -t UTF8_STRING')).output;
-      return pasted === 'pasted from the page' ? true : undefined;
+      pasted = Buffer.from((await server.serialRun('DISPLAY=:0 timeout 10 xclip -o -selection clipboard -t UTF8_STRING')).output, 'latin1').toString('utf8');
+      return pasted === fromPage ? true : undefined;
     }, { intervalMs: 500, detail: () => JSON.stringify(pasted) });
 
     // "Fit to window": noVNC's SetDesktopSize becomes the agent's MONITORS_CONFIG; the guest takes the size

@@ -35,9 +35,12 @@
  * bands of whole tile rows, so no one rectangle exceeds what a client's decoder caps (deskrec's client
  * refuses rectangles over 64 MiB of tile data).
  *
- * Accepted and ignored, safely: ClientCutText in the Extended Clipboard form (negative length; noVNC 1.7
- * only uses it after the server announces the capability, which we never do), EnableContinuousUpdates and
- * ClientFence (noVNC uses them only after the server announces support; we announce neither). Anything else
+ * Clipboard: Latin-1 cut text, and UTF-8 through the Extended Clipboard pseudo-encoding (ext-clipboard.ts)
+ * for a client that lists it: we announce our caps, send the remote's text as an unsolicited provide, and
+ * answer the client's notify with a request (its provide then carries the page's text).
+ *
+ * Accepted and ignored, safely: EnableContinuousUpdates and ClientFence (noVNC uses them only after the
+ * server announces support; we announce neither). Anything else
  * malformed or unknown throws a ProtocolError and leaves the connection failed; its owner closes it.
  */
 import type { CursorShape } from '../../../capture/cursor';
@@ -48,6 +51,7 @@ import { ByteReader, NeedMoreData } from '../../../wire/reader';
 import { RGBX_FORMAT, writePixelFormat } from '../pixel-format';
 import { readClientMessage, type ClientMessage } from './client-messages';
 import { Enc, SECURITY_NONE, ServerMsg } from './constants';
+import { capsMessage, CLIP, EXTENDED_CLIPBOARD, extendedServerCutText, providedText, provideMessage } from './ext-clipboard';
 import { copyCursorShape, CURSOR_ENCODINGS, cursorPseudoRect } from './cursor';
 import { DEFAULT_LAYOUT, encodeRaw, type PixelLayout } from './pixels';
 import { u32be, UpdateWriter } from './update';
@@ -136,6 +140,10 @@ export class RfbServerConnection {
   private clientHeight = 0;
   private layout: PixelLayout = DEFAULT_LAYOUT;
   private encodings: readonly number[] = [];
+  /** The client listed the Extended Clipboard pseudo-encoding (and has our caps). */
+  private extClipboard = false;
+  /** The remote's clipboard text as last sent to this client (for a request or peek), or null. */
+  private clipText: string | null = null;
   private zrleWanted = false;
   private cursorEncoding: number | null = null;
   private extDesktopSize = false;
@@ -301,9 +309,20 @@ export class RfbServerConnection {
     return true;
   }
 
-  /** ServerCutText (rfbproto §7.6.4): Latin-1, other characters as '?', line ends as LF. Dropped before the handshake ends. */
+  /**
+   * The remote's clipboard to the client: an Extended Clipboard provide (UTF-8) when the client listed the
+   * pseudo-encoding and takes provide, else ServerCutText (rfbproto §7.6.4): Latin-1, other characters as
+   * '?', line ends as LF. Dropped before the handshake ends.
+   */
   sendCutText(text: string): void {
     if (this.state.k !== 'normal') return;
+    this.clipText = text;
+    if (this.extClipboard) {
+      const m = provideMessage(text);
+      // Beyond the size the caps announce: nothing (a Latin-1 copy would be wrong text, not less of it).
+      if (m !== null) this.handlers.send(m);
+      return;
+    }
     const chars = Array.from(text.replace(/\r\n?/g, '\n'));
     const out = new Uint8Array(8 + chars.length);
     out[0] = ServerMsg.ServerCutText;
@@ -466,6 +485,8 @@ export class RfbServerConnection {
         h.cutText?.(msg.text);
         return;
       case 'extended-cut-text':
+        this.extendedClipboard(msg.flags, msg.data);
+        return;
       case 'enable-continuous-updates':
       case 'fence':
         // Never announced by this server (see the module comment): parsed whole and dropped.
@@ -487,8 +508,37 @@ export class RfbServerConnection {
     }
   }
 
+  /** An Extended Clipboard message from the client (ext-clipboard.ts). */
+  private extendedClipboard(flags: number, data: Uint8Array): void {
+    if (!this.extClipboard) return; // never announced to this client: dropped, as before
+    if ((flags & CLIP.CAPS) !== 0) return; // the client's caps: noVNC takes text and every action
+    if ((flags & CLIP.NOTIFY) !== 0 && (flags & CLIP.TEXT) !== 0) {
+      // The page has text (a paste into its clipboard box): ask for it.
+      this.handlers.send(extendedServerCutText(CLIP.REQUEST | CLIP.TEXT));
+      return;
+    }
+    if ((flags & CLIP.PROVIDE) !== 0) {
+      const text = providedText(flags, data);
+      if (text !== null) this.handlers.cutText?.(text);
+      return;
+    }
+    if ((flags & CLIP.REQUEST) !== 0 && (flags & CLIP.TEXT) !== 0 && this.clipText !== null) {
+      const m = provideMessage(this.clipText);
+      if (m !== null) this.handlers.send(m);
+      return;
+    }
+    if ((flags & CLIP.PEEK) !== 0) this.handlers.send(extendedServerCutText(CLIP.NOTIFY | (this.clipText === null ? 0 : CLIP.TEXT)));
+  }
+
   private setEncodings(list: number[]): void {
     this.encodings = Object.freeze(list.slice());
+    // Announced when the client lists it (rfbproto: the server's caps come first); only then used.
+    if (!list.includes(EXTENDED_CLIPBOARD)) {
+      this.extClipboard = false;
+    } else if (!this.extClipboard && this.state.k === 'normal') {
+      this.handlers.send(capsMessage());
+      this.extClipboard = true;
+    }
     const zrle = list.indexOf(Enc.ZRLE);
     const raw = list.indexOf(Enc.Raw);
     this.zrleWanted = zrle >= 0 && (raw < 0 || zrle < raw);

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { constants as zlibConstants, deflateSync, inflateSync } from 'node:zlib';
 import type { CursorShape } from '../../../../src/capture/cursor';
 import { Surface, type Frame } from '../../../../src/capture/surface';
 import { ProtocolError } from '../../../../src/errors';
@@ -14,8 +15,10 @@ import { RGBX_FORMAT } from '../../../../src/protocol/rfb/pixel-format';
 import type { PixelFormat } from '../../../../src/protocol/rfb/types';
 import { qemuKeycodeToScancode } from '../../../../src/protocol/rfb/server/client-messages';
 import { RfbServerConnection, type RfbServerHandlers } from '../../../../src/protocol/rfb/server/connection';
+import { capsMessage, CLIP, EXTENDED_CLIPBOARD, extendedServerCutText } from '../../../../src/protocol/rfb/server/ext-clipboard';
 import { randomFloats } from '../../../../src/util/rng';
 import { ByteReader } from '../../../../src/wire/reader';
+import { ByteWriter } from '../../../../src/wire/writer';
 import { drawRandomly } from '../../../helpers/random-drawing';
 import { blank, crop, differing, fill, noise, textLike, type TestPicture } from './pictures';
 import {
@@ -403,6 +406,77 @@ describe('updates', () => {
   });
 });
 
+describe('Extended Clipboard (UTF-8 cut text, noVNC 1.7)', () => {
+  const flagsOf = (m: Uint8Array): number => new DataView(m.buffer, m.byteOffset).getUint32(8);
+  /** A client message: flags and data behind a negative length. */
+  const ext = (flags: number, data: Uint8Array = new Uint8Array(0)): Uint8Array =>
+    extendedCutText(new ByteWriter().u32(flags >>> 0).bytes(data).finish());
+  const providePayload = (text: string): Uint8Array => {
+    const b = Buffer.from(text, 'utf8');
+    // As noVNC deflates: the stream ends with a full flush, never finished.
+    return new Uint8Array(deflateSync(new ByteWriter().u32(b.length).bytes(b).finish(), { finishFlush: zlibConstants.Z_FULL_FLUSH }));
+  };
+  function withExt(): Harness {
+    const h = ready();
+    h.conn.receive(setEncodings([ZRLE, RAW, EXTENDED_CLIPBOARD]));
+    return h;
+  }
+
+  test('announced when the client lists it: our caps (text up to 1 MiB, every action), once', () => {
+    const h = withExt();
+    expect(h.takeMessages().map((m) => Array.from(m))).toEqual([Array.from(capsMessage())]);
+    expect(flagsOf(capsMessage())).toBe((CLIP.CAPS | CLIP.REQUEST | CLIP.PEEK | CLIP.NOTIFY | CLIP.PROVIDE | CLIP.TEXT) >>> 0);
+    h.conn.receive(setEncodings([RAW, EXTENDED_CLIPBOARD]));
+    expect(h.takeMessages()).toEqual([]);
+  });
+
+  test('the remote\'s text goes as a provide: UTF-8, CRLF, NUL-terminated, deflated', () => {
+    const h = withExt();
+    h.takeMessages();
+    h.conn.sendCutText('grüße\n日本 😀');
+    const [m] = h.takeMessages();
+    if (m === undefined) throw new Error('nothing sent');
+    expect([m[0], flagsOf(m) >>> 0]).toEqual([3, (CLIP.PROVIDE | CLIP.TEXT) >>> 0]);
+    expect(new DataView(m.buffer, m.byteOffset).getInt32(4)).toBe(-(m.length - 8));
+    const raw = inflateSync(m.subarray(12));
+    expect(raw.readUInt32BE(0)).toBe(raw.length - 4);
+    expect(raw.subarray(4).toString('utf8')).toBe('grüße\r\n日本 😀\0');
+    // A request for it later gets it again; a peek gets a notify of text.
+    h.conn.receive(ext(CLIP.REQUEST | CLIP.TEXT));
+    expect(inflateSync(h.takeMessages()[0]?.subarray(12) ?? new Uint8Array(0)).subarray(4).toString('utf8')).toBe('grüße\r\n日本 😀\0');
+    h.conn.receive(ext(CLIP.PEEK));
+    expect(h.takeMessages().map((x) => flagsOf(x) >>> 0)).toEqual([(CLIP.NOTIFY | CLIP.TEXT) >>> 0]);
+  });
+
+  test('the page\'s text: its notify is answered with a request; its provide is the cut text, LF line ends', () => {
+    const h = withExt();
+    h.takeMessages();
+    h.conn.receive(ext(CLIP.CAPS | CLIP.TEXT | CLIP.REQUEST | CLIP.NOTIFY | CLIP.PROVIDE, new ByteWriter().u32(1 << 20).finish()));
+    h.conn.receive(ext(CLIP.NOTIFY | CLIP.TEXT));
+    expect(h.takeMessages().map((m) => Array.from(m))).toEqual([Array.from(extendedServerCutText(CLIP.REQUEST | CLIP.TEXT))]);
+    h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, providePayload('ünï\r\n日本\0')));
+    expect(h.events).toEqual(['cut-text "ünï\\n日本"']);
+  });
+
+  test('a corrupt provide or a zlib bomb fails this connection with RFB_SERVER_BAD_CLIPBOARD', () => {
+    for (const data of [Uint8Array.of(1, 2, 3, 4), new Uint8Array(deflateSync(Buffer.alloc(4 << 20)))]) {
+      const h = withExt();
+      expectCode(() => { h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, data)); }, 'RFB_SERVER_BAD_CLIPBOARD');
+    }
+    const h = withExt();
+    expectCode(() => { h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, new Uint8Array(deflateSync(new ByteWriter().u32(100).bytes(Buffer.from('short')).finish())))); }, 'RFB_SERVER_BAD_CLIPBOARD');
+  });
+
+  test('a client that does not list it gets Latin-1 cut text, and its extended messages are dropped', () => {
+    const h = ready();
+    h.conn.receive(setEncodings([RAW]));
+    h.conn.sendCutText('é€');
+    expect(h.takeMessages().map((m) => Array.from(m))).toEqual([[3, 0, 0, 0, 0, 0, 0, 2, 0xe9, 0x3f]]);
+    h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, providePayload('x\0')));
+    expect(h.events).toEqual([]);
+  });
+});
+
 describe('size changes', () => {
   const sizeRects = (rects: ReadRect[]): ReadRect[] => rects.filter((r) => r.encoding === EXT_DESKTOP_SIZE || r.encoding === DESKTOP_SIZE);
   const screen = (w: number, h: number): number[] => [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, w >> 8, w & 255, h >> 8, h & 255, 0, 0, 0, 0];
@@ -411,7 +485,9 @@ describe('size changes', () => {
     const h = ready();
     const ctx = clientView(64, 48, RGBX_FORMAT);
     const pic = picture(64, 48, 2);
-    h.conn.receive(concat([setEncodings(NOVNC_ENCODINGS), updateRequest(false, 0, 0, 64, 48)]));
+    h.conn.receive(setEncodings(NOVNC_ENCODINGS));
+    h.take(); // the Extended Clipboard caps
+    h.conn.receive(updateRequest(false, 0, 0, 64, 48));
     expect(h.conn.flush(pic)).toBe(true);
     expect(readUpdate(h.take(), ctx)).toEqual([
       { x: 0, y: 0, width: 0, height: 0, encoding: QEMU_KEY, payload: [] },
@@ -518,7 +594,9 @@ describe('cursor', () => {
   /** The cursor rectangle of the next update, after SetEncodings `list`. */
   function cursorRect(list: number[], shape: CursorShape | null): ReadRect | undefined {
     const h = ready();
-    h.conn.receive(concat([setEncodings(list), updateRequest(true, 0, 0, 64, 48)]));
+    h.conn.receive(setEncodings(list));
+    h.take(); // the Extended Clipboard caps, for a list (noVNC's) that has the pseudo-encoding
+    h.conn.receive(updateRequest(true, 0, 0, 64, 48));
     h.conn.setCursor(shape);
     expect(h.conn.flush(picture(64, 48, 1))).toBe(true);
     return readUpdate(h.take(), clientView(64, 48, RGBX_FORMAT))[0];
