@@ -80,15 +80,18 @@ export class VncSource implements FrameSource {
   framesDelivered = 0;
   /** Pointer, keys (keysyms) and clipboard to the server; INPUT_NOT_READY before ServerInit and after the end. */
   readonly input: RemoteInput = new VncInput(() => this.client);
-  private readonly clipboardListeners: ((text: string) => void)[] = [];
+  private readonly clipboardListeners: { listener: (text: string) => void; wanted: () => boolean }[] = [];
 
   now(): number | null {
     return this.transport?.now() ?? null;
   }
 
-  /** The remote's clipboard text as the server announces it (ServerCutText). */
-  onClipboard(listener: (text: string) => void): void {
-    this.clipboardListeners.push(listener);
+  /**
+   * The remote's clipboard text while `wanted()` (default: always): as the server sends it (ServerCutText),
+   * or, from an Extended Clipboard server that only announces a change, fetched then if anyone wants it.
+   */
+  onClipboard(listener: (text: string) => void, wanted: () => boolean = () => true): void {
+    this.clipboardListeners.push({ listener, wanted });
   }
 
   constructor(private readonly where: VncTarget, private readonly opts: VncSourceOptions) {
@@ -135,7 +138,8 @@ export class VncSource implements FrameSource {
       const client = new RfbClient(transport, {
         ready: (info) => { this.info = info; hooks.ready(); },
         frame: (f) => { if (hooks.frame(f)) this.framesDelivered++; },
-        clipboard: (text) => { for (const l of this.clipboardListeners) l(text); },
+        clipboard: (text) => { for (const l of this.clipboardListeners) if (l.wanted()) l.listener(text); },
+        wantsClipboard: () => this.clipboardListeners.some((l) => l.wanted()),
         // A clean close, a reset or a broken pipe after the server closed its end: the server ended it.
         closed: (err) => { hooks.finish(err ?? new ConnectError('SERVER_CLOSED', `the server ${transport.remote} closed the session`)); },
       }, options);
@@ -145,7 +149,10 @@ export class VncSource implements FrameSource {
   }
 }
 
-/** RemoteInput over the live RfbClient (RFC 6143 §7.5.4-§7.5.6): keysyms, absolute pointer, Latin-1 clipboard. */
+/**
+ * RemoteInput over the live RfbClient (RFC 6143 §7.5.4-§7.5.6): keysyms, absolute pointer, clipboard
+ * (UTF-8 with an Extended Clipboard server, else Latin-1).
+ */
 class VncInput implements RemoteInput {
   constructor(private readonly client: () => RfbClient | null) {}
 

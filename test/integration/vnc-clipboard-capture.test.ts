@@ -1,13 +1,15 @@
 /**
  * The remote clipboard against a real server (issue 15, item 7): someone copies text on an Xvnc desktop
- * (xclip sets the CLIPBOARD selection; Xvnc sends it to clients as ServerCutText) while `deskrec record
- * --raw` runs. session.deskcap must hold zeros of the text's length in its place — and the text itself
- * with `--raw-clipboard` — and the zeroed capture must replay to the live recording's frames.
+ * (xclip sets the CLIPBOARD selection; Xvnc sends it to deskrec, which lists the Extended Clipboard, as an
+ * unsolicited provide: a ServerCutText with a negative length and zlib data) while `deskrec record --raw`
+ * runs. session.deskcap must hold zeros in place of that payload — and the text itself with
+ * `--raw-clipboard` — and the zeroed capture must replay to the live recording's frames.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { KIND } from '../../src/capture/deskcap/format';
 import { parseCapture, readCapture, type Capture } from '../../src/capture/deskcap/reader';
 import { requireTool } from '../helpers/media';
@@ -27,12 +29,20 @@ function received(c: Capture): Buffer {
   return Buffer.concat(c.records.filter((r) => r.kind === KIND.IN && r.stream === 0).map((r) => r.data));
 }
 
-/** Where a ServerCutText carrying SECRET's length starts in `bytes`, or -1. */
-function cutTextAt(bytes: Buffer): number {
-  const head = Buffer.alloc(8);
-  head[0] = 3;
-  head.writeUInt32BE(SECRET.length, 4);
-  return bytes.indexOf(head);
+/**
+ * Where an Extended Clipboard provide starts in `bytes` (ServerCutText with a negative length: U8 3, 3
+ * padding, S32 −len), or -1; with `zeroed` its whole payload (flags and zlib data) must be zeros, else its
+ * flags must be provide|text. The provide is the only extended message longer than 12 bytes Xvnc sends.
+ */
+function providedAt(bytes: Buffer, zeroed: boolean): number {
+  for (let i = bytes.indexOf(Buffer.from([3, 0, 0, 0, 0xff])); i >= 0; i = bytes.indexOf(Buffer.from([3, 0, 0, 0, 0xff]), i + 1)) {
+    if (i + 12 > bytes.length) break;
+    const len = -bytes.readInt32BE(i + 4);
+    if (len <= 8 || len > 4096 || i + 8 + len > bytes.length) continue;
+    const payload = bytes.subarray(i + 8, i + 8 + len);
+    if (zeroed ? payload.every((b) => b === 0) : payload.readUInt32BE(0) === ((1 << 28) | 1)) return i;
+  }
+  return -1;
 }
 
 /** Records Xvnc with --raw (and `extra`) while the clipboard gets SECRET; the recording directory. */
@@ -53,7 +63,7 @@ async function recordCopy(extra: string[]): Promise<string> {
       } catch {
         return undefined;
       }
-      return cutTextAt(received(c)) >= 0 ? true : undefined;
+      return providedAt(received(c), !extra.includes('--raw-clipboard')) >= 0 ? true : undefined;
     });
     expect(await rec.stop()).toBe(0);
     return rec.dir;
@@ -68,8 +78,8 @@ test('the copied text is zeros in session.deskcap, and the capture replays to th
   const cap = readCapture(capFile);
   const bytes = received(cap);
   expect(bytes.includes(Buffer.from(SECRET, 'latin1'))).toBe(false);
-  const at = cutTextAt(bytes);
-  expect([...bytes.subarray(at + 8, at + 8 + SECRET.length)]).toEqual(new Array<number>(SECRET.length).fill(0));
+  expect(providedAt(bytes, true)).toBeGreaterThanOrEqual(0);
+  expect(providedAt(bytes, false)).toBe(-1);
   expect(cap.end?.clipboard).toMatchObject({ kept: false });
   expect(cap.end?.clipboard?.transfers).toBeGreaterThanOrEqual(1);
 
@@ -82,6 +92,9 @@ test('the copied text is zeros in session.deskcap, and the capture replays to th
 test('--raw-clipboard keeps the copied text', async () => {
   const dir = await recordCopy(['--raw-clipboard']);
   const cap = readCapture(path.join(dir, 'session.deskcap'));
-  expect(received(cap).includes(Buffer.from(SECRET, 'latin1'))).toBe(true);
+  const bytes = received(cap);
+  const at = providedAt(bytes, false);
+  const text = zlib.inflateSync(bytes.subarray(at + 12, at + 8 - bytes.readInt32BE(at + 4)), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  expect(text.subarray(4).toString('utf8')).toBe(`${SECRET}\0`);
   expect(cap.end?.clipboard).toMatchObject({ kept: true });
 }, testTimeoutFor(2));

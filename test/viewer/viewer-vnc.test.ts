@@ -182,18 +182,20 @@ test('two tabs show the server\'s picture pixel for pixel; the first has control
     return String(sel.stdout).startsWith('hello') ? true : undefined;
   });
 
-  // The clipboard both ways: text copied on the remote shows in the page; text sent from the page is the
-  // remote's clipboard.
+  // The clipboard both ways, UTF-8 (the Extended Clipboard between Xvnc and deskrec and between deskrec and
+  // noVNC): text copied on the remote shows in the page; text sent from the page is the remote's clipboard.
+  const copiedText = 'copié sur le bureau — 日本語';
   const copied = path.join(path.dirname(typedFile), 'copied.txt');
-  writeFileSync(copied, 'copied on the remote desktop');
-  x.run('xclip', ['-selection', 'clipboard', '-i', copied]);
+  writeFileSync(copied, copiedText);
+  x.run('xclip', ['-selection', 'clipboard', '-t', 'UTF8_STRING', '-i', copied]);
   await waitFor('the remote clipboard in the page', async () =>
-    ((await first.evaluate<string | null>('window.deskrecViewer.remoteClipboard ?? null')) === 'copied on the remote desktop' ? true : undefined));
-  expect(await first.locator('#clip-text').inputValue()).toBe('copied on the remote desktop');
-  await first.evaluate("window.deskrecViewer.rfb.clipboardPasteFrom('sent from the page')");
+    ((await first.evaluate<string | null>('window.deskrecViewer.remoteClipboard ?? null')) === copiedText ? true : undefined));
+  expect(await first.locator('#clip-text').inputValue()).toBe(copiedText);
+  const sentText = 'envoyé depuis la page — ünï 日本';
+  await first.evaluate(`window.deskrecViewer.rfb.clipboardPasteFrom(${JSON.stringify(sentText)})`);
   await waitFor('the page\'s text on the remote clipboard', async () => {
-    const out = await runTool(xclip, ['-o', '-selection', 'clipboard'], { env: x.env, timeoutMs: 5000 }).catch(() => ({ stdout: '' }));
-    return String(out.stdout) === 'sent from the page' ? true : undefined;
+    const out = await runTool(xclip, ['-o', '-selection', 'clipboard', '-t', 'UTF8_STRING'], { env: x.env, timeoutMs: 5000 }).catch(() => ({ stdout: '' }));
+    return String(out.stdout) === sentText ? true : undefined;
   });
 
   // The controlling tab leaves: the other one takes over.

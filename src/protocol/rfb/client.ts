@@ -24,14 +24,15 @@ import { SecurityNegotiation } from './security/negotiate';
 import type { PixelFormat, RectHeader } from './types';
 import { InputError } from '../../errors';
 import { checkButtons, checkKeysym, checkNotches, checkPosition, clampToAxis } from '../input';
-import { clientCutTextMessage, keyEventMessage, latin1CutText, pointerEventMessage, QEMU_RELATIVE_CENTRE, WHEEL_BIT, wheelNotches } from './input';
+import { clientCutTextMessage, keyEventMessage, latin1CutText, MAX_CLIENT_CUT_TEXT, pointerEventMessage, QEMU_RELATIVE_CENTRE, WHEEL_BIT, wheelNotches } from './input';
+import { capsMessage, CLIP_ACTION, CLIP_TEXT, EXT_CLIPBOARD_ENCODING, extClipboardText, notifyMessage, parseExtClipboard, provideMessage, requestMessage, type ExtClipMessage } from './ext-clipboard';
 
 /** Encoding numbers (rfbproto §7.7, §7.8). */
 const ENC = {
   RAW: 0, COPYRECT: 1, RRE: 2, CORRE: 4, HEXTILE: 5, ZLIB: 6, TIGHT: 7, TRLE: 15, ZRLE: 16, TIGHT_PNG: -260,
   DESKTOP_SIZE: -223, LAST_RECT: -224, POINTER_POS: -232, CURSOR: -239, X_CURSOR: -240,
   QEMU_POINTER_MOTION: -257, QEMU_EXT_KEY: -258, QEMU_AUDIO: -259, QEMU_LED: -261, DESKTOP_NAME: -307,
-  EXT_DESKTOP_SIZE: -308, FENCE: -312, CONTINUOUS_UPDATES: -313, ALPHA_CURSOR: -314,
+  EXT_DESKTOP_SIZE: -308, FENCE: -312, CONTINUOUS_UPDATES: -313, ALPHA_CURSOR: -314, EXT_CLIPBOARD: EXT_CLIPBOARD_ENCODING,
   VMWARE_CURSOR_POSITION: 0x574d5666,
   /** Compression level L is −256 + L (0..9). */
   COMPRESS_LEVEL_0: -256,
@@ -95,8 +96,16 @@ export interface RfbEvents {
   ready(info: { name: string; width: number; height: number; version: string; security: string; pixelFormat: PixelFormat }): void;
   /** The connection ended: cleanly (err null) or with an error. */
   closed(err: Error | null): void;
-  /** The remote's clipboard changed (ServerCutText, Latin-1): for a viewer to show; never recorded. */
+  /**
+   * The remote's clipboard changed (ServerCutText, Latin-1, or an Extended Clipboard provide, UTF-8): for
+   * a viewer to show; never recorded.
+   */
   clipboard?(text: string): void;
+  /**
+   * Whether anyone wants the remote's clipboard now: an Extended Clipboard server only announces a change
+   * (notify), and the text is asked for only then. Absent: never.
+   */
+  wantsClipboard?(): boolean;
 }
 
 /**
@@ -395,7 +404,7 @@ export class RfbClient {
     if (this.opts.compressLevel !== null) list.push(ENC.COMPRESS_LEVEL_0 + this.opts.compressLevel);
     list.push(ENC.DESKTOP_SIZE, ENC.EXT_DESKTOP_SIZE, ENC.LAST_RECT, ENC.DESKTOP_NAME,
       ENC.ALPHA_CURSOR, ENC.CURSOR, ENC.X_CURSOR, ENC.POINTER_POS, ENC.VMWARE_CURSOR_POSITION, ENC.QEMU_POINTER_MOTION,
-      ENC.FENCE, ENC.CONTINUOUS_UPDATES);
+      ENC.FENCE, ENC.CONTINUOUS_UPDATES, ENC.EXT_CLIPBOARD);
     const w = new ByteWriter(4 + 4 * list.length).u8(2).pad(1).u16(list.length);
     for (const e of list) w.s32(e);
     this.send(w.finish());
@@ -465,10 +474,11 @@ export class RfbClient {
         this.opts.inbound?.examined(text);
         const len = capLength(declared, MAX_CUT_TEXT, 'cut text');
         if (q.length < 8 + len) return false;
-        // The classic form (a non-negative length) is Latin-1 text; the extended form is not parsed.
+        // The classic form (a non-negative length) is Latin-1 text; a negative one is Extended Clipboard.
         const classic = new ByteReader(q.view(), 4).s32() >= 0;
         const body = q.take(8 + len);
-        if (classic && this.events.clipboard !== undefined) this.events.clipboard(Buffer.from(body.subarray(8)).toString('latin1'));
+        if (!classic) this.extendedClipboard(body.subarray(8));
+        else if (this.events.clipboard !== undefined) this.events.clipboard(Buffer.from(body.subarray(8)).toString('latin1'));
         return true;
       }
       case 150: // EndOfContinuousUpdates: the server supports them; turn them on
@@ -495,6 +505,73 @@ export class RfbClient {
       }
       default:
         throw new ProtocolError('UNKNOWN_MESSAGE', `unknown server message type ${type}`);
+    }
+  }
+
+  /**
+   * The server's Extended Clipboard caps (its formats and actions, the caps bit excluded), or null before
+   * it sent any: until then, and with servers that never do, the clipboard goes the classic way.
+   */
+  private serverClip: { formats: number; actions: number } | null = null;
+  /**
+   * The text we hold the remote's clipboard with (set by clientCutText and announced with a notify), as a
+   * provide carries it; sent when the server asks (an application there pastes). Null when we hold none.
+   */
+  private heldClipboard: Uint8Array | null = null;
+  /** Extended Clipboard messages dropped as malformed (a bomb, corrupt zlib, bad sizes or UTF-8). */
+  clipboardDropped = 0;
+  /** Why the last of them was dropped (for tests and diagnosis; it never ends the session). */
+  lastClipboardError: ProtocolError | null = null;
+
+  /**
+   * One Extended Clipboard message from the server (the payload after the negative length). Nothing here
+   * ends the session: the length framed the message, so a malformed one is counted and dropped.
+   */
+  private extendedClipboard(payload: Uint8Array): void {
+    let m: ExtClipMessage;
+    try {
+      m = parseExtClipboard(payload, MAX_CUT_TEXT);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.clipboardDropped++;
+      this.lastClipboardError = err;
+      return;
+    }
+    const server = this.serverClip;
+    const can = (action: number): boolean => server !== null && (server.actions & action) !== 0;
+    switch (m.action) {
+      case 'caps':
+        // The server speaks first (after our SetEncodings); our caps answer it (rfbproto, TigerVNC CConnection).
+        this.serverClip = { formats: m.formats, actions: m.actions };
+        this.send(capsMessage());
+        return;
+      case 'notify':
+        // The remote's clipboard has a new owner: what we held is no longer what it holds.
+        if ((m.formats & CLIP_TEXT) !== 0) {
+          this.heldClipboard = null;
+          // Fetched only for someone who wants it. (Our caps still let a server push up to
+          // MAX_EXT_CLIPBOARD_TEXT unasked, as TigerVNC does on every copy, like classic ServerCutText.)
+          if (can(CLIP_ACTION.REQUEST) && this.events.wantsClipboard?.() === true) this.send(requestMessage(CLIP_TEXT));
+        }
+        return;
+      case 'request': {
+        const held = this.heldClipboard;
+        // A request for text we do not hold (or for formats we never offered) has nothing to answer with.
+        if ((m.formats & CLIP_TEXT) === 0 || held === null || !can(CLIP_ACTION.PROVIDE)) return;
+        // As secret as a typed password: a capture records zeros.
+        this.transport.write(provideMessage(held), { secret: true });
+        return;
+      }
+      case 'peek':
+        if (can(CLIP_ACTION.NOTIFY)) this.send(notifyMessage(this.heldClipboard === null ? 0 : CLIP_TEXT));
+        return;
+      case 'provide':
+        if (m.text !== null) this.events.clipboard?.(m.text);
+        return;
+      default: {
+        const unreachable: never = m;
+        throw new Error(`unknown clipboard action ${JSON.stringify(unreachable)}`);
+      }
     }
   }
 
@@ -758,10 +835,6 @@ export class RfbClient {
     this.transport.write(keyEventMessage(keysym, down), { secret: true });
   }
 
-  /**
-   * Sends ClientCutText: `text` as Latin-1 ('?' for what Latin-1 lacks), at most 256 KiB, marked secret
-   * like keys (a pasted password is as secret as a typed one).
-   */
   /** True once the server sent an ExtendedDesktopSize layout: it takes SetDesktopSize. */
   get canResize(): boolean {
     return this.screens !== null;
@@ -782,9 +855,25 @@ export class RfbClient {
       .u32(first?.id ?? 0).u16(0).u16(0).u16(width).u16(height).u32(first?.flags ?? 0).finish());
   }
 
+  /**
+   * Sets the remote's clipboard. With an Extended Clipboard server that takes notify and text, the text
+   * (UTF-8, at most 256 KiB with CRLF line ends and the NUL) is kept and only announced: the server asks for it when
+   * an application there pastes. Otherwise ClientCutText: Latin-1 ('?' for what Latin-1 lacks), at most
+   * 256 KiB. Either way the text goes out marked secret like keys (a pasted password is as secret as a
+   * typed one).
+   */
   clientCutText(text: string): void {
     this.inputSurface();
     if (typeof text !== 'string') throw new InputError('INPUT_BAD_VALUE', 'clipboard text must be a string');
+    const server = this.serverClip;
+    if (server !== null && (server.actions & CLIP_ACTION.NOTIFY) !== 0 && (server.formats & CLIP_TEXT) !== 0) {
+      const held = extClipboardText(text);
+      // Xvnc drops longer cut text of any form without a word (its max-cut-text, 256 KiB by default).
+      if (held.length > MAX_CLIENT_CUT_TEXT) throw new InputError('INPUT_BAD_VALUE', `clipboard text of ${held.length} bytes as UTF-8 (a VNC server takes at most ${MAX_CLIENT_CUT_TEXT})`);
+      this.heldClipboard = held;
+      this.send(notifyMessage(CLIP_TEXT));
+      return;
+    }
     this.transport.write(clientCutTextMessage(latin1CutText(text)), { secret: true });
   }
 

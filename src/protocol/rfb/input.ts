@@ -19,7 +19,7 @@ export const WHEEL_BIT = { UP: 1 << 3, DOWN: 1 << 4, LEFT: 1 << 5, RIGHT: 1 << 6
  * Longest ClientCutText we send, in bytes: TigerVNC's servers ignore longer ones (their MaxCutText
  * default in common/rfb/SMsgReader.cxx, 256 KiB), so a longer text would vanish silently; the caller hears about it instead.
  */
-const MAX_CLIENT_CUT_TEXT = 256 * 1024;
+export const MAX_CLIENT_CUT_TEXT = 256 * 1024;
 
 /** The centre of QEMU's relative PointerEvents: coordinates are sent as 0x7FFF + delta (QEMU ui/vnc.c). */
 export const QEMU_RELATIVE_CENTRE = 0x7fff;

@@ -44,7 +44,7 @@ export type ClientMessage =
   | { type: 'key'; down: boolean; keysym: number; scancode?: number }
   | { type: 'pointer'; buttons: number; x: number; y: number }
   | { type: 'cut-text'; text: string }
-  | { type: 'extended-cut-text'; flags: number; data: Uint8Array }
+  | { type: 'extended-cut-text'; payload: Uint8Array }
   | { type: 'enable-continuous-updates'; enable: boolean; x: number; y: number; width: number; height: number }
   | { type: 'fence'; flags: number; payload: Uint8Array }
   | { type: 'set-desktop-size'; width: number; height: number; screens: Screen[] };
@@ -94,11 +94,7 @@ export function readClientMessage(r: ByteReader): ClientMessage {
       // Negative: the Extended Clipboard form (rfbproto "Extended Clipboard Pseudo-encoding"), |len| bytes.
       const size = Math.abs(len);
       if (size > MAX_CUT_TEXT) throw new ProtocolError('RFB_SERVER_CUT_TEXT_TOO_LONG', `ClientCutText of ${size} bytes (at most ${MAX_CUT_TEXT})`);
-      if (len < 0) {
-        if (size < 4) throw new ProtocolError('RFB_SERVER_BAD_CLIPBOARD', `an extended ClientCutText of ${size} bytes (its flags need 4)`);
-        const flags = r.u32();
-        return { type: 'extended-cut-text', flags, data: r.bytesView(size - 4).slice() };
-      }
+      if (len < 0) return { type: 'extended-cut-text', payload: r.bytesView(size).slice() };
       return { type: 'cut-text', text: r.latin1(size) };
     }
     case ClientMsg.EnableContinuousUpdates: {

@@ -35,7 +35,7 @@
  * bands of whole tile rows, so no one rectangle exceeds what a client's decoder caps (deskrec's client
  * refuses rectangles over 64 MiB of tile data).
  *
- * Clipboard: Latin-1 cut text, and UTF-8 through the Extended Clipboard pseudo-encoding (ext-clipboard.ts)
+ * Clipboard: Latin-1 cut text, and UTF-8 through the Extended Clipboard pseudo-encoding (../ext-clipboard.ts)
  * for a client that lists it: we announce our caps, send the remote's text as an unsolicited provide, and
  * answer the client's notify with a request (its provide then carries the page's text).
  *
@@ -51,7 +51,7 @@ import { ByteReader, NeedMoreData } from '../../../wire/reader';
 import { RGBX_FORMAT, writePixelFormat } from '../pixel-format';
 import { readClientMessage, type ClientMessage } from './client-messages';
 import { Enc, SECURITY_NONE, ServerMsg } from './constants';
-import { capsMessage, CLIP, EXTENDED_CLIPBOARD, extendedServerCutText, providedText, provideMessage } from './ext-clipboard';
+import { capsMessage, CLIP_TEXT, EXT_CLIPBOARD_ENCODING, extClipboardText, MAX_EXT_CLIPBOARD_TEXT, notifyMessage, parseExtClipboard, provideMessage, requestMessage, SERVER_CUT_TEXT } from '../ext-clipboard';
 import { copyCursorShape, CURSOR_ENCODINGS, cursorPseudoRect } from './cursor';
 import { DEFAULT_LAYOUT, encodeRaw, type PixelLayout } from './pixels';
 import { u32be, UpdateWriter } from './update';
@@ -318,7 +318,7 @@ export class RfbServerConnection {
     if (this.state.k !== 'normal') return;
     this.clipText = text;
     if (this.extClipboard) {
-      const m = provideMessage(text);
+      const m = this.provide(text);
       // Beyond the size the caps announce: nothing (a Latin-1 copy would be wrong text, not less of it).
       if (m !== null) this.handlers.send(m);
       return;
@@ -485,7 +485,7 @@ export class RfbServerConnection {
         h.cutText?.(msg.text);
         return;
       case 'extended-cut-text':
-        this.extendedClipboard(msg.flags, msg.data);
+        this.extendedClipboard(msg.payload);
         return;
       case 'enable-continuous-updates':
       case 'fence':
@@ -508,35 +508,50 @@ export class RfbServerConnection {
     }
   }
 
-  /** An Extended Clipboard message from the client (ext-clipboard.ts). */
-  private extendedClipboard(flags: number, data: Uint8Array): void {
+  /**
+   * An Extended Clipboard message from the client (../ext-clipboard.ts); a malformed one throws
+   * (ProtocolError: this browser's connection ends).
+   */
+  private extendedClipboard(payload: Uint8Array): void {
     if (!this.extClipboard) return; // never announced to this client: dropped, as before
-    if ((flags & CLIP.CAPS) !== 0) return; // the client's caps: noVNC takes text and every action
-    if ((flags & CLIP.NOTIFY) !== 0 && (flags & CLIP.TEXT) !== 0) {
-      // The page has text (a paste into its clipboard box): ask for it.
-      this.handlers.send(extendedServerCutText(CLIP.REQUEST | CLIP.TEXT));
-      return;
+    const m = parseExtClipboard(payload, MAX_EXT_CLIPBOARD_TEXT + 4);
+    switch (m.action) {
+      case 'caps':
+        return; // the client's caps: noVNC takes text and every action
+      case 'notify':
+        // The page has text (a paste into its clipboard box): ask for it.
+        if ((m.formats & CLIP_TEXT) !== 0) this.handlers.send(requestMessage(CLIP_TEXT, SERVER_CUT_TEXT));
+        return;
+      case 'provide':
+        if (m.text !== null) this.handlers.cutText?.(m.text);
+        return;
+      case 'request': {
+        const p = (m.formats & CLIP_TEXT) !== 0 && this.clipText !== null ? this.provide(this.clipText) : null;
+        if (p !== null) this.handlers.send(p);
+        return;
+      }
+      case 'peek':
+        this.handlers.send(notifyMessage(this.clipText === null ? 0 : CLIP_TEXT, SERVER_CUT_TEXT));
+        return;
     }
-    if ((flags & CLIP.PROVIDE) !== 0) {
-      const text = providedText(flags, data);
-      if (text !== null) this.handlers.cutText?.(text);
-      return;
+  }
+
+  /** A provide of `text` to the client, or null when it is over the size our caps announce. */
+  private provide(text: string): Uint8Array | null {
+    try {
+      return provideMessage(extClipboardText(text), SERVER_CUT_TEXT);
+    } catch {
+      return null;
     }
-    if ((flags & CLIP.REQUEST) !== 0 && (flags & CLIP.TEXT) !== 0 && this.clipText !== null) {
-      const m = provideMessage(this.clipText);
-      if (m !== null) this.handlers.send(m);
-      return;
-    }
-    if ((flags & CLIP.PEEK) !== 0) this.handlers.send(extendedServerCutText(CLIP.NOTIFY | (this.clipText === null ? 0 : CLIP.TEXT)));
   }
 
   private setEncodings(list: number[]): void {
     this.encodings = Object.freeze(list.slice());
     // Announced when the client lists it (rfbproto: the server's caps come first); only then used.
-    if (!list.includes(EXTENDED_CLIPBOARD)) {
+    if (!list.includes(EXT_CLIPBOARD_ENCODING)) {
       this.extClipboard = false;
     } else if (!this.extClipboard && this.state.k === 'normal') {
-      this.handlers.send(capsMessage());
+      this.handlers.send(capsMessage(SERVER_CUT_TEXT));
       this.extClipboard = true;
     }
     const zrle = list.indexOf(Enc.ZRLE);

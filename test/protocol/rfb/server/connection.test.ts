@@ -15,7 +15,7 @@ import { RGBX_FORMAT } from '../../../../src/protocol/rfb/pixel-format';
 import type { PixelFormat } from '../../../../src/protocol/rfb/types';
 import { qemuKeycodeToScancode } from '../../../../src/protocol/rfb/server/client-messages';
 import { RfbServerConnection, type RfbServerHandlers } from '../../../../src/protocol/rfb/server/connection';
-import { capsMessage, CLIP, EXTENDED_CLIPBOARD, extendedServerCutText } from '../../../../src/protocol/rfb/server/ext-clipboard';
+import { capsMessage, CLIP_ACTION, CLIP_TEXT, EXT_CLIPBOARD_ENCODING, requestMessage, SERVER_CUT_TEXT } from '../../../../src/protocol/rfb/ext-clipboard';
 import { randomFloats } from '../../../../src/util/rng';
 import { ByteReader } from '../../../../src/wire/reader';
 import { ByteWriter } from '../../../../src/wire/writer';
@@ -418,15 +418,15 @@ describe('Extended Clipboard (UTF-8 cut text, noVNC 1.7)', () => {
   };
   function withExt(): Harness {
     const h = ready();
-    h.conn.receive(setEncodings([ZRLE, RAW, EXTENDED_CLIPBOARD]));
+    h.conn.receive(setEncodings([ZRLE, RAW, EXT_CLIPBOARD_ENCODING]));
     return h;
   }
 
   test('announced when the client lists it: our caps (text up to 1 MiB, every action), once', () => {
     const h = withExt();
-    expect(h.takeMessages().map((m) => Array.from(m))).toEqual([Array.from(capsMessage())]);
-    expect(flagsOf(capsMessage())).toBe((CLIP.CAPS | CLIP.REQUEST | CLIP.PEEK | CLIP.NOTIFY | CLIP.PROVIDE | CLIP.TEXT) >>> 0);
-    h.conn.receive(setEncodings([RAW, EXTENDED_CLIPBOARD]));
+    expect(h.takeMessages().map((m) => Array.from(m))).toEqual([Array.from(capsMessage(SERVER_CUT_TEXT))]);
+    expect(flagsOf(capsMessage(SERVER_CUT_TEXT))).toBe((CLIP_ACTION.CAPS | CLIP_ACTION.REQUEST | CLIP_ACTION.PEEK | CLIP_ACTION.NOTIFY | CLIP_ACTION.PROVIDE | CLIP_TEXT) >>> 0);
+    h.conn.receive(setEncodings([RAW, EXT_CLIPBOARD_ENCODING]));
     expect(h.takeMessages()).toEqual([]);
   });
 
@@ -436,35 +436,39 @@ describe('Extended Clipboard (UTF-8 cut text, noVNC 1.7)', () => {
     h.conn.sendCutText('grüße\n日本 😀');
     const [m] = h.takeMessages();
     if (m === undefined) throw new Error('nothing sent');
-    expect([m[0], flagsOf(m) >>> 0]).toEqual([3, (CLIP.PROVIDE | CLIP.TEXT) >>> 0]);
+    expect([m[0], flagsOf(m) >>> 0]).toEqual([3, (CLIP_ACTION.PROVIDE | CLIP_TEXT) >>> 0]);
     expect(new DataView(m.buffer, m.byteOffset).getInt32(4)).toBe(-(m.length - 8));
     const raw = inflateSync(m.subarray(12));
     expect(raw.readUInt32BE(0)).toBe(raw.length - 4);
     expect(raw.subarray(4).toString('utf8')).toBe('grüße\r\n日本 😀\0');
     // A request for it later gets it again; a peek gets a notify of text.
-    h.conn.receive(ext(CLIP.REQUEST | CLIP.TEXT));
+    h.conn.receive(ext(CLIP_ACTION.REQUEST | CLIP_TEXT));
     expect(inflateSync(h.takeMessages()[0]?.subarray(12) ?? new Uint8Array(0)).subarray(4).toString('utf8')).toBe('grüße\r\n日本 😀\0');
-    h.conn.receive(ext(CLIP.PEEK));
-    expect(h.takeMessages().map((x) => flagsOf(x) >>> 0)).toEqual([(CLIP.NOTIFY | CLIP.TEXT) >>> 0]);
+    h.conn.receive(ext(CLIP_ACTION.PEEK));
+    expect(h.takeMessages().map((x) => flagsOf(x) >>> 0)).toEqual([(CLIP_ACTION.NOTIFY | CLIP_TEXT) >>> 0]);
   });
 
   test('the page\'s text: its notify is answered with a request; its provide is the cut text, LF line ends', () => {
     const h = withExt();
     h.takeMessages();
-    h.conn.receive(ext(CLIP.CAPS | CLIP.TEXT | CLIP.REQUEST | CLIP.NOTIFY | CLIP.PROVIDE, new ByteWriter().u32(1 << 20).finish()));
-    h.conn.receive(ext(CLIP.NOTIFY | CLIP.TEXT));
-    expect(h.takeMessages().map((m) => Array.from(m))).toEqual([Array.from(extendedServerCutText(CLIP.REQUEST | CLIP.TEXT))]);
-    h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, providePayload('ünï\r\n日本\0')));
+    h.conn.receive(ext(CLIP_ACTION.CAPS | CLIP_TEXT | CLIP_ACTION.REQUEST | CLIP_ACTION.NOTIFY | CLIP_ACTION.PROVIDE, new ByteWriter().u32(1 << 20).finish()));
+    h.conn.receive(ext(CLIP_ACTION.NOTIFY | CLIP_TEXT));
+    expect(h.takeMessages().map((m) => Array.from(m))).toEqual([Array.from(requestMessage(CLIP_TEXT, SERVER_CUT_TEXT))]);
+    h.conn.receive(ext(CLIP_ACTION.PROVIDE | CLIP_TEXT, providePayload('ünï\r\n日本\0')));
     expect(h.events).toEqual(['cut-text "ünï\\n日本"']);
   });
 
-  test('a corrupt provide or a zlib bomb fails this connection with RFB_SERVER_BAD_CLIPBOARD', () => {
-    for (const data of [Uint8Array.of(1, 2, 3, 4), new Uint8Array(deflateSync(Buffer.alloc(4 << 20)))]) {
+  test('a corrupt provide, a zlib bomb, a size beyond the data or no flags fail this connection (a ProtocolError)', () => {
+    const cases: [Uint8Array, string][] = [
+      [ext(CLIP_ACTION.PROVIDE | CLIP_TEXT, Uint8Array.of(1, 2, 3, 4)), 'ZLIB_CORRUPT'],
+      [ext(CLIP_ACTION.PROVIDE | CLIP_TEXT, new Uint8Array(deflateSync(Buffer.alloc(4 << 20)))), 'ZLIB_BOMB'],
+      [ext(CLIP_ACTION.PROVIDE | CLIP_TEXT, new Uint8Array(deflateSync(new ByteWriter().u32(100).bytes(Buffer.from('short')).finish()))), 'BAD_EXT_CLIPBOARD'],
+      [extendedCutText(Uint8Array.of(1, 2)), 'BAD_EXT_CLIPBOARD'],
+    ];
+    for (const [m, code] of cases) {
       const h = withExt();
-      expectCode(() => { h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, data)); }, 'RFB_SERVER_BAD_CLIPBOARD');
+      expectCode(() => { h.conn.receive(m); }, code);
     }
-    const h = withExt();
-    expectCode(() => { h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, new Uint8Array(deflateSync(new ByteWriter().u32(100).bytes(Buffer.from('short')).finish())))); }, 'RFB_SERVER_BAD_CLIPBOARD');
   });
 
   test('a client that does not list it gets Latin-1 cut text, and its extended messages are dropped', () => {
@@ -472,7 +476,7 @@ describe('Extended Clipboard (UTF-8 cut text, noVNC 1.7)', () => {
     h.conn.receive(setEncodings([RAW]));
     h.conn.sendCutText('é€');
     expect(h.takeMessages().map((m) => Array.from(m))).toEqual([[3, 0, 0, 0, 0, 0, 0, 2, 0xe9, 0x3f]]);
-    h.conn.receive(ext(CLIP.PROVIDE | CLIP.TEXT, providePayload('x\0')));
+    h.conn.receive(ext(CLIP_ACTION.PROVIDE | CLIP_TEXT, providePayload('x\0')));
     expect(h.events).toEqual([]);
   });
 });
