@@ -42,7 +42,9 @@ if [ $# -eq 2 ]; then [ "$2" = --force ] && FORCE=1 || usage; fi
 
 SCRIPT=$(readlink -f "$0")
 BUILD_SH=$(dirname "$SCRIPT")/build.sh
-HASH="$(sha256sum "$SCRIPT" | cut -d' ' -f1) $(sha256sum "$BUILD_SH" | cut -d' ' -f1)"
+# shellcheck source=modules.sh
+. "$(dirname "$SCRIPT")/modules.sh"
+HASH="$(sha256sum "$SCRIPT" | cut -d' ' -f1) $(cat "$BUILD_SH" "$(dirname "$SCRIPT")/modules.sh" | sha256sum | cut -d' ' -f1)"
 log() { printf 'build-agent.sh: %s\n' "$*" >&2; }
 
 # The kernel first (cached by build.sh itself; it must be current before ours can be).
@@ -113,20 +115,7 @@ done
 R="$WORK/initrd"
 mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/root" "$R/etc" "$R/run/spice-vdagentd" "$R/var/lib/xkb" \
   "$R/var/log" "$R/lib/modules"
-INSMODS=""
-for m in "${ORDER[@]}"; do
-  base=$(basename "$m")
-  case "$base" in
-    *.ko) cp "$MODDIR/$m" "$R/lib/modules/$base" ;;
-    *.ko.xz) xz -dc "$MODDIR/$m" > "$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
-    *.ko.zst) command -v zstd >/dev/null || { echo "build-agent.sh: zstd is missing" >&2; exit 1; }
-              zstd -qdc "$MODDIR/$m" > "$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
-    *.ko.gz) gzip -dc "$MODDIR/$m" > "$R/lib/modules/${base%.gz}"; base=${base%.gz} ;;
-    *) echo "build-agent.sh: unexpected module file $m" >&2; exit 1 ;;
-  esac
-  INSMODS="$INSMODS ${base%.ko}"
-done
-INSMODS=${INSMODS# }
+unpack_modules build-agent.sh "$R/lib/modules" "${ORDER[@]}"
 rm -rf "$WORK/kernel"
 
 # 2. The user-space packages: the Depends/Pre-Depends closure of the roots, first alternative (or the first

@@ -21,7 +21,7 @@
 #   scripts/guest/build.sh OUTDIR [--force]
 #
 # Idempotent and cached: when OUTDIR already holds both outputs built by this very script (OUTDIR/stamp
-# is the script's SHA-256), it returns at once without asking apt anything. Concurrent runs for the same
+# is the SHA-256 of this script and modules.sh), it returns at once without asking apt anything. Concurrent runs for the same
 # OUTDIR serialise on OUTDIR/.lock; the outputs are replaced by rename, so readers never see half a file.
 # Needs: apt-get, dpkg-deb, busybox (static), cpio, gzip, xz, sha256sum, flock. DESKREC_GUEST_KERNEL_PKG
 # overrides the kernel package (default: what linux-image-amd64 depends on).
@@ -34,7 +34,9 @@ FORCE=0
 if [ $# -eq 2 ]; then [ "$2" = --force ] && FORCE=1 || usage; fi
 
 SCRIPT=$(readlink -f "$0")
-HASH=$(sha256sum "$SCRIPT" | cut -d' ' -f1)
+# shellcheck source=modules.sh
+. "$(dirname "$SCRIPT")/modules.sh"
+HASH=$(cat "$SCRIPT" "$(dirname "$SCRIPT")/modules.sh" | sha256sum | cut -d' ' -f1)
 up_to_date() {
   [ "$FORCE" = 0 ] && [ -s "$OUTDIR/vmlinuz" ] && [ -s "$OUTDIR/initrd.cpio.gz" ] &&
     [ "$(cat "$OUTDIR/stamp" 2>/dev/null)" = "$HASH" ]
@@ -115,20 +117,7 @@ R="$WORK/initrd"
 mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/lib/modules"
 cp "$BUSYBOX" "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
-INSMODS=""
-for m in "${ORDER[@]}"; do
-  base=$(basename "$m")
-  case "$base" in
-    *.ko) cp "$MODDIR/$m" "$R/lib/modules/$base" ;;
-    *.ko.xz) xz -dc "$MODDIR/$m" > "$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
-    *.ko.zst) command -v zstd >/dev/null || { echo "build.sh: zstd is missing" >&2; exit 1; }
-              zstd -qdc "$MODDIR/$m" > "$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
-    *.ko.gz) gzip -dc "$MODDIR/$m" > "$R/lib/modules/${base%.gz}"; base=${base%.gz} ;;
-    *) echo "build.sh: unexpected module file $m" >&2; exit 1 ;;
-  esac
-  INSMODS="$INSMODS ${base%.ko}"
-done
-INSMODS=${INSMODS# }
+unpack_modules build.sh "$R/lib/modules" "${ORDER[@]}"
 
 cat > "$R/init" <<INIT
 #!/bin/sh

@@ -21,23 +21,14 @@ import type { Frame } from '../../src/capture/surface';
 import { ReplaySource } from '../../src/sources/replay';
 import type { FrameConsumer, SourceEnd } from '../../src/sources/source';
 import { parseSpiceUrl, SpiceSource } from '../../src/sources/spice';
-import { buildAgentGuest, buildGuest } from '../helpers/servers/guest';
+import { useAgentGuest } from '../helpers/servers/guest';
 import { FatalError, pollUntil } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
 import { startQemuSpice } from '../helpers/servers/spice';
 
 useServerCleanup();
 
-// The guest builds (cached after the first; a minute or more on a fresh machine) are set-up with their own bound.
-beforeAll(async () => {
-  await buildGuest();
-  await buildAgentGuest();
-}, 600000);
-
-const notes: string[] = [];
-afterAll(() => {
-  process.stdout.write(`SPICE agent guest:\n${notes.join('\n')}\n`);
-});
+const notes = useAgentGuest('SPICE agent guest');
 
 const HEADER = { protocol: 'spice', target: 'spice://test', start: '2026-01-01T00:00:00.000Z', deskrecVersion: '0', credentials: { password: false, username: false } };
 

@@ -13,7 +13,7 @@
 import type { Frame } from '../../src/capture/surface';
 import type { FrameConsumer, SourceEnd } from '../../src/sources/source';
 import { parseSpiceUrl, SpiceSource } from '../../src/sources/spice';
-import { buildAgentGuest, buildGuest } from '../helpers/servers/guest';
+import { useAgentGuest } from '../helpers/servers/guest';
 import type { RgbaImage } from '../helpers/servers/image';
 import { FatalError, pollUntil } from '../helpers/servers/proc';
 import { useServerCleanup } from '../helpers/servers/registry';
@@ -21,16 +21,7 @@ import { startQemuSpice, type SpiceServer } from '../helpers/servers/spice';
 
 useServerCleanup();
 
-// The guest builds (cached after the first; a minute or more on a fresh machine) are set-up with their own bound.
-beforeAll(async () => {
-  await buildGuest();
-  await buildAgentGuest();
-}, 600000);
-
-const notes: string[] = [];
-afterAll(() => {
-  process.stdout.write(`SPICE agent guest with Xorg:\n${notes.join('\n')}\n`);
-});
+const notes = useAgentGuest('SPICE agent guest with Xorg');
 
 /** The root window's colour /init sets (xsetroot -solid '#336699'). */
 const ROOT = { r: 0x33, g: 0x66, b: 0x99 };

@@ -41,30 +41,49 @@ async function typeLikeAPerson(page: Page, text: string): Promise<void> {
   }
 }
 
-describe.each(['std', 'qxl'] as const)('-vga %s', (vga) => {
-  let server: SpiceServer;
-  let session: Session;
-  let close: () => Promise<void> = () => Promise.resolve();
+/** What a test keeps of a SPICE session shown in a Chromium tab through a Viewer. */
+interface Shown {
+  server: SpiceServer | undefined;
+  session: Session | undefined;
+  close: () => Promise<void>;
+}
 
+/** A Shown whose parts the describe block's afterAll stops (whatever the test got to). */
+function shownInDescribe(): Shown {
+  const shown: Shown = { server: undefined, session: undefined, close: () => Promise.resolve() };
   afterAll(async () => {
-    await close();
-    await session?.stop().catch(() => undefined);
-    await server?.stop();
+    await shown.close();
+    await shown.session?.stop().catch(() => undefined);
+    await shown.server?.stop();
   });
+  return shown;
+}
+
+/** Starts a Session on `server`, mounts a Viewer for it and opens it in a new tab, once it shows a picture. */
+async function showInTab(shown: Shown, server: SpiceServer, cookie: string, desktopName: string): Promise<{ session: Session; page: Page }> {
+  shown.server = server;
+  const session = new Session(openSource(`spice://127.0.0.1:${server.port}`));
+  shown.session = session;
+  await session.start();
+  const token = newToken();
+  const viewer = new Viewer({ token, cookie, desktopName });
+  viewer.attach(session);
+  const served = await serveViewer(viewer);
+  shown.close = served.close;
+  const page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
+  await page.goto(`http://127.0.0.1:${served.port}/?token=${token}`);
+  await waitFor('a picture in the tab', async () => ((await canvasRgba(page)) !== null ? true : undefined));
+  return { session, page };
+}
+
+describe.each(['std', 'qxl'] as const)('-vga %s', (vga) => {
+  const shown = shownInDescribe();
 
   test('the tab shows the guest pixel for pixel, and a command typed in it runs in the guest', async () => {
-    server = await startQemuSpice({ vga, guestMode: 'shell' });
+    const server = await startQemuSpice({ vga, guestMode: 'shell' });
+    shown.server = server;
     await server.waitForShell(90000);
-    session = new Session(openSource(`spice://127.0.0.1:${server.port}`));
-    await session.start();
-    const token = newToken();
-    const viewer = new Viewer({ token, cookie: `deskrec-viewer-spice-${vga}`, desktopName: `QEMU ${vga}` });
-    viewer.attach(session);
-    const served = await serveViewer(viewer);
-    close = served.close;
-    const page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
-    await page.goto(`http://127.0.0.1:${served.port}/?token=${token}`);
-    await waitFor('a picture in the tab', async () => ((await canvasRgba(page)) !== null ? true : undefined));
+    const { session, page } = await showInTab(shown, server, `deskrec-viewer-spice-${vga}`, `QEMU ${vga}`);
     await waitFor('the SPICE inputs channel', () => (session.input.capabilities().keys ? true : undefined));
 
     // The shell waits at its prompt: the screen is still, so screendump is the oracle.
@@ -88,30 +107,14 @@ describe.each(['std', 'qxl'] as const)('-vga %s', (vga) => {
 describe('the SPICE guest agent: clipboard and size', () => {
   // The agent guest's build (cached after the first; a minute or more on a fresh machine) has its own bound.
   beforeAll(async () => { await buildAgentGuest(); }, 600000);
-  let server: SpiceServer;
-  let session: Session;
-  let close: () => Promise<void> = () => Promise.resolve();
-
-  afterAll(async () => {
-    await close();
-    await session?.stop().catch(() => undefined);
-    await server?.stop();
-  });
+  const shown = shownInDescribe();
 
   test('text copied in the guest shows in the page; text pasted from the page is the guest\'s clipboard; "Fit to window" resizes the guest', async () => {
     // Xorg on the QXL display (not Xvfb): the agent's monitor configuration then resizes what SPICE shows.
-    server = await startQemuSpice({ vga: 'qxl', guestMode: 'agent', agentX: 'xorg' });
+    const server = await startQemuSpice({ vga: 'qxl', guestMode: 'agent', agentX: 'xorg' });
+    shown.server = server;
     await server.waitForAgent(180000);
-    session = new Session(openSource(`spice://127.0.0.1:${server.port}`));
-    await session.start();
-    const token = newToken();
-    const viewer = new Viewer({ token, cookie: 'deskrec-viewer-spice-agent', desktopName: 'QEMU agent' });
-    viewer.attach(session);
-    const served = await serveViewer(viewer);
-    close = served.close;
-    const page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
-    await page.goto(`http://127.0.0.1:${served.port}/?token=${token}`);
-    await waitFor('a picture in the tab', async () => ((await canvasRgba(page)) !== null ? true : undefined));
+    const { session, page } = await showInTab(shown, server, 'deskrec-viewer-spice-agent', 'QEMU agent');
     await waitFor('the guest agent\'s clipboard', () => (session.input.capabilities().clipboard === null ? true : undefined),
       { detail: () => String(session.input.capabilities().clipboard) });
 

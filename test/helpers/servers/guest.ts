@@ -155,3 +155,20 @@ export function buildAgentGuest(dir = defaultGuestDir(), timeoutMs = 600000): Pr
   p.catch(() => { agentBuilds.delete(dir); });
   return p;
 }
+
+/**
+ * For a test file that boots the agent guest: a beforeAll that builds the plain and the agent guest (cached
+ * after the first build; a minute or more on a fresh machine, so set-up has its own bound), and the notes
+ * the file prints after its tests under `title`.
+ */
+export function useAgentGuest(title: string): string[] {
+  beforeAll(async () => {
+    await buildGuest();
+    await buildAgentGuest();
+  }, 600000);
+  const notes: string[] = [];
+  afterAll(() => {
+    process.stdout.write(`${title}:\n${notes.join('\n')}\n`);
+  });
+  return notes;
+}

@@ -7,8 +7,8 @@ import type { Frame } from '../../../src/capture/surface';
 import { AuthError, ConnectError, ProtocolError } from '../../../src/errors';
 import { RfbClient, type RfbOptions } from '../../../src/protocol/rfb/client';
 import { vncAuthResponse } from '../../../src/protocol/rfb/security/des';
-import { mulberry32 } from '../../../src/util/rng';
 import { ByteWriter } from '../../../src/wire/writer';
+import { feedInPieces } from './feed';
 import { ReplayTransport } from '../../../src/transport/replay';
 
 const OPTS: RfbOptions = { password: null, username: null, encodings: [0], lossyQuality: null, compressLevel: null, tls: { insecure: false, servername: 'h' } };
@@ -45,14 +45,7 @@ function start(opts: Partial<RfbOptions> = {}): Run {
 
 /** Feeds bytes in random chunk sizes (seeded), then lets promises settle. */
 async function feed(run: Run, bytes: Uint8Array, seed: number): Promise<void> {
-  const next = mulberry32(seed);
-  let o = 0;
-  while (o < bytes.length) {
-    const n = seed === 0 ? bytes.length : 1 + (next() % 7);
-    run.t.feed(bytes.subarray(o, o + n));
-    o += n;
-  }
-  await new Promise((r) => setImmediate(r));
+  await feedInPieces(run.t, bytes, seed);
 }
 
 const SEEDS = [0, 1, 2, 3];

@@ -10,8 +10,8 @@ import * as zlib from 'zlib';
 import { InputError } from '../../../src/errors';
 import { RfbClient, type RfbOptions } from '../../../src/protocol/rfb/client';
 import { ReplayTransport } from '../../../src/transport/replay';
-import { mulberry32 } from '../../../src/util/rng';
 import { ByteWriter } from '../../../src/wire/writer';
+import { feedInPieces } from './feed';
 import { thrown } from '../../helpers/thrown';
 
 const OPTS: RfbOptions = { password: null, username: null, encodings: [0], lossyQuality: null, compressLevel: null, tls: { insecure: false, servername: 'h' } };
@@ -92,14 +92,7 @@ async function ready(seed: number, wants: boolean | null = false): Promise<{ run
 
 /** Feeds bytes in random chunk sizes (seeded; 0 = whole), then lets promises settle. */
 async function feed(run: Run, bytes: Uint8Array, seed: number): Promise<void> {
-  const next = mulberry32(seed);
-  let o = 0;
-  while (o < bytes.length) {
-    const n = seed === 0 ? bytes.length : 1 + (next() % 7);
-    run.t.feed(bytes.subarray(o, o + n));
-    o += n;
-  }
-  await new Promise((r) => setImmediate(r));
+  await feedInPieces(run.t, bytes, seed);
 }
 
 /** The writes since `from`, each as an array of bytes. */
