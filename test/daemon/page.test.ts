@@ -139,8 +139,18 @@ function frameAt(frames: readonly FrameLine[], t: number): FrameLine {
  * Waits until the player has settled at its position and shows the PNG twin of that moment: luma PSNR at
  * least MIN_PSNR, and closer to it than to the frame shown 2 s earlier (so a wrong frame cannot pass).
  */
-async function expectRightFrame(page: Page, dir: string, frames: readonly FrameLine[], what: string): Promise<{ t: number; db: number }> {
+/** Seeks the test had to repeat (expectRightFrame), printed after the tests. */
+const reseeks: string[] = [];
+afterAll(() => {
+  if (reseeks.length > 0) process.stdout.write(`recordings page: ${reseeks.length} seek(s) repeated because Chromium showed no frame of the file: ${reseeks.join(', ')}\n`);
+});
+
+async function expectRightFrame(page: Page, dir: string, frames: readonly FrameLine[], what: string, videos?: readonly { file: string }[]): Promise<{ t: number; db: number }> {
   let last = '';
+  const began = Date.now();
+  let reseeked = false;
+  let diagnosed = false;
+  let diag = '';
   return waitFor(`${what}: the video shows the PNG twin of its moment`, async () => {
     const settled = await page.evaluate<boolean>('window.deskrecPlayer.settled');
     if (!settled) { last = 'not settled'; return undefined; }
@@ -159,6 +169,19 @@ async function expectRightFrame(page: Page, dir: string, frames: readonly FrameL
     const dbOther = same ? -Infinity : psnr(got, luma(other, w, h));
     last = `t=${t.toFixed(1)} ms: ${twin.file} (${twin.t_ms} ms) ${db.toFixed(1)} dB, ${earlier.file} ${dbOther.toFixed(1)} dB, video ${shown.width}x${shown.height}`;
     if (db >= MIN_PSNR && db > dbOther) return { t, db };
+    // Seen on a loaded machine (2 of 3 runs with three busy loops): after a seek into a segment just loaded,
+    // Chromium keeps showing a picture that is no frame of the file, while ffmpeg decodes the file there
+    // right (checked below). Going to the same moment again repaints it; the test does that once, counts
+    // it, and still fails if the picture stays wrong.
+    if (!reseeked && Date.now() - began > 4000) {
+      reseeked = true;
+      reseeks.push(`${what} at ${t.toFixed(0)} ms`);
+      await page.evaluate(`window.deskrecPlayer.seek(${t})`);
+      return undefined;
+    }
+    // The costly look at what went wrong, once, shortly before the wait gives up.
+    if (diagnosed || Date.now() - began < 12000) return undefined;
+    diagnosed = true;
     // For the failure's message: which PNG frame within a second the picture is closest to (a neighbour
     // at a high PSNR says the timing is off; none close says the picture itself is wrong), and where the
     // pixels differ from the twin.
@@ -176,9 +199,29 @@ async function expectRightFrame(page: Page, dir: string, frames: readonly FrameL
       box = { x0: Math.min(box.x0, px), y0: Math.min(box.y0, py), x1: Math.max(box.x1, px), y1: Math.max(box.y1, py), n: box.n + 1 };
     }
     const el = await page.evaluate<string>("(() => { const v = document.getElementById('video'); return `${v.currentSrc.replace(/^.*\\/recordings\\//, '')} at ${v.currentTime} s, readyState ${v.readyState}, error ${v.error ? v.error.code : 'none'}`; })()");
-    last += `; the element: ${el}; closest PNG within 1 s: ${best.file} (${best.t_ms} ms) ${best.db.toFixed(1)} dB; ${box.n} luma values off the twin by > 24 in x ${box.x0}-${box.x1}, y ${box.y0}-${box.y1}`;
+    // The MP4 itself, decoded by ffmpeg at the same moment: tells a wrong file from a wrong seek in Chromium.
+    const src = /play\/(\d+) at ([\d.]+) s/.exec(el);
+    if (videos !== undefined && src !== null) {
+      try {
+        // The bytes the player got (the route hides the edit list: media time 0 is the first frame).
+        const res = await fetch(`${d.base}/recordings/${recId}/play/${src[1] ?? ''}`, { headers: { authorization: `Bearer ${d.token}` } });
+        const played = path.join(dir, `played-${src[1] ?? ''}.mp4`);
+        writeFileSync(played, Buffer.from(await res.arrayBuffer()));
+        // The frame shown at media time T is the last one with pts <= T: every frame up to T, keep the last.
+        const all = execFileSync('ffmpeg', ['-v', 'error', '-i', played, '-vf', `select='lte(t\\,${Number(src[2]) + 0.0005})'`, '-fps_mode', 'passthrough',
+          '-f', 'rawvideo', '-pix_fmt', 'rgba', '-'], { maxBuffer: 512 << 20 });
+        const size = shown.width * shown.height * 4;
+        const raw = all.subarray(Math.max(0, all.length - size));
+        const ff = luma({ width: shown.width, height: shown.height, rgba: new Uint8Array(raw.buffer, raw.byteOffset, raw.length) }, w, h);
+        diag += `; ffmpeg's frame of the file there: ${psnr(ff, luma(want, w, h)).toFixed(1)} dB to the twin, ${psnr(ff, got).toFixed(1)} dB to Chromium's picture`;
+      } catch (e) {
+        diag += `; ffmpeg could not decode it: ${e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e)}`;
+      }
+      if (process.env.DESKREC_KEEP_FAILED !== undefined) execFileSync('cp', ['-r', dir, process.env.DESKREC_KEEP_FAILED]);
+    }
+    diag += `; the element: ${el}; closest PNG within 1 s: ${best.file} (${best.t_ms} ms) ${best.db.toFixed(1)} dB; ${box.n} luma values off the twin by > 24 in x ${box.x0}-${box.x1}, y ${box.y0}-${box.y1}`;
     return undefined;
-  }, { timeoutMs: 15000, intervalMs: 200, detail: () => last });
+  }, { timeoutMs: 15000, intervalMs: 200, detail: () => `${last}${diag}` });
 }
 
 test('every page route needs the token; only the page\'s own files are served', async () => {
@@ -289,14 +332,14 @@ test('the finished recording: listed with its thumbnail; plays, seeks to the rig
   const bar = await page.locator('#seek').boundingBox();
   if (bar === null) throw new Error('no seek bar');
   await page.mouse.click(bar.x + bar.width / 2, bar.y + bar.height / 2);
-  const mid = await expectRightFrame(page, dir, frames, 'seek to 50 %');
+  const mid = await expectRightFrame(page, dir, frames, 'seek to 50 %', videos);
   const half = range.start + (range.end - range.start) / 2;
   expect(Math.abs(mid.t - half)).toBeLessThanOrEqual((range.end - range.start) / bar.width + 1);
   // Into the middle of every segment (their media time starts at 0 at start_ms).
   for (const [i, s] of videos.entries()) {
     await page.evaluate(`window.deskrecPlayer.seek(${s.start_ms + s.duration_ms / 2})`);
     await waitInPage(page, `segment ${i} loaded`, `window.deskrecPlayer.segment === ${i} && window.deskrecPlayer.settled`);
-    await expectRightFrame(page, dir, frames, `the middle of segment ${i}`);
+    await expectRightFrame(page, dir, frames, `the middle of segment ${i}`, videos);
   }
 
   // One segment after the other: playing through the end of segment 0 goes on in segment 1.
