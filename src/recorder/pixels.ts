@@ -2,12 +2,26 @@
 import type { Rect } from '../capture/rect';
 import type { Patch } from './encoders/backend';
 
-/** Copies `rect` of a frame (`stride` bytes per row) into a new tightly packed patch. */
+/**
+ * A new zeroed byte array in shared memory. Patches live there because each one goes to the encode worker
+ * (postMessage) and stays with the recording until the encoder has coded it (failure recovery rebuilds
+ * unfinished frames from them): a SharedArrayBuffer is handed over without a copy and without detaching it,
+ * where an ordinary buffer is copied twice (serialised, then deserialised in the worker) — the largest
+ * main-thread cost of a live recording in the profile (docs/BENCHMARKS.md, issue 12).
+ */
+export function sharedBytes(n: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(n));
+}
+
+/** Copies `rect` of a frame (`stride` bytes per row) into a new tightly packed patch (in shared memory). */
 export function cutPatch(src: Uint8Array, stride: number, rect: Rect): Patch {
   const row = rect.width * 4;
+  const data = sharedBytes(row * rect.height);
   // Whole rows are one contiguous run: one copy instead of one per row (a whole 8192x8192 picture).
-  if (row === stride) return { rect, data: src.slice(rect.y * stride, (rect.y + rect.height) * stride) };
-  const data = new Uint8Array(row * rect.height);
+  if (row === stride) {
+    data.set(src.subarray(rect.y * stride, (rect.y + rect.height) * stride));
+    return { rect, data };
+  }
   for (let y = 0; y < rect.height; y++) {
     const s = (rect.y + y) * stride + rect.x * 4;
     data.set(src.subarray(s, s + row), y * row);
