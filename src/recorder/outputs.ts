@@ -12,6 +12,7 @@ import type { Rect } from '../capture/rect';
 import { EncoderError, type SinkError } from '../errors';
 import { EncoderClient } from './encoder-client';
 import type { AccessUnit, EncoderConfig, Patch } from './encoders/backend';
+import type { Motion } from './motion';
 import { applyPatch } from './pixels';
 import { Mp4SegmentWriter, type Mp4SegmentInfo } from './sinks/mp4';
 import type { PngSink } from './sinks/png';
@@ -59,6 +60,8 @@ export interface OutputFrame {
   patches: Patch[];
   /** The frame's time, ms: its newest content's session time moved onto the fps-max grid (Recording). */
   t_ms: number;
+  /** Where content moved since the previous frame, from the remote's copies: hints for the encoder (motion.ts). */
+  motion?: Motion[];
 }
 
 /** One segment's output. */
@@ -228,7 +231,12 @@ export class VideoOutput implements FrameOutput {
     }
     let handed = 0;
     this.started
-      .then((client) => { handed = performance.now(); return client.encode({ patches, t_ms, forceKey }); })
+      .then((client) => {
+        handed = performance.now();
+        // A frame coded whole (base) is coded against nothing the hints refer to; a keyframe ignores them anyway.
+        const motion = frame.motion !== undefined && patches === frame.patches ? { motion: frame.motion } : {};
+        return client.encode({ patches, t_ms, forceKey, ...motion });
+      })
       .then((unit) => { this.finished(rec, unit, (performance.now() - handed) / 1000); }, (err: unknown) => { this.fail(err); });
   }
 

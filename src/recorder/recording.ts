@@ -79,6 +79,7 @@ import { parseFfmpegSpec } from './encoders/ffmpeg-args';
 import { OPENH264_LIMIT_TEXT, OPENH264_MIN_SIDE, OPENH264_MIN_TEXT, openh264Takes } from './encoders/limits';
 import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, PRIVATE_MODES, writeError, type RecordingModes } from './files';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
+import { appendMotion, mainMotion, motionHints, type Motion } from './motion';
 import { copyRect, cutPatch } from './pixels';
 import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
 import { writeSessionJson, type EncoderFailureRecord, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
@@ -176,6 +177,8 @@ interface Unfinished {
 /** The frame fps-max holds back: every change of its slot so far. */
 interface Held {
   damage: DamageRegion;
+  /** The main copy vector of each of its updates that made one, in order (motion hints for the encoder). */
+  motion: Motion[];
   /** Its slot: it goes out at k·I (at least `Seg.nextK`). */
   k: number;
 }
@@ -184,6 +187,8 @@ interface Held {
 interface Parked {
   damage: DamageRegion;
   patches: Patch[];
+  /** As Held.motion, over every frame merged into it. */
+  motion: Motion[];
   /** Bytes of pixels in `patches`. */
   bytes: number;
   t_ms: number;
@@ -200,6 +205,13 @@ interface Early {
   /** Bytes of its pixels (cut or not). */
   bytes: number;
   t_ms: number;
+}
+
+/** `frame` with the encoder's motion hints for updates that moved content by `seq` (none: unchanged). */
+function withMotion(frame: OutputFrame, seq: readonly Motion[]): OutputFrame {
+  const motion = motionHints(seq);
+  if (motion !== undefined) frame.motion = motion;
+  return frame;
 }
 
 function damageBytes(damage: readonly Rect[]): number {
@@ -492,8 +504,10 @@ export class Recording {
       const shape = frame.cursor.shape;
       seg.drawnCursor = shape === null || isEmpty(cursor.rect) ? null : { shape, x: frame.cursor.x, y: frame.cursor.y, rect: cursor.rect };
     }
-    seg.held ??= { damage: new DamageRegion(), k: Math.max(slot, seg.nextK) };
+    seg.held ??= { damage: new DamageRegion(), motion: [], k: Math.max(slot, seg.nextK) };
     seg.held.damage.addAll(damage);
+    const moved = mainMotion(frame.copies);
+    if (moved !== null) appendMotion(seg.held.motion, [moved]);
   }
 
   /**
@@ -703,7 +717,7 @@ export class Recording {
     // pictures), so the new segment takes it over: it holds the newest picture, pointer drawn as
     // `drawnCursor` says.
     const whole: Rect = { x: 0, y: 0, width: c.width, height: c.height };
-    const held: Held = { damage: new DamageRegion(), k };
+    const held: Held = { damage: new DamageRegion(), motion: [], k };
     held.damage.add(whole);
     const seg: Seg = {
       width: c.width, height: c.height, mirror: c.mirror, reason: 'next', since: end, output: null, index: ++this.segmentIndex,
@@ -908,12 +922,13 @@ export class Recording {
     if (seg.waiting !== null || !out.canAccept()) {
       // The output is behind: merge into the one waiting frame (united damage, newest pixels, newest time).
       if (seg.waiting === null) {
-        seg.waiting = { damage: h.damage, patches, bytes: patchBytes(patches), t_ms: t };
+        seg.waiting = { damage: h.damage, patches, motion: h.motion, bytes: patchBytes(patches), t_ms: t };
         void out.whenRoom().then(() => { this.onRoom(seg); });
       } else {
         const w = seg.waiting;
         w.damage.addAll(damage);
         w.t_ms = t;
+        appendMotion(w.motion, h.motion);
         // Later patches win where they overlap (EncodeInput.patches), so appending keeps the newest pixels.
         w.patches.push(...patches);
         w.bytes += patchBytes(patches);
@@ -927,7 +942,7 @@ export class Recording {
       }
       return;
     }
-    this.submit(seg, { damage, patches, t_ms: t });
+    this.submit(seg, withMotion({ damage, patches, t_ms: t }, h.motion));
   }
 
   /**
@@ -981,7 +996,7 @@ export class Recording {
     const w = seg.waiting;
     if (w === null) return;
     seg.waiting = null;
-    this.submit(seg, { damage: w.damage.toArray(), patches: w.patches, t_ms: w.t_ms });
+    this.submit(seg, withMotion({ damage: w.damage.toArray(), patches: w.patches, t_ms: w.t_ms }, w.motion));
   }
 
   private onRoom(seg: Seg): void {

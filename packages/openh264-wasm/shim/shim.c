@@ -82,6 +82,8 @@ struct ShimEncoder {
   int rc_mode;            /* SHIM_RC_QP or SHIM_RC_BITRATE */
   int mb_count;           /* ceil(coded_w / 16) * ceil(coded_h / 16) */
   uint8_t* change_map;    /* mb_count bytes, filled by the caller before shim_encode (use_map) */
+  int hint_count;         /* motion hints for the next shim_encode with a map: -1 none given, else 0..4 */
+  int hints[4][2];        /* (mvx, mvy): content at (x, y) was at (x + mvx, y + mvy) in the previous picture */
   /* Output of the last encode: pairs (pointer, length) of NAL units without
      start codes, pointing into the encoder's own bitstream buffer. Valid until
      the next call to shim_encode or shim_destroy. */
@@ -176,6 +178,7 @@ SHIM_EXPORT ShimEncoder* shim_create (int src_w, int src_h, int usage, int rc_mo
   int rc = converter_init (&e->pic, src_w, src_h);
   e->mb_count = ((e->pic.coded_w + 15) / 16) * ((e->pic.coded_h + 15) / 16);
   e->change_map = (uint8_t*)calloc ((size_t)e->mb_count, 1);
+  e->hint_count = -1;
   e->nal_cap = 16;
   e->nal_table = (uintptr_t*)calloc ((size_t)e->nal_cap * 2, sizeof (uintptr_t));
   if (rc < 0 || e->change_map == NULL || e->nal_table == NULL) {
@@ -304,12 +307,46 @@ static int shim_push_nal (ShimEncoder* e, const uint8_t* p, int len) {
   return 0;
 }
 
+/* Motion hints for the next shim_encode with a change map (patches/0202-motion-hints.patch):
+   count (0..4) whole-pixel vectors, (mvx, mvy) = where the content of the current picture was in
+   the previous one relative to where it is now (a copy's source minus its destination). They
+   replace openh264's own scroll detection for that frame; count 0 says there was no motion.
+   Without a call before a frame, openh264 detects scrolls itself as before. */
+SHIM_EXPORT int shim_set_motion_hints (ShimEncoder* e, int count, int x0, int y0, int x1, int y1, int x2, int y2,
+                                       int x3, int y3) {
+  if (count < 0 || count > 4)
+    return SHIM_EBADARG;
+  const int v[4][2] = { { x0, y0 }, { x1, y1 }, { x2, y2 }, { x3, y3 } };
+  for (int k = 0; k < 4; k++) {
+    e->hints[k][0] = v[k][0];
+    e->hints[k][1] = v[k][1];
+  }
+  e->hint_count = count;
+  return 0;
+}
+
+/* The motion hint the last shim_encode took as its frame's scroll vector: which 0 -> 1 if it took
+   one, 0 if none (no hints, or none matched); which 1 / 2 -> its x / y (0 when none). */
+SHIM_EXPORT int shim_used_motion_hint (ShimEncoder* e, int which) {
+#ifdef DESKREC_HAVE_MOTION_HINTS
+  SDeskrecMotionHints h;
+  if ((*e->enc)->GetOption (e->enc, ENCODER_OPTION_DESKREC_MOTION_HINTS, &h) != cmResultSuccess || h.iCount < 1)
+    return 0;
+  return which == 0 ? 1 : which == 1 ? h.iMv[0][0] : h.iMv[0][1];
+#else
+  (void)e; (void)which;
+  return 0;
+#endif
+}
+
 /* Encode the current I420 planes. With use_map, the change map (shim_change_map: one byte
    per macroblock, row-major, 0 = unchanged since the previous frame) goes with this frame
    (patches/0201-change-map.patch); IDR/I frames ignore it. Returns the EVideoFrameType
    (1 IDR, 2 I, 3 P, 4 skip) or a negative error. NAL units: shim_nal_count/shim_nal_table. */
 SHIM_EXPORT int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr, int use_map) {
   e->nal_count = 0;
+  if (!use_map)
+    e->hint_count = -1; /* hints go with a change map only */
   if (force_idr && call_force_intra (e->enc) != cmResultSuccess)
     return SHIM_EENCODE;
   if (use_map) {
@@ -319,6 +356,20 @@ SHIM_EXPORT int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr,
     m.iMbCount = e->mb_count;
     if ((*e->enc)->SetOption (e->enc, ENCODER_OPTION_DESKREC_CHANGE_MAP, &m) != cmResultSuccess)
       return SHIM_EBADARG;
+#ifdef DESKREC_HAVE_MOTION_HINTS
+    if (e->hint_count >= 0) {
+      SDeskrecMotionHints h;
+      memset (&h, 0, sizeof (h));
+      h.iCount = e->hint_count;
+      for (int k = 0; k < e->hint_count; k++) {
+        h.iMv[k][0] = e->hints[k][0];
+        h.iMv[k][1] = e->hints[k][1];
+      }
+      e->hint_count = -1; /* one frame only */
+      if ((*e->enc)->SetOption (e->enc, ENCODER_OPTION_DESKREC_MOTION_HINTS, &h) != cmResultSuccess)
+        return SHIM_EBADARG;
+    }
+#endif
 #else
     return SHIM_EBADARG; /* stock openh264 (build.sh --verify-stock): no change maps */
 #endif

@@ -40,6 +40,8 @@ int shim_force_idr (ShimEncoder* e);
 int shim_set_bitrate (ShimEncoder* e, int bits_per_second);
 int shim_mb_count (ShimEncoder* e);
 uint8_t* shim_change_map (ShimEncoder* e);
+int shim_set_motion_hints (ShimEncoder* e, int count, int x0, int y0, int x1, int y1, int x2, int y2, int x3, int y3);
+int shim_used_motion_hint (ShimEncoder* e, int which);
 int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr, int use_map);
 int shim_nal_count (ShimEncoder* e);
 uintptr_t* shim_nal_table (ShimEncoder* e);

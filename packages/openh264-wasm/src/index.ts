@@ -47,7 +47,26 @@ export interface EncodeOptions {
    * map must not mark a changed macroblock as unchanged. Ignored for IDR frames.
    */
   changeMap?: Uint8Array;
+  /**
+   * Motion hints, used only with `changeMap`: up to MAX_MOTION_HINTS whole-pixel vectors saying where content
+   * of this picture was in the previous one, relative to where it is now (a remote desktop's copy: its source
+   * minus its destination). They replace openh264's own scroll detection for this frame
+   * (patches/0202-motion-hints.patch): the hint that explains the most moved 8x8 blocks becomes the frame's
+   * scroll vector, blocks that moved by it exactly are coded without search. An empty list says nothing
+   * moved (no scroll detection at all); absent, openh264 detects scrolls itself. A wrong hint costs a little
+   * analysis, never picture quality: it is checked against the pixels.
+   */
+  motionHints?: readonly MotionVector[];
 }
+
+/** A whole-pixel displacement (motion hint): content now at (x, y) was at (x + dx, y + dy) before. */
+export interface MotionVector {
+  dx: number;
+  dy: number;
+}
+
+/** Most motion hints one frame takes (DESKREC_MAX_MOTION_HINTS in the patch). */
+export const MAX_MOTION_HINTS = 4;
 
 /**
  * How the conversion chooses chroma: 'plain' averages each 2x2 block's colour (the reference); 'sharp'
@@ -171,6 +190,8 @@ export interface H264Encoder {
   encode(timestampMs: number, opts?: EncodeOptions): EncodedFrame;
   /** Copies of the current I420 planes (for tests). */
   readI420(): { y: Uint8Array; u: Uint8Array; v: Uint8Array };
+  /** The motion hint the last encode() took as its frame's scroll vector, or null (none given, or none matched). */
+  usedMotionHint(): MotionVector | null;
   /**
    * Takes over another encoder's picture: its RGBA staging frame and its I420 planes. `other` must come
    * from the same module and have the same source size; it may have failed (openh264 uninitialises itself
@@ -213,6 +234,9 @@ interface EmscriptenModule {
   _shim_mb_count(enc: number): number;
   _shim_change_map(enc: number): number;
   _shim_encode(enc: number, timestampMs: number, forceIdr: number, useMap: number): number;
+  _shim_used_motion_hint(enc: number, which: number): number;
+  _shim_set_motion_hints(enc: number, count: number, x0: number, y0: number, x1: number, y1: number, x2: number, y2: number,
+    x3: number, y3: number): number;
   _shim_nal_count(enc: number): number;
   _shim_nal_table(enc: number): number;
   _convert_rect(enc: number, x: number, y: number, w: number, h: number): number;
@@ -693,6 +717,17 @@ class Encoder implements H264Encoder {
         );
       }
       this.mod.HEAPU8.set(map, this.changeMapPtr);
+      const hints = opts?.motionHints;
+      if (hints !== undefined) {
+        if (hints.length > MAX_MOTION_HINTS || !hints.every((v) => Number.isInteger(v.dx) && Number.isInteger(v.dy)
+          && Math.abs(v.dx) <= this.codedWidth && Math.abs(v.dy) <= this.codedHeight)) {
+          throw badArg(`motionHints must be at most ${MAX_MOTION_HINTS} whole-pixel vectors within the picture`);
+        }
+        const v = (k: number): [number, number] => { const m = hints[k]; return m === undefined ? [0, 0] : [m.dx, m.dy]; };
+        if (this.mod._shim_set_motion_hints(h, hints.length, ...v(0), ...v(1), ...v(2), ...v(3)) < 0) {
+          throw badArg('openh264 rejected the motion hints');
+        }
+      }
     }
     const rc = this.mod._shim_encode(h, Math.floor(timestampMs), opts?.forceIdr === true ? 1 : 0, map !== undefined ? 1 : 0);
     if (rc === E_BADARG) throw badArg('openh264 rejected the change map');
@@ -713,6 +748,12 @@ class Encoder implements H264Encoder {
       nals.push(heap.slice(addr, addr + len));
     }
     return { nals, frameType };
+  }
+
+  usedMotionHint(): MotionVector | null {
+    const h = this.live();
+    if (this.mod._shim_used_motion_hint(h, 0) !== 1) return null;
+    return { dx: this.mod._shim_used_motion_hint(h, 1), dy: this.mod._shim_used_motion_hint(h, 2) };
   }
 
   readI420(): { y: Uint8Array; u: Uint8Array; v: Uint8Array } {

@@ -35,6 +35,8 @@ export interface Patch {
   data: Uint8Array;
 }
 
+import type { Motion } from '../motion';
+
 /** One frame's input to a backend. */
 export interface EncodeInput {
   /** Patches to apply, in order (later ones win where they overlap). */
@@ -43,6 +45,12 @@ export interface EncodeInput {
   t_ms: number;
   /** Code this frame as an IDR. */
   forceKey: boolean;
+  /**
+   * Where content moved since the previous frame (candidate whole-pixel vectors from the remote's copies,
+   * ../motion.ts). A backend may use them to code moved content without searching for it; they are hints,
+   * never to be trusted over the pixels.
+   */
+  motion?: Motion[];
 }
 
 /** What a decoder needs to know before the first access unit (WebCodecs' VideoDecoderConfig subset). */

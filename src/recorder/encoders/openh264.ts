@@ -1,6 +1,7 @@
 /** The default encoder backend: openh264 compiled to WebAssembly (packages/openh264-wasm). */
 import { EncoderError } from '../../errors';
-import { loadOpenH264, OpenH264Error, type H264Encoder, type OpenH264 } from '../../../packages/openh264-wasm/src/index';
+import { loadOpenH264, MAX_MOTION_HINTS, OpenH264Error, type H264Encoder, type OpenH264 } from '../../../packages/openh264-wasm/src/index';
+import type { Motion } from '../motion';
 import { avcCodecString, buildAvcC, nalType, NAL_SPS, toAvccSample } from './avc';
 import type { AccessUnit, DecoderConfig, EncodeInput, EncoderBackend, EncoderConfig, RateControl } from './backend';
 import { OPENH264_LIMIT_TEXT, openh264Takes } from './limits';
@@ -80,7 +81,7 @@ class OpenH264Backend implements EncoderBackend {
     }
     const map = this.useMap && !input.forceKey ? markChangedMacroblocks(this.map, enc.mbCols, input.patches) : undefined;
     try {
-      return this.code(input.t_ms, input.forceKey, map);
+      return this.code(input.t_ms, input.forceKey, map, input.motion);
     } catch (err) {
       if (!(err instanceof OpenH264Error) || err.code !== 'ENCODE_FAILED') throw err;
       return this.retry(input.t_ms, err);
@@ -133,11 +134,15 @@ class OpenH264Backend implements EncoderBackend {
     this.raised = null;
   }
 
-  /** Codes the encoder's current picture; `changeMap` marks the macroblocks that changed (P pictures only). */
-  private code(t_ms: number, forceKey: boolean, changeMap?: Uint8Array): AccessUnit | null {
+  /**
+   * Codes the encoder's current picture; `changeMap` marks the macroblocks that changed (P pictures only),
+   * `motion` (with a map only) gives openh264 the frame's candidate scroll vectors instead of its own search.
+   */
+  private code(t_ms: number, forceKey: boolean, changeMap?: Uint8Array, motion?: readonly Motion[]): AccessUnit | null {
     const enc = this.enc;
     if (enc === null) throw new EncoderError('ENCODER_NOT_READY', 'encode() before init()');
-    const out = enc.encode(t_ms, changeMap !== undefined ? { forceIdr: false, changeMap } : { forceIdr: forceKey });
+    const out = enc.encode(t_ms, changeMap === undefined ? { forceIdr: forceKey }
+      : { forceIdr: false, changeMap, ...(motion !== undefined ? { motionHints: motion.slice(0, MAX_MOTION_HINTS).map((m) => ({ dx: m.dx, dy: m.dy })) } : {}) });
     if (out.frameType === 'skip' || out.nals.length === 0) return null;
     const key = out.frameType === 'idr';
     if (key && out.nals.some((n) => nalType(n) === NAL_SPS)) {
