@@ -44,6 +44,7 @@ import { summariseCpuProfiles } from './cpuprofile';
 import { startWorkload } from './vnc-live';
 import { exited, procCpuS, sleep } from './proc';
 import { table, type Row } from './table';
+import { FigureList, type Figures } from './results';
 
 const WIDTH = 1024;
 const HEIGHT = 768;
@@ -110,10 +111,10 @@ interface ReplayRfbServer {
 type StartReplayRfb = (file: string, opts?: { end?: 'hold' | 'close'; speed?: number }) => Promise<ReplayRfbServer>;
 
 /** Recording counters as session.json and the daemon's API report them (the ones shown here). */
-interface Stats { framesIn: number; framesEncoded: number; framesMerged: number; framesDropped: number }
+export interface Stats { framesIn: number; framesEncoded: number; framesMerged: number; framesDropped: number }
 
 /** What one run (N sessions, one way of recording) measured. */
-interface RunResult {
+export interface RunResult {
   way: 'daemon' | 'separate';
   n: number;
   /** CPU-seconds spent recording, start to idle. */
@@ -173,7 +174,7 @@ function threadTimes(pid: number): Map<number, { comm: string; s: number }> {
  * platform threads — concurrent GC and compilation — and libuv's pool). `libvips`: sharp's threads (the
  * daemon's thumbnails), by name.
  */
-interface ThreadCpu { main: number; started: number; earlier: number; libvips: number }
+export interface ThreadCpu { main: number; started: number; earlier: number; libvips: number }
 
 function threadCpu(pid: number, before: Map<number, { comm: string; s: number }>): ThreadCpu {
   const out: ThreadCpu = { main: 0, started: 0, earlier: 0, libvips: 0 };
@@ -200,7 +201,7 @@ function pssMB(pid: number): number {
 }
 
 /** Where a process's resident memory is, MB (from /proc/PID/smaps). */
-interface RssParts { wasm: number; malloc: number; nodeBinary: number; other: number }
+export interface RssParts { wasm: number; malloc: number; nodeBinary: number; other: number }
 
 /**
  * Splits `pid`'s RSS by mapping: a WebAssembly memory is the read-write anonymous mapping directly below
@@ -290,7 +291,7 @@ async function makeCapture(h: Harness, dir: string, seconds: number): Promise<st
 }
 
 /** What the runs need to know about the capture. */
-interface CaptureInfo {
+export interface CaptureInfo {
   file: string;
   durationS: number;
   frames: number;
@@ -479,11 +480,43 @@ async function separateRun(startReplay: StartReplayRfb, cap: CaptureInfo, n: num
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
 
+/** What the daemon section measured, for bench/run.ts's JSON. */
+export interface DaemonReport {
+  /** Why the section did not run, or null. */
+  skipped: string | null;
+  capture: CaptureInfo | null;
+  cores: number;
+  /** BENCH_DAEMON_OPTIONS as parsed: options given to every recording. */
+  recordingOptions: Record<string, string | number | boolean>;
+  /** One per N and way of recording. */
+  results: RunResult[];
+  /** BENCH_DAEMON_PROFILE: the daemon's CPU-s/min per session at the largest N under --cpu-prof, else null. */
+  profiledCpuSPerMinPerSession: number | null;
+  figures: Figures;
+}
+
+/**
+ * The figure lines: sessions per core and RSS per extra session of the daemon at the largest N measured
+ * (the daemon's targets: ≥ 8 and ≤ 80 MB), the latter against N = 1.
+ */
+function daemonFigures(results: RunResult[], cap: CaptureInfo): FigureList {
+  const f = new FigureList();
+  const daemon = results.filter((r) => r.way === 'daemon');
+  const top = daemon.reduce<RunResult | undefined>((a, r) => (a === undefined || r.n > a.n ? r : a), undefined);
+  const one = daemon.find((r) => r.n === 1);
+  if (top === undefined) return f.none(['daemon sessions_per_core', 'daemon rss_mb_per_extra_session'], 'no daemon run');
+  f.add(`daemon N=${top.n} sessions_per_core`, (top.n * cap.durationS) / top.cpuS, 1);
+  const extra = `daemon N=${top.n} rss_mb_per_extra_session`;
+  if (one === undefined || top.n === 1) f.none([extra], 'needs N = 1 and a larger N (BENCH_DAEMON_SESSIONS)');
+  else f.add(extra, (top.steadyRssMB - one.steadyRssMB) / (top.n - 1), 1);
+  return f;
+}
+
 /**
  * Records a capture (or takes `opts.capture`), then for each N in `opts.sessions` runs the daemon and the
- * separate processes on N replays of it, and prints the tables.
+ * separate processes on N replays of it, prints the tables and figure lines, and returns what it measured.
  */
-export async function daemonSessionsBench(opts: { seconds: number; sessions: number[]; capture?: string; profileDir?: string }): Promise<void> {
+export async function daemonSessionsBench(opts: { seconds: number; sessions: number[]; capture?: string; profileDir?: string }): Promise<DaemonReport> {
   const h = await loadHarness();
   const replayMod = (await import(path.join(transpileHarness(['replay-rfb']), 'replay-rfb.js'))) as { startReplayRfb: StartReplayRfb };
   const work = mkdtempSync(path.join(tmpdir(), 'deskrec-bench-capture-'));
@@ -495,8 +528,11 @@ export async function daemonSessionsBench(opts: { seconds: number; sessions: num
       try {
         file = await makeCapture(h, work, opts.seconds);
       } catch (e) {
-        console.log(`\nDaemon sessions: skipped, cannot record the capture: ${e instanceof Error ? e.message : String(e)} (scripts/install-test-tools.sh)`);
-        return;
+        const skipped = `cannot record the capture: ${e instanceof Error ? e.message : String(e)} (scripts/install-test-tools.sh)`;
+        console.log(`\nDaemon sessions: skipped, ${skipped}`);
+        const figures = new FigureList().none(['daemon sessions_per_core', 'daemon rss_mb_per_extra_session'], 'daemon section skipped (no capture)');
+        figures.print();
+        return { skipped, capture: null, cores: cpus().length, recordingOptions: recordingOptions(), results: [], profiledCpuSPerMinPerSession: null, figures };
       }
     }
     const cap = await describeCapture(file);
@@ -578,15 +614,20 @@ export async function daemonSessionsBench(opts: { seconds: number; sessions: num
       + `${cap.encoded === null ? '' : `, ${cap.encoded} frames encoded when it was recorded live`}; load average (1 min) at the end ${(loadavg()[0] ?? NaN).toFixed(2)}`
       + (NICE === undefined ? '' : `; recorders at nice ${NICE}${groupNice === null ? '' : ', and their scheduler autogroup too'}`)
       + `; recording options: ${JSON.stringify(recordingOptions())}.`);
+    const figures = daemonFigures(results, cap);
+    figures.print();
+    let profiledCpuSPerMinPerSession: number | null = null;
     if (opts.profileDir !== undefined) {
       // Where the daemon's time goes: the largest N once more under --cpu-prof (main thread and each encoder worker).
       const n = Math.max(...opts.sessions);
       // The sampling profiler keeps the process from ever looking idle: no drain wait (a few seconds at most).
       const r = await daemonRun(replayMod.startReplayRfb, cap, n, ['--cpu-prof', '--cpu-prof-dir', opts.profileDir], 3000);
-      console.log(`\nDaemon with ${n} sessions under --cpu-prof: ${((r.cpuS * 60) / (n * cap.durationS)).toFixed(2)} CPU-s/min per session, `
+      profiledCpuSPerMinPerSession = (r.cpuS * 60) / (n * cap.durationS);
+      console.log(`\nDaemon with ${n} sessions under --cpu-prof: ${profiledCpuSPerMinPerSession.toFixed(2)} CPU-s/min per session, `
         + `profiler included (profiles in ${opts.profileDir})`);
       summariseCpuProfiles(opts.profileDir);
     }
+    return { skipped: null, capture: cap, cores, recordingOptions: recordingOptions(), results, profiledCpuSPerMinPerSession, figures };
   } finally {
     if (groupNice !== null) writeFileSync('/proc/self/autogroup', String(groupNice));
     setPriority(0, ownNice);

@@ -41,6 +41,7 @@ import { loadHarness, type RgbaImage } from './harness';
 import { loadSpiceHarness, qemuPid } from './spice-live';
 import { peakRssMB } from './vnc-live';
 import { table, type Row } from './table';
+import { FigureList, type Figures } from './results';
 
 /** Counters of one process (all threads) at one moment. */
 interface ProcSample {
@@ -52,7 +53,7 @@ interface ProcSample {
 }
 
 /** Traffic of one TCP connection on the server's side (tcp_info via `ss -ti`). */
-interface TcpCounters {
+export interface TcpCounters {
   /** Bytes the server sent that the client acknowledged. */
   out: number;
   /** Bytes the server received from the client. */
@@ -63,7 +64,7 @@ interface TcpCounters {
 }
 
 /** One thread's counters: voluntary switches (wake-ups) and run time in ns (/proc/…/schedstat, exact, not ticks). */
-interface ThreadSample { name: string; voluntary: number; involuntary: number; runNs: number }
+export interface ThreadSample { name: string; voluntary: number; involuntary: number; runNs: number }
 
 /** Every thread of `pid`, by tid. */
 function threads(pid: number): Map<string, ThreadSample> {
@@ -166,7 +167,7 @@ function frameCount(file: string): number {
 }
 
 /** What one idle recording cost over the window. */
-interface IdleResult {
+export interface IdleResult {
   protocol: string;
   windowS: number;
   cpuS: number;
@@ -312,9 +313,10 @@ function row(r: IdleResult, note: string): Row {
  * Runs both idle measurements and prints the table (and, with `profileDir`, where deskrec's idle CPU goes).
  * `only`: one protocol.
  */
-export async function idleBench(opts: { seconds: number; settleS: number; profileDir?: string; only?: 'vnc' | 'spice' }): Promise<void> {
+export async function idleBench(opts: { seconds: number; settleS: number; profileDir?: string; only?: 'vnc' | 'spice' }): Promise<IdleReport> {
   const results: { r: IdleResult; note: string }[] = [];
   const skipped: string[] = [];
+  const why = new Map<'vnc' | 'spice', string>();
   const profile = (name: string): string | undefined => opts.profileDir === undefined ? undefined : path.join(opts.profileDir, name);
   if (opts.only !== 'spice') {
     const h = await loadHarness();
@@ -327,7 +329,9 @@ export async function idleBench(opts: { seconds: number; settleS: number; profil
       console.error('idle: vnc done');
       await srv.stop();
     } catch (err) {
-      skipped.push(`VNC: ${err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)}`);
+      const m = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+      skipped.push(`VNC: ${m}`);
+      why.set('vnc', `VNC failed: ${m}`);
     } finally {
       await h.stopAllServers();
     }
@@ -346,15 +350,18 @@ export async function idleBench(opts: { seconds: number; settleS: number; profil
         await srv.stop();
       }
     } catch (err) {
-      skipped.push(`SPICE: ${err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)}`);
+      const m = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+      skipped.push(`SPICE: ${m}`);
+      why.set('spice', `SPICE failed: ${m}`);
     } finally {
       await h.stopAllServers();
     }
   }
   table(`Idle screens: deskrec record on a screen where nothing draws, measured over ${opts.seconds} s after a ${opts.settleS} s settle `
     + '(target ≤ 0.05 CPU-s/min)', results.map(({ r, note }) => row(r, note)));
+  // Indented: a figure line (below) never starts with a space, so `grep '^idle '` finds only those.
+  if (results.length > 0) console.log('');
   for (const { r } of results) {
-    console.log(`idle ${r.protocol} cpu_s_per_min ${((r.cpuS * 60) / r.windowS).toFixed(3)}`);
     console.log(`  ${r.protocol} per thread, wake-ups / run ms over the window: `
       + r.perThread.filter((th) => th.voluntary > 0 || th.runNs > 0).map((th) => `${th.name} ${th.voluntary} / ${(th.runNs / 1e6).toFixed(1)}`).join('; '));
     if (r.tcp.length > 1) {
@@ -364,6 +371,15 @@ export async function idleBench(opts: { seconds: number; settleS: number; profil
     if (r.changedPixels > 0) console.log(`  ${r.protocol}: the screen changed during the window (${r.changedPixels} px): not an idle measurement`);
   }
   for (const s of skipped) console.log(`Idle screens, ${s.split(':')[0] ?? ''} skipped: ${s}`);
+  // Issue 12, target 3: CPU-s per minute of an idle recording, per protocol.
+  const figures = new FigureList();
+  for (const p of ['vnc', 'spice'] as const) {
+    const r = results.find((x) => x.r.protocol === p)?.r;
+    const name = `idle ${p} cpu_s_per_min`;
+    if (r !== undefined) figures.add(name, (r.cpuS * 60) / r.windowS, 3);
+    else figures.none([name], why.get(p) ?? `not run (BENCH_IDLE_ONLY=${opts.only ?? ''})`);
+  }
+  figures.print();
   if (opts.profileDir !== undefined) {
     for (const { r } of results) {
       const d = profile(r.protocol);
@@ -372,6 +388,22 @@ export async function idleBench(opts: { seconds: number; settleS: number; profil
       summariseWindow(d, r.windowUs[0], r.windowUs[1]);
     }
   }
+  return {
+    seconds: opts.seconds, settleS: opts.settleS, skipped, figures,
+    results: results.map(({ r, note }) => ({ ...r, screen: note, cpuSPerMin: (r.cpuS * 60) / r.windowS })),
+  };
+}
+
+/** What the idle section measured, for bench/run.ts's JSON. */
+export interface IdleReport {
+  /** The measuring window and the settle before it, s. */
+  seconds: number;
+  settleS: number;
+  /** One per protocol measured, with the screen described and deskrec's CPU-s per minute. */
+  results: (IdleResult & { screen: string; cpuSPerMin: number })[];
+  /** Protocols that failed, with why. */
+  skipped: string[];
+  figures: Figures;
 }
 
 /** BENCH_IDLE_* from the environment (also read by bench/run.ts). */

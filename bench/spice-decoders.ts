@@ -414,11 +414,25 @@ function capturesIn(dir: string): Map<string, string> {
   return out;
 }
 
+/** What the SPICE decoder section measured, for bench/run.ts's JSON: the rows of its two tables. */
+export interface SpiceDecodersReport {
+  /** Where the captures came from. */
+  source: string | null;
+  /** Why the section did not run, or null. */
+  skipped: string | null;
+  /** Decoder throughput, one row per capture and codec (the first table). */
+  decoders: Row[];
+  /** Whole-client replay per capture, and the RFB client on QEMU VNC fixtures (the second table). */
+  replay: Row[];
+  /** Display-channel wire rate of each capture, MB/s. */
+  wireMBPerS: { capture: string; mbPerS: number }[];
+}
+
 /**
  * Measures and prints two tables: decoder throughput per codec, and whole-client replay beside the RFB
- * client on QEMU VNC captures. `seconds`: session time recorded per capture.
+ * client on QEMU VNC captures, and returns their rows. `seconds`: session time recorded per capture.
  */
-export async function spiceDecoderBench(opts: { seconds: number }): Promise<void> {
+export async function spiceDecoderBench(opts: { seconds: number }): Promise<SpiceDecodersReport> {
   let files: Map<string, string>;
   let source: string;
   let recordedDir: string | null = null;
@@ -442,8 +456,9 @@ export async function spiceDecoderBench(opts: { seconds: number }): Promise<void
       const fixtures = path.join(ROOT, 'fixtures', 'spice');
       const why = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
       if (!existsSync(fixtures)) {
-        console.log(`\nSPICE decoders: skipped, cannot record captures (${why}) and there is no fixtures/spice/`);
-        return;
+        const skipped = `cannot record captures (${why}) and there is no fixtures/spice/`;
+        console.log(`\nSPICE decoders: skipped, ${skipped}`);
+        return { source: null, skipped, decoders: [], replay: [], wireMBPerS: [] };
       }
       files = capturesIn(fixtures);
       source = `fixtures/spice/ (recording failed: ${why})`;
@@ -469,8 +484,9 @@ export async function spiceDecoderBench(opts: { seconds: number }): Promise<void
     table(`SPICE image decoders on real captures (${source}), decoders only, each image timed, GLZ through one window per pass`, rows);
     const skipped = extracted.filter((e) => e.skipped > 0).map((e) => `${e.name} ${e.skipped}`);
     if (skipped.length > 0) console.log(`\nImage references without a payload of their own (FROM_CACHE, SURFACE; not timed): ${skipped.join(', ')}`);
-    const rates = extracted.filter((e) => e.seconds > 0).map((e) => `${e.name} ${(e.displayBytes / e.seconds / 1e6).toFixed(2)}`);
-    console.log(`\nDisplay-channel wire rate of each capture, MB/s (bytes / time between the first and last record): ${rates.join(', ')}`);
+    const wireMBPerS = extracted.filter((e) => e.seconds > 0).map((e) => ({ capture: e.name, mbPerS: e.displayBytes / e.seconds / 1e6 }));
+    console.log('\nDisplay-channel wire rate of each capture, MB/s (bytes / time between the first and last record): '
+      + wireMBPerS.map((w) => `${w.capture} ${w.mbPerS.toFixed(2)}`).join(', '));
 
     const replay: Row[] = [];
     for (const ex of extracted) replay.push(await replayRow(ex));
@@ -488,6 +504,7 @@ export async function spiceDecoderBench(opts: { seconds: number }): Promise<void
       rmSync(vncDir, { recursive: true, force: true });
     }
     table('SPICE client replaying each capture (channels + display state + decoders + canvas + surface, no recording), beside the RFB client on QEMU VNC fixtures', replay);
+    return { source, skipped: null, decoders: rows, replay, wireMBPerS };
   } finally {
     if (recordedDir !== null) {
       if (process.env.BENCH_SPICE_KEEP !== undefined) console.error(`spice-decoders: kept the captures in ${recordedDir}`);

@@ -28,6 +28,7 @@ import { loadHarness, transpileHarness, type Harness, type RgbaImage, type XvncS
 import { summariseCpuProfiles } from './cpuprofile';
 import { peakRssMB, psnrRgb } from './vnc-live';
 import { table, type Row } from './table';
+import { FigureList, type Figures } from './results';
 
 /** `-spice image-compression=` values (harness spice.ts). */
 export type SpiceImageCompression = 'off' | 'auto_glz' | 'auto_lz' | 'quic' | 'glz' | 'lz';
@@ -158,8 +159,8 @@ const SPICY_WINDOW = { width: 1300, height: 920 };
 /** The X screen spicy runs on (Xvnc from the harness; nobody connects to its VNC side). */
 const X_SCREEN = { width: 1400, height: 1000 };
 
-/** What one run cost. */
-interface Result {
+/** What one client's run cost (times in s, CPU in CPU-s, sizes in bytes; null: the client writes no file). */
+export interface SpiceClientResult {
   name: string;
   liveCpuS: number;
   liveS: number;
@@ -200,7 +201,7 @@ async function chromaCeiling(h: Harness, truth: RgbaImage): Promise<number> {
   return psnrRgb(r.stdout, truth);
 }
 
-async function runClient(h: Harness, srv: SpiceServer, x: XvncServer | null, c: Client, seconds: number): Promise<Result> {
+async function runClient(h: Harness, srv: SpiceServer, x: XvncServer | null, c: Client, seconds: number): Promise<SpiceClientResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-bench-spice-'));
   const timeFile = path.join(dir, 'time.txt');
   const qemu = qemuPid(srv.port);
@@ -288,26 +289,64 @@ function spicyMissing(h: Harness): string | null {
   return missing.length === 0 ? null : `missing ${missing.join(', ')}`;
 }
 
+/** What the live SPICE section measured, for bench/run.ts's JSON. */
+export interface SpiceLiveReport {
+  seconds: number;
+  /** Why the section did not run, or null. */
+  skipped: string | null;
+  /** Why spicy did not run (the others did), or null. */
+  spicySkipped: string | null;
+  qemuVersion: string | null;
+  /** Seconds from QEMU's start until the guest's text showed. */
+  bootS: number | null;
+  /** One per client run, with its live CPU per minute (null for QEMU alone) and file size per minute. */
+  clients: (SpiceClientResult & { cpuSPerMin: number | null; mbPerMin: number | null })[];
+  figures: Figures;
+}
+
+/** The figure lines of this section (bench/results.ts), in the order printed. */
+const FIGURES = ['ratio spice deskrec/spicy', 'spice deskrec cpu_s_per_min', 'spice deskrec psnr_db', 'spice deskrec psnr_ceiling_db',
+  'spice deskrec mb_per_min', 'spice deskrec peak_rss_mb', 'rss spice deskrec peak_mb'];
+
+/** The figures (issue 12, targets 2 and 4) from the clients that ran; `notRun(name)`: why one did not. */
+function spiceFigures(results: SpiceClientResult[], notRun: (name: string) => string): FigureList {
+  const f = new FigureList();
+  const d = results.find((r) => r.name.startsWith('deskrec'));
+  const s = results.find((r) => r.name.startsWith('spicy'));
+  const cpu = (r: SpiceClientResult | undefined): number | undefined => (r === undefined ? undefined : (r.liveCpuS * 60) / r.liveS);
+  if (d === undefined) return f.none(FIGURES, notRun('deskrec'));
+  f.ratio('ratio spice deskrec/spicy', cpu(d), cpu(s), notRun('spicy'));
+  f.add('spice deskrec cpu_s_per_min', cpu(d), 2);
+  f.add('spice deskrec psnr_db', d.psnr ?? undefined, 2, d.psnr === null ? 'no file' : 'infinite (the last frame is identical to the screenshot)');
+  f.add('spice deskrec psnr_ceiling_db', d.ceiling ?? undefined, 2, 'no screenshot to compare');
+  f.add('spice deskrec mb_per_min', d.bytes === null ? undefined : (d.bytes / 1e6 * 60) / d.recordedS, 2, 'no file');
+  f.add('spice deskrec peak_rss_mb', d.peakRssMB, 0, 'VmHWM not read (the process was gone)');
+  f.add('rss spice deskrec peak_mb', d.peakRssMB, 0, 'VmHWM not read (the process was gone)');
+  return f;
+}
+
 /**
  * Records the text-scrolling guest with deskrec, shows it with spicy, and lets QEMU run alone, `seconds`
- * each, and prints the table.
+ * each, prints the table and the figure lines, and returns what it measured.
  */
-export async function spiceLiveBench(opts: { seconds: number }): Promise<void> {
+export async function spiceLiveBench(opts: { seconds: number }): Promise<SpiceLiveReport> {
+  const skip = (why: string): SpiceLiveReport => {
+    console.log(`\nLive SPICE recording: skipped, ${why}`);
+    const figures = new FigureList().none(FIGURES, `live SPICE skipped (${why})`);
+    figures.print();
+    return { seconds: opts.seconds, skipped: why, spicySkipped: null, qemuVersion: null, bootS: null, clients: [], figures };
+  };
   const h = await loadSpiceHarness();
   const missing = missingTools(h);
-  if (missing.length > 0) {
-    console.log(`\nLive SPICE recording: skipped, missing ${missing.join(', ')} (scripts/install-test-tools.sh)`);
-    return;
-  }
+  if (missing.length > 0) return skip(`missing ${missing.join(', ')} (scripts/install-test-tools.sh)`);
   const seconds = opts.seconds;
   const noSpicy = spicyMissing(h);
   let srv: SpiceServer;
   try {
     srv = await h.startQemuSpice({ vga: 'std', imageCompression: 'auto_glz' });
   } catch (err) {
-    console.log(`\nLive SPICE recording: skipped, QEMU with SPICE did not start: ${err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)}`);
     await h.stopAllServers();
-    return;
+    return skip(`QEMU with SPICE did not start: ${err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)}`);
   }
   let x: XvncServer | null = null;
   try {
@@ -316,7 +355,7 @@ export async function spiceLiveBench(opts: { seconds: number }): Promise<void> {
     if (noSpicy === null) x = await h.startXvnc({ width: X_SCREEN.width, height: X_SCREEN.height, security: 'None' });
     // BENCH_SPICE_ONLY=deskrec,spicy,no (prefixes of the names) runs a subset, for development.
     const only = process.env.BENCH_SPICE_ONLY?.split(',');
-    const results: Result[] = [];
+    const results: SpiceClientResult[] = [];
     for (const c of clients(seconds)) {
       if (only !== undefined && !only.some((o) => c.name.startsWith(o))) continue;
       if (c.name.startsWith('spicy') && x === null) continue;
@@ -349,6 +388,9 @@ export async function spiceLiveBench(opts: { seconds: number }): Promise<void> {
     if (notes.length > 0) console.log(`\n${notes.join('; ')}`);
     console.log(`\nGuest text after ${(boot.bootMs / 1000).toFixed(1)} s; measured from ${SCROLL_WAIT_S} s later (the console scrolls).`);
     if (noSpicy !== null) console.log(`spicy peer: skipped, ${noSpicy} (Debian spice-client-gtk, tigervnc-standalone-server, xdotool)`);
+    const figures = spiceFigures(results, (name) => (name === 'spicy' && noSpicy !== null ? `spicy not run (${noSpicy})`
+      : `${name} not run (BENCH_SPICE_ONLY=${process.env.BENCH_SPICE_ONLY ?? ''})`));
+    figures.print();
     console.log('\nCommands (PORT and OUT filled in; each wrapped in /usr/bin/time -f "%e %U %S"):');
     for (const c of clients(seconds)) if (c.argv !== null) console.log(`- ${c.name}: \`${c.argv('PORT', 'OUT').join(' ')}\``);
     const profileDir = process.env.BENCH_SPICE_PROFILE;
@@ -356,6 +398,11 @@ export async function spiceLiveBench(opts: { seconds: number }): Promise<void> {
       console.log(`\ndeskrec under --cpu-prof (profiles in ${profileDir}):`);
       summariseCpuProfiles(profileDir);
     }
+    const client = (r: SpiceClientResult): number | null => (r.name.startsWith('no client') ? null : perMin(r.liveCpuS, r.liveS));
+    return {
+      seconds, skipped: null, spicySkipped: noSpicy, qemuVersion: srv.version, bootS: boot.bootMs / 1000, figures,
+      clients: results.map((r) => ({ ...r, cpuSPerMin: client(r), mbPerMin: r.bytes === null ? null : perMin(r.bytes / 1e6, r.recordedS) })),
+    };
   } finally {
     await srv.stop();
     if (x !== null) await x.stop();

@@ -48,6 +48,7 @@ import { loadHarness, type Harness, type XvncServer } from './harness';
 import { exited, findPid, procCpuS, sleep } from './proc';
 import { BareRfbClient } from './rfb-floor';
 import { table, type Row } from './table';
+import { FigureList, mergeFigures, type Figures } from './results';
 import { X11Client, type Rgb } from './x11';
 
 const WIDTH = 1024;
@@ -95,7 +96,7 @@ function pct(sorted: number[], p: number): number {
 }
 
 /** Count, min, p50, p95, max and mean of a sample, ms. */
-interface Summary { n: number; min: number; p50: number; p95: number; max: number; mean: number }
+export interface Summary { n: number; min: number; p50: number; p95: number; max: number; mean: number }
 
 function summarise(xs: number[]): Summary {
   const s = [...xs].sort((a, b) => a - b);
@@ -466,7 +467,7 @@ async function pageMessages(pages: Page[]): Promise<number[]> {
 }
 
 /** One measuring window with `n` pages open: per-minute CPU figures and each page's updates per second. */
-interface CpuWindow { n: number; deskrec: number; xvnc: number; chromium: number; updates: number[]; load: number }
+export interface CpuWindow { n: number; deskrec: number; xvnc: number; chromium: number; updates: number[]; load: number }
 
 /** Page counts in measuring order: up and down again, so a drift in the machine's load evens out. */
 const PAGE_ORDER = [0, 1, 2, 4, 4, 2, 1, 0];
@@ -509,7 +510,7 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(
  * (PAGE_ORDER), one row per count with the mean and both windows, and the least-squares slope over the
  * windows with at least one page: the cost of one more watcher.
  */
-async function cpuPerWatcher(h: Harness, srv: XvncServer, browser: Browser, seconds: number): Promise<{ rows: Row[]; slope: number }> {
+async function cpuPerWatcher(h: Harness, srv: XvncServer, browser: Browser, seconds: number): Promise<{ rows: Row[]; slope: number; windows: CpuWindow[] }> {
   await h.startScrollingXterm(srv, { geometry: '80x24+10+10', intervalMs: 50 });
   const view = await startDeskrecView(srv.port);
   const pages: Page[] = [];
@@ -549,7 +550,7 @@ async function cpuPerWatcher(h: Harness, srv: XvncServer, browser: Browser, seco
   const mx = mean(pts.map((w) => w.n));
   const my = mean(pts.map((w) => w.deskrec));
   const slope = pts.reduce((t, w) => t + (w.n - mx) * (w.deskrec - my), 0) / pts.reduce((t, w) => t + (w.n - mx) ** 2, 0);
-  return { rows, slope };
+  return { rows, slope, windows };
 }
 
 function missingTools(h: Harness): string[] {
@@ -560,25 +561,68 @@ function missingTools(h: Harness): string[] {
   return missing;
 }
 
-function latencyRow(viewer: string, samples: number[], missed: number, load: number, how: string): Row {
-  const s = summarise(samples);
+/** One viewer's latencies (ms after the change was issued), as in the latency table. */
+export interface ViewerLatency {
+  viewer: string;
+  ms: Summary;
+  missed: number;
+  /** Load average (1 min) when its run started. */
+  loadAvg: number;
+  /** What "shown" means for it. */
+  seenWhen: string;
+}
+
+function latency(viewer: string, samples: number[], missed: number, load: number, how: string): ViewerLatency {
+  return { viewer, ms: summarise(samples), missed, loadAvg: load, seenWhen: how };
+}
+
+function latencyRow(l: ViewerLatency): Row {
+  const s = l.ms;
   return {
-    viewer, seen: `${s.n}/${s.n + missed}`, 'min ms': ms(s.min), 'p50 ms': ms(s.p50), 'p95 ms': ms(s.p95), 'max ms': ms(s.max), 'mean ms': ms(s.mean),
-    'load avg at start': load.toFixed(2), 'seen when': how,
+    viewer: l.viewer, seen: `${s.n}/${s.n + l.missed}`, 'min ms': ms(s.min), 'p50 ms': ms(s.p50), 'p95 ms': ms(s.p95), 'max ms': ms(s.max), 'mean ms': ms(s.mean),
+    'load avg at start': l.loadAvg.toFixed(2), 'seen when': l.seenWhen,
   };
 }
 
+/** What the viewer section measured, for bench/run.ts's JSON. */
+export interface ViewerReport {
+  /** Why the section did not run, or null. */
+  skipped: string | null;
+  /** The latency table's rows (empty when that part was skipped). */
+  latency: ViewerLatency[];
+  /** When Xvnc had executed each fill, over all viewers' runs; null when the latency part was skipped. */
+  xDoneMs: Summary | null;
+  /** Why vncviewer's latency was not measured, or null. */
+  vncviewerSkipped: string | null;
+  /** The CPU-per-watcher part: every measuring window and the least-squares CPU-s/min per extra page; null when skipped. */
+  cpu: { windowS: number; windows: CpuWindow[]; cpuSPerMinPerPage: number } | null;
+  figures: Figures;
+}
+
+/** The latency part's figure lines (bench/results.ts). */
+const LATENCY_FIGURES = ['ratio viewer-latency deskrec/vncviewer p50', 'ratio viewer-latency deskrec/vncviewer p95',
+  'ratio viewer-latency deskrec-drawn/vncviewer p50', 'ratio viewer-latency deskrec-drawn/vncviewer p50 above the floor'];
+/** The CPU part's figure line. */
+const CPU_FIGURE = 'viewer deskrec cpu_s_per_min_per_page';
+
 /**
  * Prints the latency table (deskrec's page and vncviewer, `changes` changes each) with the ratio lines,
- * and the CPU-per-watcher table (`cpuSeconds` per page count). Either part is skipped at 0.
+ * and the CPU-per-watcher table (`cpuSeconds` per page count), and returns what was measured. Either part
+ * is skipped at 0.
  */
-export async function viewerLatencyBench(opts: { changes: number; cpuSeconds: number }): Promise<void> {
+export async function viewerLatencyBench(opts: { changes: number; cpuSeconds: number }): Promise<ViewerReport> {
   const h = await loadHarness();
   const missing = missingTools(h);
   if (missing.length > 0) {
-    console.log(`\nViewer latency: skipped, missing ${missing.join(', ')} (scripts/install-test-tools.sh)`);
-    return;
+    const skipped = `missing ${missing.join(', ')} (scripts/install-test-tools.sh)`;
+    console.log(`\nViewer latency: skipped, ${skipped}`);
+    const figures = new FigureList().none([...LATENCY_FIGURES, CPU_FIGURE], `viewer section skipped (${skipped})`);
+    figures.print();
+    return { skipped, latency: [], xDoneMs: null, vncviewerSkipped: null, cpu: null, figures };
   }
+  const report: ViewerReport = { skipped: null, latency: [], xDoneMs: null, vncviewerSkipped: null, cpu: null, figures: { figures: [], missing: [] } };
+  const latencyFigures = new FigureList();
+  const cpuFigures = new FigureList();
   const logDir = mkdtempSync(path.join(tmpdir(), 'deskrec-bench-viewer-'));
   const srv = await h.startXvnc({ width: WIDTH, height: HEIGHT, security: 'None' });
   let browser: Browser | null = null;
@@ -607,15 +651,16 @@ export async function viewerLatencyBench(opts: { changes: number; cpuSeconds: nu
           vFailed = `failed: ${err instanceof Error ? err.message : String(err)} (logs in ${logDir})`;
         }
       }
-      const rows: Row[] = [
-        latencyRow('deskrec view → Chromium, canvas (rAF)', d.seen, d.missed, d.load, 'first animation frame whose canvas shows it'),
-        latencyRow('deskrec view → Chromium, drawn', d.drawn, d.seen.length + d.missed - d.drawn.length, d.load, 'after noVNC handled the WebSocket message'),
+      report.latency = [
+        latency('deskrec view → Chromium, canvas (rAF)', d.seen, d.missed, d.load, 'first animation frame whose canvas shows it'),
+        latency('deskrec view → Chromium, drawn', d.drawn, d.seen.length + d.missed - d.drawn.length, d.load, 'after noVNC handled the WebSocket message'),
       ];
-      if (v !== null) rows.push(latencyRow('TigerVNC vncviewer on Xvfb', v.seen, v.missed, v.load, 'GetImage poll of its window, ≈ 1 ms'));
-      rows.push(latencyRow('floor: bare RFB client, Raw', floor.seen, floor.missed, floor.load, 'the update holding it was read off the socket'));
+      if (v !== null) report.latency.push(latency('TigerVNC vncviewer on Xvfb', v.seen, v.missed, v.load, 'GetImage poll of its window, ≈ 1 ms'));
+      report.latency.push(latency('floor: bare RFB client, Raw', floor.seen, floor.missed, floor.load, 'the update holding it was read off the socket'));
       const xd = summarise([...floor.xDone, ...d.xDone, ...(v?.xDone ?? [])]);
+      report.xDoneMs = xd;
       table(`Viewer latency: a 48x48 square of an idle Xvnc ${WIDTH}x${HEIGHT} changes colour → the viewer shows it, `
-        + `${opts.changes} changes per viewer (after ${WARMUP} warm-up), one viewer at a time`, rows);
+        + `${opts.changes} changes per viewer (after ${WARMUP} warm-up), one viewer at a time`, report.latency.map(latencyRow));
       console.log(`\nXvnc had executed the fill (X round trip after the request) after p50 ${ms(xd.p50)} ms, p95 ${ms(xd.p95)} ms: `
         + 'the part of every figure above spent before any VNC work.');
       for (const n of [...d.notes, ...(v?.notes ?? [])]) console.log(`- ${n}`);
@@ -623,16 +668,21 @@ export async function viewerLatencyBench(opts: { changes: number; cpuSeconds: nu
         const ds = summarise(d.seen);
         const dd = summarise(d.drawn);
         const vs = summarise(v.seen);
-        console.log(`\nratio viewer-latency deskrec/vncviewer p50 ${(ds.p50 / vs.p50).toFixed(2)}x`);
-        console.log(`ratio viewer-latency deskrec/vncviewer p95 ${(ds.p95 / vs.p95).toFixed(2)}x`);
-        console.log(`ratio viewer-latency deskrec-drawn/vncviewer p50 ${(dd.p50 / vs.p50).toFixed(2)}x`);
         // What each viewer adds to what Xvnc itself takes (the floor), at the median.
         const fs = summarise(floor.seen);
-        console.log(`ratio viewer-latency deskrec-drawn/vncviewer p50 above the floor ${((dd.p50 - fs.p50) / (vs.p50 - fs.p50)).toFixed(2)}x `
-          + `(${ms(dd.p50 - fs.p50)} ms vs ${ms(vs.p50 - fs.p50)} ms)`);
+        latencyFigures.add('ratio viewer-latency deskrec/vncviewer p50', ds.p50 / vs.p50, 2)
+          .add('ratio viewer-latency deskrec/vncviewer p95', ds.p95 / vs.p95, 2)
+          .add('ratio viewer-latency deskrec-drawn/vncviewer p50', dd.p50 / vs.p50, 2)
+          .add('ratio viewer-latency deskrec-drawn/vncviewer p50 above the floor', (dd.p50 - fs.p50) / (vs.p50 - fs.p50), 2,
+            'vncviewer p50 is not above the floor');
+        latencyFigures.print();
+        console.log(`(p50 above the floor: deskrec drawn ${ms(dd.p50 - fs.p50)} ms, vncviewer ${ms(vs.p50 - fs.p50)} ms)`);
       } else {
-        console.log(`\nvncviewer: ${vFailed}; no ratio`);
+        report.vncviewerSkipped = vFailed;
+        latencyFigures.none(LATENCY_FIGURES, `vncviewer ${vFailed}`).print();
       }
+    } else {
+      latencyFigures.none(LATENCY_FIGURES, 'latency part skipped (BENCH_VIEWER_CHANGES=0)').print();
     }
     if (opts.cpuSeconds > 0) {
       const cpu = await cpuPerWatcher(h, srv, browser, opts.cpuSeconds);
@@ -641,7 +691,14 @@ export async function viewerLatencyBench(opts: { changes: number; cpuSeconds: nu
         + 'CPU of the deskrec process (all threads)', cpu.rows);
       console.log(`\nviewer CPU per extra watcher: ${cpu.slope.toFixed(2)} CPU-s/min (${((cpu.slope / 60) * 100).toFixed(1)} % of a core; `
         + 'least squares over the windows with 1–4 pages)');
+      report.cpu = { windowS: opts.cpuSeconds, windows: cpu.windows, cpuSPerMinPerPage: cpu.slope };
+      cpuFigures.add(CPU_FIGURE, cpu.slope, 2);
+    } else {
+      cpuFigures.none([CPU_FIGURE], 'CPU part skipped (BENCH_VIEWER_SECONDS=0)');
     }
+    cpuFigures.print();
+    report.figures = mergeFigures(latencyFigures, cpuFigures);
+    return report;
   } finally {
     painter?.close();
     await browser?.close();

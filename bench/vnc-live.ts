@@ -27,6 +27,7 @@ import { childOf, exited, findPid, procCpuS, procTreeCpuS, sleep } from './proc'
 import { loadHarness, type Harness, type RgbaImage, type XvncServer } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
 import { table, type Row } from './table';
+import { FigureList, type Figures } from './results';
 
 const WIDTH = 1024;
 const HEIGHT = 768;
@@ -121,8 +122,8 @@ function recorders(seconds: number, profileDir: string | undefined): Recorder[] 
   ];
 }
 
-/** What one recording cost and how good its last frame is. */
-interface Result {
+/** What one recording cost and how good its last frame is (times in s, CPU in CPU-s, sizes in bytes). */
+export interface VncRecorderResult {
   name: string;
   liveCpuS: number;
   liveS: number;
@@ -178,7 +179,7 @@ async function frozenFrame(h: Harness, file: string, gapS: number | undefined): 
   return { rgb: r.stdout, index, count: pts.length };
 }
 
-async function record(h: Harness, srv: XvncServer, rec: Recorder, seconds: number): Promise<Result> {
+async function record(h: Harness, srv: XvncServer, rec: Recorder, seconds: number): Promise<VncRecorderResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-bench-vnc-'));
   const timeFile = path.join(dir, 'time.txt');
   const xvnc = xvncPid(srv.port);
@@ -247,6 +248,40 @@ export async function startWorkload(h: Harness, srv: XvncServer): Promise<void> 
     + 'i=$((i+1)); sleep 1; done', xdotool]);
 }
 
+/** What the live VNC section measured, for bench/run.ts's JSON. */
+export interface VncLiveReport {
+  seconds: number;
+  /** Why the section did not run, or null. */
+  skipped: string | null;
+  /** One per recorder run, with its live CPU and file size per minute. */
+  recorders: (VncRecorderResult & { cpuSPerMin: number; mbPerMin: number })[];
+  /** BENCH_VNC_PROFILE: deskrec's live CPU-s/min under `node --cpu-prof`, else null. */
+  profiledCpuSPerMin: number | null;
+  figures: Figures;
+}
+
+/** The figure lines of this section (bench/results.ts), in the order printed. */
+const FIGURES = ['ratio vnc deskrec/x11grab', 'ratio vnc deskrec/gst', 'vnc deskrec cpu_s_per_min', 'vnc deskrec psnr_db',
+  'vnc deskrec mb_per_min', 'vnc deskrec peak_rss_mb', 'rss vnc deskrec peak_mb'];
+
+/** The figures (issue 12, targets 1 and 4) from the recorders that ran; `notRun(name)`: why one did not. */
+function vncFigures(results: VncRecorderResult[], notRun: (name: string) => string): FigureList {
+  const f = new FigureList();
+  const d = results.find((r) => r.name === 'deskrec');
+  const g = results.find((r) => r.name.startsWith('gst'));
+  const x = results.find((r) => r.name.startsWith('ffmpeg'));
+  const cpu = (r: VncRecorderResult | undefined): number | undefined => (r === undefined ? undefined : (r.liveCpuS * 60) / r.liveS);
+  if (d === undefined) return f.none(FIGURES, notRun('deskrec'));
+  f.ratio('ratio vnc deskrec/x11grab', cpu(d), cpu(x), notRun('ffmpeg x11grab'));
+  f.ratio('ratio vnc deskrec/gst', cpu(d), cpu(g), notRun('gst'));
+  f.add('vnc deskrec cpu_s_per_min', cpu(d), 2);
+  f.add('vnc deskrec psnr_db', d.psnr, 2, 'infinite (the frozen frame is identical to the screenshot)');
+  f.add('vnc deskrec mb_per_min', (d.bytes / 1e6 * 60) / d.recordedS, 2);
+  f.add('vnc deskrec peak_rss_mb', d.peakRssMB, 0, 'VmHWM not read (the process was gone)');
+  f.add('rss vnc deskrec peak_mb', d.peakRssMB, 0, 'VmHWM not read (the process was gone)');
+  return f;
+}
+
 function checkTools(h: Harness): string[] {
   const missing: string[] = [];
   for (const t of ['gst-launch-1.0', 'ffmpeg', 'ffprobe', 'xwd', 'xdotool', 'Xvnc', 'xterm', 'xclock']) {
@@ -257,29 +292,29 @@ function checkTools(h: Harness): string[] {
 }
 
 /**
- * Records the live workload with deskrec, GStreamer and ffmpeg x11grab for `seconds` each and prints the
- * table. `profileDir`: also run deskrec once more under `node --cpu-prof` (main thread and encoder worker)
- * and print where its time goes.
+ * Records the live workload with deskrec, GStreamer and ffmpeg x11grab for `seconds` each, prints the
+ * table and the figure lines, and returns what it measured. `profileDir`: also run deskrec once more under
+ * `node --cpu-prof` (main thread and encoder worker) and print where its time goes.
  */
-export async function vncLiveBench(opts: { seconds: number; profileDir?: string }): Promise<void> {
+export async function vncLiveBench(opts: { seconds: number; profileDir?: string }): Promise<VncLiveReport> {
+  const skip = (why: string): VncLiveReport => {
+    console.log(`\nLive VNC recording: skipped, ${why}`);
+    const figures = new FigureList().none(FIGURES, `live VNC skipped (${why})`);
+    figures.print();
+    return { seconds: opts.seconds, skipped: why, recorders: [], profiledCpuSPerMin: null, figures };
+  };
   const h = await loadHarness();
   const missing = checkTools(h);
-  if (missing.length > 0) {
-    console.log(`\nLive VNC recording: skipped, missing ${missing.join(', ')} (scripts/install-test-tools.sh)`);
-    return;
-  }
+  if (missing.length > 0) return skip(`missing ${missing.join(', ')} (scripts/install-test-tools.sh)`);
   for (const el of ['rfbsrc', 'x264enc', 'mp4mux', 'videoconvert']) {
     await h.runTool('gst-inspect-1.0', [el], { timeoutMs: 30000 }).catch(() => { missing.push(`GStreamer ${el}`); });
   }
-  if (missing.length > 0) {
-    console.log(`\nLive VNC recording: skipped, missing ${missing.join(', ')} (gstreamer1.0-plugins-bad/-ugly/-good)`);
-    return;
-  }
+  if (missing.length > 0) return skip(`missing ${missing.join(', ')} (gstreamer1.0-plugins-bad/-ugly/-good)`);
   const seconds = opts.seconds;
   const srv = await h.startXvnc({ width: WIDTH, height: HEIGHT, security: 'None' });
   try {
     await startWorkload(h, srv);
-    const results: Result[] = [];
+    const results: VncRecorderResult[] = [];
     // BENCH_VNC_ONLY=deskrec,gst,ffmpeg (prefixes of the names) runs a subset, for development.
     const only = process.env.BENCH_VNC_ONLY?.split(',');
     for (const rec of recorders(seconds, undefined)) {
@@ -307,25 +342,33 @@ export async function vncLiveBench(opts: { seconds: number; profileDir?: string 
     table(`Live VNC recording, Xvnc ${WIDTH}x${HEIGHT}, ${seconds} s of scrolling xterm + xclock + typing per recorder, one recorder at a time `
       + '(target: deskrec ≤ 6 CPU-s/min, ≤ 0.5x x11grab, ≥ 40 dB)', rows);
     if (d !== undefined && g !== undefined && x !== undefined) {
-      const cpu = (r: Result): number => r.liveCpuS / r.liveS;
+      const cpu = (r: VncRecorderResult): number => r.liveCpuS / r.liveS;
       console.log(`\ndeskrec/x11grab CPU: ${(cpu(d) / cpu(x)).toFixed(2)}x; deskrec/gst CPU: ${(cpu(d) / cpu(g)).toFixed(2)}x; `
         + `size deskrec/x11grab ${((d.bytes / d.recordedS) / (x.bytes / x.recordedS)).toFixed(2)}x, deskrec/gst ${((d.bytes / d.recordedS) / (g.bytes / g.recordedS)).toFixed(2)}x`);
     }
     if (d !== undefined && dx !== undefined) {
-      const cpu = (r: Result): number => r.liveCpuS / r.liveS;
+      const cpu = (r: VncRecorderResult): number => r.liveCpuS / r.liveS;
       console.log(`\ndeskrec --encoder x264 / openh264: CPU ${(cpu(dx) / cpu(d)).toFixed(2)}x, size ${((dx.bytes / dx.recordedS) / (d.bytes / d.recordedS)).toFixed(2)}x, `
         + `PSNR ${(dx.psnr - d.psnr).toFixed(2)} dB`);
     }
+    const figures = vncFigures(results, (name) => `${name} not run (BENCH_VNC_ONLY=${process.env.BENCH_VNC_ONLY ?? ''})`);
+    figures.print();
     console.log('\nCommands (PORT, :DISPLAY and OUT filled in; each wrapped in /usr/bin/time -f "%e %U %S"):');
     for (const rec of recorders(seconds, undefined)) console.log(`- ${rec.name}: \`${rec.argv('PORT', 'DISPLAY', 'OUT').join(' ')}\``);
+    let profiledCpuSPerMin: number | null = null;
     if (opts.profileDir !== undefined) {
       const deskrec = recorders(seconds, opts.profileDir)[0];
       if (deskrec !== undefined) {
         const r = await record(h, srv, deskrec, seconds);
-        console.log(`\ndeskrec under --cpu-prof: ${perMin(r.liveCpuS, r.liveS).toFixed(2)} CPU-s/min (profiles in ${opts.profileDir})`);
+        profiledCpuSPerMin = perMin(r.liveCpuS, r.liveS);
+        console.log(`\ndeskrec under --cpu-prof: ${profiledCpuSPerMin.toFixed(2)} CPU-s/min (profiles in ${opts.profileDir})`);
         summariseCpuProfiles(opts.profileDir);
       }
     }
+    return {
+      seconds, skipped: null, profiledCpuSPerMin, figures,
+      recorders: results.map((r) => ({ ...r, cpuSPerMin: perMin(r.liveCpuS, r.liveS), mbPerMin: perMin(r.bytes / 1e6, r.recordedS) })),
+    };
   } finally {
     await srv.stop();
     await h.stopAllServers();
