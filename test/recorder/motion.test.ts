@@ -41,6 +41,27 @@ describe('motion hints from copies', () => {
   });
 });
 
+describe('the openh264 backend and hints', () => {
+  it('drops hints no block can have made (a merged frame summing to more than the picture) instead of failing', async () => {
+    const { createBackend } = await import('../../src/recorder/encoders/openh264');
+    const b = createBackend();
+    await b.init({ width: 64, height: 48, usage: 'screen', rateControl: { mode: 'qp', qp: 20 }, fpsMax: 30, changeMap: true });
+    try {
+      const whole = { x: 0, y: 0, width: 64, height: 48 };
+      const px = new Uint8Array(64 * 48 * 4).fill(200);
+      expect(b.encode({ patches: [{ rect: whole, data: px }], t_ms: 0, forceKey: true })).not.toBeNull();
+      const row = { x: 0, y: 8, width: 64, height: 8 };
+      const unit = b.encode({
+        patches: [{ rect: row, data: new Uint8Array(64 * 8 * 4).fill(40) }], t_ms: 33, forceKey: false,
+        motion: [{ dx: 0, dy: 48 * 30 }, { dx: -64, dy: 0 }, { dx: 0, dy: 8 }, { dx: 1, dy: 1 }, { dx: 2, dy: 2 }, { dx: 3, dy: 3 }],
+      });
+      expect(unit).not.toBeNull();
+    } finally {
+      b.close();
+    }
+  });
+});
+
 describe('a recording hands the hints to the encoder', () => {
   beforeAll(() => { requireTool('ffmpeg'); });
 

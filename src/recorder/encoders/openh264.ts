@@ -142,7 +142,7 @@ class OpenH264Backend implements EncoderBackend {
     const enc = this.enc;
     if (enc === null) throw new EncoderError('ENCODER_NOT_READY', 'encode() before init()');
     const out = enc.encode(t_ms, changeMap === undefined ? { forceIdr: forceKey }
-      : { forceIdr: false, changeMap, ...(motion !== undefined ? { motionHints: motion.slice(0, MAX_MOTION_HINTS).map((m) => ({ dx: m.dx, dy: m.dy })) } : {}) });
+      : { forceIdr: false, changeMap, ...(motion !== undefined ? { motionHints: usableHints(motion, enc.codedWidth, enc.codedHeight) } : {}) });
     if (out.frameType === 'skip' || out.nals.length === 0) return null;
     const key = out.frameType === 'idr';
     if (key && out.nals.some((n) => nalType(n) === NAL_SPS)) {
@@ -188,6 +188,16 @@ function markChangedMacroblocks(map: Uint8Array, mbCols: number, patches: readon
     for (let y = y0; y <= y1; y++) map.fill(1, y * mbCols + x0, y * mbCols + x1 + 1);
   }
   return map;
+}
+
+/**
+ * The hints openh264 takes: at most MAX_MOTION_HINTS, each a move smaller than the picture. A frame that merged
+ * many updates (an output that fell behind) can sum to a move larger than the picture, which no block can have
+ * made; such a hint is dropped here, not passed on for the binding to refuse (which would fail the encoder).
+ */
+function usableHints(motion: readonly Motion[], width: number, height: number): Motion[] {
+  return motion.filter((m) => Number.isInteger(m.dx) && Number.isInteger(m.dy) && Math.abs(m.dx) < width && Math.abs(m.dy) < height)
+    .slice(0, MAX_MOTION_HINTS).map((m) => ({ dx: m.dx, dy: m.dy }));
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
