@@ -345,8 +345,10 @@ SHIM_EXPORT int shim_used_motion_hint (ShimEncoder* e, int which) {
    (1 IDR, 2 I, 3 P, 4 skip) or a negative error. NAL units: shim_nal_count/shim_nal_table. */
 SHIM_EXPORT int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr, int use_map) {
   e->nal_count = 0;
-  if (!use_map)
-    e->hint_count = -1; /* hints go with a change map only */
+  /* Hints go with this frame's change map only, and with this frame only (also when it fails early). */
+  const int hint_count = use_map ? e->hint_count : -1;
+  e->hint_count = -1;
+  (void)hint_count; /* unused in a stock build */
   if (force_idr && call_force_intra (e->enc) != cmResultSuccess)
     return SHIM_EENCODE;
   if (use_map) {
@@ -357,15 +359,14 @@ SHIM_EXPORT int shim_encode (ShimEncoder* e, double timestamp_ms, int force_idr,
     if ((*e->enc)->SetOption (e->enc, ENCODER_OPTION_DESKREC_CHANGE_MAP, &m) != cmResultSuccess)
       return SHIM_EBADARG;
 #ifdef DESKREC_HAVE_MOTION_HINTS
-    if (e->hint_count >= 0) {
+    if (hint_count >= 0) {
       SDeskrecMotionHints h;
       memset (&h, 0, sizeof (h));
-      h.iCount = e->hint_count;
-      for (int k = 0; k < e->hint_count; k++) {
+      h.iCount = hint_count;
+      for (int k = 0; k < hint_count; k++) {
         h.iMv[k][0] = e->hints[k][0];
         h.iMv[k][1] = e->hints[k][1];
       }
-      e->hint_count = -1; /* one frame only */
       if ((*e->enc)->SetOption (e->enc, ENCODER_OPTION_DESKREC_MOTION_HINTS, &h) != cmResultSuccess)
         return SHIM_EBADARG;
     }

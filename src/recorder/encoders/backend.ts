@@ -5,6 +5,7 @@
  * the default; the ffmpeg backend (ffmpeg.ts: libx264, NVENC, VAAPI, Quick Sync) implements the same
  * interface, and a module given by path may too.
  */
+import type { Motion } from '../motion';
 import type { Rect } from '../../capture/rect';
 
 /** How the encoder spends bits. */
@@ -34,8 +35,6 @@ export interface Patch {
   rect: Rect;
   data: Uint8Array;
 }
-
-import type { Motion } from '../motion';
 
 /** One frame's input to a backend. */
 export interface EncodeInput {
