@@ -197,7 +197,7 @@ function markChangedMacroblocks(map: Uint8Array, mbCols: number, patches: readon
  */
 function usableHints(motion: readonly Motion[], width: number, height: number): Motion[] {
   return motion.filter((m) => Number.isInteger(m.dx) && Number.isInteger(m.dy) && Math.abs(m.dx) < width && Math.abs(m.dy) < height)
-    .slice(0, MAX_MOTION_HINTS).map((m) => ({ dx: m.dx, dy: m.dy }));
+    .slice(0, MAX_MOTION_HINTS);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
