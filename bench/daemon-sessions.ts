@@ -42,7 +42,7 @@ import { inspectCapture } from '../src/sources/inspect';
 import { loadHarness, transpileHarness, type Harness } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
 import { startWorkload } from './vnc-live';
-import { exited, procCpuS, sleep } from './proc';
+import { exited, nodeFlagsOf, procCpuS, sleep } from './proc';
 import { table, type Row } from './table';
 import { FigureList, type Figures } from './results';
 
@@ -358,7 +358,7 @@ async function daemonRun(startReplay: StartReplayRfb, cap: CaptureInfo, n: numbe
       storage: { root: path.join(home, 'rec'), 'min-free': '1MiB' },
       api: { listen: `127.0.0.1:${port}`, 'token-file': path.join(home, 'token') },
     }));
-    child = spawn(process.execPath, [...nodeArgs, DESKREC, 'daemon', '--config', config, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [...nodeArgs, ...nodeFlagsOf(DESKREC), DESKREC, 'daemon', '--config', config, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = tail(child.stdout);
     const err = tail(child.stderr);
     const pid = child.pid ?? -1;
@@ -427,7 +427,7 @@ async function separateRun(startReplay: StartReplayRfb, cap: CaptureInfo, n: num
     for (let i = 0; i < n; i++) servers.push(await startReplay(cap.file, { end: 'hold' }));
     const errs: (() => string)[] = [];
     for (const [i, s] of servers.entries()) {
-      const c = spawn(process.execPath, [DESKREC, 'record', `vnc://127.0.0.1:${s.port}`, '--capture', path.join(home, `s${i}`), '--quiet',
+      const c = spawn(process.execPath, [...nodeFlagsOf(DESKREC), DESKREC, 'record', `vnc://127.0.0.1:${s.port}`, '--capture', path.join(home, `s${i}`), '--quiet',
         ...recordArgs(recordingOptions())],
         { stdio: ['ignore', 'ignore', 'pipe'] });
       children.push(c);

@@ -36,7 +36,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { exited, findPid, procCpuS, procTreeCpuS, sleep } from './proc';
+import { exited, findPid, nodeFlagsOf, procCpuS, procTreeCpuS, sleep } from './proc';
 import { loadHarness, type RgbaImage } from './harness';
 import { loadSpiceHarness, qemuPid } from './spice-live';
 import { peakRssMB } from './vnc-live';
@@ -207,7 +207,7 @@ async function measureIdle(t: IdleTarget, seconds: number, settleS: number, prof
   // BENCH_IDLE_DESKREC: another build's bin/deskrec.js.
   const deskrecJs = process.env.BENCH_IDLE_DESKREC ?? path.join(root, 'bin', 'deskrec.js');
   // Spawned directly (no /usr/bin/time wrapper): the pid is deskrec's, and the figures come from /proc.
-  const child: ChildProcess = spawn(process.execPath, [...prof, deskrecJs, 'record', t.url, '--capture', dir,
+  const child: ChildProcess = spawn(process.execPath, [...prof, ...nodeFlagsOf(deskrecJs), deskrecJs, 'record', t.url, '--capture', dir,
     '--duration', String(settleS + seconds + 60), '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });

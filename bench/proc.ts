@@ -90,3 +90,14 @@ export function procTreeCpuS(pid: number): number {
   const own = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / ticksPerSecond();
   return childPids(pid).reduce((sum, c) => sum + procTreeCpuS(c), own);
 }
+
+/**
+ * The node options that `bin` (a build's bin/deskrec.js) gives itself in its `#!/usr/bin/env -S node …` line, so a
+ * bench that starts it as `node [profiling options] bin …` measures what `deskrec …` runs (its memory settings).
+ */
+export function nodeFlagsOf(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env\s+-S\s+node((?:\s+--[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (m === null) return [];
+  return (m[1] ?? '').split(/\s+/).filter((a) => a !== '');
+}

@@ -23,7 +23,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { childOf, exited, findPid, procCpuS, sleep } from './proc';
+import { childOf, exited, findPid, nodeFlagsOf, procCpuS, sleep } from './proc';
 import { loadHarness, transpileHarness, type Harness, type RgbaImage, type XvncServer } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
 import { peakRssMB, psnrRgb } from './vnc-live';
@@ -130,7 +130,7 @@ function clients(seconds: number): Client[] {
     {
       name: 'deskrec',
       // --duration is only a backstop: the client is stopped by SIGINT after the screenshot.
-      argv: (port, out) => [process.execPath, ...prof, deskrecJs, 'record', `spice://127.0.0.1:${port}`, '--capture', out,
+      argv: (port, out) => [process.execPath, ...prof, ...nodeFlagsOf(deskrecJs), deskrecJs, 'record', `spice://127.0.0.1:${port}`, '--capture', out,
         '--duration', String(seconds + FREEZE_S + 30), '--quiet',
         // BENCH_SPICE_DESKREC_ARGS: extra options (space-separated), e.g. "--fps-max 15".
         ...(process.env.BENCH_SPICE_DESKREC_ARGS ?? '').split(' ').filter((a) => a !== '')],

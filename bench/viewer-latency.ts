@@ -45,7 +45,7 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../test/helpers/viewer';
 import { waitFor } from '../test/helpers/wait';
 import { loadHarness, type Harness, type XvncServer } from './harness';
-import { exited, findPid, procCpuS, sleep } from './proc';
+import { exited, findPid, nodeFlagsOf, procCpuS, sleep } from './proc';
 import { BareRfbClient } from './rfb-floor';
 import { table, type Row } from './table';
 import { FigureList, mergeFigures, type Figures } from './results';
@@ -168,7 +168,7 @@ interface DeskrecView {
 async function startDeskrecView(port: number): Promise<DeskrecView> {
   // BENCH_VIEWER_DESKREC: another build's bin/deskrec.js (e.g. a clean copy of a commit, to compare).
   const deskrecJs = process.env.BENCH_VIEWER_DESKREC ?? path.resolve(__dirname, '..', '..', 'bin', 'deskrec.js');
-  const child = spawn(process.execPath, [deskrecJs, 'view', `vnc://127.0.0.1:${port}`, '--listen', '127.0.0.1:0'],
+  const child = spawn(process.execPath, [...nodeFlagsOf(deskrecJs), deskrecJs, 'view', `vnc://127.0.0.1:${port}`, '--listen', '127.0.0.1:0'],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {

@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { childOf, exited, findPid, procCpuS, procTreeCpuS, sleep } from './proc';
+import { childOf, exited, findPid, nodeFlagsOf, procCpuS, procTreeCpuS, sleep } from './proc';
 import { loadHarness, type Harness, type RgbaImage, type XvncServer } from './harness';
 import { summariseCpuProfiles } from './cpuprofile';
 import { table, type Row } from './table';
@@ -85,7 +85,7 @@ function recorders(seconds: number, profileDir: string | undefined): Recorder[] 
     {
       name: 'deskrec',
       // --duration is only a backstop: like the others it is stopped by a signal after the screenshot.
-      argv: (port, _display, out) => [node, ...prof, deskrecJs, 'record', `vnc://127.0.0.1:${port}`,
+      argv: (port, _display, out) => [node, ...prof, ...nodeFlagsOf(deskrecJs), deskrecJs, 'record', `vnc://127.0.0.1:${port}`,
         '--capture', out, '--duration', String(seconds + FREEZE_S + 30), '--quiet',
         // BENCH_VNC_DESKREC_ARGS: extra options (space-separated) to try settings, e.g. "--fps-max 15".
         ...(process.env.BENCH_VNC_DESKREC_ARGS ?? '').split(' ').filter((a) => a !== '')],
@@ -95,7 +95,7 @@ function recorders(seconds: number, profileDir: string | undefined): Recorder[] 
     {
       // The same with the ffmpeg encoder backend (libx264 in an ffmpeg child of deskrec; issue 13).
       name: 'deskrec --encoder x264',
-      argv: (port, _display, out) => [node, ...prof, deskrecJs, 'record', `vnc://127.0.0.1:${port}`,
+      argv: (port, _display, out) => [node, ...prof, ...nodeFlagsOf(deskrecJs), deskrecJs, 'record', `vnc://127.0.0.1:${port}`,
         '--capture', out, '--duration', String(seconds + FREEZE_S + 30), '--quiet', '--encoder', 'x264',
         ...(process.env.BENCH_VNC_DESKREC_ARGS ?? '').split(' ').filter((a) => a !== '')],
       output: 'display.mp4',

@@ -1,6 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1 --no-liftoff
 'use strict';
 // The compiled CLI lives in dist-ts/ (built by `npm ci` through the prepare script).
+//
+// --max-semi-space-size=1 (MB): V8 otherwise lets the main thread's young generation grow to 16 MB per
+// semi-space while a recording runs (socket chunks, decoded rectangles and per-frame bookkeeping all die
+// young), and those pages stay resident: 165 → 138 MB peak RSS for the live 1024x768 VNC bench, at the
+// same CPU (docs/BENCHMARKS.md, "Issue 12, fourth round"). V8 reads it only at start-up, so it lives here
+// in the line that starts node; `node bin/deskrec.js …` runs without it (correct, only larger), and the
+// bench reads this line to start deskrec as `deskrec …` does (bench/proc.ts nodeFlagsOf).
 const { main } = require('../dist-ts/src/cli/main.js');
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

@@ -34,6 +34,8 @@ async function runSession(source: FrameSource, args: RecordArgs, verb: string, p
   const abort = new AbortController();
   const session = new Session(source, {
     record: args.record, durationMs: args.durationS === null ? null : args.durationS * 1000, signal: abort.signal, log,
+    // Nothing here shows or snapshots the picture: the recording keeps its own.
+    keepPicture: false,
   });
   await session.start();
   const onSignal = (): void => { abort.abort(); };

@@ -13,7 +13,7 @@ import { EncoderError, type SinkError } from '../errors';
 import { EncoderClient } from './encoder-client';
 import type { AccessUnit, EncoderConfig, Patch } from './encoders/backend';
 import type { Motion } from './motion';
-import { applyPatch } from './pixels';
+import { applyPatch, releasePatches } from './pixels';
 import { Mp4SegmentWriter, type Mp4SegmentInfo } from './sinks/mp4';
 import type { PngSink } from './sinks/png';
 
@@ -51,7 +51,8 @@ export interface SegmentRecord {
 /**
  * One emitted frame as every output receives it. `patches`, applied in order (later ones win where they
  * overlap) to the picture of the previous frame, give exactly this frame's picture; they lie inside
- * `damage`. The outputs only read the patches (several outputs share them).
+ * `damage`. The outputs only read the patches (several outputs share them); the video output reads them
+ * last, and gives large ones back for reuse once its encoder has coded the frame (pixels.ts releasePatches).
  */
 export interface OutputFrame {
   /** The changed rectangles since the previous frame (frames.jsonl's `damage`). */
@@ -246,6 +247,8 @@ export class VideoOutput implements FrameOutput {
     if (head !== rec) throw new Error('encode replies out of order');
     const stride = this.width * 4;
     for (const p of rec.patches) applyPatch(this.acked, stride, p);
+    // The worker has coded them and the PNG output of a tee copied them at submit: nothing reads them now.
+    releasePatches(rec.patches);
     if (unit !== null) this.toWriter(unit);
     this.events.onEncoded(seconds);
     this.wake();

@@ -86,6 +86,13 @@ export interface SessionOptions {
   inputLog?: InputLogLevel | null;
   /** With `record`: hears how long each frame took in the encoder, seconds (a metrics histogram). */
   onEncodeTime?: (seconds: number) => void;
+  /**
+   * Keep a copy of the current picture for `snapshot()`, `currentFrame()` and watchers (default true). A
+   * session that only records (the CLI's record and replay) needs none: false saves a whole-screen RGBA copy
+   * (3 MB at 1024x768) and the copy of every frame's changes into it; `snapshot()` and `currentFrame()` then
+   * return null and `watch()` throws.
+   */
+  keepPicture?: boolean;
 }
 
 /**
@@ -237,6 +244,9 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Adds a watcher: the whole current picture first, then every frame (skipped while it is not ready). */
   watch(watcher: FrameWatcher): Subscription {
     if (this.stateNow === 'ended') throw new UsageError('SESSION_ENDED', 'the session has ended: nothing more to watch');
+    if (this.options.keepPicture === false) {
+      throw new UsageError('NO_PICTURE_KEPT', 'this session keeps no picture (keepPicture: false): it cannot be watched');
+    }
     return this.watchers.add(watcher);
   }
 
@@ -435,7 +445,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private onFrame(f: Frame): void {
     this.frames++;
     this.lastFrameMs = f.t_ms;
-    this.picture.apply(f);
+    if (this.options.keepPicture !== false) this.picture.apply(f);
     this.recording?.onFrame(f);
     this.watchers.publish(f);
     if (this.stateNow === 'starting' || this.stateNow === 'reconnecting') this.setState('live');

@@ -21,6 +21,9 @@ export interface SyntheticParams {
   seed: number;
 }
 
+/** Smallest width and height of the synthetic desktop. */
+const MIN_SIDE = 64;
+
 /** Parses a `test://desktop?…` URL; throws UsageError for anything else. */
 export function parseTestUrl(url: URL): SyntheticParams {
   if (url.hostname !== 'desktop' || (url.pathname !== '' && url.pathname !== '/')) {
@@ -31,9 +34,11 @@ export function parseTestUrl(url: URL): SyntheticParams {
   if (m === null) throw new UsageError('BAD_SIZE', `size must be WIDTHxHEIGHT, got '${size}'`);
   const width = Number(m[1]);
   const height = Number(m[2]);
-  if (width < 2 || height < 2 || width > MAX_SURFACE_SIDE || height > MAX_SURFACE_SIDE || width % 2 !== 0 || height % 2 !== 0) {
+  // The layout (a 32-pixel taskbar, windows of at least 64x48, the terminal) needs 64x52; below that the
+  // drawing left the surface and the session failed mid-way with RECT_OUT_OF_BOUNDS.
+  if (width < MIN_SIDE || height < MIN_SIDE || width > MAX_SURFACE_SIDE || height > MAX_SURFACE_SIDE || width % 2 !== 0 || height % 2 !== 0) {
     throw new UsageError('BAD_SIZE',
-      `size ${width}x${height} is not allowed: width and height must be even and within 2..${MAX_SURFACE_SIDE}`);
+      `size ${width}x${height} is not allowed: width and height must be even and within ${MIN_SIDE}..${MAX_SURFACE_SIDE}`);
   }
   const fps = Number(url.searchParams.get('fps') ?? '30');
   if (!Number.isFinite(fps) || fps <= 0 || fps > 240) throw new UsageError('BAD_ARGUMENT', `fps must be in (0, 240], got '${String(fps)}'`);

@@ -22,6 +22,8 @@ describe('deskrec CLI: bad input gets one clear line and a documented exit code'
     ['zero size', ['record', 'test://desktop?size=0x0', '--capture', dir], 2, /size 0x0 is not allowed/],
     ['odd size', ['record', 'test://desktop?size=641x480', '--capture', dir], 2, /641x480 is not allowed: width and height must be even/],
     ['size over 8192', ['record', 'test://desktop?size=8194x100', '--capture', dir], 2, /8194x100 is not allowed/],
+    // The synthetic desktop's layout does not fit below 64x64 (it failed mid-session before).
+    ['size under 64', ['record', 'test://desktop?size=64x48', '--capture', dir], 2, /64x48 is not allowed: .* within 64\.\.8192/],
     ['unknown scheme', ['record', 'rdp://host', '--capture', dir], 2, /unknown URL scheme 'rdp'/],
     ['not a URL', ['record', 'nothing', '--capture', dir], 2, /is not a URL/],
     ['missing --capture', ['record', 'test://desktop'], 2, /needs --capture DIR/],
@@ -125,4 +127,13 @@ describe('deskrec record test://desktop', () => {
     const spans = after.slice(1).map((f, i) => f.startMs - (after[i]?.startMs ?? 0));
     expect({ spans, atMostAboutASecond: spans.every((ms) => ms <= 1500) }).toMatchObject({ atMostAboutASecond: true });
   });
+});
+
+test('bin/deskrec.js runs as an executable (as npx and the service start it), with the node options its first line names', () => {
+  const r = spawnSync(BIN, ['record', 'test://desktop?size=64x64&fps=10', '--capture', tmp(), '--duration', '0.5', '--format', 'png', '--quiet'],
+    { encoding: 'utf8', timeout: 60000 });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  // The line `env -S` splits: the memory options the bench also reads (bench/proc.ts nodeFlagsOf).
+  expect(readFileSync(BIN, 'utf8').split('\n')[0]).toMatch(/^#!\/usr\/bin\/env -S node( --[\w-]+(=\S+)?)+$/);
 });

@@ -3,7 +3,7 @@
  * snapshots, a session that only watches (nothing recorded), keyframes on request, a failing watcher that
  * is dropped while the rest goes on, and input refused with a typed error where the source has none.
  */
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { InputError, openSource, Session, type Frame, type FrameWatcher } from '../../src/index';
@@ -95,4 +95,35 @@ test('a recording directory that cannot be made fails start() with a SinkError b
   writeFileSync(file, 'not a directory');
   const session = new Session(openSource(URL), { record: { dir: path.join(file, 'sub') } });
   await expect(session.start()).rejects.toMatchObject({ name: 'SinkError', code: 'DIR_NOT_WRITABLE' });
+});
+
+test('a session that keeps no picture records the same frames, has no snapshot and refuses watchers', async () => {
+  const run = async (keepPicture: boolean): Promise<{ session: Session; frames: number; dir: string }> => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-session-'));
+    const session = new Session(openSource(URL, { speed: 'max' }), { durationMs: 1500, record: { dir, format: 'png' }, keepPicture });
+    await session.start();
+    const result = await session.done;
+    return { session, frames: result.recording?.stats.pngFrames ?? 0, dir };
+  };
+  const kept = await run(true);
+  const lean = await run(false);
+  expect(lean.frames).toBeGreaterThan(10);
+  expect(lean.frames).toBe(kept.frames);
+  // The PNGs are the same pictures: the recording never leaned on the session's copy.
+  const pngs = readdirSync(path.join(lean.dir, 'frames')).filter((f) => f.endsWith('.png')).sort();
+  expect(pngs).toEqual(readdirSync(path.join(kept.dir, 'frames')).filter((f) => f.endsWith('.png')).sort());
+  for (const f of pngs) {
+    expect(readFileSync(path.join(lean.dir, 'frames', f)).equals(readFileSync(path.join(kept.dir, 'frames', f)))).toBe(true);
+  }
+  expect(lean.session.snapshot()).toBeNull();
+  expect(lean.session.currentFrame()).toBeNull();
+  expect(kept.session.snapshot()).not.toBeNull();
+  const fresh = new Session(openSource(URL), { keepPicture: false });
+  let refused: unknown = null;
+  try {
+    fresh.watch(new Keep());
+  } catch (e) {
+    refused = e;
+  }
+  expect(refused).toMatchObject({ code: 'NO_PICTURE_KEPT' });
 });
