@@ -20,6 +20,8 @@
  *    Xvnc sessions in one `deskrec daemon`, beside N separate `deskrec record` processes.
  * 7. Idle screens (bench/idle.ts): deskrec's CPU per minute, wake-ups and bytes while nothing draws, on Xvnc
  *    and on QEMU SPICE (issue 12, target 3).
+ * 8. Memory (bench/memory.ts): peak RSS of one `deskrec record test://desktop` process at 1024x768 and
+ *    1920x1080 (issue 12, target 4).
  * Nothing here asserts: the numbers are for people (and the closing notes). Each section also prints its
  * figure lines (`ratio vnc deskrec/x11grab 0.48`, bench/results.ts), and everything measured is written as
  * JSON to bench/results/latest.json (BENCH_JSON=path elsewhere), so two runs can be compared mechanically.
@@ -40,6 +42,7 @@ import { spiceLiveBench, type SpiceLiveReport } from './spice-live';
 import { viewerLatencyBench, type ViewerReport } from './viewer-latency';
 import { daemonSessionsBench, sessionCounts, type DaemonReport } from './daemon-sessions';
 import { idleBench, idleOptionsFromEnv, type IdleReport } from './idle';
+import { memoryBench, type MemoryReport } from './memory';
 import { table, type Row } from './table';
 import { collectFigures, FigureList, resultsPath, writeJson, type CollectedFigures, type Figures } from './results';
 
@@ -238,8 +241,10 @@ function syntheticFigures(results: SyntheticResult[]): FigureList {
   const rss = (r: SyntheticResult | undefined): number | undefined => (r !== undefined && r.deskrec.rssMB > 0 ? r.deskrec.rssMB : undefined);
   f.add('synthetic 1080p deskrec fps', hd?.deskrec.fps, 0);
   f.ratio('ratio synthetic deskrec/x264 fps', hd?.deskrec.fps, hd?.x264.fps, 'not measured');
-  f.add('rss synthetic 1080p deskrec peak_mb', rss(hd), 0, `not sampled (BENCH_FRAMES=${FRAMES} < 30)`);
-  f.add('rss synthetic 720p deskrec peak_mb', rss(sd), 0, `not sampled (BENCH_FRAMES=${FRAMES} < 30)`);
+  // This process's RSS (all runs so far, ffmpeg's decoding for PSNR aside), not a recording process's: the
+  // names say so; target 4 is `rss test WxH deskrec peak_mb` (bench/memory.ts).
+  f.add('rss synthetic 1080p bench_process peak_mb', rss(hd), 0, `not sampled (BENCH_FRAMES=${FRAMES} < 30)`);
+  f.add('rss synthetic 720p bench_process peak_mb', rss(sd), 0, `not sampled (BENCH_FRAMES=${FRAMES} < 30)`);
   return f;
 }
 
@@ -275,6 +280,7 @@ interface BenchReport extends CollectedFigures {
     viewer?: Omit<ViewerReport, 'figures'>;
     daemon?: Omit<DaemonReport, 'figures'>;
     idle?: Omit<IdleReport, 'figures'>;
+    memory?: Omit<MemoryReport, 'figures'>;
   };
   skipped: Record<string, string>;
   /** The error that ended the run early, or null. */
@@ -400,6 +406,14 @@ async function sections(report: BenchReport): Promise<void> {
   const idle = idleOptionsFromEnv();
   if (idle.seconds > 0) report.sections.idle = section(report, await idleBench(idle));
   else skip(report, 'idle', 'Idle screens', 'BENCH_IDLE_SECONDS=0');
+  // 8. Memory of one recording process (bench/memory.ts, issue 12 target 4): BENCH_MEMORY_SECONDS per run
+  // (default 12, 0 skips), BENCH_MEMORY_RUNS runs per size (default 3, the median counts).
+  const memorySeconds = Number(process.env.BENCH_MEMORY_SECONDS ?? 12);
+  if (memorySeconds > 0) {
+    report.sections.memory = section(report, memoryBench({ seconds: memorySeconds, runs: Number(process.env.BENCH_MEMORY_RUNS ?? 3) }));
+  } else {
+    skip(report, 'memory', 'Memory of one recording process', 'BENCH_MEMORY_SECONDS=0');
+  }
 }
 
 main().catch((err: unknown) => { console.error(err); process.exitCode = 1; });
