@@ -8,6 +8,9 @@
 // same CPU (docs/BENCHMARKS.md, "Issue 12, fourth round"). V8 reads it only at start-up, so it lives here
 // in the line that starts node; `node bin/deskrec.js …` runs without it (correct, only larger), and the
 // bench reads this line to start deskrec as `deskrec …` does (bench/proc.ts nodeFlagsOf).
+// --no-liftoff: the WebAssembly encoder is compiled once by the optimising compiler, instead of baseline
+// code for every function plus a second compile of the hot ones, whose code and compile zones stayed
+// resident: 144 → 138 MB on the same bench, CPU 0.99x in a replay A/B.
 const { main } = require('../dist-ts/src/cli/main.js');
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
