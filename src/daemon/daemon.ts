@@ -11,7 +11,7 @@ import { statfs } from 'node:fs/promises';
 import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { ALL_FORMATS, FilePathSource, Input } from 'mediabunny';
+import { ALL_FORMATS, Input, mediaFileSource } from '../recorder/media';
 import type { Logger } from 'pino';
 import { describeError, DeskrecError, SinkError, UsageError } from '../errors';
 import { recoverMp4 } from '../recorder/recover';
@@ -1144,7 +1144,7 @@ function formatBytes(n: number): string {
 
 /** The picture size of an MP4's video track (0x0 when it cannot be read). */
 async function videoSize(file: string): Promise<{ width: number; height: number }> {
-  const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
+  const input = new Input({ source: mediaFileSource(file), formats: ALL_FORMATS });
   try {
     const track = await input.getPrimaryVideoTrack();
     return track === null ? { width: 0, height: 0 } : { width: await track.getCodedWidth(), height: await track.getCodedHeight() };

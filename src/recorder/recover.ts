@@ -9,7 +9,7 @@
  * that is gone).
  */
 import { promises as fs } from 'node:fs';
-import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
+import { ALL_FORMATS, EncodedPacketSink, mediaFileSource, Input } from './media';
 import { describeError, SinkError } from '../errors';
 import { rewriteFastStart } from './sinks/mp4';
 import { Mp4FragmentScanner } from './sinks/mp4-fragments';
@@ -99,7 +99,7 @@ async function completeFragments(fh: fs.FileHandle, size: number): Promise<Mp4Fr
 
 /** Counts the samples of a regular MP4 (left as it is) from its sample tables. */
 async function describeRegular(file: string, bytes: number, fastStart: boolean): Promise<RecoveredMp4> {
-  const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
+  const input = new Input({ source: mediaFileSource(file), formats: ALL_FORMATS });
   try {
     const track = await input.getPrimaryVideoTrack();
     if (track === null) throw nothing(file, 'a regular MP4 without a video track');

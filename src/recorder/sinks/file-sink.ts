@@ -10,7 +10,7 @@
  * playable frame. Without `staged` the file appears with its first write.
  */
 import { promises as fs } from 'node:fs';
-import type { StreamTargetChunk } from 'mediabunny';
+import type { StreamTargetChunk } from '../media';
 
 /** How a FileSink creates its file and reports. */
 export interface FileSinkOptions {

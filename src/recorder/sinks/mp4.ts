@@ -13,9 +13,9 @@
  */
 import { promises as fs } from 'node:fs';
 import {
-  ALL_FORMATS, EncodedPacket, EncodedPacketSink, EncodedVideoPacketSource, FilePathSource, Input,
+  ALL_FORMATS, EncodedPacket, EncodedPacketSink, EncodedVideoPacketSource, mediaFileSource, Input,
   Mp4OutputFormat, Output, StreamTarget,
-} from 'mediabunny';
+} from '../media';
 import { describeError, SinkError } from '../../errors';
 import type { AccessUnit } from '../encoders/backend';
 import { isDiskFull, writeError } from '../files';
@@ -332,8 +332,7 @@ export async function rewriteFastStart(file: string, opts: FastStartOptions): Pr
   const tmp = `${file}.faststart.tmp`;
   const stopped = opts.stopped ?? ((): boolean => false);
   const sink = new FileSink(tmp, { mode: opts.mode });
-  const whole = new FilePathSource(file);
-  const input = new Input({ source: opts.length === undefined ? whole : whole.slice(0, opts.length), formats: ALL_FORMATS });
+  const input = new Input({ source: mediaFileSource(file, opts.length), formats: ALL_FORMATS });
   const result: FastStartResult = { frames: 0, keyframes: 0, first_t_ms: null, last_t_ms: null, duration_ms: 0 };
   try {
     const track = await input.getPrimaryVideoTrack();
