@@ -29,6 +29,19 @@ export function clipRect(r: Rect, width: number, height: number): Rect {
   return { x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0) };
 }
 
+/**
+ * `r` (inside a `width` x `height` frame) grown outward to even coordinates, stopping at the frame's edges:
+ * it then holds whole every 2x2 block it touches, as 4:2:0 video takes one chroma sample per block.
+ */
+export function evenRect(r: Rect, width: number, height: number): Rect {
+  if (isEmpty(r)) return r;
+  const x0 = r.x & ~1;
+  const y0 = r.y & ~1;
+  const x1 = Math.min(width, (r.x + r.width + 1) & ~1);
+  const y1 = Math.min(height, (r.y + r.height + 1) & ~1);
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+}
+
 /** The smallest rectangle containing both. */
 function boundingRect(a: Rect, b: Rect): Rect {
   const x0 = Math.min(a.x, b.x);

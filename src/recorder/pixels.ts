@@ -1,5 +1,5 @@
 /** Copying rectangles of RGBA between full frames and tightly packed patches. */
-import type { Rect } from '../capture/rect';
+import { evenRect, type Rect } from '../capture/rect';
 import type { Patch } from './encoders/backend';
 
 /**
@@ -74,8 +74,14 @@ export function idlePatchBytes(): number {
   return idleBytes;
 }
 
-/** Copies `rect` of a frame (`stride` bytes per row) into a tightly packed patch in shared memory (maybe a reused one). */
-export function cutPatch(src: Uint8Array, stride: number, rect: Rect): Patch {
+/**
+ * Copies `rect` of a frame (`stride` bytes per row, `src` holding the whole frame) into a tightly packed patch in
+ * shared memory (maybe a reused one). The patch's rect is `rect` grown to even coordinates within the frame
+ * (evenRect), as encoders take patches (encoders/backend.ts, Patch): they convert each 2x2 block straight from
+ * the patch that holds it.
+ */
+export function cutPatch(src: Uint8Array, stride: number, asked: Rect): Patch {
+  const rect = evenRect(asked, stride / 4, Math.floor(src.length / stride));
   const row = rect.width * 4;
   const data = patchBytes(row * rect.height);
   // Whole rows are one contiguous run: one copy instead of one per row (a whole 8192x8192 picture).

@@ -592,8 +592,9 @@ describe('standalone converter (createConverter)', () => {
     c.convert({ x: 0, y: 0, width: w, height: h });
     const before = c.y;
     const bufferBefore = before.buffer;
-    // Enough buffers to outgrow the initial 32 MiB heap.
+    // Enough buffers to outgrow the initial 32 MiB heap (a staging frame is allocated on first use: 35 MB each).
     const big = [own.createConverter(4096, 2160), own.createConverter(4096, 2160)];
+    for (const b of big) b.putRgba({ x: 0, y: 0, width: 1, height: 1 }, new Uint8Array(4), 0, 4);
     expect(c.y.buffer).not.toBe(bufferBefore);
     expect(before.length).toBe(0); // the old view is detached, as documented
     expectPlanesEqual(converted(c), referenceI420(rgba, w, h));
@@ -624,5 +625,103 @@ describe('standalone converter (createConverter)', () => {
         expect((e as OpenH264Error).code).toBe('CONVERTER_DESTROYED');
       }
     }
+  });
+});
+
+describe('conversion straight from 2x2-aligned patches (convertFrom)', () => {
+  function converted(c: { y: Uint8Array; u: Uint8Array; v: Uint8Array }): Planes {
+    return { y: c.y.slice(), u: c.u.slice(), v: c.v.slice() };
+  }
+
+  /** A random rect of a w x h frame grown to even coordinates (as the recorder cuts its patches). */
+  function alignedRect(next: () => number, w: number, h: number): Rect {
+    const x = next() % w;
+    const y = next() % h;
+    const x0 = x & ~1;
+    const y0 = y & ~1;
+    const x1 = Math.min(w, (x + 1 + (next() % (w - x)) + 1) & ~1);
+    const y1 = Math.min(h, (y + 1 + (next() % (h - y)) + 1) & ~1);
+    return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+  }
+
+  /** The rect's pixels of a w-wide frame, tightly packed. */
+  function cut(frame: Uint8Array, w: number, r: Rect): Uint8Array {
+    const out = new Uint8Array(r.width * r.height * 4);
+    for (let y = 0; y < r.height; y++) out.set(frame.subarray(((r.y + y) * w + r.x) * 4, ((r.y + y) * w + r.x + r.width) * 4), y * r.width * 4);
+    return out;
+  }
+
+  it.each(SIZES)('%ix%i: a whole frame equals the reference; random patches equal putRgba + convert of the same rects, in both modes', (w, h) => {
+    const frame = w * h > 1_000_000 ? colouredText(w, h, [20, 20, 24], 5) : randomRgba(w, h, 3);
+    const whole = { x: 0, y: 0, width: w, height: h };
+    const direct = lib.createConverter(w, h);
+    direct.convertFrom(whole, frame, 0, w * 4);
+    expectPlanesEqual(converted(direct), referenceI420(frame, w, h));
+    for (const mode of ['plain', 'sharp'] as const) {
+      const staged = lib.createConverter(w, h);
+      const fromPatches = lib.createConverter(w, h);
+      for (const c of [staged, fromPatches]) c.setChroma(mode);
+      staged.putRgba(whole, frame, 0, w * 4);
+      staged.convert(whole);
+      fromPatches.convertFrom(whole, cut(frame, w, whole), 0, w * 4);
+      const next = rng(w * 7 + h);
+      for (let round = 0; round < 4; round++) {
+        const noise = randomRgba(w, h, round + 50);
+        const rects = [alignedRect(next, w, h), alignedRect(next, w, h)];
+        for (const r of rects) for (let y = r.y; y < r.y + r.height; y++) frame.set(noise.subarray((y * w + r.x) * 4, (y * w + r.x + r.width) * 4), (y * w + r.x) * 4);
+        for (const r of rects) {
+          staged.putRgba(r, frame, (r.y * w + r.x) * 4, w * 4);
+          staged.convert(r);
+          // From the frame with its stride for one, from a packed patch for the other.
+          if (round % 2 === 0) fromPatches.convertFrom(r, frame, (r.y * w + r.x) * 4, w * 4);
+          else fromPatches.convertFrom(r, cut(frame, w, r), 0, r.width * 4);
+          expect(fromPatches.sharpStats()).toEqual(staged.sharpStats());
+        }
+        expectPlanesEqual(converted(fromPatches), converted(staged));
+      }
+      staged.destroy();
+      fromPatches.destroy();
+    }
+    direct.destroy();
+  });
+
+  it('a 1080p frame of noise, converted band by band, spends the budget of the whole rect, as convert() does', () => {
+    const w = 1920;
+    const h = 1080;
+    const full = { x: 0, y: 0, width: w, height: h };
+    const rgba = noise(w, h, 11);
+    const staged = lib.createConverter(w, h);
+    const direct = lib.createConverter(w, h);
+    for (const c of [staged, direct]) c.setChroma('sharp');
+    staged.putRgba(full, rgba, 0, w * 4);
+    staged.convert(full);
+    direct.convertFrom(full, rgba, 0, w * 4);
+    expect(direct.sharpStats().solved).toBe(16200);
+    expect(direct.sharpStats()).toEqual(staged.sharpStats());
+    expectPlanesEqual(converted(direct), converted(staged));
+    staged.destroy();
+    direct.destroy();
+  });
+
+  it('refuses rects that are not 2x2-aligned, and sources too small, with BAD_ARGUMENT; an encoder takes the same calls', () => {
+    const c = lib.createConverter(33, 17);
+    const buf = new Uint8Array(33 * 17 * 4);
+    for (const r of [{ x: 1, y: 0, width: 2, height: 2 }, { x: 0, y: 1, width: 2, height: 2 }, { x: 0, y: 0, width: 3, height: 2 },
+      { x: 0, y: 0, width: 2, height: 3 }, { x: 30, y: 12, width: 2, height: 3 }, { x: 0, y: 0, width: 34, height: 2 }]) {
+      expectBadArgument(() => { c.convertFrom(r, buf, 0, r.width * 4); });
+    }
+    // The source's odd edges end an aligned rect.
+    c.convertFrom({ x: 32, y: 16, width: 1, height: 1 }, buf, 0, 4);
+    c.convertFrom({ x: 0, y: 0, width: 33, height: 17 }, buf, 0, 33 * 4);
+    expectBadArgument(() => { c.convertFrom({ x: 0, y: 0, width: 33, height: 17 }, buf, 4, 33 * 4); });
+    expectBadArgument(() => { c.convertFrom({ x: 0, y: 0, width: 4, height: 2 }, buf, 0, 8); });
+    c.destroy();
+    const enc = makeEncoder(33, 17);
+    const rgba = randomRgba(33, 17, 9);
+    enc.convertFrom({ x: 0, y: 0, width: 33, height: 17 }, rgba, 0, 33 * 4);
+    expectPlanesEqual(enc.readI420(), referenceI420(rgba, 33, 17));
+    expectBadArgument(() => { enc.convertFrom({ x: 1, y: 0, width: 2, height: 2 }, rgba, 0, 8); });
+    enc.destroy();
+    expect(() => { enc.convertFrom({ x: 0, y: 0, width: 2, height: 2 }, rgba, 0, 8); }).toThrow(OpenH264Error);
   });
 });

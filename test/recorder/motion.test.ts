@@ -62,6 +62,25 @@ describe('the openh264 backend and hints', () => {
   });
 });
 
+describe('the openh264 backend and patches', () => {
+  it('refuses a patch that is not 2x2-aligned with UNALIGNED_PATCH, and takes one that ends at the odd frame edge', async () => {
+    const { createBackend } = await import('../../src/recorder/encoders/openh264');
+    const b = createBackend();
+    await b.init({ width: 63, height: 47, usage: 'screen', rateControl: { mode: 'qp', qp: 20 }, fpsMax: 30, changeMap: true });
+    try {
+      const whole = { x: 0, y: 0, width: 63, height: 47 };
+      expect(b.encode({ patches: [{ rect: whole, data: new Uint8Array(63 * 47 * 4).fill(90) }], t_ms: 0, forceKey: true })).not.toBeNull();
+      const odd = { x: 3, y: 4, width: 8, height: 8 };
+      expect(() => b.encode({ patches: [{ rect: odd, data: new Uint8Array(8 * 8 * 4) }], t_ms: 33, forceKey: false }))
+        .toThrow(expect.objectContaining({ name: 'EncoderError', code: 'UNALIGNED_PATCH' }) as Error);
+      const corner = { x: 60, y: 44, width: 3, height: 3 };
+      expect(b.encode({ patches: [{ rect: corner, data: new Uint8Array(3 * 3 * 4).fill(200) }], t_ms: 66, forceKey: false })).not.toBeNull();
+    } finally {
+      b.close();
+    }
+  });
+});
+
 describe('a recording hands the hints to the encoder', () => {
   beforeAll(() => { requireTool('ffmpeg'); });
 

@@ -59,3 +59,21 @@ test('a patch not given back is never handed out again, and small patches are no
   expect(idlePatchBytes()).toBe(before);
   releasePatches([held, other]);
 });
+
+test('a patch is cut 2x2-aligned: its rect grows outward to even coordinates, stopping at the frame edges', () => {
+  const a = frame(5);
+  const inside = cutPatch(a, STRIDE, { x: 3, y: 5, width: 4, height: 2 });
+  expect(inside.rect).toEqual({ x: 2, y: 4, width: 6, height: 4 });
+  expectRect(inside.data, a, inside.rect);
+  expect(cutPatch(a, STRIDE, { x: 8, y: 2, width: 16, height: 6 }).rect).toEqual({ x: 8, y: 2, width: 16, height: 6 });
+  // An odd-sized frame: the right and bottom edges end the rect where they are.
+  const w = 33;
+  const h = 17;
+  const odd = new Uint8Array(w * h * 4).map((_, i) => i & 255);
+  const edge = cutPatch(odd, w * 4, { x: 31, y: 15, width: 2, height: 2 });
+  expect(edge.rect).toEqual({ x: 30, y: 14, width: 3, height: 3 });
+  for (let y = 0; y < 3; y++) {
+    const s = ((14 + y) * w + 30) * 4;
+    expect(Buffer.compare(edge.data.subarray(y * 12, (y + 1) * 12), odd.subarray(s, s + 12))).toBe(0);
+  }
+});

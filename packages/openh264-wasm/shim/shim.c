@@ -58,13 +58,22 @@ typedef struct SharpEntry {
 #define SHARP_BUDGET_MIN 4096
 #define SHARP_BUDGET_SHARE 32
 
-/* The RGBA staging frame, the I420 planes and the conversion between them: one
-   inside every encoder, or standalone (converter_create) for encoders outside
-   this module that only need the conversion. */
+/* Bytes of the band buffer at least (see converter_band): rows of a patch are
+   copied into it and converted from there while they are in the CPU's cache. */
+#define BAND_MIN_BYTES (256 * 1024)
+
+/* The I420 planes and the conversion into them from RGBA, given either in a
+   staging frame the size of the source or, a band of rows at a time, in a small
+   band buffer: one inside every encoder, or standalone (converter_create) for
+   encoders outside this module that only need the conversion. Each buffer is
+   allocated on first use: a caller that converts from bands (2x2-aligned patches)
+   never pays for the staging frame (3 MB at 1024x768, 8 MB at 1920x1080). */
 struct ShimConverter {
   int src_w, src_h;       /* source size, may be odd */
   int coded_w, coded_h;   /* source size rounded up to even */
-  uint8_t* rgba;          /* src_w * src_h * 4, bytes R,G,B,A */
+  uint8_t* rgba;          /* NULL until first used; then src_w * src_h * 4, bytes R,G,B,A */
+  uint8_t* band;          /* NULL until first used; then band_bytes */
+  int band_bytes;         /* max (BAND_MIN_BYTES, two source rows) */
   uint8_t* y;             /* coded_w * coded_h */
   uint8_t* u;             /* (coded_w / 2) * (coded_h / 2) */
   uint8_t* v;
@@ -112,15 +121,16 @@ SHIM_EXPORT int shim_last_error (void) {
 
 static void converter_free_buffers (ShimConverter* c) {
   free (c->rgba);
+  free (c->band);
   free (c->y);
   free (c->u);
   free (c->v);
   free (c->cache);
 }
 
-/* Allocates the buffers of *c (zeroed by the caller) for a source size checked by
+/* Allocates the planes of *c (zeroed by the caller) for a source size checked by
    the caller; planes start black (limited range). SHIM_ENOMEM leaves *c to
-   converter_free_buffers. */
+   converter_free_buffers. The staging frame and the band come on first use. */
 static int converter_init (ShimConverter* c, int src_w, int src_h) {
   c->src_w = src_w;
   c->src_h = src_h;
@@ -128,11 +138,11 @@ static int converter_init (ShimConverter* c, int src_w, int src_h) {
   c->coded_h = (src_h + 1) & ~1;
   c->chroma_mode = SHIM_CHROMA_PLAIN;
   size_t luma = (size_t)c->coded_w * (size_t)c->coded_h;
-  c->rgba = (uint8_t*)calloc ((size_t)src_w * (size_t)src_h, 4);
+  c->band_bytes = src_w * 4 * 2 > BAND_MIN_BYTES ? src_w * 4 * 2 : BAND_MIN_BYTES;
   c->y = (uint8_t*)calloc (luma, 1);
   c->u = (uint8_t*)calloc (luma / 4, 1);
   c->v = (uint8_t*)calloc (luma / 4, 1);
-  if (c->rgba == NULL || c->y == NULL || c->u == NULL || c->v == NULL)
+  if (c->y == NULL || c->u == NULL || c->v == NULL)
     return SHIM_ENOMEM;
   memset (c->y, 16, luma);
   memset (c->u, 128, luma / 4);
@@ -261,7 +271,7 @@ SHIM_EXPORT void shim_destroy (ShimEncoder* e) {
 }
 
 SHIM_EXPORT ShimConverter* shim_converter (ShimEncoder* e) { return &e->pic; }
-SHIM_EXPORT uint8_t* shim_rgba (ShimEncoder* e) { return e->pic.rgba; }
+SHIM_EXPORT uint8_t* shim_rgba (ShimEncoder* e) { return converter_rgba (&e->pic); }
 SHIM_EXPORT uint8_t* shim_plane_y (ShimEncoder* e) { return e->pic.y; }
 SHIM_EXPORT uint8_t* shim_plane_u (ShimEncoder* e) { return e->pic.u; }
 SHIM_EXPORT uint8_t* shim_plane_v (ShimEncoder* e) { return e->pic.v; }
@@ -829,13 +839,14 @@ static inline void sharp_block (ShimConverter* c, const uint8_t* p00, const uint
 }
 
 /* Coded columns [cx0, cx1) (both even) of coded rows cy, cy + 1 (cy even);
-   source rows r0, r1 (r1 == r0 for the padding row). */
+   source rows r0, r1 (r1 == r0 for the padding row). Columns count from the
+   pointers (r0, y0, u, ...: all at the same even column), and `last` is the last
+   source column from there. */
 static void convert_span_scalar (ShimConverter* c, const uint8_t* r0, const uint8_t* r1, uint8_t* y0,
-                                 uint8_t* y1, uint8_t* u, uint8_t* v, int cx0, int cx1) {
-  const int last = c->src_w - 1;
+                                 uint8_t* y1, uint8_t* u, uint8_t* v, int cx0, int cx1, int last) {
   const int sharp = c->chroma_mode == SHIM_CHROMA_SHARP;
   for (int cx = cx0; cx < cx1; cx += 2) {
-    const int sa = cx; /* always < src_w because cx is even and < coded_w */
+    const int sa = cx; /* always <= last because cx is even and within the coded width */
     const int sb = cx + 1 <= last ? cx + 1 : last;
     const uint8_t* p00 = r0 + 4 * sa;
     const uint8_t* p01 = r0 + 4 * sb;
@@ -1034,7 +1045,21 @@ SHIM_EXPORT void converter_destroy (ShimConverter* c) {
   free (c);
 }
 
-SHIM_EXPORT uint8_t* converter_rgba (ShimConverter* c) { return c->rgba; }
+/* The staging frame, allocated (zeroed) on first use; NULL when out of memory. */
+SHIM_EXPORT uint8_t* converter_rgba (ShimConverter* c) {
+  if (c->rgba == NULL)
+    c->rgba = (uint8_t*)calloc ((size_t)c->src_w * (size_t)c->src_h, 4);
+  return c->rgba;
+}
+/* The band buffer (converter_band_bytes bytes), allocated on first use; NULL when
+   out of memory. */
+SHIM_EXPORT uint8_t* converter_band (ShimConverter* c) {
+  if (c->band == NULL)
+    c->band = (uint8_t*)malloc ((size_t)c->band_bytes);
+  return c->band;
+}
+SHIM_EXPORT int converter_band_bytes (ShimConverter* c) { return c->band_bytes; }
+
 SHIM_EXPORT uint8_t* converter_plane_y (ShimConverter* c) { return c->y; }
 SHIM_EXPORT uint8_t* converter_plane_u (ShimConverter* c) { return c->u; }
 SHIM_EXPORT uint8_t* converter_plane_v (ShimConverter* c) { return c->v; }
@@ -1070,19 +1095,11 @@ SHIM_EXPORT int converter_set_sharp_budget (ShimConverter* c, int n) {
 SHIM_EXPORT int converter_sharp_solved (ShimConverter* c) { return c->sharp_solved; }
 SHIM_EXPORT int converter_sharp_skipped (ShimConverter* c) { return c->sharp_skipped; }
 
-SHIM_EXPORT int converter_convert_rect (ShimConverter* c, int x, int y, int w, int h) {
-  if (x < 0 || y < 0 || w < 0 || h < 0 || w > c->src_w - x || h > c->src_h - y)
-    return SHIM_EBADARG;
+/* Starts a conversion call: the sharp budget for the coded area [cx0, cx1) x
+   [cy0, cy1) (all even), and the call's statistics from zero. */
+static void convert_begin (ShimConverter* c, int cx0, int cy0, int cx1, int cy1) {
   c->sharp_solved = 0;
   c->sharp_skipped = 0;
-  if (w == 0 || h == 0)
-    return 0;
-  /* Expand outward to even coordinates; an odd right/bottom source edge
-     rounds up to the coded size, which takes in the padding column/row. */
-  const int cx0 = x & ~1;
-  const int cy0 = y & ~1;
-  const int cx1 = (x + w + 1) & ~1;
-  const int cy1 = (y + h + 1) & ~1;
   if (c->sharp_budget > 0) {
     c->budget_left = c->sharp_budget;
   } else if (c->sharp_budget < 0) {
@@ -1091,32 +1108,88 @@ SHIM_EXPORT int converter_convert_rect (ShimConverter* c, int x, int y, int w, i
     const int blocks = ((cx1 - cx0) >> 1) * ((cy1 - cy0) >> 1);
     c->budget_left = blocks / SHARP_BUDGET_SHARE > SHARP_BUDGET_MIN ? blocks / SHARP_BUDGET_SHARE : SHARP_BUDGET_MIN;
   }
+}
+
+/* Converts the coded area [cx0, cx1) x [cy0, cy1) (all even). `src` is source
+   pixel (cx0, cy0), `sstride` bytes per row, and holds the source rows and
+   columns the area covers (an area ending at the coded edge of an odd source
+   takes its last row or column twice). */
+static void convert_area (ShimConverter* c, const uint8_t* src, size_t sstride, int cx0, int cy0, int cx1, int cy1) {
   const int cw = c->coded_w;
-  const int sstride = c->src_w * 4;
+  const int last = c->src_w - 1 - cx0; /* the last source column, counted from cx0 */
   for (int cy = cy0; cy < cy1; cy += 2) {
-    const int sy0 = cy; /* even and < coded_h, hence < src_h */
-    const int sy1 = cy + 1 < c->src_h ? cy + 1 : c->src_h - 1;
-    const uint8_t* r0 = c->rgba + (size_t)sy0 * sstride;
-    const uint8_t* r1 = c->rgba + (size_t)sy1 * sstride;
-    uint8_t* y0 = c->y + (size_t)cy * cw;
+    /* cy is even and < coded_h, hence < src_h; its pair is the padding row past an odd source */
+    const uint8_t* r0 = src + (size_t)(cy - cy0) * sstride;
+    const uint8_t* r1 = cy + 1 < c->src_h ? r0 + sstride : r0;
+    uint8_t* y0 = c->y + (size_t)cy * cw + cx0;
     uint8_t* y1 = y0 + cw;
-    uint8_t* u = c->u + (size_t)(cy >> 1) * (cw >> 1);
-    uint8_t* v = c->v + (size_t)(cy >> 1) * (cw >> 1);
-    int cx = cx0;
+    uint8_t* u = c->u + (size_t)(cy >> 1) * (cw >> 1) + (cx0 >> 1);
+    uint8_t* v = c->v + (size_t)(cy >> 1) * (cw >> 1) + (cx0 >> 1);
+    int cx = 0;
+    const int n = cx1 - cx0;
 #ifdef SHIM_SIMD
     /* Vector steps only where all 16 source columns exist. */
-    const int simd_end = cx1 < c->src_w ? cx1 : c->src_w;
-    const int n16 = simd_end > cx0 ? (simd_end - cx0) >> 4 : 0;
+    const int simd_end = (cx1 < c->src_w ? cx1 : c->src_w) - cx0;
+    const int n16 = simd_end > 0 ? simd_end >> 4 : 0;
     if (n16 > 0) {
-      convert_span_simd (r0, r1, y0, y1, u, v, cx0, n16);
+      convert_span_simd (r0, r1, y0, y1, u, v, 0, n16);
       if (c->chroma_mode == SHIM_CHROMA_SHARP)
-        sharp_span_simd (c, r0, r1, y0, y1, u, v, cx0, n16);
-      cx = cx0 + 16 * n16;
+        sharp_span_simd (c, r0, r1, y0, y1, u, v, 0, n16);
+      cx = 16 * n16;
     }
 #endif
-    if (cx < cx1)
-      convert_span_scalar (c, r0, r1, y0, y1, u, v, cx, cx1);
+    if (cx < n)
+      convert_span_scalar (c, r0, r1, y0, y1, u, v, cx, n, last);
   }
+}
+
+SHIM_EXPORT int converter_convert_rect (ShimConverter* c, int x, int y, int w, int h) {
+  if (x < 0 || y < 0 || w < 0 || h < 0 || w > c->src_w - x || h > c->src_h - y)
+    return SHIM_EBADARG;
+  c->sharp_solved = 0;
+  c->sharp_skipped = 0;
+  if (w == 0 || h == 0)
+    return 0;
+  if (converter_rgba (c) == NULL)
+    return SHIM_ENOMEM;
+  /* Expand outward to even coordinates; an odd right/bottom source edge
+     rounds up to the coded size, which takes in the padding column/row. */
+  const int cx0 = x & ~1;
+  const int cy0 = y & ~1;
+  const int cx1 = (x + w + 1) & ~1;
+  const int cy1 = (y + h + 1) & ~1;
+  const size_t sstride = (size_t)c->src_w * 4;
+  convert_begin (c, cx0, cy0, cx1, cy1);
+  convert_area (c, c->rgba + (size_t)cy0 * sstride + (size_t)cx0 * 4, sstride, cx0, cy0, cx1, cy1);
+  return 0;
+}
+
+/* A rect is 2x2-aligned when its blocks of 4:2:0 chroma lie wholly inside it:
+   x and y even, its right and bottom edges even or those of the source. */
+static int aligned_rect (const ShimConverter* c, int x, int y, int w, int h) {
+  return x >= 0 && y >= 0 && w > 0 && h > 0 && w <= c->src_w - x && h <= c->src_h - y && (x & 1) == 0
+    && (y & 1) == 0 && ((x + w) % 2 == 0 || x + w == c->src_w) && ((y + h) % 2 == 0 || y + h == c->src_h);
+}
+
+/* Starts converting a 2x2-aligned rect band by band (converter_convert_band): the
+   sharp budget is the rect's, as converter_convert_rect's for the same rect. */
+SHIM_EXPORT int converter_begin_bands (ShimConverter* c, int x, int y, int w, int h) {
+  if (!aligned_rect (c, x, y, w, h))
+    return SHIM_EBADARG;
+  convert_begin (c, x, y, (x + w + 1) & ~1, (y + h + 1) & ~1);
+  return 0;
+}
+
+/* Converts a 2x2-aligned rect whose pixels the caller put in the band buffer,
+   tightly packed (w * 4 bytes per row). Belongs to the rect last given to
+   converter_begin_bands: its budget and statistics go on. The staging frame is
+   neither read nor written. */
+SHIM_EXPORT int converter_convert_band (ShimConverter* c, int x, int y, int w, int h) {
+  if (!aligned_rect (c, x, y, w, h) || (int64_t)w * h * 4 > c->band_bytes)
+    return SHIM_EBADARG;
+  if (c->band == NULL)
+    return SHIM_EBADARG; /* nothing was put in it */
+  convert_area (c, c->band, (size_t)w * 4, x, y, (x + w + 1) & ~1, (y + h + 1) & ~1);
   return 0;
 }
 

@@ -144,6 +144,15 @@ export interface RgbaToI420 {
   putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
   /** Converts the rect of the staging frame (expanded outward to even coordinates) to I420. */
   convert(rect: Rect): void;
+  /**
+   * Converts the rect's pixels (row by row, 4 bytes each, from src at srcOffset with srcStride bytes per row)
+   * straight to I420, a band of rows at a time through a small buffer inside the module, without the staging
+   * frame (which then never needs to exist: 3 MB at 1024x768). The rect must be 2x2-aligned, so that each
+   * 4:2:0 chroma sample's four pixels are in it: x and y even, its right edge even or the source's, its
+   * bottom edge even or the source's. The staging frame does not see these pixels: a caller uses either
+   * this or putRgba/convert for a picture.
+   */
+  convertFrom(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
   /** Chroma mode of later conversions (default 'plain'); converted samples keep what they were converted with. */
   setChroma(mode: ChromaMode): void;
   /**
@@ -173,6 +182,15 @@ export interface H264Encoder {
   putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
   /** Converts the rect of the staging frame (expanded outward to even coordinates) to I420. */
   convert(rect: Rect): void;
+  /**
+   * Converts the rect's pixels (row by row, 4 bytes each, from src at srcOffset with srcStride bytes per row)
+   * straight to I420, a band of rows at a time through a small buffer inside the module, without the staging
+   * frame (which then never needs to exist: 3 MB at 1024x768). The rect must be 2x2-aligned, so that each
+   * 4:2:0 chroma sample's four pixels are in it: x and y even, its right edge even or the source's, its
+   * bottom edge even or the source's. The staging frame does not see these pixels: a caller uses either
+   * this or putRgba/convert for a picture.
+   */
+  convertFrom(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void;
   /** Chroma mode of later conversions (default 'plain'); converted samples keep what they were converted with. */
   setChroma(mode: ChromaMode): void;
   /**
@@ -244,6 +262,10 @@ interface EmscriptenModule {
   _converter_create(srcW: number, srcH: number): number;
   _converter_destroy(conv: number): void;
   _converter_rgba(conv: number): number;
+  _converter_band(conv: number): number;
+  _converter_band_bytes(conv: number): number;
+  _converter_begin_bands(conv: number, x: number, y: number, w: number, h: number): number;
+  _converter_convert_band(conv: number, x: number, y: number, w: number, h: number): number;
   _converter_plane_y(conv: number): number;
   _converter_plane_u(conv: number): number;
   _converter_plane_v(conv: number): number;
@@ -408,7 +430,10 @@ function frameTypeOf(code: number): FrameType {
 class Pictures {
   readonly codedWidth: number;
   readonly codedHeight: number;
-  readonly rgbaPtr: number;
+  /** The staging frame, 0 until first used (the C side allocates it then). */
+  private rgba = 0;
+  /** The band buffer, 0 until first used. */
+  private band = 0;
   readonly yPtr: number;
   readonly uPtr: number;
   readonly vPtr: number;
@@ -425,7 +450,6 @@ class Pictures {
   ) {
     this.codedWidth = (sourceWidth + 1) & ~1;
     this.codedHeight = (sourceHeight + 1) & ~1;
-    this.rgbaPtr = mod._converter_rgba(conv);
     this.yPtr = mod._converter_plane_y(conv);
     this.uPtr = mod._converter_plane_u(conv);
     this.vPtr = mod._converter_plane_v(conv);
@@ -444,9 +468,21 @@ class Pictures {
     }
   }
 
-  putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
-    this.checkRect(rect);
-    if (rect.width === 0 || rect.height === 0) return;
+  /** The staging frame's address, allocating it on first use. */
+  rgbaPtr(): number {
+    if (this.rgba === 0) {
+      this.rgba = this.mod._converter_rgba(this.conv);
+      if (this.rgba === 0) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory for the RGBA staging frame');
+    }
+    return this.rgba;
+  }
+
+  /** True once the staging frame exists (a picture taken over needs it only then). */
+  hasRgba(): boolean {
+    return this.rgba !== 0;
+  }
+
+  private checkSource(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
     const rowBytes = rect.width * 4;
     if (!isInt(srcOffset, 0, src.length) || !Number.isInteger(srcStride) || srcStride < rowBytes) {
       throw badArg(`bad srcOffset ${srcOffset} / srcStride ${srcStride} for width ${rect.width}`);
@@ -454,9 +490,16 @@ class Pictures {
     if (srcOffset + (rect.height - 1) * srcStride + rowBytes > src.length) {
       throw badArg(`source buffer too small: ${src.length} bytes`);
     }
-    const heap = this.mod.HEAPU8;
+  }
+
+  putRgba(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
+    this.checkRect(rect);
+    if (rect.width === 0 || rect.height === 0) return;
+    const rowBytes = rect.width * 4;
+    this.checkSource(rect, src, srcOffset, srcStride);
     const dstStride = this.sourceWidth * 4;
-    let dst = this.rgbaPtr + rect.y * dstStride + rect.x * 4;
+    let dst = this.rgbaPtr() + rect.y * dstStride + rect.x * 4;
+    const heap = this.mod.HEAPU8;
     if (srcStride === rowBytes && dstStride === rowBytes) {
       heap.set(src.subarray(srcOffset, srcOffset + rowBytes * rect.height), dst);
       return;
@@ -471,8 +514,40 @@ class Pictures {
 
   convert(rect: Rect): void {
     this.checkRect(rect);
-    if (this.mod._converter_convert_rect(this.conv, rect.x, rect.y, rect.width, rect.height) !== 0) {
-      throw badArg('convert_rect rejected the rectangle');
+    const rc = this.mod._converter_convert_rect(this.conv, rect.x, rect.y, rect.width, rect.height);
+    if (rc === E_NOMEM) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory for the RGBA staging frame');
+    if (rc !== 0) throw badArg('convert_rect rejected the rectangle');
+    // convert_rect allocates the staging frame when a caller converts before putting anything.
+    if (this.rgba === 0 && rect.width > 0 && rect.height > 0) this.rgba = this.mod._converter_rgba(this.conv);
+  }
+
+  convertFrom(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
+    this.checkRect(rect);
+    if (rect.width === 0 || rect.height === 0) return;
+    const { x, y, width: w, height: h } = rect;
+    if (x % 2 !== 0 || y % 2 !== 0 || ((x + w) % 2 !== 0 && x + w !== this.sourceWidth) || ((y + h) % 2 !== 0 && y + h !== this.sourceHeight)) {
+      throw badArg(`rect ${x},${y} ${w}x${h} is not 2x2-aligned in a ${this.sourceWidth}x${this.sourceHeight} source`);
+    }
+    this.checkSource(rect, src, srcOffset, srcStride);
+    if (this.band === 0) {
+      this.band = this.mod._converter_band(this.conv);
+      if (this.band === 0) throw new OpenH264Error('OUT_OF_MEMORY', 'out of wasm memory for the conversion band');
+    }
+    const rowBytes = w * 4;
+    // Whole row pairs per band (a pair shares its chroma row); the band holds at least two source rows.
+    const bandRows = Math.max(2, Math.floor(this.mod._converter_band_bytes(this.conv) / rowBytes) & ~1);
+    if (this.mod._converter_begin_bands(this.conv, x, y, w, h) !== 0) throw badArg('begin_bands rejected the rectangle');
+    for (let r = 0; r < h; r += bandRows) {
+      const rows = Math.min(bandRows, h - r);
+      // Read the heap after every call into the module: memory growth replaces its buffer.
+      const heap = this.mod.HEAPU8;
+      const from = srcOffset + r * srcStride;
+      if (srcStride === rowBytes) {
+        heap.set(src.subarray(from, from + rows * rowBytes), this.band);
+      } else {
+        for (let k = 0; k < rows; k++) heap.set(src.subarray(from + k * srcStride, from + k * srcStride + rowBytes), this.band + k * rowBytes);
+      }
+      if (this.mod._converter_convert_band(this.conv, x, y + r, w, rows) !== 0) throw badArg('convert_band rejected the band');
     }
   }
 
@@ -564,6 +639,10 @@ class Converter implements RgbaToI420 {
 
   convert(rect: Rect): void {
     this.live().convert(rect);
+  }
+
+  convertFrom(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
+    this.live().convertFrom(rect, src, srcOffset, srcStride);
   }
 
   setChroma(mode: ChromaMode): void {
@@ -674,6 +753,11 @@ class Encoder implements H264Encoder {
     this.pics.convert(rect);
   }
 
+  convertFrom(rect: Rect, src: Uint8Array, srcOffset: number, srcStride: number): void {
+    this.live();
+    this.pics.convertFrom(rect, src, srcOffset, srcStride);
+  }
+
   setChroma(mode: ChromaMode): void {
     this.live();
     this.pics.setChroma(mode);
@@ -778,9 +862,13 @@ class Encoder implements H264Encoder {
       throw badArg(`copyPictureFrom needs the same source size, got ${theirs.sourceWidth}x${theirs.sourceHeight}`);
     }
     // Within one module's memory: no copy through JavaScript.
-    const heap = this.mod.HEAPU8;
     const ySize = this.codedWidth * this.codedHeight;
-    heap.copyWithin(mine.rgbaPtr, theirs.rgbaPtr, theirs.rgbaPtr + mine.sourceWidth * mine.sourceHeight * 4);
+    if (theirs.hasRgba()) {
+      // Allocating it may grow the memory: the heap view is taken after.
+      const dst = mine.rgbaPtr();
+      this.mod.HEAPU8.copyWithin(dst, theirs.rgbaPtr(), theirs.rgbaPtr() + mine.sourceWidth * mine.sourceHeight * 4);
+    }
+    const heap = this.mod.HEAPU8;
     heap.copyWithin(mine.yPtr, theirs.yPtr, theirs.yPtr + ySize);
     heap.copyWithin(mine.uPtr, theirs.uPtr, theirs.uPtr + ySize / 4);
     heap.copyWithin(mine.vPtr, theirs.vPtr, theirs.vPtr + ySize / 4);

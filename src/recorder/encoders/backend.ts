@@ -5,6 +5,7 @@
  * the default; the ffmpeg backend (ffmpeg.ts: libx264, NVENC, VAAPI, Quick Sync) implements the same
  * interface, and a module given by path may too.
  */
+import { EncoderError } from '../../errors';
 import type { Motion } from '../motion';
 import type { Rect } from '../../capture/rect';
 
@@ -30,10 +31,23 @@ export interface EncoderConfig {
   chroma?: 'sharp' | 'plain';
 }
 
-/** Changed pixels: a rectangle and its RGBA bytes, tightly packed (width × 4 bytes per row). */
+/**
+ * Changed pixels: a rectangle and its RGBA bytes, tightly packed (width × 4 bytes per row). The rectangle is
+ * 2x2-aligned (../../capture/rect.ts evenRect: x and y even, its right and bottom edges even or the frame's),
+ * so a backend converts each 2x2 block of 4:2:0 chroma from the one patch that holds it whole, with no
+ * whole-frame RGBA copy of its own; a backend may refuse a patch that is not (UNALIGNED_PATCH).
+ */
 export interface Patch {
   rect: Rect;
   data: Uint8Array;
+}
+
+/** Refuses a patch that is not 2x2-aligned in a `width` x `height` frame (backend.ts, Patch), with a typed error. */
+export function alignedPatch(p: Patch, width: number, height: number): void {
+  const r = p.rect;
+  if (r.x % 2 === 0 && r.y % 2 === 0 && ((r.x + r.width) % 2 === 0 || r.x + r.width === width)
+    && ((r.y + r.height) % 2 === 0 || r.y + r.height === height)) return;
+  throw new EncoderError('UNALIGNED_PATCH', `patch ${r.x},${r.y} ${r.width}x${r.height} is not 2x2-aligned in a ${width}x${height} frame`);
 }
 
 /** One frame's input to a backend. */

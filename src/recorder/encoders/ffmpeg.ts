@@ -16,7 +16,7 @@ import { EncoderError } from '../../errors';
 import { concatBytes } from '../../util/bytes';
 import { loadOpenH264, type RgbaToI420 } from '../../../packages/openh264-wasm/src/index';
 import { avcCodecString, NAL_SPS } from './avc';
-import type { AccessUnit, DecoderConfig, EncodeInput, EncoderBackend, EncoderConfig } from './backend';
+import { alignedPatch, type AccessUnit, type DecoderConfig, type EncodeInput, type EncoderBackend, type EncoderConfig } from './backend';
 import { FFMPEG_CODEC, ffmpegArgs, frameStamp, type FfmpegBackendOptions } from './ffmpeg-args';
 import { FlvReader, type FlvVideo } from './flv-reader';
 import { matroskaRawFrameHead, matroskaRawHeader } from './matroska-raw';
@@ -48,6 +48,9 @@ export class FfmpegBackend implements EncoderBackend {
   private exited: Promise<void> = Promise.resolve();
   private ending = false;
   private pipeError: Error | null = null;
+  /** The source size (patches are checked against it). */
+  private width = 0;
+  private height = 0;
 
   constructor(private readonly opts: FfmpegBackendOptions) {
     this.name = `ffmpeg-${FFMPEG_CODEC[opts.encoder]}`;
@@ -56,6 +59,8 @@ export class FfmpegBackend implements EncoderBackend {
   async init(config: EncoderConfig): Promise<void> {
     const lib = await loadOpenH264();
     const conv = lib.createConverter(config.width, config.height);
+    this.width = config.width;
+    this.height = config.height;
     conv.setChroma(config.chroma ?? 'plain');
     this.conv = conv;
     const proc = spawn(this.opts.ffmpeg ?? 'ffmpeg', ffmpegArgs(this.opts, config), { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -145,8 +150,10 @@ export class FfmpegBackend implements EncoderBackend {
     const stdin = this.proc?.stdin;
     if (conv === null || stdin === null || stdin === undefined) throw new EncoderError('ENCODER_NOT_READY', 'encode() before init()');
     if (this.failure !== null) throw this.failure;
-    for (const p of input.patches) conv.putRgba(p.rect, p.data, 0, p.rect.width * 4);
-    for (const p of input.patches) conv.convert(p.rect);
+    for (const p of input.patches) {
+      alignedPatch(p, this.width, this.height);
+      conv.convertFrom(p.rect, p.data, 0, p.rect.width * 4);
+    }
     // The first picture must be an IDR whatever the caller says: nothing before it to refer to.
     const key = input.forceKey || this.frames === 0;
     const n = this.frames++;

@@ -3,7 +3,7 @@ import { EncoderError } from '../../errors';
 import { loadOpenH264, MAX_MOTION_HINTS, OpenH264Error, type H264Encoder, type OpenH264 } from '../../../packages/openh264-wasm/src/index';
 import type { Motion } from '../motion';
 import { avcCodecString, buildAvcC, nalType, NAL_SPS, toAvccSample } from './avc';
-import type { AccessUnit, DecoderConfig, EncodeInput, EncoderBackend, EncoderConfig, RateControl } from './backend';
+import { alignedPatch, type AccessUnit, type DecoderConfig, type EncodeInput, type EncoderBackend, type EncoderConfig, type RateControl } from './backend';
 import { OPENH264_LIMIT_TEXT, openh264Takes } from './limits';
 
 /** How much coarser each retry of a picture that could not be coded is. */
@@ -72,9 +72,12 @@ class OpenH264Backend implements EncoderBackend {
 
   encode(input: EncodeInput): AccessUnit | null {
     const enc = this.enc;
-    if (enc === null) throw new EncoderError('ENCODER_NOT_READY', 'encode() before init()');
-    for (const p of input.patches) enc.putRgba(p.rect, p.data, 0, p.rect.width * 4);
-    for (const p of input.patches) enc.convert(p.rect);
+    const cfg = this.config;
+    if (enc === null || cfg === null) throw new EncoderError('ENCODER_NOT_READY', 'encode() before init()');
+    for (const p of input.patches) {
+      alignedPatch(p, cfg.width, cfg.height);
+      enc.convertFrom(p.rect, p.data, 0, p.rect.width * 4);
+    }
     if (input.forceKey && this.raised !== null) {
       // A keyframe starts afresh anyway: the time to go back to the configured rate control.
       this.replace(this.configured());
