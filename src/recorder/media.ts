@@ -1,13 +1,13 @@
 /**
  * mediabunny (the MP4 writer and reader), loaded from its minified bundle, and a file source for it.
  *
- * Why the minified bundle: the package's Node entry is its unminified CommonJS bundle (1.5 MB of source).
- * V8 keeps a script's source and its parse data resident, which cost a `record` process about 11 MB against
- * about 3 MB for the minified bundle (docs/BENCHMARKS.md, "Issue 12, fifth round"). That bundle is the
- * browser build of the same version: the same classes, except that its `FilePathSource` has no file system
- * behind it and throws. Files are therefore read through `mediaFileSource` below. The package's `exports` map does
- * not list the bundle, so it is loaded by path beside the entry that `require.resolve` finds; its types are
- * the package's own, and test/recorder/media.test.ts checks that it exports what we use.
+ * Why the minified bundle: the package's Node entry is its unminified CommonJS bundle (1.5 MB of source), and
+ * V8 keeps a script's source and its parse data resident: a `record` process peaks about 5 MB lower with the
+ * minified one (docs/BENCHMARKS.md, "Issue 12, fifth round"). That bundle is the browser build of the same
+ * version: the same classes, except that its `FilePathSource` has no file system behind it and throws, so
+ * files are read through `mediaFileSource` below. The package's `exports` map does not list the bundle: it is
+ * loaded by path beside the entry that `require.resolve` finds, typed as the package. test/recorder/media.test.ts
+ * checks that this module's classes are the bundle's and that MP4s read back through `mediaFileSource`.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
