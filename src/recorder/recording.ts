@@ -1199,9 +1199,12 @@ export class Recording {
         // Each PNG's bytes were counted as it was written (PngOutput's onBytes).
         await this.png.close();
       } catch (err) {
-        // The sink's failure is the recording's failure, reported once (below), not twice.
+        // The sink's failure is the recording's failure, reported once (below), not twice. A PNG write already
+        // under way when another output's failure stopped the recording can fail for the same reason (both
+        // outputs writing when the disk filled): session.json keeps it, the log does not say it again.
         if (err !== this.fatal) {
-          this.opts.log(describeError(err));
+          const sameCause = err instanceof SinkError && this.fatal !== null && err.code === this.fatal.code;
+          if (!sameCause) this.opts.log(describeError(err));
           this.errors.push(describeError(err));
         }
       }
