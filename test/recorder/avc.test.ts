@@ -1,4 +1,4 @@
-import { avcCodecString, buildAvcC, splitAnnexB, toAvccSample } from '../../src/recorder/encoders/avc';
+import { avccHasIdr, avcCodecString, buildAvcC, splitAnnexB, toAvccSample } from '../../src/recorder/encoders/avc';
 
 describe('AVC helpers', () => {
   const sps = new Uint8Array([0x67, 0x42, 0xc0, 0x1f, 0xaa]);
@@ -19,5 +19,16 @@ describe('AVC helpers', () => {
     expect(Array.from(c)).toEqual([1, 0x42, 0xc0, 0x1f, 0xff, 0xe1, 0, 5, ...sps, 1, 0, 4, ...pps]);
     expect(avcCodecString(c)).toBe('avc1.42c01f');
     expect(() => buildAvcC([idr])).toThrow(/no SPS\/PPS/);
+  });
+
+  test('an AVCC sample holds an IDR slice or not; bytes that are not one are null', () => {
+    const p = new Uint8Array([0x41, 0x9a, 0x02]);
+    expect(avccHasIdr(toAvccSample([sps, pps, idr]))).toBe(true);
+    expect(avccHasIdr(toAvccSample([p]))).toBe(false);
+    expect(avccHasIdr(toAvccSample([new Uint8Array([0x06, 0x05, 0x01]), idr]))).toBe(true);
+    expect(avccHasIdr(new Uint8Array(0))).toBeNull();
+    expect(avccHasIdr(new Uint8Array([0, 0, 0, 9, 0x65, 1]))).toBeNull();
+    expect(avccHasIdr(new Uint8Array([0, 0, 0, 0]))).toBeNull();
+    expect(avccHasIdr(new Uint8Array([0, 0, 0, 1, 0x65, 0, 0]))).toBeNull();
   });
 });

@@ -69,6 +69,15 @@ function loadSegment(i, offset) {
   video.src = `/recordings/${encodeURIComponent(id)}/play/${segs[i].n}`;
 }
 
+/**
+ * The element's time for `offset` ms into its segment. Chromium keeps media time in whole microseconds and
+ * truncates: 4.1 s (4.0999999… as a double) became 4.099999 s and showed the frame before the one that starts
+ * at exactly 4.1 s (seen in a seek test). Half a microsecond more makes it round to the nearest instead.
+ */
+function mediaSeconds(offset) {
+  return (offset + 0.0005) / 1000;
+}
+
 /** Goes to recording time `t` (ms); a time in a gap goes to the next segment's start. */
 function seek(t) {
   if (segs.length === 0) return;
@@ -79,7 +88,7 @@ function seek(t) {
   const offset = Math.min(Math.max(0, t - s.start), Math.max(0, s.dur - 1));
   idleRun = null;
   if (i !== cur) loadSegment(i, offset);
-  else if (video.readyState >= 1 && pendingOffset === null) video.currentTime = offset / 1000;
+  else if (video.readyState >= 1 && pendingOffset === null) video.currentTime = mediaSeconds(offset);
   else pendingOffset = offset;
   render();
 }
@@ -129,7 +138,7 @@ function toggleFullscreen() {
 video.addEventListener('loadedmetadata', () => {
   video.playbackRate = rate;
   if (pendingOffset !== null) {
-    video.currentTime = pendingOffset / 1000;
+    video.currentTime = mediaSeconds(pendingOffset);
     pendingOffset = null;
   }
   if (wantPlay) video.play().catch(() => undefined);

@@ -14,6 +14,27 @@ export function nalType(nal: Uint8Array): number {
   return (nal[0] ?? 0) & 0x1f;
 }
 
+/** An IDR slice (a picture that needs no other: a random access point). */
+const NAL_IDR = 5;
+
+/**
+ * Whether an AVCC sample (NAL units with 4-byte big-endian length prefixes) holds an IDR slice; null when
+ * the bytes are not such a sample (a length that runs past the end, an empty unit, nothing at all).
+ */
+export function avccHasIdr(sample: Uint8Array): boolean | null {
+  const dv = new DataView(sample.buffer, sample.byteOffset, sample.byteLength);
+  let at = 0;
+  let idr = false;
+  while (at < sample.length) {
+    if (at + 4 > sample.length) return null;
+    const len = dv.getUint32(at);
+    if (len === 0 || at + 4 + len > sample.length) return null;
+    if (((sample[at + 4] ?? 0) & 0x1f) === NAL_IDR) idr = true;
+    at += 4 + len;
+  }
+  return at === 0 ? null : idr;
+}
+
 /** Concatenates NAL units with 4-byte big-endian length prefixes (the AVCC sample format), leaving out SPS/PPS. */
 export function toAvccSample(nals: readonly Uint8Array[]): Uint8Array {
   let size = 0;

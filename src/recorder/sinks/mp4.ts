@@ -2,7 +2,8 @@
  * The MP4 sink, through mediabunny. While recording it writes a fragmented MP4: the first fragment is
  * written as soon as the first frame is encoded, later ones close at least about once a second (on session
  * time, and on a wall-clock timer while the screen is static), so a killed process leaves a file that
- * plays up to its last second or so, and `display.mp4` never exists without a playable frame. On a clean
+ * plays up to its last second or so, and `display.mp4` never exists without a playable frame. A keyframe
+ * always begins a fragment (write() says why). On a clean
  * stop the file is rewritten as a regular MP4 with moov before mdat ("fast start": fragmented files seek
  * badly in Chromium and some desktop players play only their first fragment) and atomically renamed over
  * the fragmented one; if the rewrite fails, the fragmented file stays.
@@ -17,6 +18,7 @@ import {
   Mp4OutputFormat, Output, StreamTarget,
 } from '../media';
 import { describeError, SinkError } from '../../errors';
+import { avccHasIdr } from '../encoders/avc';
 import type { AccessUnit } from '../encoders/backend';
 import { isDiskFull, writeError } from '../files';
 import { FileSink } from './file-sink';
@@ -50,6 +52,12 @@ export interface Mp4SegmentInfo {
   fastStart: boolean;
   /** True when a write failed: the file holds only its complete fragments (`frames` counts those). */
   truncated: boolean;
+}
+
+/** 'key' when an AVCC sample (4-byte lengths, as every backend writes) holds an IDR slice, else 'delta'; null when it is not one. */
+function sampleType(data: Uint8Array): 'key' | 'delta' | null {
+  const idr = avccHasIdr(data);
+  return idr === null ? null : idr ? 'key' : 'delta';
 }
 
 /** The part of mediabunny's muxer we reach for: its HLS writer closes fragments the same way. */
@@ -187,7 +195,14 @@ export class Mp4SegmentWriter {
         colorSpace: COLOR_SPACE,
       },
     };
-    if (this.pendingInFragment > 0 && t - this.fragmentStartT >= FRAGMENT_MS && !unit.key) {
+    // A keyframe always begins a fragment. mediabunny 1.61 writes a fragment's sample flags wrongly when its
+    // second sample is the only keyframe: it marks the first sample with trun's first_sample_flags and takes
+    // tfhd's default flags from the second, so every later P frame became a sync sample (seen: a fragment
+    // closed on time, then a keyframe 100 ms later; the fast-start rewrite carried the flags into stss, and
+    // a seek in Chromium or ffmpeg landed on a P frame and showed the next keyframe's picture). With the
+    // keyframe first, a fragment is either all one kind or one keyframe followed by P frames, which that
+    // encoding gets right.
+    if (this.pendingInFragment > 0 && (unit.key || t - this.fragmentStartT >= FRAGMENT_MS)) {
       await this.closeFragment();
     }
     if (this.pendingInFragment === 0) {
@@ -348,9 +363,13 @@ export async function rewriteFastStart(file: string, opts: FastStartOptions): Pr
     await output.start();
     // A sample's duration is the time to the next one, so each packet is written once the next is read.
     const put = async (p: EncodedPacket, t: number, next: number): Promise<void> => {
-      const packet = new EncodedPacket(p.data, p.type, t / 1000, Math.max(1, next - t) / 1000);
+      // Whether a sample is a keyframe comes from its bitstream (an IDR slice), not from the fragment's
+      // flags: files written before Mp4SegmentWriter began every keyframe's fragment with it can carry P
+      // frames flagged as sync samples (see write()), and a recovery must not copy that into stss.
+      const type = sampleType(p.data) ?? p.type;
+      const packet = new EncodedPacket(p.data, type, t / 1000, Math.max(1, next - t) / 1000);
       await source.add(packet, result.frames === 0 ? { decoderConfig: { ...config, colorSpace: COLOR_SPACE } } : undefined);
-      if (p.type === 'key') result.keyframes++;
+      if (type === 'key') result.keyframes++;
       result.first_t_ms ??= t;
       result.last_t_ms = t;
       result.frames++;
