@@ -70,12 +70,14 @@ function loadSegment(i, offset) {
 }
 
 /**
- * The element's time for `offset` ms into its segment. Chromium keeps media time in whole microseconds and
- * truncates: 4.1 s (4.0999999… as a double) became 4.099999 s and showed the frame before the one that starts
- * at exactly 4.1 s (seen in a seek test). Half a microsecond more makes it round to the nearest instead.
+ * The element's time for `offset` ms into its segment, 20 µs late. A frame's time in the file is a whole
+ * number of track-timescale units (1/57600 s here), so a frame recorded at 4100 ms may start a few µs after
+ * 4.1 s, and Chromium rounds a seek through that timescale and down to whole µs: a seek to exactly 4.1 s
+ * showed the frame before (seen in a seek test, currentTime 4.099999). 20 µs is far below the 1 ms that
+ * frames are at least apart, so the picture is the one of the millisecond asked for.
  */
 function mediaSeconds(offset) {
-  return (offset + 0.0005) / 1000;
+  return (offset + 0.02) / 1000;
 }
 
 /** Goes to recording time `t` (ms); a time in a gap goes to the next segment's start. */
