@@ -63,6 +63,11 @@ export interface OutputFrame {
   t_ms: number;
   /** Where content moved since the previous frame, from the remote's copies: hints for the encoder (motion.ts). */
   motion?: Motion[];
+  /**
+   * Pixels of `damage` the remote drew, when part of it was only moved by copies it described (a scroll);
+   * absent: all of `damage` is new.
+   */
+  freshArea?: number;
 }
 
 /** One segment's output. */
@@ -118,11 +123,15 @@ export interface VideoOutputEvents {
 }
 
 /**
- * A frame whose damage covers at least this share of the picture is coded as a keyframe (at most one per
- * BIG_CHANGE_KEY_GAP_MS), besides the one the keyframe interval asks for: such a P picture costs nearly what
- * an IDR costs, so the keyframe is almost free and gives players a seek point where the screen changed
- * (a workspace switch, a new window, a scrolled page). With the long default interval (10 s: an IDR of a
- * still text screen is most of a recording's bytes, docs/BENCHMARKS.md) it keeps seeking near big changes quick.
+ * A frame that draws new content over at least this share of the picture is coded as a keyframe (at most
+ * one per BIG_CHANGE_KEY_GAP_MS), besides the one the keyframe interval asks for: such a P picture costs
+ * nearly what an IDR costs, so the keyframe is almost free and gives players a seek point where the screen
+ * changed (a workspace switch, a new window). With the long default interval (10 s: an IDR of a still text
+ * screen is most of a recording's bytes, docs/BENCHMARKS.md) it keeps seeking near big changes quick.
+ * Content the remote only moved (a scroll it sent as CopyRect or COPY_BITS) does not count
+ * (OutputFrame.freshArea): the encoder predicts it from the previous picture with the motion hints, and its
+ * P picture stays small (a terminal 70x20 on a 640x400 screen, scrolling 10 lines a second: about 200
+ * bytes per P picture against 11 KB per keyframe, which this rule otherwise asked for every 2 s).
  */
 const BIG_CHANGE = 0.5;
 const BIG_CHANGE_KEY_GAP_MS = 2000;
@@ -213,7 +222,8 @@ export class VideoOutput implements FrameOutput {
     }
     const sinceKey = this.lastKeyT === null ? Infinity : t_ms - this.lastKeyT;
     const forceKey = key || sinceKey >= this.keyframeIntervalMs
-      || (sinceKey >= Math.min(BIG_CHANGE_KEY_GAP_MS, this.keyframeIntervalMs) && damageArea(damage) >= BIG_CHANGE * this.width * this.height);
+      || (sinceKey >= Math.min(BIG_CHANGE_KEY_GAP_MS, this.keyframeIntervalMs)
+        && (frame.freshArea ?? damageArea(damage)) >= BIG_CHANGE * this.width * this.height);
     if (forceKey) this.lastKeyT = t_ms;
     const rec: PendingFrame = { patches, t_ms, damage };
     this.inFlight.push(rec);

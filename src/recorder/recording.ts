@@ -179,6 +179,8 @@ interface Held {
   damage: DamageRegion;
   /** The main copy vector of each of its updates that made one, in order (motion hints for the encoder). */
   motion: Motion[];
+  /** The part of `damage` the remote drew rather than moved with a copy it described (OutputFrame.freshArea). */
+  fresh: DamageRegion;
   /** Its slot: it goes out at k·I (at least `Seg.nextK`). */
   k: number;
 }
@@ -189,6 +191,8 @@ interface Parked {
   patches: Patch[];
   /** As Held.motion, over every frame merged into it. */
   motion: Motion[];
+  /** As Held.fresh, over every frame merged into it. */
+  fresh: DamageRegion;
   /** Bytes of pixels in `patches`. */
   bytes: number;
   t_ms: number;
@@ -207,11 +211,22 @@ interface Early {
   t_ms: number;
 }
 
-/** `frame` with the encoder's motion hints for updates that moved content by `seq` (none: unchanged). */
-function withMotion(frame: OutputFrame, seq: readonly Motion[]): OutputFrame {
+/**
+ * `frame` with the encoder's motion hints for updates that moved content by `seq` (none: unchanged), and,
+ * when some of its damage was moved rather than drawn, the area of what was drawn (`fresh`).
+ */
+function withMotion(frame: OutputFrame, seq: readonly Motion[], fresh: DamageRegion): OutputFrame {
   const motion = motionHints(seq);
   if (motion !== undefined) frame.motion = motion;
+  const drawn = area(fresh.toArray());
+  if (drawn < area(frame.damage)) frame.freshArea = drawn;
   return frame;
+}
+
+function area(rects: readonly Rect[]): number {
+  let n = 0;
+  for (const r of rects) n += r.width * r.height;
+  return n;
 }
 
 function damageBytes(damage: readonly Rect[]): number {
@@ -504,8 +519,11 @@ export class Recording {
       const shape = frame.cursor.shape;
       seg.drawnCursor = shape === null || isEmpty(cursor.rect) ? null : { shape, x: frame.cursor.x, y: frame.cursor.y, rect: cursor.rect };
     }
-    seg.held ??= { damage: new DamageRegion(), motion: [], k: Math.max(slot, seg.nextK) };
+    seg.held ??= { damage: new DamageRegion(), motion: [], fresh: new DamageRegion(), k: Math.max(slot, seg.nextK) };
     seg.held.damage.addAll(damage);
+    // A copy the remote described (CopyRect, COPY_BITS) moved the pixels of `damage` less the residual: the
+    // encoder predicts those from the previous picture (motion hints), so they are not new content.
+    seg.held.fresh.addAll(frame.copies !== undefined && frame.residual !== undefined ? [...frame.residual, ...(cursor === null ? [] : [cursor.rect])] : damage);
     const moved = mainMotion(frame.copies);
     if (moved !== null) appendMotion(seg.held.motion, [moved]);
   }
@@ -717,8 +735,9 @@ export class Recording {
     // pictures), so the new segment takes it over: it holds the newest picture, pointer drawn as
     // `drawnCursor` says.
     const whole: Rect = { x: 0, y: 0, width: c.width, height: c.height };
-    const held: Held = { damage: new DamageRegion(), motion: [], k };
+    const held: Held = { damage: new DamageRegion(), motion: [], fresh: new DamageRegion(), k };
     held.damage.add(whole);
+    held.fresh.add(whole);
     const seg: Seg = {
       width: c.width, height: c.height, mirror: c.mirror, reason: 'next', since: end, output: null, index: ++this.segmentIndex,
       held, timer: null, waiting: null, early: [], earlyBytes: 0, nextK: k, lastFrameT: null, drawnCursor: c.drawnCursor, closed: false,
@@ -922,13 +941,14 @@ export class Recording {
     if (seg.waiting !== null || !out.canAccept()) {
       // The output is behind: merge into the one waiting frame (united damage, newest pixels, newest time).
       if (seg.waiting === null) {
-        seg.waiting = { damage: h.damage, patches, motion: h.motion, bytes: patchBytes(patches), t_ms: t };
+        seg.waiting = { damage: h.damage, patches, motion: h.motion, fresh: h.fresh, bytes: patchBytes(patches), t_ms: t };
         void out.whenRoom().then(() => { this.onRoom(seg); });
       } else {
         const w = seg.waiting;
         w.damage.addAll(damage);
         w.t_ms = t;
         appendMotion(w.motion, h.motion);
+        w.fresh.addAll(h.fresh.toArray());
         // Later patches win where they overlap (EncodeInput.patches), so appending keeps the newest pixels.
         w.patches.push(...patches);
         w.bytes += patchBytes(patches);
@@ -942,7 +962,7 @@ export class Recording {
       }
       return;
     }
-    this.submit(seg, withMotion({ damage, patches, t_ms: t }, h.motion));
+    this.submit(seg, withMotion({ damage, patches, t_ms: t }, h.motion, h.fresh));
   }
 
   /**
@@ -996,7 +1016,7 @@ export class Recording {
     const w = seg.waiting;
     if (w === null) return;
     seg.waiting = null;
-    this.submit(seg, withMotion({ damage: w.damage.toArray(), patches: w.patches, t_ms: w.t_ms }, w.motion));
+    this.submit(seg, withMotion({ damage: w.damage.toArray(), patches: w.patches, t_ms: w.t_ms }, w.motion, w.fresh));
   }
 
   private onRoom(seg: Seg): void {

@@ -66,18 +66,23 @@ describe('Recording → MP4', () => {
     expect(json.encoder).toBe('openh264-wasm');
   });
 
-  test('keyframes: the interval, and a frame changing half the picture or more (at most one per 2 s)', async () => {
+  test('keyframes: the interval, and a frame drawing half the picture or more (at most one per 2 s; a scroll is no such frame)', async () => {
     const dir = tmp();
     const rec = await Recording.create(opts(dir, { keyframeIntervalS: 10 }));
     const { Surface } = await import('../../src/capture/surface');
     const surf = new Surface(320, 240);
     // Every 200 ms a small change; whole-picture changes at 3 s, 4 s (too soon after 3 s for our rule) and
-    // 6 s; a change of 40 % of the picture at 9 s (not enough); the interval's own keyframe is due 10 s after
-    // the last one, at 16 s.
+    // 6 s; a change of 40 % of the picture at 9 s (not enough); scrolls of 93 % of the picture by one 16-row
+    // line, sent as copies (RFB CopyRect), at 11 s and 13.6 s (moved, not drawn: not enough either); the
+    // interval's own keyframe is due 10 s after the last one, at 16 s.
     const big = new Set([3000, 4000, 6000]);
     for (let t = 0; t <= 17000; t += 200) {
       if (big.has(t)) surf.fill({ x: 0, y: 0, width: 320, height: 240 }, (t / 20) & 0xff, 90, 200);
       else if (t === 9000) surf.fill({ x: 0, y: 0, width: 320, height: 96 }, 10, 200, 30);
+      else if (t === 11000 || t === 13600) {
+        surf.copyRect({ x: 0, y: 0, width: 320, height: 224 }, 0, 16);
+        surf.fill({ x: 0, y: 224, width: 320, height: 16 }, 40, (t / 40) & 0xff, 90);
+      }
       else surf.fill({ x: (t / 10) % 300, y: 200, width: 16, height: 16 }, 255, (t / 40) & 0xff, 0);
       rec.onFrame(surf.takeFrame(t));
       await rec.whenReady();
