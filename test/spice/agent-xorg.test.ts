@@ -37,7 +37,10 @@ interface XScreen {
 
 /** `xrandr` in the guest: the screen's current size and the connected output. */
 async function xrandr(server: SpiceServer): Promise<XScreen> {
-  const r = await server.serialRun('DISPLAY=:0 xrandr');
+  // 90 s, not serialRun's 30: right after a switch to a new mode, the TCG guest's X server took longer than
+  // 30 s to answer in one clean-clone CI run on the 2-core machine (2026-12-06); alone it answers in well
+  // under a second.
+  const r = await server.serialRun('DISPLAY=:0 xrandr', 90000);
   if (r.status !== 0) throw new Error(`xrandr failed (${r.status}): ${r.output}`);
   const size = /current (\d+) x (\d+)/.exec(r.output);
   const output = /^(\S+) connected/m.exec(r.output);
