@@ -399,6 +399,22 @@ export async function startS3(opts: S3Options = {}): Promise<S3Server> {
         if (stopped) throw new Error('S3: up() after stop()');
         if (!down) return;
         await startAll();
+        // Each process answering its health check is not yet a store that takes writes: in one clean-clone CI
+        // run (2026-12-06, a loaded 2-core machine) every upload got 503 for more than 30 s after that. Ready
+        // means an object written through the proxy, in a container of its own (tests list their buckets).
+        await pollUntil('Swift takes a write after up()', startTimeoutMs, async () => {
+          try {
+            const a = await auth();
+            const c = await fetch(objectPath(a.url, 'deskrec-ready'), { method: 'PUT', headers: { 'X-Auth-Token': a.token } });
+            await c.arrayBuffer();
+            if (c.status !== 201 && c.status !== 202) return undefined;
+            const o = await fetch(objectPath(a.url, 'deskrec-ready', 'probe'), { method: 'PUT', headers: { 'X-Auth-Token': a.token }, body: 'ready' });
+            await o.arrayBuffer();
+            return o.status === 201 ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        }, 200);
         down = false;
       },
       isDown: () => down,
