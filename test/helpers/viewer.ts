@@ -59,13 +59,17 @@ export function rgbDifferences(a: RgbaImage, b: RgbaImage): number {
   return n;
 }
 
-/** Waits until the page's canvas equals `want` in every pixel (the wait's error says how far it got). */
-export async function waitForCanvas(page: Page, want: RgbaImage, what: string): Promise<void> {
+/**
+ * Waits until the page's canvas equals `want` in every pixel (the wait's error says how far it got); `want`
+ * may be a function that takes the server's screenshot anew at each try.
+ */
+export async function waitForCanvas(page: Page, want: RgbaImage | (() => Promise<RgbaImage>), what: string): Promise<void> {
   let last = 'no picture yet';
   await waitFor(`${what}: the canvas equals the server's screenshot`, async () => {
     const got = await canvasRgba(page);
     if (got === null) return undefined;
-    const n = rgbDifferences(got, want);
+    // A function: the server's picture now, at every try (a guest may draw on after it looked still).
+    const n = rgbDifferences(got, typeof want === 'function' ? await want() : want);
     last = `${got.width}x${got.height}, ${n} pixels differ`;
     return n === 0 ? true : undefined;
   }, { intervalMs: 200, detail: () => last });
