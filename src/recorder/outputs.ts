@@ -136,7 +136,8 @@ export interface VideoOutputEvents {
 const BIG_CHANGE = 0.5;
 const BIG_CHANGE_KEY_GAP_MS = 2000;
 
-function damageArea(damage: readonly Rect[]): number {
+/** Pixels covered by `damage` (disjoint rectangles, as DamageRegion gives them). */
+export function damageArea(damage: readonly Rect[]): number {
   let n = 0;
   for (const r of damage) n += r.width * r.height;
   return n;

@@ -81,7 +81,7 @@ import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, P
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { appendMotion, mainMotion, motionHints, type Motion } from './motion';
 import { copyRect, cutPatch } from './pixels';
-import { PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
+import { damageArea, PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
 import { writeSessionJson, type EncoderFailureRecord, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
 import { PngSink } from './sinks/png';
 
@@ -218,21 +218,13 @@ interface Early {
 function withMotion(frame: OutputFrame, seq: readonly Motion[], fresh: DamageRegion): OutputFrame {
   const motion = motionHints(seq);
   if (motion !== undefined) frame.motion = motion;
-  const drawn = area(fresh.toArray());
-  if (drawn < area(frame.damage)) frame.freshArea = drawn;
+  const drawn = damageArea(fresh.toArray());
+  if (drawn < damageArea(frame.damage)) frame.freshArea = drawn;
   return frame;
 }
 
-function area(rects: readonly Rect[]): number {
-  let n = 0;
-  for (const r of rects) n += r.width * r.height;
-  return n;
-}
-
 function damageBytes(damage: readonly Rect[]): number {
-  let n = 0;
-  for (const r of damage) n += r.width * r.height * 4;
-  return n;
+  return damageArea(damage) * 4;
 }
 
 /** The pointer as last drawn into a mirror (composite mode). */
