@@ -315,10 +315,11 @@ export async function vncLiveBench(opts: { seconds: number; profileDir?: string 
   try {
     await startWorkload(h, srv);
     const results: VncRecorderResult[] = [];
-    // BENCH_VNC_ONLY=deskrec,gst,ffmpeg (prefixes of the names) runs a subset, for development.
+    // BENCH_VNC_ONLY=deskrec,gst,ffmpeg (prefixes of the names) runs a subset, for development; a name
+    // ending in '$' is matched whole ('deskrec$': deskrec with openh264, not `deskrec --encoder x264`).
     const only = process.env.BENCH_VNC_ONLY?.split(',');
     for (const rec of recorders(seconds, undefined)) {
-      if (only !== undefined && !only.some((o) => rec.name.startsWith(o))) continue;
+      if (only !== undefined && !only.some((o) => (o.endsWith('$') ? rec.name === o.slice(0, -1) : rec.name.startsWith(o)))) continue;
       results.push(await record(h, srv, rec, seconds));
       console.error(`vnc-live: ${rec.name} done`);
     }

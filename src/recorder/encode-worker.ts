@@ -9,17 +9,36 @@ import type { AccessUnit, BackendModule, EncodeInput, EncoderBackend, EncoderCon
 import { createFfmpegBackend } from './encoders/ffmpeg';
 import { parseFfmpegSpec } from './encoders/ffmpeg-args';
 
-/** Messages from the recorder to the worker. */
+/** One frame of a batch, with its request number. */
+export interface FrameRequest {
+  seq: number;
+  input: EncodeInput;
+}
+
+/** One coded frame of a batch: its request number, its access unit (none: the encoder dropped it), seconds spent coding it. */
+export interface FrameReply {
+  seq: number;
+  unit: AccessUnit | null;
+  seconds: number;
+}
+
+/**
+ * Messages from the recorder to the worker. Frames come in batches (encoder-client.ts says why): the worker
+ * codes them in order and answers each batch with one message.
+ */
 export type ToWorker =
   | { type: 'init'; backend: string; config: EncoderConfig }
-  | { type: 'frame'; seq: number; input: EncodeInput }
+  | { type: 'frames'; frames: FrameRequest[] }
   | { type: 'flush'; seq: number }
   | { type: 'close' };
 
-/** Messages from the worker to the recorder. */
+/**
+ * Messages from the worker to the recorder. After a failure in the middle of a batch, the frames coded
+ * before it still come ('encoded'), then the error, which names the frame that failed.
+ */
 export type FromWorker =
   | { type: 'ready'; seq: -1; name: string }
-  | { type: 'encoded'; seq: number; unit: AccessUnit | null }
+  | { type: 'encoded'; frames: FrameReply[] }
   | { type: 'flushed'; seq: number; units: AccessUnit[] }
   | { type: 'error'; seq: number; code: string; message: string };
 
@@ -32,6 +51,26 @@ function loadBackend(spec: string): EncoderBackend {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require(modulePath) as BackendModule;
   return mod.createBackend();
+}
+
+/**
+ * Codes a batch in order. A failure stops the batch: the frames coded before it are returned with it, so the
+ * recorder keeps them (as it would have with one message per frame) and sees the error at the frame that failed.
+ */
+async function codeFrames(backend: EncoderBackend | null, frames: readonly FrameRequest[]):
+Promise<{ frames: FrameReply[]; failure: { seq: number; err: unknown } | null }> {
+  const done: FrameReply[] = [];
+  for (const f of frames) {
+    try {
+      if (backend === null) throw new Error('frame before init');
+      const start = performance.now();
+      const unit = await backend.encode(f.input);
+      done.push({ seq: f.seq, unit, seconds: (performance.now() - start) / 1000 });
+    } catch (err) {
+      return { frames: done, failure: { seq: f.seq, err } };
+    }
+  }
+  return { frames: done, failure: null };
 }
 
 if (parentPort !== null) {
@@ -67,11 +106,13 @@ if (parentPort !== null) {
             port.postMessage(ready);
             break;
           }
-          case 'frame': {
-            if (backend === null) throw new Error('frame before init');
-            const unit = await backend.encode(msg.input);
-            const out: FromWorker = { type: 'encoded', seq: msg.seq, unit };
-            port.postMessage(out, unit === null ? [] : [unit.data.buffer as ArrayBuffer]);
+          case 'frames': {
+            const coded = await codeFrames(backend, msg.frames);
+            if (coded.frames.length > 0) {
+              const out: FromWorker = { type: 'encoded', frames: coded.frames };
+              port.postMessage(out, coded.frames.flatMap((f) => (f.unit === null ? [] : [f.unit.data.buffer as ArrayBuffer])));
+            }
+            if (coded.failure !== null) fail(coded.failure.seq, coded.failure.err);
             break;
           }
           case 'flush': {
@@ -82,7 +123,7 @@ if (parentPort !== null) {
           }
         }
       } catch (err) {
-        fail(msg.type === 'init' ? -1 : msg.seq, err);
+        fail(msg.type === 'init' ? -1 : msg.type === 'flush' ? msg.seq : (msg.frames[0]?.seq ?? -1), err);
       }
     });
   });

@@ -102,13 +102,26 @@ export interface FrameOutput {
   cut(): number;
 }
 
-/** In-flight frames per video output: one encoding, one queued in the worker. */
-const MAX_IN_FLIGHT = 2;
+/**
+ * Frames a video output may have with its encoder (coding, waiting in the worker, or waiting for their batch:
+ * encoder-client.ts), and the patch bytes they may hold together: twice a whole picture, so frames that each
+ * change most of the picture keep at most about two in flight, as before batching (the synthetic 1080p bench,
+ * where the encoder is the bottleneck and their patches are the memory).
+ */
+const MAX_IN_FLIGHT = 8;
+const MAX_IN_FLIGHT_PICTURES = 2;
+/** Without batches (batch time 0): one frame coding, one waiting in the worker. */
+const MAX_IN_FLIGHT_UNBATCHED = 2;
+/** Batches to the encode worker (encoder-client.ts): the default longest wait, ms. */
+export const DEFAULT_ENCODE_BATCH_MS = 150;
+/** A batch goes at once with this many frames, or with patches of a quarter picture or more. */
+const BATCH_FRAMES = 6;
+const BATCH_PICTURE_SHARE = 0.25;
 
 /** Callbacks a video output reports through. */
 export interface VideoOutputEvents {
   onUnit(unit: AccessUnit): void;
-  /** A frame came back from the encoder, `seconds` after it was handed over (waiting in the worker included). */
+  /** A frame came back from the encoder, which spent `seconds` coding it. */
   onEncoded(seconds: number): void;
   onRoom(): void;
   /**
@@ -155,7 +168,9 @@ export class VideoOutput implements FrameOutput {
    * Allocated with the first frame, so an output that never gets one (a segment cut short) costs nothing.
    */
   private ackedPicture: Uint8Array | null = null;
-  private readonly inFlight: PendingFrame[] = [];
+  private readonly inFlight: (PendingFrame & { bytes: number })[] = [];
+  /** Patch bytes of the frames in flight. */
+  private inFlightBytes = 0;
   private lastKeyT: number | null = null;
   private failed = false;
   private aborted = false;
@@ -191,6 +206,8 @@ export class VideoOutput implements FrameOutput {
      * encoder that failed): the first frame is then coded whole.
      */
     private base?: Uint8Array,
+    /** Longest a frame waits for its batch to the encoder, ms (0: no batches). */
+    private readonly batchMs = DEFAULT_ENCODE_BATCH_MS,
   ) {
     this.writer = new Mp4SegmentWriter(file, {
       mode: fileMode, onError: (err) => { events.onWriteError(err); }, log: (line) => { events.log(line); },
@@ -208,7 +225,9 @@ export class VideoOutput implements FrameOutput {
   }
 
   canAccept(): boolean {
-    return this.done || this.inFlight.length < MAX_IN_FLIGHT;
+    if (this.done || this.inFlight.length === 0) return true;
+    if (this.batchMs <= 0) return this.inFlight.length < MAX_IN_FLIGHT_UNBATCHED;
+    return this.inFlight.length < MAX_IN_FLIGHT && this.inFlightBytes < MAX_IN_FLIGHT_PICTURES * this.width * this.height * 4;
   }
 
   submit(frame: OutputFrame, key = false): void {
@@ -226,8 +245,9 @@ export class VideoOutput implements FrameOutput {
       || (sinceKey >= Math.min(BIG_CHANGE_KEY_GAP_MS, this.keyframeIntervalMs)
         && (frame.freshArea ?? damageArea(damage)) >= BIG_CHANGE * this.width * this.height);
     if (forceKey) this.lastKeyT = t_ms;
-    const rec: PendingFrame = { patches, t_ms, damage };
+    const rec = { patches, t_ms, damage, bytes: patches.reduce((n, p) => n + p.data.byteLength, 0) };
     this.inFlight.push(rec);
+    this.inFlightBytes += rec.bytes;
     this.firstIn ??= t_ms;
     this.lastIn = t_ms;
     if (this.started === null) {
@@ -235,27 +255,31 @@ export class VideoOutput implements FrameOutput {
       this.started = Promise.resolve(this.backend).then(async (spec) => {
         if (this.done) throw new EncoderError('ENCODER_DESTROYED', 'the encoder was stopped');
         this.backendSpec = spec;
-        const client = new EncoderClient(spec, this.config);
+        const client = new EncoderClient(spec, this.config, {
+          ms: this.batchMs, frames: BATCH_FRAMES, bytes: BATCH_PICTURE_SHARE * this.width * this.height * 4,
+        });
         this.client = client;
         this.backendName = await client.start();
         return client;
       });
     }
-    let handed = 0;
     this.started
       .then((client) => {
-        handed = performance.now();
         // A frame coded whole (base) is coded against nothing the hints refer to; a keyframe ignores them anyway.
         const motion = frame.motion !== undefined && patches === frame.patches ? { motion: frame.motion } : {};
-        return client.encode({ patches, t_ms, forceKey, ...motion });
+        const coded = client.encode({ patches, t_ms, forceKey, ...motion });
+        // Someone waits for everything in flight (the end of the segment): no frame waits for its batch.
+        if (this.drainWaiters.length > 0) client.sendNow();
+        return coded;
       })
-      .then((unit) => { this.finished(rec, unit, (performance.now() - handed) / 1000); }, (err: unknown) => { this.fail(err); });
+      .then(({ unit, seconds }) => { this.finished(rec, unit, seconds); }, (err: unknown) => { this.fail(err); });
   }
 
-  private finished(rec: PendingFrame, unit: AccessUnit | null, seconds: number): void {
+  private finished(rec: PendingFrame & { bytes: number }, unit: AccessUnit | null, seconds: number): void {
     if (this.done) return;
     const head = this.inFlight.shift();
     if (head !== rec) throw new Error('encode replies out of order');
+    this.inFlightBytes -= rec.bytes;
     const stride = this.width * 4;
     for (const p of rec.patches) applyPatch(this.acked, stride, p);
     // The worker has coded them and the PNG output of a tee copied them at submit: nothing reads them now.
@@ -279,6 +303,7 @@ export class VideoOutput implements FrameOutput {
     this.failed = true;
     const e = err instanceof EncoderError ? err : new EncoderError('ENCODE_FAILED', String(err), { cause: err });
     const stride = this.width * 4;
+    this.inFlightBytes = 0;
     const unfinished = this.inFlight.splice(0).map((rec) => {
       for (const p of rec.patches) applyPatch(this.acked, stride, p);
       return { rgba: this.acked.slice(), t_ms: rec.t_ms, damage: rec.damage };
@@ -303,6 +328,7 @@ export class VideoOutput implements FrameOutput {
 
   drain(): Promise<void> {
     if (this.inFlight.length === 0) return Promise.resolve();
+    this.client?.sendNow();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -311,6 +337,7 @@ export class VideoOutput implements FrameOutput {
     this.aborted = true;
     // Late replies from the worker are ignored (finished/fail check `aborted`); nobody waits for them.
     this.inFlight.length = 0;
+    this.inFlightBytes = 0;
     this.writer.abort();
     this.client?.terminate();
     this.wake();
@@ -323,6 +350,7 @@ export class VideoOutput implements FrameOutput {
     // As abort(), but what the encoder finished stays and is finalised: the worker may be busy for a long
     // time yet (a huge picture, a stuck backend), so it is terminated rather than asked to finish.
     this.inFlight.length = 0;
+    this.inFlightBytes = 0;
     this.writer.skipFastStart();
     this.client?.terminate();
     this.wake();

@@ -81,7 +81,7 @@ import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, P
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { appendMotion, mainMotion, motionHints, type Motion } from './motion';
 import { copyRect, cutPatch } from './pixels';
-import { damageArea, PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
+import { DEFAULT_ENCODE_BATCH_MS, damageArea, PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
 import { writeSessionJson, type EncoderFailureRecord, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
 import { PngSink } from './sinks/png';
 
@@ -151,6 +151,11 @@ export interface RecordingOptions {
   cursor: 'composite' | 'none';
   /** Give the encoder per-macroblock change maps (see EncoderConfig.changeMap); default true. */
   changeMap?: boolean;
+  /**
+   * Longest a frame waits to go to the encoder with others, ms (outputs.ts, encoder-client.ts); default
+   * DEFAULT_ENCODE_BATCH_MS. 0: every frame goes at once, and at most two are with the encoder.
+   */
+  encodeBatchMs?: number;
   /**
    * Refuse to start (SinkError DISK_FULL) when the directory's file system has fewer bytes free than this;
    * default DEFAULT_MIN_FREE_BYTES (16 MiB), 0 turns the check off.
@@ -882,6 +887,7 @@ export class Recording {
       },
       this.modes.file,
       base,
+      this.opts.encodeBatchMs ?? DEFAULT_ENCODE_BATCH_MS,
     );
     return video;
   }

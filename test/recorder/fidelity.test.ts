@@ -27,7 +27,9 @@ const H = 240;
 function opts(dir: string, over: Partial<RecordingOptions>): RecordingOptions {
   return {
     dir, format: 'mp4+png', fpsMax: 30, keyframeIntervalS: 2, encoder: 'auto', rateControl: { mode: 'qp', qp: 20 },
-    protocol: 'test', target: 'test://unit', realtime: false, log: () => undefined, cursor: 'none', ...over,
+    protocol: 'test', target: 'test://unit', realtime: false, log: () => undefined, cursor: 'none',
+    // No batches to the encoder: exactly two frames with it, the backpressure described above.
+    encodeBatchMs: 0, ...over,
   };
 }
 

@@ -290,7 +290,8 @@ describe('Recording.rotate', () => {
     // at g(6r+3) when b+120 comes (it waits: two frames are with the encoder), and b+120 and b+125 are held
     // together for g(6r+4). The rotation at b+140 is in the next slot, ending at g(6r+5).
     const dir = tmp();
-    const rec = await Recording.create(opts(dir, { cursor: 'none' }));
+    // No batches to the encoder (encodeBatchMs 0): exactly two frames with it, the backpressure this test builds on.
+    const rec = await Recording.create(opts(dir, { cursor: 'none', encodeBatchMs: 0 }));
     await rec.start();
     const desk = new Desk(rec);
     const rotations: { at: number; rot: number; held: number }[] = [];
