@@ -37,7 +37,7 @@ export class DaemonMetrics {
     this.bytes = new Counter({ name: 'deskrec_bytes_written_total', help: 'Bytes of video and PNG frames written.', registers });
     this.reconnects = new Counter({ name: 'deskrec_reconnects_total', help: 'Times a recorded remote went away and was reconnected to.', registers });
     this.encodeSeconds = new Histogram({
-      name: 'deskrec_encode_seconds', help: 'Time the encoder spent coding a frame (frames go to it in batches of up to 150 ms; the wait is not included).', registers,
+      name: 'deskrec_encode_seconds', help: 'Time the encoder spent coding a frame (frames go to it in batches of up to 250 ms; the wait is not included).', registers,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     });
     const free = new Gauge({ name: 'deskrec_disk_free_bytes', help: 'Free bytes on the file system of the storage root.', registers,

@@ -108,15 +108,18 @@ export interface FrameOutput {
  * change most of the picture keep at most about two in flight, as before batching (the synthetic 1080p bench,
  * where the encoder is the bottleneck and their patches are the memory).
  */
-const MAX_IN_FLIGHT = 8;
+const MAX_IN_FLIGHT = 12;
 const MAX_IN_FLIGHT_PICTURES = 2;
 /** Without batches (batch time 0): one frame coding, one waiting in the worker. */
 const MAX_IN_FLIGHT_UNBATCHED = 2;
 /** Batches to the encode worker (encoder-client.ts): the default longest wait, ms. */
-export const DEFAULT_ENCODE_BATCH_MS = 150;
-/** A batch goes at once with this many frames, or with patches of a quarter picture or more. */
-const BATCH_FRAMES = 6;
-const BATCH_PICTURE_SHARE = 0.25;
+export const DEFAULT_ENCODE_BATCH_MS = 250;
+/**
+ * A batch goes at once with this many frames, or with patches of a whole picture or more. (A quarter picture
+ * sent most batches of a scrolling terminal after two frames: its patches are a fifth of the screen each.)
+ */
+const BATCH_FRAMES = 10;
+const BATCH_PICTURE_SHARE = 1;
 
 /** Callbacks a video output reports through. */
 export interface VideoOutputEvents {
