@@ -88,8 +88,18 @@ class TcpTransport implements Transport {
       const t = Math.round(this.now() * 1000);
       this.lastReceivedMs = t / 1000;
       for (const tap of this.taps) tap.chunk(this.stream, 'in', data, t);
-      if (this.handlers === null) this.early.push({ data, t_ms: t / 1000 });
-      else this.handlers.data(data, t / 1000);
+      if (this.handlers === null) {
+        this.early.push({ data, t_ms: t / 1000 });
+        return;
+      }
+      // What the handler sends while it parses this chunk goes out in one write: a VNC server that fences each
+      // update (TigerVNC) gets its fence replies, two per received chunk on the live VNC bench, together.
+      s.cork();
+      try {
+        this.handlers.data(data, t / 1000);
+      } finally {
+        s.uncork();
+      }
     });
     s.on('drain', () => {
       this.needDrain = false;
