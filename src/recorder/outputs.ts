@@ -8,7 +8,7 @@
  * recording are built from the same pixels.
  */
 import * as path from 'node:path';
-import type { Rect } from '../capture/rect';
+import { contains, type Rect } from '../capture/rect';
 import { EncoderError, type SinkError } from '../errors';
 import { EncoderClient } from './encoder-client';
 import type { AccessUnit, EncoderConfig, Patch } from './encoders/backend';
@@ -284,7 +284,10 @@ export class VideoOutput implements FrameOutput {
     if (head !== rec) throw new Error('encode replies out of order');
     this.inFlightBytes -= rec.bytes;
     const stride = this.width * 4;
-    for (const p of rec.patches) applyPatch(this.acked, stride, p);
+    // `acked` is read only with the frames still in flight applied on top (fail()), so a patch the next frame
+    // in flight overwrites whole need not be copied: a scrolling terminal sends the same rectangle each frame.
+    const next = this.inFlight[0]?.patches ?? [];
+    for (const p of rec.patches) if (!next.some((q) => contains(q.rect, p.rect))) applyPatch(this.acked, stride, p);
     // The worker has coded them and the PNG output of a tee copied them at submit: nothing reads them now.
     releasePatches(rec.patches);
     if (unit !== null) this.toWriter(unit);

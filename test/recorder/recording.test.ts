@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } fro
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { Surface } from '../../src/capture/surface';
 import { Recording, type RecordingOptions } from '../../src/recorder/recording';
 import { allocI420, convertRectReference } from '../../src/recorder/colour';
 import { desktopFrames } from '../helpers/frames';
@@ -251,6 +252,41 @@ exports.createBackend = () => { const b = real.createBackend(); let n = 0; const
       expect(Buffer.compare(data, Buffer.from(src[i]?.rgba ?? []))).toBe(0);
     }
     expect(s.stats.framesEncoded + s.stats.pngFrames).toBe(12);
+  });
+
+  test('encoder failure after frames that repaint the same rectangle: the PNG frames are exact', async () => {
+    // Each frame repaints one rectangle (a scrolling terminal) and a small one that straddles its edge. The
+    // output does not copy into its failure picture (`acked`) a patch that the next frame in flight
+    // overwrites whole (outputs.ts finished()): the frames rebuilt after the failure must still be exact.
+    const dir = tmp();
+    const backend = path.join(dir, 'failing-backend.js');
+    const real = path.resolve(__dirname, '../../dist-ts/src/recorder/encoders/openh264.js');
+    writeFileSync(backend, `const real = require(${JSON.stringify(real)});
+exports.createBackend = () => { const b = real.createBackend(); let n = 0; const enc = b.encode.bind(b);
+  b.encode = (i) => { if (++n === 7) throw new Error('injected failure'); return enc(i); }; return b; };`);
+    const rec = await Recording.create(opts(dir, { encoder: backend, format: 'mp4', log: () => undefined }));
+    const s = new Surface(160, 120);
+    s.fill({ x: 0, y: 0, width: 160, height: 120 }, 20, 40, 60);
+    const pictures = new Map<number, Uint8Array>();
+    for (let i = 0; i < 12; i++) {
+      s.fill({ x: 16, y: 16, width: 96, height: 64 }, (i * 40) & 255, 200 - i * 10, 30 + i * 15);
+      s.fill({ x: 100 + (i % 3) * 8, y: 40 + i * 4, width: 24, height: 8 }, 250, i * 20, 0);
+      const f = s.takeFrame(i * 100);
+      pictures.set(f.t_ms, f.rgba.slice());
+      // Frames stay in flight together (batches to the encoder); none is merged.
+      await rec.whenReady();
+      rec.onFrame(f);
+    }
+    const st = await rec.stop('test', 1200);
+    expect(st.encoderFailure).toMatch(/injected failure/);
+    const lines = readFileSync(path.join(dir, 'frames', 'frames.jsonl'), 'utf8').trim().split('\n')
+      .map((l) => JSON.parse(l) as { file: string; t_ms: number });
+    expect(lines.length).toBeGreaterThan(0);
+    expect(st.stats.framesEncoded + st.stats.pngFrames).toBe(12);
+    for (const l of lines) {
+      const { data } = await sharp(path.join(dir, 'frames', l.file)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+      expect({ t: l.t_ms, same: Buffer.compare(data, Buffer.from(pictures.get(l.t_ms) ?? [])) }).toEqual({ t: l.t_ms, same: 0 });
+    }
   });
 
   test('an encoder that cannot start falls back to PNG from the first frame', async () => {
