@@ -1,6 +1,6 @@
 /** Runs the real `deskrec` CLI against a server and reads back what it wrote. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -340,4 +340,17 @@ export async function waitForMp4Frames(rec: RecordingRun, n: number, opts: { fil
     expectRunning(rec, what);
     return undefined;
   }, { timeoutMs: opts.timeoutMs, intervalMs: 100, detail: () => `${seen.frames} frames in ${seen.fragments.length} fragments` });
+}
+
+/**
+ * Writes a backend module into `dir` that is the real openh264 backend except that its `failOn`-th encode()
+ * throws 'injected failure'; returns its path (an `encoder` spec: backends load by path like any module).
+ */
+export function failingOpenh264Backend(dir: string, failOn: number): string {
+  const backend = path.join(dir, 'failing-backend.js');
+  const real = path.resolve(__dirname, '../../dist-ts/src/recorder/encoders/openh264.js');
+  writeFileSync(backend, `const real = require(${JSON.stringify(real)});
+exports.createBackend = () => { const b = real.createBackend(); let n = 0; const enc = b.encode.bind(b);
+  b.encode = (i) => { if (++n === ${failOn}) throw new Error('injected failure'); return enc(i); }; return b; };`);
+  return backend;
 }

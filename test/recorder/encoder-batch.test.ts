@@ -3,11 +3,12 @@
  * when someone needs its frames (flush, close, sendNow), or after its longest wait; replies come back in
  * order; a failure in the middle of a batch keeps the frames coded before it and fails the rest.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { EncoderClient } from '../../src/recorder/encoder-client';
 import type { EncodeInput, EncoderConfig } from '../../src/recorder/encoders/backend';
+import { failingOpenh264Backend } from '../helpers/record';
 
 const W = 64;
 const H = 48;
@@ -76,11 +77,7 @@ test('a batch that is not full goes after its longest wait', async () => {
 test('a failure in the middle of a batch: the frames before it come back, it and the rest fail with its error', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-batch-'));
   dirs.push(dir);
-  const backend = path.join(dir, 'failing-backend.js');
-  const real = path.resolve(__dirname, '../../dist-ts/src/recorder/encoders/openh264.js');
-  writeFileSync(backend, `const real = require(${JSON.stringify(real)});
-exports.createBackend = () => { const b = real.createBackend(); let n = 0; const enc = b.encode.bind(b);
-  b.encode = (i) => { if (++n === 2) throw new Error('injected failure'); return enc(i); }; return b; };`);
+  const backend = failingOpenh264Backend(dir, 2);
   const c = client({ ms: NEVER_MS, frames: 3, bytes: Infinity }, backend);
   await c.start();
   const settled = await Promise.allSettled([0, 1, 2].map((i) => c.encode(frame(i))));

@@ -6,6 +6,7 @@ import { Surface } from '../../src/capture/surface';
 import { Recording, type RecordingOptions } from '../../src/recorder/recording';
 import { allocI420, convertRectReference } from '../../src/recorder/colour';
 import { desktopFrames } from '../helpers/frames';
+import { failingOpenh264Backend } from '../helpers/record';
 import { decodeI420, decodeRgba, probeFrameTimes, probePackets, probeStream, psnr, requireTool, topLevelBoxes } from '../helpers/media';
 
 function opts(dir: string, over: Partial<RecordingOptions> = {}): RecordingOptions {
@@ -227,11 +228,7 @@ describe('Recording → MP4', () => {
   test('encoder failure mid-session falls back to PNG with no frame lost', async () => {
     const dir = tmp();
     // A real openh264 backend that fails on its 6th frame, loaded by path like any backend module.
-    const backend = path.join(dir, 'failing-backend.js');
-    const real = path.resolve(__dirname, '../../dist-ts/src/recorder/encoders/openh264.js');
-    writeFileSync(backend, `const real = require(${JSON.stringify(real)});
-exports.createBackend = () => { const b = real.createBackend(); let n = 0; const enc = b.encode.bind(b);
-  b.encode = (i) => { if (++n === 6) throw new Error('injected failure'); return enc(i); }; return b; };`);
+    const backend = failingOpenh264Backend(dir, 6);
     const logs: string[] = [];
     const rec = await Recording.create(opts(dir, { encoder: backend, log: (l) => logs.push(l) }));
     const ticks = Array.from({ length: 12 }, (_, i) => i);
@@ -256,14 +253,10 @@ exports.createBackend = () => { const b = real.createBackend(); let n = 0; const
 
   test('encoder failure after frames that repaint the same rectangle: the PNG frames are exact', async () => {
     // Each frame repaints one rectangle (a scrolling terminal) and a small one that straddles its edge. The
-    // output does not copy into its failure picture (`acked`) a patch that the next frame in flight
-    // overwrites whole (outputs.ts finished()): the frames rebuilt after the failure must still be exact.
+    // output never copies into its failure picture (`acked`) a patch that a later finished frame covers whole
+    // (outputs.ts defer()): the frames rebuilt after the failure must still be exact.
     const dir = tmp();
-    const backend = path.join(dir, 'failing-backend.js');
-    const real = path.resolve(__dirname, '../../dist-ts/src/recorder/encoders/openh264.js');
-    writeFileSync(backend, `const real = require(${JSON.stringify(real)});
-exports.createBackend = () => { const b = real.createBackend(); let n = 0; const enc = b.encode.bind(b);
-  b.encode = (i) => { if (++n === 7) throw new Error('injected failure'); return enc(i); }; return b; };`);
+    const backend = failingOpenh264Backend(dir, 7);
     const rec = await Recording.create(opts(dir, { encoder: backend, format: 'mp4', log: () => undefined }));
     const s = new Surface(160, 120);
     s.fill({ x: 0, y: 0, width: 160, height: 120 }, 20, 40, 60);
