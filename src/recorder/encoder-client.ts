@@ -6,10 +6,12 @@
  * per frame woke the worker thread for each (and the main thread for each reply), and a thread that sleeps
  * between short bursts runs them on cold caches: replaying the live VNC bench's capture in real time, the
  * worker spent 1.46 CPU-s coding what it codes in 0.92 s at full speed, and batches of 150 ms brought that
- * to 1.21 s; batches of up to 250 ms and 10 frames save a little more (docs/BENCHMARKS.md, issue 12). A frame waits at most `batch.ms` before it is sent; a batch goes
- * at once when it holds `batch.frames` frames or `batch.bytes` bytes of patches (a large change costs far
- * more to code than a wake-up, and holding it would only hold its memory), and on flush(), close() and
- * sendNow(). Timestamps are the frames' own, so the wait shows only as a later write to the file.
+ * to 1.21 s; batches of up to 250 ms and 10 frames save a little more (docs/BENCHMARKS.md, issue 12).
+ * A frame waits at most `batch.ms` before it is sent; a batch goes at once when it holds `batch.frames`
+ * frames or `batch.bytes` bytes of patches (a large change costs far more to code than a wake-up, and
+ * holding it would only hold its memory), and on flush(), close() and sendNow(). Timestamps are the
+ * frames' own, so the wait shows only as a later write to the file. Batches hold patches longer, which
+ * raised the live sections' peak RSS (docs/BENCHMARKS.md, sixth round, target 4).
  */
 import { Worker } from 'node:worker_threads';
 import { EncoderError } from '../errors';
