@@ -20,30 +20,58 @@ export function sharedBytes(n: number): Uint8Array {
  * the live VNC bench's main heap grew to 20 MB, and each new block was zeroed for nothing (a patch is
  * overwritten whole). The encoder's output gives a patch back once the encoder has coded its frame
  * (`releasePatches`); a patch nobody gives back is simply collected.
+ *
+ * A request takes the smallest idle buffer that holds it, whatever its size. An earlier pool kept one list
+ * per size class and took only from the request's own class: the SPICE bench's changes vary in size from frame
+ * to frame, so 150 of 440 requests in a 30 s replay missed and allocated while other classes sat idle, and
+ * 180 MB of returned buffers overflowed the idle bound and were dropped. Dropped shared buffers are the
+ * costly kind of garbage: V8 does not count shared backing stores as external memory, so nothing hurries
+ * the collector, and those that outlive a young-generation collection (a patch waits up to a batch for the
+ * encoder) stay until the next full one. The live SPICE section's peak RSS rose by 60 MB that way once
+ * frames went to the encoder in batches (docs/BENCHMARKS.md, issue 12, seventh round).
  */
 /** Patches smaller than this are not pooled (the heap handles small blocks well). */
 const POOL_MIN_BYTES = 64 * 1024;
-/** Most idle bytes the pool keeps (a few whole 1080p frames); buffers given back beyond it are left to GC. */
+/** Most idle bytes the pool keeps (a few whole 1080p frames); past it, the smallest idle buffers are dropped. */
 const POOL_MAX_IDLE_BYTES = 24 << 20;
-/** Idle buffers by size class. */
-const idle = new Map<number, SharedArrayBuffer[]>();
+/** Idle buffers, smallest first. */
+const idle: SharedArrayBuffer[] = [];
 let idleBytes = 0;
 /** Pool buffers out in a patch: only these are taken back, each once. */
 const lent = new WeakSet<SharedArrayBuffer>();
 
-/** `n` rounded up to the next eighth of its power of two (at most 12.5 % unused; few classes, so reuse is likely). */
+/**
+ * `n` rounded up to the next eighth of its power of two (at most 12.5 % unused), the size of a new buffer:
+ * a little headroom lets it serve the slightly larger changes that follow.
+ */
 function sizeClass(n: number): number {
   const step = 2 ** Math.max(0, Math.floor(Math.log2(n)) - 3);
   return Math.ceil(n / step) * step;
 }
 
+/** Index of the first idle buffer of at least `n` bytes (idle.length if none). */
+function firstFit(n: number): number {
+  let lo = 0;
+  let hi = idle.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((idle[mid] as SharedArrayBuffer).byteLength < n) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** `n` bytes of shared memory for a patch that is about to be overwritten whole (not zeroed). */
 function patchBytes(n: number): Uint8Array {
   if (n < POOL_MIN_BYTES) return sharedBytes(n);
-  const size = sizeClass(n);
-  let buf = idle.get(size)?.pop();
-  if (buf === undefined) buf = new SharedArrayBuffer(size);
-  else idleBytes -= size;
+  const i = firstFit(n);
+  let buf = idle[i];
+  if (buf === undefined) {
+    buf = new SharedArrayBuffer(sizeClass(n));
+  } else {
+    idle.splice(i, 1);
+    idleBytes -= buf.byteLength;
+  }
   lent.add(buf);
   return new Uint8Array(buf, 0, n);
 }
@@ -51,21 +79,17 @@ function patchBytes(n: number): Uint8Array {
 /**
  * Gives patches back for reuse. Only the last holder may call it: the caller promises that nothing (no
  * thread, no queue) reads these patches any more. Patches not cut by `cutPatch`, or given back already, are
- * ignored.
+ * ignored. Past the idle bound the smallest buffers go first: a large one serves any request.
  */
 export function releasePatches(patches: readonly Patch[]): void {
   for (const p of patches) {
     const buf = p.data.buffer;
     if (!(buf instanceof SharedArrayBuffer) || !lent.has(buf)) continue;
     lent.delete(buf);
-    if (idleBytes + buf.byteLength > POOL_MAX_IDLE_BYTES) continue;
-    let list = idle.get(buf.byteLength);
-    if (list === undefined) {
-      list = [];
-      idle.set(buf.byteLength, list);
-    }
-    list.push(buf);
+    if (buf.byteLength > POOL_MAX_IDLE_BYTES) continue;
+    idle.splice(firstFit(buf.byteLength), 0, buf);
     idleBytes += buf.byteLength;
+    while (idleBytes > POOL_MAX_IDLE_BYTES) idleBytes -= (idle.shift() as SharedArrayBuffer).byteLength;
   }
 }
 

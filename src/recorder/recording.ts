@@ -80,7 +80,7 @@ import { OPENH264_LIMIT_TEXT, OPENH264_MIN_SIDE, OPENH264_MIN_TEXT, openh264Take
 import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, PRIVATE_MODES, writeError, type RecordingModes } from './files';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { appendMotion, mainMotion, motionHints, type Motion } from './motion';
-import { copyRect, cutPatch } from './pixels';
+import { copyRect, cutPatch, releasePatches } from './pixels';
 import { DEFAULT_ENCODE_BATCH_MS, damageArea, PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
 import { writeSessionJson, type EncoderFailureRecord, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
 import { PngSink } from './sinks/png';
@@ -953,6 +953,8 @@ export class Recording {
         if (w.bytes > seg.mirror.length) {
           // The mirror is at this frame's moment, the newest content of the merged frame: one cut of the
           // united damage (disjoint rectangles, DamageRegion) replaces the pile and is at most one picture.
+          // Nothing else holds the pile, so its buffers go back to the pool.
+          releasePatches(w.patches);
           w.patches = this.cut(seg, w.damage.toArray());
           w.bytes = patchBytes(w.patches);
         }
@@ -982,7 +984,10 @@ export class Recording {
    */
   private collapseEarly(seg: Seg, t: number): void {
     const damage = new DamageRegion();
-    for (const e of seg.early) damage.addAll(e.damage.toArray());
+    for (const e of seg.early) {
+      damage.addAll(e.damage.toArray());
+      if (e.patches !== null) releasePatches(e.patches);
+    }
     this.stats.framesMerged += seg.early.length - 1;
     const bytes = damageBytes(damage.toArray());
     seg.early = [{ damage, patches: null, bytes, t_ms: t }];
