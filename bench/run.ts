@@ -368,9 +368,14 @@ async function sections(report: BenchReport): Promise<void> {
   const vncDecoders = await vncDecoderBench();
   report.sections.vncDecoders = vncDecoders;
   table('RFB decoding of captured sessions (fixtures/vnc: real Xvnc and QEMU streams), client + decoders + surface, no recording', vncDecoders);
-  // 3. Live VNC recording against GStreamer and ffmpeg x11grab (bench/vnc-live.ts); BENCH_VNC_SECONDS=0 skips it.
+  // 3. Live VNC recording against GStreamer and ffmpeg x11grab (bench/vnc-live.ts); BENCH_VNC_SECONDS=0 skips it,
+  // BENCH_VNC_ROUNDS (3) sets how many times deskrec and x11grab run, in turn.
   const vncSeconds = Number(process.env.BENCH_VNC_SECONDS ?? 60);
-  if (vncSeconds > 0) report.sections.vncLive = section(report, await vncLiveBench({ seconds: vncSeconds, profileDir: process.env.BENCH_VNC_PROFILE }));
+  if (vncSeconds > 0) {
+    report.sections.vncLive = section(report, await vncLiveBench({
+      seconds: vncSeconds, rounds: Number(process.env.BENCH_VNC_ROUNDS ?? 3), profileDir: process.env.BENCH_VNC_PROFILE,
+    }));
+  }
   else skip(report, 'vncLive', 'Live VNC recording', 'BENCH_VNC_SECONDS=0');
   // 4. SPICE (docs/BENCHMARKS.md): decoders on captures recorded now (BENCH_SPICE_DECODE_SECONDS per capture,
   // 0 skips), then live recording of the text-scrolling guest beside spicy (BENCH_SPICE_SECONDS, 0 skips).
