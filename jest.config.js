@@ -12,4 +12,7 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json', diagnostics: false }],
   },
   testTimeout: 120000,
+  // One temporary directory per run, removed at its end (test/helpers/jest-tmpdir-setup.ts says why).
+  globalSetup: '<rootDir>/test/helpers/jest-tmpdir-setup.ts',
+  globalTeardown: '<rootDir>/test/helpers/jest-tmpdir-teardown.ts',
 };
