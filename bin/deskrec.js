@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --no-liftoff
+#!/usr/bin/env -S node --max-semi-space-size=1 --no-liftoff --single-threaded-gc
 'use strict';
 // The compiled CLI lives in dist-ts/ (built by `npm ci` through the prepare script).
 //
@@ -11,6 +11,12 @@
 // --no-liftoff: the WebAssembly encoder is compiled once by the optimising compiler, instead of baseline
 // code for every function plus a second compile of the hot ones, whose code and compile zones stayed
 // resident: 144 → 138 MB on the same bench, CPU 0.99x in a replay A/B.
+// --single-threaded-gc: the collector works on the thread that allocates, without helper threads. The SPICE
+// display allocates per draw message (thousands a second), and V8's parallel scavenges and concurrent
+// marking spent 1.5 CPU-s per 30 s on helper threads beside the main thread's own pauses; done on one thread
+// the same collections cost less in all: real-time replay of the SPICE bench's capture, 5 runs each,
+// median 9.66 → 9.16 CPU-s (0.95x); the VNC capture 2.64 → 2.59 (3 runs each, within noise). Its pauses
+// were no longer (--trace-gc, same replay: longest 7.4 ms against 10.4 ms).
 const { main } = require('../dist-ts/src/cli/main.js');
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
