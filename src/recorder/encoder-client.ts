@@ -10,8 +10,9 @@
  * A frame waits at most `batch.ms` before it is sent; a batch goes at once when it holds `batch.frames`
  * frames or `batch.bytes` bytes of patches (a large change costs far more to code than a wake-up, and
  * holding it would only hold its memory), and on flush(), close() and sendNow(). Timestamps are the
- * frames' own, so the wait shows only as a later write to the file. Batches hold patches longer, which
- * raised the live sections' peak RSS (docs/BENCHMARKS.md, sixth round, target 4).
+ * frames' own, so the wait shows only as a later write to the file. Batches hold patches longer: with a
+ * patch pool that served only exact size classes that raised the live sections' peak RSS by up to 100 MB,
+ * until the pool served any size from its idle buffers (pixels.ts; docs/BENCHMARKS.md, seventh round).
  */
 import { Worker } from 'node:worker_threads';
 import { EncoderError } from '../errors';
