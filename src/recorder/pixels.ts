@@ -21,25 +21,25 @@ export function sharedBytes(n: number): Uint8Array {
  * overwritten whole). The encoder's output gives a patch back once the encoder has coded its frame
  * (`releasePatches`); a patch nobody gives back is simply collected.
  *
- * A request takes the smallest idle buffer that holds it, up to twice its size. An earlier pool kept one list
+ * A request takes the smallest idle buffer that holds it, whatever its size. An earlier pool kept one list
  * per size class and took only from the request's own class: the SPICE bench's changes vary in size from frame
  * to frame, so 150 of 440 requests in a 30 s replay missed and allocated while other classes sat idle, and
  * 180 MB of returned buffers overflowed the idle bound and were dropped. Dropped shared buffers are the
  * costly kind of garbage: V8 does not count shared backing stores as external memory, so nothing hurries
  * the collector, and those that outlive a young-generation collection (a patch waits up to a batch for the
  * encoder) stay until the next full one. The live SPICE section's peak RSS rose by 60 MB that way once
- * frames went to the encoder in batches (docs/BENCHMARKS.md, issue 12, seventh round). The factor of two
- * keeps the recording's bounds true: they count a patch's bytes, and a small patch in a whole-picture buffer
- * would hold far more than it counts (after a full-screen change, a run of small ones could each take such a
- * buffer while the next large change allocated anew). With it, the SPICE replay misses 24 times instead of
- * 14, for about 6 MB more peak RSS.
+ * frames went to the encoder in batches (docs/BENCHMARKS.md, issue 12, seventh round).
+ *
+ * There is no bound on how much larger than the request the buffer may be, although the recording's byte
+ * bounds count a patch's own bytes and a small patch may hold a whole-picture buffer. A bound of twice the
+ * request was measured: each miss it adds is another dropped buffer, and with eight sessions sharing the pool
+ * the daemon's C heap grew from 96 to 656 MB (its bench section, N = 8). What buffers exist at all is bounded
+ * by the largest patches cut, times how many are out at once, plus the idle bound.
  */
 /** Patches smaller than this are not pooled (the heap handles small blocks well). */
 const POOL_MIN_BYTES = 64 * 1024;
 /** Most idle bytes the pool keeps (a few whole 1080p frames); past it, the smallest idle buffers are dropped. */
 const POOL_MAX_IDLE_BYTES = 24 << 20;
-/** A request takes no idle buffer larger than this many times its size (see above). */
-const POOL_MAX_WASTE = 2;
 /** Idle buffers, smallest first. */
 const idle: SharedArrayBuffer[] = [];
 let idleBytes = 0;
@@ -72,7 +72,6 @@ function patchBytes(n: number): Uint8Array {
   if (n < POOL_MIN_BYTES) return sharedBytes(n);
   const i = firstFit(n);
   let buf = idle[i];
-  if (buf !== undefined && buf.byteLength > POOL_MAX_WASTE * n) buf = undefined;
   if (buf === undefined) {
     buf = new SharedArrayBuffer(sizeClass(n));
   } else {
