@@ -7,12 +7,12 @@
  * encoders are refused with a reason, without a process started for them).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DeskrecError } from '../../src/errors';
 import type { AccessUnit } from '../../src/recorder/encoders/backend';
-import { chooseEncoder, listEncoders, parameterSets } from '../../src/recorder/encoders/catalog';
+import { chooseEncoder, firstRenderNode, listEncoders, parameterSets } from '../../src/recorder/encoders/catalog';
 import { FfmpegBackend } from '../../src/recorder/encoders/ffmpeg';
 import { ffmpegSpec, parseFfmpegSpec } from '../../src/recorder/encoders/ffmpeg-args';
 import { FlvReader } from '../../src/recorder/encoders/flv-reader';
@@ -185,6 +185,31 @@ describe('an ffmpeg that misbehaves', () => {
     expect(vaapi?.reason ?? '').toMatch(/Failed to initialise VAAPI connection/);
     // This ffmpeg has no h264_nvenc: said so, not "no device".
     expect(rows.find((x) => x.encoder === 'nvenc')?.reason ?? '').toMatch(/not built with h264_nvenc/);
+  }, 60_000);
+
+  // Where a GPU device exists, `auto` must ask ffmpeg; the test needs a machine without one (as CI is).
+  const noGpuDevice = !existsSync('/dev/nvidiactl') && firstRenderNode() === null;
+  (noGpuDevice ? it : it.skip)('record --encoder auto on a machine without a GPU device starts no ffmpeg at all', () => {
+    // An ffmpeg that leaves a mark when run, and lists every GPU encoder (so only the missing device can refuse them).
+    const bin = mkdtempSync(path.join(dir, 'bin-'));
+    const mark = path.join(bin, 'ran');
+    writeFileSync(path.join(bin, 'ffmpeg'), [
+      '#!/bin/sh',
+      `echo "$*" >> '${mark}'`,
+      'printf " V....D h264_nvenc  NVENC\\n V....D h264_vaapi  VAAPI\\n V....D h264_qsv  QSV\\n"',
+    ].join('\n'), { mode: 0o755 });
+    const out = path.join(dir, 'auto-no-gpu');
+    const r = spawnSync(process.execPath, [path.join(__dirname, '../../bin/deskrec.js'), 'record', 'test://desktop?size=64x64',
+      '--capture', out, '--duration', '0.2', '--quiet'], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` } });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(existsSync(mark)).toBe(false);
+    const session = JSON.parse(readFileSync(path.join(out, 'session.json'), 'utf8')) as { encoder: string; encoders: { refused: { encoder: string; reason: string }[] } };
+    expect(session.encoder).toBe('openh264-wasm');
+    const refused = session.encoders.refused;
+    expect(refused.map((x) => x.encoder)).toEqual(['nvenc', 'vaapi', 'qsv']);
+    expect(refused.find((x) => x.encoder === 'nvenc')?.reason).toMatch(/NVIDIA/);
+    expect(refused.find((x) => x.encoder === 'vaapi')?.reason).toMatch(/render node/);
   }, 60_000);
 });
 

@@ -2,8 +2,9 @@
  * Which H.264 encoders this machine has, and which one a recording uses. `--encoder auto` takes the first GPU
  * encoder (NVENC, VAAPI, Quick Sync, in that order) that passes a trial at the segment's size — a few frames
  * encoded through the real backend and decoded again by ffmpeg — else openh264, and keeps why each one was
- * refused for session.json. Checks are cheap first (is ffmpeg there, is the encoder built in, is there a
- * device), so a machine without a GPU starts no process at all. Results are cached per process (and trials
+ * refused for session.json. Checks are cheap first: `auto` looks for the device before it asks ffmpeg, so a
+ * machine without a GPU starts no process at all; `deskrec encoders` asks ffmpeg first (is it there, is the
+ * encoder built in), to say which of the two is missing. Results are cached per process (and trials
  * per size): a daemon recording many sessions probes once.
  */
 import { spawn } from 'node:child_process';
@@ -87,25 +88,33 @@ export function encoderDevice(encoder: FfmpegEncoder, asked?: string): string | 
   return asked ?? firstRenderNode() ?? undefined;
 }
 
-/** Why `encoder` cannot be used here without starting it (null: worth a trial). */
+/**
+ * Why a GPU encoder has no device to run on, found without starting a process (null: it has one, or it needs
+ * none). A file test costs microseconds; `ffmpeg -encoders` costs a process (about 0.08 CPU-s).
+ */
+export function missingDevice(encoder: FfmpegEncoder, device?: string): string | null {
+  switch (encoder) {
+    case 'nvenc':
+      return existsSync('/dev/nvidiactl') ? null : 'no NVIDIA GPU (/dev/nvidiactl is missing)';
+    case 'vaapi':
+    case 'qsv':
+      if (device === undefined) return 'no DRM render node (/dev/dri/renderD* is missing)';
+      return existsSync(device) ? null : `the DRM render node ${device} is missing`;
+    case 'x264':
+      return null;
+  }
+}
+
+/**
+ * Why `encoder` cannot be used here without starting it (null: worth a trial). The ffmpeg build is asked
+ * first, so `deskrec encoders` says "not built with h264_nvenc" where that is so, even without a GPU.
+ */
 export async function precheck(encoder: FfmpegEncoder, device?: string): Promise<string | null> {
   const list = await ffmpegEncoderList();
   if ('reason' in list) return list.reason;
   const codec = FFMPEG_CODEC[encoder];
   if (!list.names.has(codec)) return `this ffmpeg is not built with ${codec}`;
-  switch (encoder) {
-    case 'nvenc':
-      if (!existsSync('/dev/nvidiactl')) return 'no NVIDIA GPU (/dev/nvidiactl is missing)';
-      break;
-    case 'vaapi':
-    case 'qsv':
-      if (device === undefined) return 'no DRM render node (/dev/dri/renderD* is missing)';
-      if (!existsSync(device)) return `the DRM render node ${device} is missing`;
-      break;
-    case 'x264':
-      break;
-  }
-  return null;
+  return missingDevice(encoder, device);
 }
 
 const trials = new Map<string, Promise<string | null>>();
@@ -230,7 +239,9 @@ export async function chooseEncoder(requested: string, width: number, height: nu
   if (requested !== 'auto') return { spec: requested, refused: [] };
   const refused: Refusal[] = [];
   for (const encoder of HARDWARE_ENCODERS) {
-    const reason = await whyNot(encoder, width, height, device);
+    // The device first: on a machine without a GPU (most servers, every CI runner) a recording then starts
+    // no ffmpeg at all, which was a tenth of a short recording's start-up CPU (docs/BENCHMARKS.md, eighth round).
+    const reason = missingDevice(encoder, encoderDevice(encoder, device)) ?? await whyNot(encoder, width, height, device);
     if (reason === null) {
       const d = encoderDevice(encoder, device);
       return { spec: ffmpegSpec(d !== undefined ? { encoder, device: d } : { encoder }), refused };
