@@ -15,6 +15,7 @@
  * until the pool served any size from its idle buffers (pixels.ts; docs/BENCHMARKS.md, seventh round).
  */
 import { Worker } from 'node:worker_threads';
+import { keepOpenH264Compiled } from '../../packages/openh264-wasm/src/index';
 import { EncoderError } from '../errors';
 import type { AccessUnit, EncodeInput, EncoderConfig } from './encoders/backend';
 import type { FrameReply, FrameRequest, FromWorker, ToWorker } from './encode-worker';
@@ -61,6 +62,10 @@ export class EncoderClient {
 
   constructor(private readonly backend: string, private readonly config: EncoderConfig,
     private readonly limits: BatchLimits = { ms: 0, frames: 1, bytes: 0 }) {
+    // Kept compiled on this thread, so workers after the first share the encoder's machine code (the
+    // binding says how). Openh264 backs the ffmpeg encoders' colour conversion too. A failure here is the
+    // worker's to report, at init.
+    keepOpenH264Compiled().catch(() => { /* the worker's own load says why */ });
     this.worker = new Worker(compiledScript(__dirname, 'encode-worker'));
     this.worker.on('message', (m: FromWorker) => {
       if (m.type === 'error') {

@@ -1,6 +1,10 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
+  findDistDir,
+  keepOpenH264Compiled,
   loadOpenH264,
   OpenH264Error,
   type EncodedFrame,
@@ -162,6 +166,24 @@ describe('H264Encoder', () => {
     expect(Buffer.concat(fa.nals).equals(Buffer.concat(fb.nals))).toBe(true);
     a.destroy();
     b.destroy();
+  });
+
+  it('keepOpenH264Compiled: a missing wasm is LOAD_FAILED and not cached; a kept module serves later loads', async () => {
+    const empty = mkdtempSync(path.join(tmpdir(), 'openh264-none-'));
+    try {
+      await expect(keepOpenH264Compiled({ distDir: empty })).rejects.toMatchObject({ code: 'LOAD_FAILED' });
+      // The failure is not remembered: the same directory, once it holds the files, loads.
+      for (const f of ['openh264.js', 'openh264.wasm']) copyFileSync(path.join(findDistDir(), f), path.join(empty, f));
+      await keepOpenH264Compiled({ distDir: empty });
+      const kept = await loadOpenH264({ distDir: empty });
+      const enc = kept.createEncoder({ sourceWidth: 32, sourceHeight: 32, usage: 'screen', rateControl: { mode: 'qp', qp: 28 },
+        keyframeIntervalFrames: 0, maxFrameRate: 30 });
+      feed(enc, 32, 32, desktop(32, 32, 0));
+      expect(types(enc.encode(0))).toEqual([7, 8, 5]);
+      enc.destroy();
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it('loads and encodes inside a worker_threads Worker', async () => {

@@ -336,6 +336,40 @@ export function findDistDir(fromDir: string = __dirname): string {
 // Per thread (module-level state is per worker): compiled wasm per dist dir.
 const compiled = new Map<string, Promise<object>>();
 
+/** The compiled module of `dir`'s wasm, compiled once per thread (a failed compile is tried again next time). */
+async function compiledModule(dir: string): Promise<object> {
+  let modulePromise = compiled.get(dir);
+  if (modulePromise === undefined) {
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(path.join(dir, WASM_FILE));
+    } catch (e) {
+      // A typed error like any other load failure (it was a bare ENOENT).
+      throw new OpenH264Error('LOAD_FAILED', `reading ${path.join(dir, WASM_FILE)} failed: ${String(e)}`);
+    }
+    modulePromise = wasmApi().compile(bytes);
+    compiled.set(dir, modulePromise);
+  }
+  try {
+    return await modulePromise;
+  } catch (e) {
+    compiled.delete(dir);
+    throw new OpenH264Error('LOAD_FAILED', `compiling ${WASM_FILE} failed: ${String(e)}`);
+  }
+}
+
+/**
+ * Compiles the module in this thread and keeps it for the life of the process, without instantiating it.
+ * V8 shares a module's machine code among all the threads of a process that compile the same bytes while one
+ * compiled copy is alive, and it compiles each function on its first call. An encode worker ends with its
+ * segment, so without a copy kept elsewhere every worker compiled the encoder anew: about 0.2 CPU-s per
+ * segment and per daemon session. Calling this on the main thread before workers load the module lets the
+ * second worker and every later one reuse what the first compiled (docs/BENCHMARKS.md, eighth round).
+ */
+export async function keepOpenH264Compiled(options: LoadOptions = {}): Promise<void> {
+  await compiledModule(options.distDir ?? findDistDir());
+}
+
 function wasmApi(): WasmApi {
   return (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 }
@@ -347,19 +381,7 @@ function isFactory(v: unknown): v is ModuleFactory {
 /** Instantiates a fresh openh264 wasm module (each call: its own memory; share nothing across workers). */
 export async function loadOpenH264(options: LoadOptions = {}): Promise<OpenH264> {
   const dir = options.distDir ?? findDistDir();
-  let modulePromise = compiled.get(dir);
-  if (modulePromise === undefined) {
-    const bytes = fs.readFileSync(path.join(dir, WASM_FILE));
-    modulePromise = wasmApi().compile(bytes);
-    compiled.set(dir, modulePromise);
-  }
-  let wasmModule: object;
-  try {
-    wasmModule = await modulePromise;
-  } catch (e) {
-    compiled.delete(dir);
-    throw new OpenH264Error('LOAD_FAILED', `compiling ${WASM_FILE} failed: ${String(e)}`);
-  }
+  const wasmModule = await compiledModule(dir);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const factory: unknown = require(path.join(dir, JS_FILE));
   if (!isFactory(factory)) {
