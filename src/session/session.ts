@@ -352,11 +352,14 @@ export class Session extends EventEmitter<SessionEvents> {
       const shift = offset;
       const consumer: FrameConsumer = {
         // Each connection's source counts time from its own start; the session clock goes on.
-        onFrame: (f) => { this.onFrame(shift === 0 ? f : { ...f, t_ms: f.t_ms + shift }); },
+        onFrame: (f) => {
+          idleNotice.sawData();
+          this.onFrame(shift === 0 ? f : { ...f, t_ms: f.t_ms + shift });
+        },
         whenReady: () => recording?.whenReady() ?? Promise.resolve(),
       };
       const framesBefore = this.frames;
-      const stopIdleNotice = this.noticeIdle(source);
+      const idleNotice = this.noticeIdle(source);
       source.onClipboard?.((text) => { this.emit('clipboard', text); }, () => this.listenerCount('clipboard') > 0);
       try {
         const end = await source.run(consumer, { signal: this.abort.signal, durationMs: durationMs === null ? null : Math.max(0, durationMs - shift) });
@@ -387,7 +390,7 @@ export class Session extends EventEmitter<SessionEvents> {
         connection++;
         this.tapCapture(this.current, connection);
       } finally {
-        stopIdleNotice();
+        idleNotice.stop();
       }
     }
   }
@@ -404,19 +407,22 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /**
    * Watches the source's silence (FrameSource.idleMs) and logs once per silent stretch of `idleNoticeS`,
-   * and again when data comes back; returns the function that stops watching.
+   * and again when data comes back. `sawData()` is called with every frame; `stop()` ends the watch.
    */
-  private noticeIdle(source: FrameSource): () => void {
+  private noticeIdle(source: FrameSource): { sawData: () => void; stop: () => void } {
     const limitS = this.options.idleNoticeS === undefined ? IDLE_NOTICE_DEFAULT_S : this.options.idleNoticeS;
-    if (limitS === null || source.idleMs === undefined) return () => undefined;
+    if (limitS === null || source.idleMs === undefined) return { sawData: () => undefined, stop: () => undefined };
     const limitMs = limitS * 1000;
     let silent = false;
     let timer: NodeJS.Timeout | null = null;
     let stopped = false;
     // One timer, armed for when the silence would reach the limit (a busy source re-arms it far ahead;
-    // nothing wakes a still one every second: bench/idle.ts); once silent, "data again" is checked every
-    // quarter of the limit (that line may come a little late).
+    // nothing wakes a still one every second: bench/idle.ts). Once silent, a frame says at once that data
+    // came back (sawData); other data (a bell, a pointer shape) is seen by a check once per limit. The check
+    // ran every quarter of the limit, and on a still VNC screen those 8 wake-ups a minute were most of the
+    // idle section's CPU: about 3 ms each (docs/BENCHMARKS.md, eighth round).
     const check = (): void => {
+      if (timer !== null) clearTimeout(timer);
       timer = null;
       if (stopped) return;
       const idle = source.idleMs?.() ?? null;
@@ -429,16 +435,19 @@ export class Session extends EventEmitter<SessionEvents> {
           silent = false;
           this.log(`data from ${source.target} again`);
         }
-        next = silent ? limitMs / 4 : limitMs - idle;
+        next = silent ? limitMs : limitMs - idle;
       }
       timer = setTimeout(check, Math.max(50, next));
       // The check never keeps a process alive on its own.
       timer.unref();
     };
     check();
-    return () => {
-      stopped = true;
-      if (timer !== null) clearTimeout(timer);
+    return {
+      sawData: () => { if (silent) check(); },
+      stop: () => {
+        stopped = true;
+        if (timer !== null) clearTimeout(timer);
+      },
     };
   }
 
