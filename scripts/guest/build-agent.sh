@@ -280,6 +280,12 @@ exec </dev/console >/dev/console 2>&1
 printf '\033[?25l\033[2J\033[H'
 printf '\033[1;37;44m deskrec SPICE agent test guest \033[0m kernel %s, fb0 %s\n' "\$(uname -r)" \
   "\$(cat /sys/class/graphics/fb0/virtual_size 2>/dev/null || echo none)"
+# PID 1 keeps the serial port open from here on (fd 3, never read). A closed 8250 port drops what arrives:
+# the tests type their commands as soon as the ready marker is out, and the shell below opens the port a
+# moment after that marker (and again each time it restarts). With the port held open, the kernel's line
+# discipline buffers those bytes until the shell reads them. (Without this a clean-clone CI run lost the
+# leading "D" of "DISPLAY=:0 xrandr": the shell ran xrandr with no display.)
+exec 3<>/dev/ttyS0
 stty -F /dev/ttyS0 -opost -echo 2>/dev/null
 # status TEXT: on the screen and, with a colour, in the log the test can read.
 status() { printf '\033[1;3%dm %s \033[0m\n' "\$1" "\$2"; echo "deskrec-agent: \$2" >/dev/ttyS0; }
