@@ -1,30 +1,44 @@
 /**
  * Persistent zlib streams for RFB (Zlib, ZRLE and Tight keep one zlib stream per connection, rfbproto
- * "Zlib/ZRLE/Tight Encoding"), decoded synchronously with Node's documented zlib API.
+ * "Zlib/ZRLE/Tight Encoding"), decoded synchronously.
  *
- * Node has no synchronous streaming inflater, but RFB servers end every rectangle's compressed data with
- * Z_SYNC_FLUSH, which completes the current deflate block and byte-aligns the stream with an empty stored
- * block. Between two such points the only state deflate carries over is the 32 KiB window of previous
- * output (Huffman tables are per block). So each chunk is inflated as raw deflate (`inflateRawSync`) with
- * the last 32 KiB of output as the preset dictionary; the zlib header (RFC 1950) is checked and stripped
- * from the first chunk after a (re)start. Measured against pako and fflate streaming inflaters on 50 MB of
- * desktop-like pixels (see the decoders' report): 3–4x faster on 64 KiB chunks, still ahead at 4 KiB.
+ * Each stream is one zlib inflate context that lives as long as the RFB stream does, fed chunk by chunk
+ * with Z_SYNC_FLUSH: minizlib drives Node's own zlib binding synchronously and keeps the context between
+ * writes. Node's documented synchronous API (`inflateRawSync`) is one-shot: it can only continue a stream by
+ * building a new context per chunk and handing it the last 32 KiB of output as a preset dictionary, which
+ * cost 32–55 µs per chunk before any data was inflated. A terminal's Tight rectangles are about 140
+ * compressed bytes each, so that set-up was nearly all of their inflate time: 36.7 µs against 10.6 µs per
+ * chunk on 3,000 such chunks (docs/BENCHMARKS.md, issue 12, ninth round). Servers that end chunks without a
+ * sync flush (the next chunk continues the same deflate block) are inflated correctly too, as a context that
+ * lives on carries the partial block.
  *
- * Caps: `maxOutputLength` makes Node stop inflating once the output passes the limit, so a zlib bomb
- * costs at most one internal chunk beyond the limit, never unbounded memory. After any failure the stream
- * refuses further input until reset: its window no longer matches the server's.
+ * Caps: each call sets the context's output limit to what it may return, so a zlib bomb stops once its
+ * output passes the limit (Node checks between 16 KiB output chunks), never unbounded memory. After any
+ * failure the stream refuses further input until reset: its window no longer matches the server's.
  */
-import * as zlib from 'zlib';
+import { InflateRaw } from 'minizlib';
+import { constants } from 'node:zlib';
 import { ProtocolError } from '../../errors';
 import type { InflateStream } from './types';
 
-/** Deflate's maximum back-reference distance (RFC 1951 §2.5): all the history a chunk can refer to. */
-const WINDOW = 32768;
-
 const EMPTY = new Uint8Array(0);
 
-class SyncFlushInflater implements InflateStream {
-  private history: Uint8Array = EMPTY;
+/**
+ * The per-call output limit of Node's zlib object under minizlib (`maxOutputLength` is a constructor option
+ * only). It is an internal field, so a Node without it is detected when the context is made and refused:
+ * a stream without a cap must not run.
+ */
+interface OutputLimit { _maxOutputLength: number }
+
+function hasOutputLimit(handle: unknown): handle is OutputLimit {
+  return typeof handle === 'object' && handle !== null && typeof (handle as Partial<OutputLimit>)._maxOutputLength === 'number';
+}
+
+class PersistentInflater implements InflateStream {
+  private context: { z: InflateRaw; limit: OutputLimit } | null = null;
+  /** Output of the current write (minizlib emits it synchronously, inside write()). */
+  private parts: Buffer[] = [];
+  private error: unknown = null;
   private headerPending = true;
   private failure: ProtocolError | null = null;
 
@@ -42,14 +56,40 @@ class SyncFlushInflater implements InflateStream {
   }
 
   reset(): void {
-    this.history = EMPTY;
+    this.drop();
     this.headerPending = true;
     this.failure = null;
   }
 
+  private drop(): void {
+    const c = this.context;
+    this.context = null;
+    if (c !== null) {
+      c.z.removeAllListeners();
+      c.z.close();
+    }
+  }
+
   private fail(code: string, message: string, cause?: unknown): never {
+    this.drop();
     this.failure = new ProtocolError(code, message, cause === undefined ? undefined : { cause });
     throw this.failure;
+  }
+
+  /** The live context, made at the stream's first data. */
+  private open(): { z: InflateRaw; limit: OutputLimit } {
+    if (this.context !== null) return this.context;
+    const z = new InflateRaw({ flush: constants.Z_SYNC_FLUSH });
+    // (minizlib's type for it names Node 22's Zstd classes, which Node 20's types lack: read as unknown.)
+    const handle: unknown = z.handle;
+    if (!hasOutputLimit(handle)) {
+      z.close();
+      return this.fail('ZLIB_UNAVAILABLE', 'this Node\'s zlib has no per-call output limit; refusing to inflate without one');
+    }
+    z.on('data', (chunk: Buffer) => { this.parts.push(chunk); });
+    z.on('error', (err: unknown) => { this.error = err; });
+    this.context = { z, limit: handle };
+    return this.context;
   }
 
   private run(input: Uint8Array, max: number): Uint8Array {
@@ -67,37 +107,25 @@ class SyncFlushInflater implements InflateStream {
       this.headerPending = false;
     }
     if (data.length === 0) return EMPTY;
-    let out: Buffer;
-    try {
-      out = zlib.inflateRawSync(data, {
-        finishFlush: zlib.constants.Z_SYNC_FLUSH,
-        maxOutputLength: Math.max(1, max),
-        ...(this.history.length > 0 ? { dictionary: this.history } : {}),
-      });
-    } catch (err) {
+    const { z, limit } = this.open();
+    limit._maxOutputLength = Math.max(1, max);
+    this.parts = [];
+    this.error = null;
+    z.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    const parts = this.parts;
+    this.parts = [];
+    const err = this.error;
+    if (err !== null) {
       if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') this.fail('ZLIB_BOMB', `zlib data inflates to more than ${max} bytes`, err);
-      this.fail('ZLIB_CORRUPT', `corrupt zlib data: ${(err as Error).message}`, err);
+      this.fail('ZLIB_CORRUPT', `corrupt zlib data: ${err instanceof Error ? err.message : 'unknown zlib error'}`, err);
     }
+    const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
     if (out.length > max) this.fail('ZLIB_BOMB', `zlib data inflates to more than ${max} bytes`);
-    this.remember(out);
     return out;
-  }
-
-  /** Keeps the last WINDOW bytes of output as the next chunk's dictionary (copied: callers own `out`). */
-  private remember(out: Uint8Array): void {
-    if (out.length >= WINDOW) {
-      this.history = out.slice(out.length - WINDOW);
-      return;
-    }
-    const keep = Math.min(this.history.length, WINDOW - out.length);
-    const h = new Uint8Array(keep + out.length);
-    h.set(this.history.subarray(this.history.length - keep), 0);
-    h.set(out, keep);
-    this.history = h;
   }
 }
 
 /** Creates a persistent inflate stream for chunks that each end on a zlib sync flush. */
 export function createInflateStream(): InflateStream {
-  return new SyncFlushInflater();
+  return new PersistentInflater();
 }

@@ -51,6 +51,34 @@ describe('persistent inflate stream', () => {
     await expectCode(() => createInflateStream().inflate(zlib.deflateRawSync(Buffer.alloc(100)), 100), 'ZLIB_CORRUPT');
   });
 
+  test('a chunk that ends inside a deflate block: the next chunk carries on from where it stopped', async () => {
+    // One sync-flushed chunk of 60,000 varied bytes, cut in three at arbitrary points (inside its blocks), as
+    // a server that flushes at other points than our rectangles' ends would send it. Each part yields what it
+    // completes; together they give every byte, in order.
+    const data = pattern(60000, 13);
+    const [z] = await deflateParts([data]);
+    const whole = z as Uint8Array;
+    const cuts = [0, 777, Math.floor(whole.length / 2) + 3, whole.length];
+    const s = createInflateStream();
+    const got: number[] = [];
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      got.push(...s.inflateUpTo(whole.subarray(cuts[i], cuts[i + 1]), data.length - got.length));
+    }
+    expect(got.length).toBe(data.length);
+    expect(Buffer.from(got).equals(Buffer.from(data))).toBe(true);
+  });
+
+  test('the cap is each call\'s own: a small limit after a large one still stops a bomb, and a large one after it passes', async () => {
+    const [big, bomb, after] = await deflateParts([pattern(300000, 7), new Uint8Array(5 * 1024 * 1024), pattern(2000, 5)]);
+    const s = createInflateStream();
+    expect(s.inflate(big as Uint8Array, 300000).length).toBe(300000);
+    await expectCode(() => s.inflate(bomb as Uint8Array, 4096), 'ZLIB_BOMB');
+    const t = createInflateStream();
+    expect(t.inflateUpTo(big as Uint8Array, 300000).length).toBe(300000);
+    expect(t.inflate(bomb as Uint8Array, 5 * 1024 * 1024).length).toBe(5 * 1024 * 1024);
+    expect(Array.from(t.inflate(after as Uint8Array, 2000))).toEqual(Array.from(pattern(2000, 5)));
+  });
+
   test('inflateUpTo returns whatever the chunk holds up to the limit', async () => {
     const z = await deflateParts([pattern(1234, 11), pattern(10, 1)]);
     const s = createInflateStream();

@@ -6,8 +6,9 @@
  *
  * Node has no synchronous streaming deflater. `zlib.createDeflate()._processChunk(chunk, flush)` looks like
  * one, but in Node 20 its synchronous path closes the handle after the first chunk (it exists for the
- * one-shot `deflateSync`), so it cannot carry a stream. Instead this mirrors zlib-stream.ts, the inflate
- * side: after a sync flush the only state deflate carries into the next block is its 32 KiB window of
+ * one-shot `deflateSync`), so it cannot carry a stream by itself. (zlib-stream.ts, the inflate side, keeps a
+ * live context through minizlib, which works around exactly that; this side has not been moved yet.) After a
+ * sync flush the only state deflate carries into the next block is its 32 KiB window of
  * earlier input (Huffman tables are per block), so each chunk is compressed with the documented
  * `deflateRawSync` (raw deflate, `finishFlush: Z_SYNC_FLUSH`, so no final block and no trailer) with the
  * last 32 KiB of everything compressed before as its preset dictionary. Back-references into the dictionary
