@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --no-liftoff --single-threaded-gc
+#!/usr/bin/env -S node --max-semi-space-size=1 --no-liftoff --single-threaded-gc --interrupt-budget=1048576
 'use strict';
 // The compiled CLI lives in dist-ts/ (built by `npm ci` through the prepare script).
 //
@@ -17,6 +17,14 @@
 // the same collections cost less in all: real-time replay of the SPICE bench's capture, 5 runs each,
 // median 9.66 → 9.16 CPU-s (0.95x); the VNC capture 2.64 → 2.59 (3 runs each, within noise). Its pauses
 // were no longer (--trace-gc, same replay: longest 7.4 ms against 10.4 ms).
+// --interrupt-budget=1048576 (bytes of bytecode, default 67584): a function is handed to the optimising
+// compiler after about 16 times more work. A recording's per-frame bookkeeping runs a few dozen times a second,
+// so with the default V8 optimised (and deoptimised, and optimised again) hundreds of small functions in the
+// first seconds, on helper threads, for code that then saves little. Hot loops (decoders, copies) still tier up
+// within a second or two; a long recording reaches the same optimised code, later. Measured: the live VNC
+// bench section (3 rounds of 30 s beside x11grab) 4.72/4.93/4.96 → 4.27/4.34/4.41 CPU-s/min, ratio 0.69 →
+// 0.65; real-time replay of its capture, 6 runs each, median 2.29 → 2.14 CPU-s; at full speed 1.45 → 1.34;
+// the SPICE capture's real-time replay 8.44 → 8.53 (within noise). 4x the default (262144) gave 2.16.
 const { main } = require('../dist-ts/src/cli/main.js');
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
