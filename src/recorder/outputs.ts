@@ -2,18 +2,18 @@
  * Per-segment frame outputs behind one small interface, so the recording's timing logic does not care
  * whether frames become H.264 or PNG: `canAccept` tells whether a frame may be submitted now (the queue is
  * bounded), `submit` takes a frame as patches: the pixels of its changed rectangles as of its own time, cut
- * by the recording when the frame was emitted. Outputs never read the recording's mirror, which may already
- * hold newer pixels by the time a frame that waited for room is submitted; the PNG output keeps its own
+ * by the recording as the frame's changes arrived. Outputs never read the recording's picture, which may
+ * already hold newer pixels by the time a frame that waited for room is submitted; the PNG output keeps its own
  * picture and brings it up to each frame with the frame's patches, so the video and the PNG frames of one
  * recording are built from the same pixels.
  */
 import * as path from 'node:path';
-import { contains, type Rect } from '../capture/rect';
+import type { Rect } from '../capture/rect';
 import { EncoderError, type SinkError } from '../errors';
 import { EncoderClient } from './encoder-client';
 import type { AccessUnit, EncoderConfig, Patch } from './encoders/backend';
 import type { Motion } from './motion';
-import { applyPatch, releasePatches } from './pixels';
+import { applyPatch, LazyPicture } from './pixels';
 import { Mp4SegmentWriter, type Mp4SegmentInfo } from './sinks/mp4';
 import type { PngSink } from './sinks/png';
 
@@ -167,15 +167,14 @@ export class VideoOutput implements FrameOutput {
   private started: Promise<EncoderClient> | null = null;
   private readonly writer: Mp4SegmentWriter;
   /**
-   * With `deferred` applied on top (catchUp()), the picture as of the last frame the encoder finished: the
-   * base for reconstructing unfinished frames. Allocated when first written, so an output that never needs it
-   * costs nothing.
+   * The picture as of the last frame the encoder finished: the base for reconstructing unfinished frames. It
+   * is read only on a failure (fail()), so finished frames' patches are taken into it lazily (LazyPicture: a
+   * scrolling terminal repaints the same rectangle every other frame, and copying each in was 74 ms of the
+   * live VNC bench's 1.38 s main thread). The worker has coded the patches and the PNG output of a tee copied
+   * them at submit, so the pool gets them back when they are copied in or covered.
    */
-  private ackedPicture: Uint8Array | null = null;
+  private readonly acked: LazyPicture;
   private readonly inFlight: (PendingFrame & { bytes: number })[] = [];
-  /** Patches of finished frames not yet copied into `acked`, oldest first, and their bytes (defer()). */
-  private deferred: Patch[] = [];
-  private deferredBytes = 0;
   /** Patch bytes of the frames in flight. */
   private inFlightBytes = 0;
   private lastKeyT: number | null = null;
@@ -216,14 +215,10 @@ export class VideoOutput implements FrameOutput {
     /** Longest a frame waits for its batch to the encoder, ms (0: no batches). */
     private readonly batchMs = DEFAULT_ENCODE_BATCH_MS,
   ) {
+    this.acked = new LazyPicture(width, height);
     this.writer = new Mp4SegmentWriter(file, {
       mode: fileMode, onError: (err) => { events.onWriteError(err); }, log: (line) => { events.log(line); },
     });
-  }
-
-  private get acked(): Uint8Array {
-    this.ackedPicture ??= new Uint8Array(this.width * this.height * 4);
-    return this.ackedPicture;
   }
 
   /** True once the output takes no more frames (the encoder failed, the recording failed or was cut short). */
@@ -287,51 +282,11 @@ export class VideoOutput implements FrameOutput {
     const head = this.inFlight.shift();
     if (head !== rec) throw new Error('encode replies out of order');
     this.inFlightBytes -= rec.bytes;
-    this.defer(rec.patches);
+    this.acked.add(rec.patches);
     if (unit !== null) this.toWriter(unit);
     this.events.onEncoded(seconds);
     this.wake();
     this.events.onRoom();
-  }
-
-  /**
-   * Takes a finished frame's patches into `acked`, lazily. `acked` is read only on a failure (fail()), so the
-   * patches wait in order in `deferred`, and one that a later finished frame's patch covers whole is dropped
-   * without ever being copied: a scrolling terminal repaints the same rectangle every other frame (copying
-   * each into `acked` was 74 ms of the live VNC bench's 1.38 s main thread). What waits is bounded by one
-   * picture; beyond that the oldest are copied in. The worker has coded the patches and the PNG output of a
-   * tee copied them at submit, so the pool gets them back when they are copied or dropped.
-   */
-  private defer(patches: readonly Patch[]): void {
-    const superseded = this.deferred.filter((d) => patches.some((p) => contains(p.rect, d.rect)));
-    if (superseded.length > 0) {
-      this.deferred = this.deferred.filter((d) => !superseded.includes(d));
-      for (const d of superseded) this.deferredBytes -= d.data.byteLength;
-      releasePatches(superseded);
-    }
-    for (const p of patches) {
-      this.deferred.push(p);
-      this.deferredBytes += p.data.byteLength;
-    }
-    let bytes = this.deferredBytes;
-    let n = 0;
-    for (const d of this.deferred) {
-      if (bytes <= this.width * this.height * 4) break;
-      bytes -= d.data.byteLength;
-      n++;
-    }
-    if (n > 0) this.catchUp(n);
-  }
-
-  /** Copies the oldest `n` deferred patches (all by default) into `acked`. */
-  private catchUp(n = this.deferred.length): void {
-    const done = this.deferred.splice(0, n);
-    const stride = this.width * 4;
-    for (const p of done) {
-      applyPatch(this.acked, stride, p);
-      this.deferredBytes -= p.data.byteLength;
-    }
-    releasePatches(done);
   }
 
   private toWriter(unit: AccessUnit): void {
@@ -348,14 +303,14 @@ export class VideoOutput implements FrameOutput {
     const e = err instanceof EncoderError ? err : new EncoderError('ENCODE_FAILED', String(err), { cause: err });
     const stride = this.width * 4;
     this.inFlightBytes = 0;
-    this.catchUp();
+    const acked = this.acked.picture;
     const unfinished = this.inFlight.splice(0).map((rec) => {
-      for (const p of rec.patches) applyPatch(this.acked, stride, p);
-      return { rgba: this.acked.slice(), t_ms: rec.t_ms, damage: rec.damage };
+      for (const p of rec.patches) applyPatch(acked, stride, p);
+      return { rgba: acked.slice(), t_ms: rec.t_ms, damage: rec.damage };
     });
     void this.client?.close();
     // After the loop `acked` holds every submitted frame; this output takes no more frames, so hand it over.
-    this.events.onFailure(e, unfinished, this.acked);
+    this.events.onFailure(e, unfinished, acked);
     this.wake();
   }
 

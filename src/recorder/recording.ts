@@ -28,7 +28,7 @@
  * kept), and each merge is counted; sources that can wait (replay, `--speed max`) await `whenReady()`.
  *
  * Segments (one per desktop size, and a new one after a gap). A server can change the desktop size as
- * fast as it likes; each segment costs a mirror, an encoder worker and a file, and closing one (draining
+ * fast as it likes; each segment costs a picture, an encoder worker and a file, and closing one (draining
  * the encoder, finalising the MP4, the fast-start rewrite) takes time. So, bounded:
  * - a new size gets its own segment only once it has lasted MIN_SEGMENT_MS of session time. Until then its
  *   frames are kept aside (at most 32 MiB or two pictures of them: beyond that they merge into one, counted in
@@ -50,12 +50,17 @@
  *   than STOP_GRACE_MS, it is cut back to its last complete fragment (`truncated: true`).
  *
  * Fidelity: every frame handed to an output carries exactly the pixels of its own moment (its newest
- * content; the grid may only move its time later, never give it later pixels). The mirror always
- * holds the newest picture (frames held by fps-max are copied into it as they arrive), so a frame's pixels
- * are cut from the mirror when the frame is emitted — the one moment the mirror shows exactly that frame —
- * and a frame that must wait for room keeps those patches (copy-on-park). Merging a newer frame into it adds
- * the newer frame's patches after the older ones, recut from the mirror as one set once they would exceed
- * one picture, so a parked frame never holds more than one picture's bytes.
+ * content; the grid may only move its time later, never give it later pixels). A source's picture is valid
+ * only while it hands over a frame, so each frame's changes are cut from it then, into the patches of the frame
+ * fps-max holds (a change that overlaps what the held frame has recuts its whole damage, so the held frame is
+ * one copy of its damage at most), pointer composited. Each segment also keeps its newest picture, lazily
+ * (pixels.ts LazyPicture: the patches wait, and those that later ones cover are never copied in), for what needs
+ * a whole picture: a rotation's first frame, and recuts of frames merged while they wait. A frame that must
+ * wait for room keeps its patches; merging a newer frame into it adds the newer frame's patches after the
+ * older ones, recut from the segment's picture (at the newer frame's moment then) as one set once they would
+ * exceed one picture, so a parked frame never holds more than one picture's bytes. Before 2026-12-07 every
+ * change was copied into a mirror picture as it arrived and frames were cut from the mirror when emitted:
+ * two copies of each change instead of one (docs/BENCHMARKS.md, issue 12, tenth round).
  *
  * Desktops larger than the encoder takes (encoders/limits.ts: 36864 macroblocks, e.g. 4096x2304) are
  * recorded as PNG frames from their first frame, with a log line saying so.
@@ -68,7 +73,7 @@
  * it. Files are created 0600 and directories 0700 (`modes`).
  */
 import * as path from 'node:path';
-import { blendCursor, cursorRect, type CursorShape } from '../capture/cursor';
+import { blendCursor, cursorRect, type CursorShape, type CursorState } from '../capture/cursor';
 import { DamageRegion, intersects, isEmpty, type Rect } from '../capture/rect';
 import type { Frame } from '../capture/surface';
 import { checkSurfaceSize } from '../capture/surface';
@@ -80,7 +85,7 @@ import { OPENH264_LIMIT_TEXT, OPENH264_MIN_SIDE, OPENH264_MIN_TEXT, openh264Take
 import { checkFreeSpace, checkWritable, DEFAULT_MIN_FREE_BYTES, makeDirectory, PRIVATE_MODES, writeError, type RecordingModes } from './files';
 import { LiveHub, type LiveListener, type LiveUnit } from './live';
 import { appendMotion, mainMotion, motionHints, type Motion } from './motion';
-import { copyRect, cutPatch, releasePatches } from './pixels';
+import { cutPatch, LazyPicture, releasePatches, retainPatches } from './pixels';
 import { DEFAULT_ENCODE_BATCH_MS, damageArea, PngOutput, TeeOutput, VideoOutput, type FrameOutput, type OutputFrame, type SegmentRecord } from './outputs';
 import { writeSessionJson, type EncoderFailureRecord, type GapRecord, type RecordingStats, type SessionJson } from './session-json';
 import { PngSink } from './sinks/png';
@@ -120,6 +125,12 @@ const LIVE_GRACE_MS = 10;
  * (captures), and n·(1000/30) computed by a source may differ from the grid's own k·1000/30 in the last bit.
  */
 const SLOT_EPS = 1e-6;
+/**
+ * A held frame's patches are cut again as one copy of its damage once they would come to more than this many
+ * copies of it (apply()): two overlapping updates of a scroll in one slot are recut, a stream of small draws
+ * over an area is recut once they add up to half of it again.
+ */
+const RECUT_FACTOR = 1.5;
 
 /** How a recording is made. */
 export interface RecordingOptions {
@@ -188,9 +199,13 @@ interface Held {
   fresh: DamageRegion;
   /** Its slot: it goes out at k·I (at least `Seg.nextK`). */
   k: number;
+  /** Its pixels, cut from the source's picture as its updates arrived (later patches win where they overlap). */
+  patches: Patch[];
+  /** Bytes of pixels in `patches`. */
+  bytes: number;
 }
 
-/** An emitted frame waiting for room in the output, with its pixels as of its time (cut when it was emitted). */
+/** An emitted frame waiting for room in the output, with its pixels as of its time (cut as its changes arrived). */
 interface Parked {
   damage: DamageRegion;
   patches: Patch[];
@@ -204,9 +219,8 @@ interface Parked {
 }
 
 /**
- * A frame emitted while its size waits for a segment. The newest one keeps no pixels of its own until
- * something newer is copied into the mirror (`patches` null: the mirror shows it): a size that is dropped
- * before that costs no copy.
+ * A frame emitted while its size waits for a segment, with its pixels. Frames merged into one (collapseEarly)
+ * keep none until the newest picture moves on (`patches` null: the segment's picture shows it).
  */
 interface Early {
   damage: DamageRegion;
@@ -232,12 +246,34 @@ function damageBytes(damage: readonly Rect[]): number {
   return damageArea(damage) * 4;
 }
 
-/** The pointer as last drawn into a mirror (composite mode). */
+/** The pointer as drawn into a segment's newest picture (composite mode). */
 interface DrawnCursor {
   shape: CursorShape;
   x: number;
   y: number;
   rect: Rect;
+}
+
+/** The disjoint rectangles covering `rects`. */
+function united(rects: readonly Rect[]): Rect[] {
+  const u = new DamageRegion();
+  u.addAll(rects);
+  return u.toArray();
+}
+
+/** Draws the pointer into the patches it lands on (each patch a picture of its own, at its rect). */
+function blendInto(patches: readonly Patch[], drawn: DrawnCursor): void {
+  const r = drawn.rect;
+  for (const p of patches) {
+    const q = p.rect;
+    const x0 = Math.max(r.x, q.x);
+    const y0 = Math.max(r.y, q.y);
+    const x1 = Math.min(r.x + r.width, q.x + q.width);
+    const y1 = Math.min(r.y + r.height, q.y + q.height);
+    if (x1 <= x0 || y1 <= y0) continue;
+    const at: CursorState = { shape: drawn.shape, x: drawn.x - q.x, y: drawn.y - q.y };
+    blendCursor(p.data, q.width * 4, at, { x: x0 - q.x, y: y0 - q.y, width: x1 - x0, height: y1 - y0 });
+  }
 }
 
 /**
@@ -247,8 +283,11 @@ interface DrawnCursor {
 interface Seg {
   readonly width: number;
   readonly height: number;
-  /** The newest picture at this size, pointer composited: frames are cut from it when emitted. */
-  readonly mirror: Uint8Array;
+  /**
+   * The newest picture at this size, pointer composited, kept lazily from the frames' patches: read only for
+   * a rotation's whole first frame and to recut merged frames.
+   */
+  readonly picture: LazyPicture;
   /** Why it waits: 'size' (a change from the current size: it must last MIN_SEGMENT_MS) or 'next' (the first size, or the first after a gap). */
   readonly reason: 'size' | 'next';
   /** Session time of the first frame at this size. */
@@ -330,7 +369,7 @@ export class Recording {
   private readonly gaps: GapRecord[] = [];
   /** The gap no frame has ended yet. */
   private openGap: GapRecord | null = null;
-  /** The mirror of the last size dropped, for the next new size of the same bytes (sizes that flip back and forth). */
+  /** The picture of the last size dropped, for the next new size of the same bytes (sizes that flip back and forth). */
   private spare: Uint8Array | null = null;
   /** Sizes already announced as too large for the encoder. */
   private readonly saidTooLarge = new Set<string>();
@@ -463,12 +502,11 @@ export class Recording {
         c.timer = null;
       }
     }
-    const bytes = frame.width * frame.height * 4;
-    // A size that comes back after being dropped reuses the dropped one's mirror: its first frame covers it all.
+    // A size that comes back after being dropped reuses the dropped one's picture: its first frame covers it all.
     const spare = this.spare;
     this.spare = null;
     const seg: Seg = {
-      width: frame.width, height: frame.height, mirror: spare !== null && spare.length === bytes ? spare : new Uint8Array(bytes),
+      width: frame.width, height: frame.height, picture: new LazyPicture(frame.width, frame.height, spare),
       reason: c === null ? 'next' : 'size', since: frame.t_ms, output: null, index: -1, held: null, timer: null,
       // Its frames follow the current segment's on the grid (from the slot of a frame the current one still
       // holds: see above), so the current one ends before its first frame.
@@ -479,7 +517,7 @@ export class Recording {
     return { seg, whole: true };
   }
 
-  /** Copies a frame into `seg`'s mirror and applies the fps-max rule. */
+  /** Takes a frame's pixels into `seg` and applies the fps-max rule. */
   private take(seg: Seg, frame: Frame, whole: boolean): void {
     let damage = frame.damage;
     if (whole) {
@@ -490,7 +528,7 @@ export class Recording {
     const cursor = this.opts.cursor === 'composite' ? this.cursorDamage(seg, frame, damage) : null;
     if (cursor !== null) damage = cursor.damage;
     const slot = this.slotOf(frame.t_ms);
-    // A frame of a later slot: the held frame's slot is over, and it goes out before the mirror moves on.
+    // A frame of a later slot: the held frame's slot is over, and it goes out before this frame joins anything.
     if (seg.held !== null && slot > seg.held.k) this.emitHeld(seg);
     if (damage.length > 0) this.apply(seg, frame, damage, cursor, slot);
     const h = seg.held;
@@ -504,25 +542,56 @@ export class Recording {
     }
   }
 
-  /** Copies a frame's changes into `seg`'s mirror and adds them to the held frame (one for `slot`, or the next free one). */
+  /**
+   * Adds a frame's changes to the held frame (one for `slot`, or the next free one), their pixels cut from the
+   * frame now, while its picture is valid (Frame.rgba), pointer composited. Where they overlap what the held
+   * frame has already, and its patches would come to more than RECUT_FACTOR copies of its damage, its whole
+   * damage is cut again instead (the frame's picture shows the newest content everywhere in it): so the encoder
+   * converts at most that many bytes per changed pixel, and many small changes over one area (SPICE's draws)
+   * are not each followed by a recut of the whole.
+   */
   private apply(seg: Seg, frame: Frame, damage: Rect[], cursor: { rect: Rect; draw: boolean } | null, slot: number): void {
-    // The mirror is about to move on from the newest kept frame's moment: it needs its own pixels now.
+    // The segment's picture is about to move on from the newest kept frame's moment: it needs its own pixels now.
     this.cutNewestEarly(seg);
-    const stride = seg.width * 4;
-    for (const r of damage) copyRect(frame.rgba, frame.stride, seg.mirror, stride, r);
-    if (cursor?.draw === true && frame.cursor !== undefined) {
-      // The copies above restored the framebuffer under the old pointer and wherever the new one lands.
-      blendCursor(seg.mirror, stride, frame.cursor, cursor.rect);
-      const shape = frame.cursor.shape;
-      seg.drawnCursor = shape === null || isEmpty(cursor.rect) ? null : { shape, x: frame.cursor.x, y: frame.cursor.y, rect: cursor.rect };
+    if (cursor?.draw === true) {
+      // The patches below restore the framebuffer under the old pointer and wherever the new one lands.
+      const c = frame.cursor;
+      const shape = c?.shape ?? null;
+      seg.drawnCursor = c === undefined || shape === null || isEmpty(cursor.rect) ? null : { shape, x: c.x, y: c.y, rect: cursor.rect };
     }
-    seg.held ??= { damage: new DamageRegion(), motion: [], fresh: new DamageRegion(), k: Math.max(slot, seg.nextK) };
-    seg.held.damage.addAll(damage);
+    const h = seg.held ??= { damage: new DamageRegion(), motion: [], fresh: new DamageRegion(), k: Math.max(slot, seg.nextK), patches: [], bytes: 0 };
+    const overlaps = h.patches.length > 0 && damage.some((r) => h.damage.intersects(r));
+    h.damage.addAll(damage);
+    // A frame's own damage may overlap itself only where the pointer's rectangles were added (cursorDamage).
+    let rects = cursor?.draw === true ? united(damage) : damage;
+    let recut = false;
+    if (overlaps) {
+      const all = h.damage.toArray();
+      if (h.bytes + damageBytes(rects) > RECUT_FACTOR * damageBytes(all)) {
+        rects = all;
+        recut = true;
+      }
+    }
+    const patches = rects.map((r) => cutPatch(frame.rgba, frame.stride, r, frame.width, frame.height));
+    // Only the pointer drawn now can lie in them: one drawn earlier is either still there and untouched by this
+    // frame's damage, or this frame restored its rectangle (cursorDamage); a recut takes the pointer as it is now.
+    if (seg.drawnCursor !== null && (recut || cursor?.draw === true)) blendInto(patches, seg.drawnCursor);
+    if (recut) {
+      releasePatches(h.patches);
+      h.patches = patches;
+      h.bytes = patchBytes(patches);
+    } else {
+      h.patches.push(...patches);
+      h.bytes += patchBytes(patches);
+    }
+    // The segment's picture holds the patches too, until it has copied them in or later ones cover them.
+    retainPatches(patches);
+    seg.picture.add(patches);
     // A copy the remote described (CopyRect, COPY_BITS) moved the pixels of `damage` less the residual: the
     // encoder predicts those from the previous picture (motion hints), so they are not new content.
-    seg.held.fresh.addAll(frame.copies !== undefined && frame.residual !== undefined ? [...frame.residual, ...(cursor === null ? [] : [cursor.rect])] : damage);
+    h.fresh.addAll(frame.copies !== undefined && frame.residual !== undefined ? [...frame.residual, ...(cursor === null ? [] : [cursor.rect])] : damage);
     const moved = mainMotion(frame.copies);
-    if (moved !== null) appendMotion(seg.held.motion, [moved]);
+    if (moved !== null) appendMotion(h.motion, [moved]);
   }
 
   /**
@@ -642,6 +711,7 @@ export class Recording {
     if (c !== null) {
       if (c.held !== null && c.held.k >= this.slotOf(first)) {
         // Kept back by segmentFor: the new size's first frame, in the same slot, supersedes it.
+        releasePatches(c.held.patches);
         c.held = null;
         if (c.timer !== null) { clearTimeout(c.timer); c.timer = null; }
       }
@@ -654,7 +724,7 @@ export class Recording {
     p.index = ++this.segmentIndex;
     this.current = p;
     p.output = this.track(this.newOutput(p));
-    // The newest kept frame still leans on the mirror: it gets its own pixels before it goes out.
+    // The newest kept frame may still lean on the segment's picture: it gets its own pixels before it goes out.
     this.cutNewestEarly(p);
     const early = p.early;
     p.early = [];
@@ -675,8 +745,10 @@ export class Recording {
     p.closed = true;
     this.stats.sizesSkipped++;
     this.stats.framesSkipped += p.early.length;
+    for (const e of p.early) if (e.patches !== null) releasePatches(e.patches);
     p.early = [];
-    this.spare = p.mirror;
+    p.picture.dispose();
+    this.spare = p.picture.bytes;
     // No notice: a machine booting goes through short-lived modes as a matter of course (the counts say it).
   }
 
@@ -691,6 +763,8 @@ export class Recording {
     if (seg.held !== null && this.fatal === null) this.emitHeld(seg);
     if (seg.timer !== null) { clearTimeout(seg.timer); seg.timer = null; }
     if (this.fatal === null) this.submitWaiting(seg);
+    // Its picture is read no more (rotate() takes it over up to date).
+    seg.picture.dispose();
     if (this.current === seg) this.current = null;
     const end = seg.lastFrameT === null ? endT : Math.max(endT, seg.lastFrameT + this.intervalMs);
     this.floorK = Math.max(this.floorK, this.slotOf(end));
@@ -722,21 +796,23 @@ export class Recording {
     const k = Math.max(this.slotOf(end), c.nextK);
     if (c.held !== null && c.held.k === k) {
       // Its changes are in the picture the new segment starts with, at the same time.
+      releasePatches(c.held.patches);
       c.held = null;
       if (c.timer !== null) { clearTimeout(c.timer); c.timer = null; }
     }
+    // The newest picture, pointer drawn as `drawnCursor` says: the new segment's first frame.
+    const whole: Rect = { x: 0, y: 0, width: c.width, height: c.height };
+    const first = cutPatch(c.picture.picture, c.width * 4, whole);
     // Every frame left in it is in an earlier slot, so it ends at R with its last picture shown ≥ one interval.
     this.closeSeg(c, this.slotTime(k));
-    // The closed segment never cuts from its mirror again (its held frame was emitted and its waiting frame
+    // The closed segment never reads its picture again (its held frame was emitted and its waiting frame
     // submitted above, with their own patches; a late encoder failure rebuilds from the output's own
-    // pictures), so the new segment takes it over: it holds the newest picture, pointer drawn as
-    // `drawnCursor` says.
-    const whole: Rect = { x: 0, y: 0, width: c.width, height: c.height };
-    const held: Held = { damage: new DamageRegion(), motion: [], fresh: new DamageRegion(), k };
+    // pictures), so the new segment takes it over, up to date.
+    const held: Held = { damage: new DamageRegion(), motion: [], fresh: new DamageRegion(), k, patches: [first], bytes: first.data.length };
     held.damage.add(whole);
     held.fresh.add(whole);
     const seg: Seg = {
-      width: c.width, height: c.height, mirror: c.mirror, reason: 'next', since: end, output: null, index: ++this.segmentIndex,
+      width: c.width, height: c.height, picture: c.picture, reason: 'next', since: end, output: null, index: ++this.segmentIndex,
       held, timer: null, waiting: null, early: [], earlyBytes: 0, nextK: k, lastFrameT: null, drawnCursor: c.drawnCursor, closed: false,
     };
     this.current = seg;
@@ -917,8 +993,8 @@ export class Recording {
    * Emits `seg`'s held frame at its slot's time k·I (its newest content's slot, or the next free one); the
    * segment's next frame takes a later slot, so frames are at least one interval apart.
    *
-   * Every caller emits before copying anything newer into the mirror, so the mirror shows exactly this
-   * frame's moment here: its pixels are cut now, whether it is submitted at once or has to wait.
+   * Its pixels were cut as its changes arrived. Every caller emits before a newer frame adds its changes, so
+   * the segment's picture shows exactly this frame's moment here (a recut of merged frames reads it).
    */
   private emitHeld(seg: Seg): void {
     const h = seg.held;
@@ -931,11 +1007,11 @@ export class Recording {
     this.stats.framesEmitted++;
     const damage = h.damage.toArray();
     const out = seg.output;
+    const patches = h.patches;
     if (out === null) {
-      this.keepEarly(seg, { damage: h.damage, patches: null, bytes: damageBytes(damage), t_ms: t });
+      this.keepEarly(seg, { damage: h.damage, patches, bytes: h.bytes, t_ms: t });
       return;
     }
-    const patches = this.cut(seg, damage);
     if (seg.waiting !== null || !out.canAccept()) {
       // The output is behind: merge into the one waiting frame (united damage, newest pixels, newest time).
       if (seg.waiting === null) {
@@ -950,10 +1026,10 @@ export class Recording {
         // Later patches win where they overlap (EncodeInput.patches), so appending keeps the newest pixels.
         w.patches.push(...patches);
         w.bytes += patchBytes(patches);
-        if (w.bytes > seg.mirror.length) {
-          // The mirror is at this frame's moment, the newest content of the merged frame: one cut of the
-          // united damage (disjoint rectangles, DamageRegion) replaces the pile and is at most one picture.
-          // Nothing else holds the pile, so its buffers go back to the pool.
+        if (w.bytes > seg.width * seg.height * 4) {
+          // The segment's picture is at this frame's moment, the newest content of the merged frame: one cut
+          // of the united damage (disjoint rectangles, DamageRegion) replaces the pile and is at most one
+          // picture. The waiting frame lets go of the pile (the picture may still hold some of it).
           releasePatches(w.patches);
           w.patches = this.cut(seg, w.damage.toArray());
           w.bytes = patchBytes(w.patches);
@@ -966,21 +1042,19 @@ export class Recording {
   }
 
   /**
-   * Keeps a frame of a size waiting for its segment (its pixels stay in the mirror until it moves on).
-   * Past EARLY_BYTES (or two pictures), the kept frames merge into one (the whole picture at the
-   * newest frame's moment, which the mirror shows now).
+   * Keeps a frame of a size waiting for its segment. Past EARLY_BYTES (or two pictures), the kept frames
+   * merge into one (the whole picture at the newest frame's moment, which the segment's picture shows now).
    */
   private keepEarly(seg: Seg, f: Early): void {
-    // The frame before it got its pixels when `f`'s content was copied into the mirror (take()).
     seg.early.push(f);
     seg.earlyBytes += f.bytes;
-    if (seg.earlyBytes > Math.max(EARLY_BYTES, 2 * seg.mirror.length) && seg.early.length > 1) this.collapseEarly(seg, f.t_ms);
+    if (seg.earlyBytes > Math.max(EARLY_BYTES, 2 * seg.width * seg.height * 4) && seg.early.length > 1) this.collapseEarly(seg, f.t_ms);
   }
 
   /**
-   * Merges the frames kept for a waiting size into one at time `t`: their united damage, whose pixels are
-   * the mirror's (it shows the newest of them: callers emit before anything newer is copied in), cut when
-   * the mirror moves on.
+   * Merges the frames kept for a waiting size into one at time `t`: their united damage, whose pixels are the
+   * segment's picture's (it shows the newest of them: callers emit before a newer frame adds its patches), cut
+   * when the picture moves on.
    */
   private collapseEarly(seg: Seg, t: number): void {
     const damage = new DamageRegion();
@@ -994,16 +1068,17 @@ export class Recording {
     seg.earlyBytes = bytes;
   }
 
-  /** Gives the newest kept frame its own pixels, cut from the mirror, which still shows its moment. */
+  /** Gives the newest kept frame its own pixels if it has none, cut from the segment's picture, which still shows its moment. */
   private cutNewestEarly(seg: Seg): void {
     const e = seg.early[seg.early.length - 1];
     if (e !== undefined && e.patches === null) e.patches = this.cut(seg, e.damage.toArray());
   }
 
-  /** `seg`'s mirror pixels under `damage`, as new patches. */
+  /** The pixels of `seg`'s newest picture under `damage`, as new patches. */
   private cut(seg: Seg, damage: readonly Rect[]): Patch[] {
+    const picture = seg.picture.picture;
     const stride = seg.width * 4;
-    return damage.map((r) => cutPatch(seg.mirror, stride, r));
+    return damage.map((r) => cutPatch(picture, stride, r));
   }
 
   private submit(seg: Seg, frame: OutputFrame): void {

@@ -14,6 +14,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Recording, type RecordingOptions } from '../../src/recorder/recording';
+import { arrowCursor, blendCursor, cursorRect, type CursorState } from '../../src/capture/cursor';
+import { Surface } from '../../src/capture/surface';
 import { SyntheticDesktop } from '../../src/sources/synthetic';
 import { damageViolations, pngFramesWithDamage, twinMismatches } from '../helpers/fidelity';
 import { requireTool } from '../helpers/media';
@@ -110,5 +112,74 @@ describe('fidelity under backpressure', () => {
       expect({ mismatches: twins.mismatches, dir }).toEqual({ mismatches: [], dir });
       expect(sessionJson(dir).segments.map((s) => s.frames)).toEqual([lines.length, lines.length]);
     }
+  });
+});
+
+describe('frames cut as their changes arrive', () => {
+  test('three or four changes per frame, typing, the pointer gliding over them: each frame is its slot\'s newest picture, pointer drawn', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-fidelity-'));
+    const rec = await Recording.create(opts(dir, { format: 'png', cursor: 'composite' }));
+    await rec.start();
+    // 100 ticks a second, 10 ms apart: a 1/30 s slot takes three or four changes, the later ones overlapping
+    // the earlier (the text cursor, the pointer's old and new places), so the held frame adds and recuts.
+    const desk = new SyntheticDesktop({ width: W, height: H, fps: 100, seed: 5 });
+    const shown = new Map<number, Uint8Array>();
+    for (let i = 0; i < 150; i++) {
+      const at = i * 10;
+      desk.tick(i);
+      const f = desk.surface.takeFrame(at);
+      f.cursor = { ...desk.cursor };
+      const pic = f.rgba.slice();
+      blendCursor(pic, W * 4, f.cursor, cursorRect(f.cursor, W, H));
+      shown.set(at, pic);
+      rec.onFrame(f);
+      await rec.whenReady();
+    }
+    const session = await rec.stop('test', 1600);
+    const lines = pngFramesWithDamage(dir);
+    expect(lines.length).toBe(session.stats.pngFrames);
+    expect(lines.length).toBeGreaterThan(40);
+    const times = [...shown.keys()];
+    const wrong: number[] = [];
+    for (const l of lines) {
+      const c = times.filter((x) => x <= l.t_ms + 1e-9).pop();
+      const want = c === undefined || l.t_ms - c >= 1000 / 30 ? undefined : shown.get(c);
+      const got = await readPng(dir, l.file);
+      if (want === undefined || Buffer.compare(Buffer.from(got.rgba), Buffer.from(want)) !== 0) wrong.push(l.index);
+    }
+    expect({ framesNotTheirSlotsNewest: wrong, dir }).toEqual({ framesNotTheirSlotsNewest: [], dir });
+  });
+
+  test('a later change recuts the frame\'s whole damage: the pointer an earlier change drew is in it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'deskrec-fidelity-'));
+    const rec = await Recording.create(opts(dir, { format: 'png', cursor: 'composite' }));
+    await rec.start();
+    const surface = new Surface(W, H);
+    const pointer: CursorState = { shape: arrowCursor(), x: 42, y: 42 };
+    const shown: Uint8Array[] = [];
+    const frame = (at: number): void => {
+      const f = surface.takeFrame(at);
+      f.cursor = { ...pointer };
+      const pic = f.rgba.slice();
+      blendCursor(pic, W * 4, pointer, cursorRect(pointer, W, H));
+      shown.push(pic);
+      rec.onFrame(f);
+    };
+    surface.fill({ x: 0, y: 0, width: W, height: H }, 30, 60, 90);
+    frame(0);
+    // One slot, two changes: the first under the pointer, the second beside it (it does not touch the pointer)
+    // and over most of the first, so the held frame is cut again as one copy of both.
+    surface.fill({ x: 40, y: 40, width: 100, height: 100 }, 200, 10, 10);
+    frame(40);
+    surface.fill({ x: 60, y: 40, width: 80, height: 100 }, 10, 200, 10);
+    frame(45);
+    // A later slot: the held frame goes out.
+    surface.fill({ x: 200, y: 200, width: 20, height: 20 }, 250, 250, 250);
+    frame(90);
+    await rec.stop('test', 200);
+    const lines = pngFramesWithDamage(dir);
+    expect(lines.map((l) => l.t_ms)).toEqual([0, 1000 / 30 * 2, 1000 / 30 * 3]);
+    const got = await readPng(dir, (lines[1] as { file: string }).file);
+    expect(Buffer.compare(Buffer.from(got.rgba), Buffer.from(shown[2] as Uint8Array))).toBe(0);
   });
 });

@@ -56,7 +56,7 @@ test('a large patch given back is reused for the next one that fits, with the ne
   expect(idlePatchBytes()).toBe(once);
 });
 
-test('a patch not given back is never handed out again, and small patches are not pooled', () => {
+test('a patch not given back is never handed out again, and a small patch alone does not free its slab', () => {
   const a = frame(3);
   const big = { x: 0, y: 0, width: 256, height: 128 };
   const held = cutPatch(a, STRIDE, big);
@@ -125,4 +125,116 @@ test('a patch is cut 2x2-aligned: its rect grows outward to even coordinates, st
     const s = ((14 + y) * w + 30) * 4;
     expect(Buffer.compare(edge.data.subarray(y * 12, (y + 1) * 12), odd.subarray(s, s + 12))).toBe(0);
   }
+});
+
+test('a patch with a second holder goes back to the pool only when both have let go', () => {
+  const { cutPatch, idlePatchBytes, releasePatches, retainPatches } = freshPool();
+  const big = { x: 0, y: 0, width: 300, height: 200 }; // pooled
+  const p = cutPatch(frame(8), STRIDE, big);
+  retainPatches([p]);
+  releasePatches([p]);
+  expect(idlePatchBytes()).toBe(0);
+  // Not reused while the second holder keeps it.
+  const other = cutPatch(frame(9), STRIDE, big);
+  expect(other.data.buffer).not.toBe(p.data.buffer);
+  expectRect(p.data, frame(8), big);
+  releasePatches([p]);
+  expect(idlePatchBytes()).toBeGreaterThan(0);
+  // Let go once more than held: ignored.
+  const idle = idlePatchBytes();
+  releasePatches([p]);
+  expect(idlePatchBytes()).toBe(idle);
+  releasePatches([other]);
+});
+
+describe('LazyPicture', () => {
+  /** `patches` applied in order to a zeroed picture: what the lazy picture must show. */
+  function applied(patches: { rect: { x: number; y: number; width: number; height: number }; data: Uint8Array }[]): Uint8Array {
+    const pic = new Uint8Array(STRIDE * H);
+    for (const p of patches) {
+      for (let y = 0; y < p.rect.height; y++) {
+        pic.set(p.data.subarray(y * p.rect.width * 4, (y + 1) * p.rect.width * 4), (p.rect.y + y) * STRIDE + p.rect.x * 4);
+      }
+    }
+    return pic;
+  }
+
+  test('shows every patch added, later ones winning, and lets go of a covered patch without copying it', () => {
+    const { cutPatch, idlePatchBytes, LazyPicture } = freshPool();
+    const lazy = new LazyPicture(W, H);
+    // Together within a quarter of the picture's bytes (what may wait).
+    const a = { x: 10, y: 10, width: 200, height: 150 };
+    const inner = { x: 20, y: 20, width: 160, height: 120 }; // inside a: covered by it
+    const right = { x: 180, y: 0, width: 40, height: 40 }; // overlaps a, covers neither
+    const p1 = cutPatch(frame(10), STRIDE, inner);
+    const p2 = cutPatch(frame(11), STRIDE, right);
+    lazy.add([p1]);
+    lazy.add([p2]);
+    expect(idlePatchBytes()).toBe(0);
+    const p3 = cutPatch(frame(12), STRIDE, a);
+    lazy.add([p3]);
+    // p1 lies inside p3: let go at once (back in the pool), never copied.
+    expect(idlePatchBytes()).toBe(p1.data.buffer.byteLength);
+    expect(lazy.bytes).toBeNull();
+    const p4 = cutPatch(frame(13), STRIDE, { x: 0, y: 100, width: 64, height: 64 });
+    lazy.add([p4]);
+    expect(Buffer.compare(lazy.picture, applied([p2, p3, p4]))).toBe(0);
+  });
+
+  test('what waits stays within a quarter of the picture\'s bytes: the oldest are copied in first', () => {
+    const { cutPatch, LazyPicture } = freshPool();
+    const lazy = new LazyPicture(W, H);
+    // Rows of a quarter picture less a little, none covering another: the second pushes the first one in.
+    const first = cutPatch(frame(20), STRIDE, { x: 0, y: 0, width: W, height: 62 });
+    lazy.add([first]);
+    expect(lazy.bytes).toBeNull();
+    const second = cutPatch(frame(21), STRIDE, { x: 2, y: 64, width: W - 2, height: 62 });
+    lazy.add([second]);
+    expect(lazy.bytes).not.toBeNull();
+    expect(Buffer.compare(lazy.picture, applied([first, second]))).toBe(0);
+  });
+
+  test('dispose lets go of what waits; the picture\'s bytes can start another of the same size', () => {
+    const { cutPatch, idlePatchBytes, LazyPicture } = freshPool();
+    const lazy = new LazyPicture(W, H);
+    const p = cutPatch(frame(30), STRIDE, { x: 0, y: 0, width: 300, height: 200 });
+    lazy.add([p]);
+    const pic = lazy.picture;
+    const q = cutPatch(frame(31), STRIDE, { x: 0, y: 0, width: 310, height: 200 });
+    lazy.add([q]);
+    lazy.dispose();
+    expect(idlePatchBytes()).toBe(p.data.buffer.byteLength + q.data.buffer.byteLength);
+    const again = new LazyPicture(W, H, lazy.bytes);
+    expect(again.bytes).toBe(pic);
+    expect(new LazyPicture(W, H / 2, pic).bytes).toBeNull();
+  });
+});
+
+test('small patches share a slab, 8-byte aligned, which goes back to the pool once every patch in it is let go', () => {
+  const { cutPatch, idlePatchBytes, releasePatches } = freshPool();
+  const a = frame(40);
+  const small = { x: 3, y: 1, width: 20, height: 10 }; // 22 x 10 once even: 880 bytes
+  const p1 = cutPatch(a, STRIDE, small);
+  const p2 = cutPatch(a, STRIDE, { x: 100, y: 50, width: 8, height: 8 });
+  expect(p2.data.buffer).toBe(p1.data.buffer);
+  expect(p1.data.byteOffset % 8).toBe(0);
+  expect(p2.data.byteOffset % 8).toBe(0);
+  expectRect(p1.data, a, p1.rect);
+  expectRect(p2.data, a, p2.rect);
+  // Let go twice by one holder: the second does not count against the other patch.
+  releasePatches([p1]);
+  releasePatches([p1]);
+  expect(idlePatchBytes()).toBe(0);
+  // Fill the slab until a new one starts: the old one is no longer carved, and its patches are all let go.
+  const rest = [];
+  let q = cutPatch(a, STRIDE, { x: 0, y: 0, width: 64, height: 64 }); // 16 KB
+  while (q.data.buffer === p1.data.buffer) {
+    rest.push(q);
+    q = cutPatch(a, STRIDE, { x: 0, y: 0, width: 64, height: 64 });
+  }
+  releasePatches(rest);
+  expect(idlePatchBytes()).toBe(0);
+  releasePatches([p2]);
+  expect(idlePatchBytes()).toBe(p1.data.buffer.byteLength);
+  releasePatches([q]);
 });
