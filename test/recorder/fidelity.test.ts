@@ -61,6 +61,24 @@ async function feedBursts(rec: Recording, rounds: number, emitted: number): Prom
   return pictures;
 }
 
+/**
+ * The PNG frames that are not exactly the source picture shown at their time: the newest source frame at or
+ * before it, less than one interval (1000/30 ms) earlier (the time grid moves a frame's time later, never its
+ * pixels). Returns their indices.
+ */
+async function notAtTheirTime(dir: string, lines: readonly { index: number; file: string; t_ms: number }[],
+  pictures: ReadonlyMap<number, Uint8Array>): Promise<number[]> {
+  const wrong: number[] = [];
+  const sourceTimes = [...pictures.keys()].sort((a, b) => a - b);
+  for (const l of lines) {
+    const c = sourceTimes.filter((x) => x <= l.t_ms + 1e-9).pop();
+    const want = c === undefined || l.t_ms - c >= 1000 / 30 ? undefined : pictures.get(c);
+    const got = await readPng(dir, l.file);
+    if (want === undefined || Buffer.compare(Buffer.from(got.rgba), Buffer.from(want)) !== 0) wrong.push(l.index);
+  }
+  return wrong;
+}
+
 describe('fidelity under backpressure', () => {
   test.each([
     ['mp4+png', 'none', 4],
@@ -79,19 +97,9 @@ describe('fidelity under backpressure', () => {
     const lines = pngFramesWithDamage(dir);
     expect(lines.length).toBe(session.stats.pngFrames);
 
-    // Each PNG frame is exactly the source picture shown at its time — the newest source frame at or before
-    // it, less than one interval (1000/30 ms) earlier: the time grid moves a frame's time later, never its
-    // pixels (the pointer is left out here).
+    // Each PNG frame is exactly the source picture shown at its time (the pointer is left out here).
     if (cursor === 'none') {
-      const wrong: number[] = [];
-      const sourceTimes = [...pictures.keys()].sort((a, b) => a - b);
-      for (const l of lines) {
-        const c = sourceTimes.filter((x) => x <= l.t_ms + 1e-9).pop();
-        const want = c === undefined || l.t_ms - c >= 1000 / 30 ? undefined : pictures.get(c);
-        const got = await readPng(dir, l.file);
-        if (want === undefined || Buffer.compare(Buffer.from(got.rgba), Buffer.from(want)) !== 0) wrong.push(l.index);
-      }
-      expect({ framesNotAtTheirTime: wrong, dir }).toEqual({ framesNotAtTheirTime: [], dir });
+      expect({ framesNotAtTheirTime: await notAtTheirTime(dir, lines, pictures), dir }).toEqual({ framesNotAtTheirTime: [], dir });
     }
 
     // Nothing changes outside the declared damage from one PNG frame to the next.
@@ -139,15 +147,7 @@ describe('frames cut as their changes arrive', () => {
     const lines = pngFramesWithDamage(dir);
     expect(lines.length).toBe(session.stats.pngFrames);
     expect(lines.length).toBeGreaterThan(40);
-    const times = [...shown.keys()];
-    const wrong: number[] = [];
-    for (const l of lines) {
-      const c = times.filter((x) => x <= l.t_ms + 1e-9).pop();
-      const want = c === undefined || l.t_ms - c >= 1000 / 30 ? undefined : shown.get(c);
-      const got = await readPng(dir, l.file);
-      if (want === undefined || Buffer.compare(Buffer.from(got.rgba), Buffer.from(want)) !== 0) wrong.push(l.index);
-    }
-    expect({ framesNotTheirSlotsNewest: wrong, dir }).toEqual({ framesNotTheirSlotsNewest: [], dir });
+    expect({ framesNotTheirSlotsNewest: await notAtTheirTime(dir, lines, shown), dir }).toEqual({ framesNotTheirSlotsNewest: [], dir });
   });
 
   test('a later change recuts the frame\'s whole damage: the pointer an earlier change drew is in it', async () => {
