@@ -47,6 +47,16 @@ const POOL_MAX_IDLE_BYTES = 24 << 20;
 const idle: SharedArrayBuffer[] = [];
 let idleBytes = 0;
 /**
+ * One buffer larger than the idle bound (a whole picture beyond 4K), kept idle for LARGE_IDLE_MS after it comes
+ * back. A desktop flipping between 64x64 and 8192x8192 every 20 ms cuts a 256 MiB patch at each flip to the
+ * large size and lets it go when the size is dropped; a dropped shared buffer waits for a full collection
+ * (above), so without this its peak RSS grew from 1.4 to 3.9 GB within 10 s (test/integration/vnc-size-hostile).
+ * Kept for a while only, so that one large moment does not pin a whole picture in a long-lived daemon.
+ */
+let largeIdle: SharedArrayBuffer | null = null;
+let largeIdleTimer: NodeJS.Timeout | null = null;
+const LARGE_IDLE_MS = 2000;
+/**
  * Pool buffers out, with how many holds each has: one per live patch in it (a slab holds many) and, for the
  * slab being carved, one of its own. A buffer goes back to the pool when the last hold goes.
  */
@@ -83,7 +93,14 @@ function takeBuffer(n: number): SharedArrayBuffer {
   const i = firstFit(n);
   let buf = idle[i];
   if (buf === undefined) {
-    buf = new SharedArrayBuffer(sizeClass(n));
+    // The large idle buffer serves only requests of at least half its size: a small patch waiting somewhere
+    // must not pin a whole picture.
+    if (largeIdle !== null && largeIdle.byteLength >= n && n * 2 >= largeIdle.byteLength) {
+      buf = largeIdle;
+      dropLargeIdle();
+    } else {
+      buf = new SharedArrayBuffer(sizeClass(n));
+    }
   } else {
     idle.splice(i, 1);
     idleBytes -= buf.byteLength;
@@ -101,10 +118,23 @@ function dropHold(buf: SharedArrayBuffer): void {
     return;
   }
   lent.delete(buf);
-  if (buf.byteLength > POOL_MAX_IDLE_BYTES) return;
+  if (buf.byteLength > POOL_MAX_IDLE_BYTES) {
+    dropLargeIdle();
+    largeIdle = buf;
+    largeIdleTimer = setTimeout(dropLargeIdle, LARGE_IDLE_MS);
+    largeIdleTimer.unref();
+    return;
+  }
   idle.splice(firstFit(buf.byteLength), 0, buf);
   idleBytes += buf.byteLength;
   while (idleBytes > POOL_MAX_IDLE_BYTES) idleBytes -= (idle.shift() as SharedArrayBuffer).byteLength;
+}
+
+/** Lets go of the large idle buffer (if any): the collector takes it. */
+function dropLargeIdle(): void {
+  if (largeIdleTimer !== null) clearTimeout(largeIdleTimer);
+  largeIdleTimer = null;
+  largeIdle = null;
 }
 
 /** `n` bytes of shared memory for a patch that is about to be overwritten whole (not zeroed). */

@@ -109,6 +109,35 @@ test('past the idle bound the pool drops its smallest buffers and keeps the larg
   releasePatches([again]);
 });
 
+test('one buffer beyond the idle bound (a whole 4K-plus picture) stays idle for a while, then goes', () => {
+  jest.useFakeTimers();
+  try {
+    const { cutPatch, releasePatches } = freshPool();
+    // 3840x2160: 31.6 MiB, above the 24 MiB idle bound.
+    const W4 = 3840;
+    const H4 = 2160;
+    const pic = new Uint8Array(W4 * H4 * 4);
+    const whole = { x: 0, y: 0, width: W4, height: H4 };
+    const first = cutPatch(pic, W4 * 4, whole);
+    releasePatches([first]);
+    // Within the window the next whole picture reuses it (a desktop flipping sizes cuts one per flip).
+    const second = cutPatch(pic, W4 * 4, whole);
+    expect(second.data.buffer).toBe(first.data.buffer);
+    // A small patch never takes it: it would pin a whole picture.
+    releasePatches([second]);
+    const small = cutPatch(pic, W4 * 4, { x: 0, y: 0, width: 2048, height: 64 });
+    expect(small.data.buffer).not.toBe(first.data.buffer);
+    releasePatches([small]);
+    // After the window it is let go: the next whole picture gets a new buffer.
+    jest.advanceTimersByTime(2500);
+    const third = cutPatch(pic, W4 * 4, whole);
+    expect(third.data.buffer).not.toBe(first.data.buffer);
+    releasePatches([third]);
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
 test('a patch is cut 2x2-aligned: its rect grows outward to even coordinates, stopping at the frame edges', () => {
   const a = frame(5);
   const inside = cutPatch(a, STRIDE, { x: 3, y: 5, width: 4, height: 2 });
