@@ -128,7 +128,11 @@ export interface SpiceServer {
   holdOutput(): Promise<void>;
   /** Ctrl-Q to the guest console: the text goes on. */
   releaseOutput(): Promise<void>;
-  /** Everything the guest wrote to its serial port so far ('' before anything or without `serial`). */
+  /**
+   * Everything the guest wrote to its serial port so far ('' before anything or without `serial`), as QEMU
+   * logged it. Once serialWrite/serialRun has connected to the port's socket, a byte may be logged twice
+   * (serialConnection says why): serialRun reads its output from the socket instead.
+   */
   serialText(): string;
   /**
    * Polls the serial output until `pattern` (a string to find, or a RegExp) occurs at or after character
@@ -387,6 +391,30 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
     };
     const spicy = requireCommand('spicy-screenshot');
     let runs = 0;
+    /** What the guest wrote to the serial port since serialConnection connected (latin1). */
+    let serialReceived = '';
+    /**
+     * The connection to the serial chardev's socket (made on first use). What the guest writes reaches it
+     * exactly once. The log file does not do that while a client is connected: the 8250 sends a byte at a
+     * time, each its own socket buffer (so a few hundred bytes fill it while this process is busy elsewhere),
+     * and when the write would block QEMU logs the byte anyway and sends it again later (chardev/char.c,
+     * qemu_chr_write_buffer logs a failed write whole). One loaded CI run read "deskrrec-run-5" in
+     * the log, so the shell's marker never matched and xrandr "timed out".
+     */
+    const serialConnection = async (): Promise<Socket> => {
+      if (serialSocket === undefined) throw new Error('serialWrite needs startQemuSpice({ serialSocket: true }) or guestMode \'agent\'');
+      if (serialConn !== undefined && !serialConn.destroyed) return serialConn;
+      const conn = connect(serialSocket);
+      await new Promise<void>((resolve, reject) => {
+        conn.once('connect', () => { resolve(); });
+        conn.once('error', reject);
+      });
+      // Read at once, always: QEMU's writes would stall once the socket buffer is full.
+      conn.on('data', (b: Buffer) => { serialReceived += b.toString('latin1'); });
+      conn.on('error', () => undefined);
+      serialConn = conn;
+      return conn;
+    };
     const server: SpiceServer = {
       host: '127.0.0.1', port, tlsPort, caFile, password: opts.password, vga: opts.vga, guestMode, qmp: session,
       version: session.version, logFile, serialFile, serialSocket, commandLine: [qemu, ...args], guest,
@@ -445,36 +473,29 @@ export async function startQemuSpice(opts: SpiceOptions): Promise<SpiceServer> {
       serialText,
       waitForSerial,
       async serialWrite(text) {
-        if (serialSocket === undefined) throw new Error('serialWrite needs startQemuSpice({ serialSocket: true }) or guestMode \'agent\'');
-        if (serialConn === undefined || serialConn.destroyed) {
-          const conn = connect(serialSocket);
-          await new Promise<void>((resolve, reject) => {
-            conn.once('connect', () => { resolve(); });
-            conn.once('error', reject);
-          });
-          // What the guest writes also comes to the connected client; it must be read (and is dropped: the
-          // log file has it), or QEMU's writes would stall once the socket buffer is full.
-          conn.on('data', () => undefined);
-          conn.on('error', () => undefined);
-          serialConn = conn;
-        }
-        const conn = serialConn;
+        const conn = await serialConnection();
         await new Promise<void>((resolve, reject) => { conn.write(text, 'latin1', (e) => { if (e) reject(e); else resolve(); }); });
       },
       async serialRun(command, timeoutMs = 30000) {
         if (command.includes('\n')) throw new Error('serialRun: one line only');
         const marker = `deskrec-run-${++runs}-${process.pid}`;
-        const from = serialText().length;
+        await serialConnection();
+        // The command's output is read from the socket, not from the log file: see serialConnection.
+        const from = serialReceived.length;
         // The status line is built by the shell ("marker" ":" status), so the command text itself could
         // never match it.
         await server.serialWrite(`${command}\necho "${marker}"":$?"\n`);
         const re = new RegExp(`${marker}:(\\d+)\\n`);
         return pollUntil(`${JSON.stringify(command)} in the guest`, timeoutMs, () => {
           alive();
-          const text = serialText().slice(from);
+          const text = serialReceived.slice(from);
           const m = re.exec(text);
           return Promise.resolve(m === null ? undefined : { output: text.slice(0, m.index), status: Number(m[1]) });
-        }, 100);
+        }, 100).catch((e: unknown) => {
+          // What the guest wrote meanwhile says where it stuck (a command that never ended, a shell that died).
+          if (e instanceof Error) e.message += `; serial since: ${JSON.stringify(serialReceived.slice(from).slice(-2000))}`;
+          throw e;
+        });
       },
       async waitForAgent(timeoutMs = 120000) {
         if (guestMode !== 'agent') throw new Error(`waitForAgent: the guest runs in ${guestMode} mode, not agent`);
