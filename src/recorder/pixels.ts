@@ -47,7 +47,7 @@ const POOL_MAX_IDLE_BYTES = 24 << 20;
 const idle: SharedArrayBuffer[] = [];
 let idleBytes = 0;
 /**
- * One buffer larger than the idle bound (a whole picture beyond 4K), kept idle for LARGE_IDLE_MS after it comes
+ * One buffer larger than the idle bound (a whole picture of 4K or more), kept idle for LARGE_IDLE_MS after it comes
  * back. A desktop flipping between 64x64 and 8192x8192 every 20 ms cuts a 256 MiB patch at each flip to the
  * large size and lets it go when the size is dropped; a dropped shared buffer waits for a full collection
  * (above), so without this its peak RSS grew from 1.4 to 3.9 GB within 10 s (test/integration/vnc-size-hostile).
