@@ -64,9 +64,11 @@ describe('a server that keeps changing its desktop size', () => {
     // Each flip to 8192x8192 costs whole 256 MiB pictures (the surface, the session's copy, the recording's
     // mirror, PNG frames: the size is beyond H.264), far more than 20 ms of work: the client parses in
     // slices and stops reading while behind, so the stop comes on time and the backlog stays with the
-    // server. Memory is bounded by a number of pictures, not by the flips (18.4 GB before): 1.37 GB, about
-    // five, in runs idle and loaded alike; the bound is eight. A 256 MiB patch cut at each flip and dropped
-    // when the size was (a shared buffer waits for a full collection) took it to 3.7-3.9 GB (2026-12-07).
+    // server. Memory is bounded by a number of pictures, not by the flips (18.4 GB before): 1,367-1,377 MiB
+    // (about five pictures) in most runs, 2,137-2,151 MiB (eight) in some under two busy loops or in CI,
+    // where more updates of the large size wait at once; the bound is eleven. A 256 MiB patch cut at each
+    // flip and dropped when the size was (a shared buffer waits for a full collection) took it to 3,663-3,940
+    // MiB (2026-12-07, src/recorder/pixels.ts keeps one such buffer idle since).
     // The exit bound is loose on purpose: on an idle machine it exits 1.6-3.3 s after --duration (18.9 s
     // before the fix), but each flip is real work and a loaded CI machine stretches it; the bound catches a
     // recorder that does not stop (202 s in the issue), the figures are in the closing notes.
@@ -76,7 +78,7 @@ describe('a server that keeps changing its desktop size', () => {
     try {
       const { rec, code, peakMiB, killed } = await recordAgainst(fake, ['--format', 'mp4', '--duration', String(durationS)], (durationS + 20) * 1000, 4096);
       expect({ code, killed }).toEqual({ code: 0, killed: false });
-      expect(peakMiB).toBeLessThan(2048);
+      expect(peakMiB).toBeLessThan(2816);
       const session = sessionJson(rec.dir) as unknown as Session;
       expect(session.endReason).toBe('duration');
       expect(flipper.flips()).toBeGreaterThan(100);
