@@ -124,6 +124,13 @@ build_wasm() {
   exported+='"_convert_rect"]'
 
   log "linking dist/openh264.js + dist/openh264.wasm"
+  # binaryen (emcc's post-link optimiser) inlines every function that has a single caller by default; here
+  # that made a few giant functions (the frame driver, 27 KB of wasm, the encoder's set-up, 25 KB) whose
+  # rarely taken branches V8 still compiles whole, with its optimising compiler, on their first call.
+  # Kept as separate functions, what never runs is never compiled: V8's compile time for a recording
+  # 114 -> 52 ms, creating an encoder and its first two pictures 229 -> 184 ms, and the hot code is no
+  # slower (full-speed replays 3 % cheaper). Byte-identical output. (docs/BENCHMARKS.md, issue 12,
+  # twelfth round.)
   mkdir -p "$DIST"
   rm -f "$DIST/openh264.js" "$DIST/openh264.wasm"
   (cd "$WORK/wasm" && em++ -O3 -msimd128 \
@@ -141,6 +148,7 @@ build_wasm() {
       -s EXIT_RUNTIME=0 \
       -s EXPORTED_FUNCTIONS="$exported" \
       -s EXPORTED_RUNTIME_METHODS='[]' \
+      -s BINARYEN_EXTRA_PASSES=--one-caller-inline-max-function-size=0 \
       -o openh264.js)
   install -m 644 "$WORK/wasm/openh264.js" "$WORK/wasm/openh264.wasm" "$DIST/"
   install -m 644 "$src/LICENSE" "$DIST/LICENSE.openh264"

@@ -248,6 +248,14 @@ SHIM_EXPORT ShimEncoder* shim_create (int src_w, int src_h, int usage, int rc_mo
     l->iSpatialBitrate = 0;
     l->iMaxSpatialBitrate = UNSPECIFIED_BIT_RATE;
     l->iDLayerQp = rc_value;
+    /* Below QP 16 the H.264 loop filter changes no sample: its thresholds alpha and beta are 0 for
+       indexA, indexB 0..15 (Table 8-16; the filter offsets and chroma_qp_index_offset are 0 here), and
+       a sample is filtered only where |p0 - q0| < alpha. Turned off, the encoder skips a pass whose
+       result it would throw away and players skip it too; the decoded pictures are the same. A
+       macroblock openh264 raises above 15 to fit its buffer is then left unfiltered: still a valid
+       stream, only blockier there. Retries at coarser QPs make encoders of their own (with the filter). */
+    if (rc_value < 16)
+      p.iLoopFilterDisableIdc = 1;
   } else {
     p.iRCMode = RC_BITRATE_MODE;
     p.iTargetBitrate = rc_value;
