@@ -140,7 +140,13 @@ async function launch(): Promise<Browser> {
   return browser;
 }
 
-/** Seeks the page's video (loaded by seekCheck) to each time and returns the picture drawn, as PNG bytes. */
+/**
+ * Seeks the page's video (loaded by seekCheck) to each time and returns the picture drawn (PNG bytes) and
+ * the media time of the frame Chromium presented for it (null if none came within 5 s). It waits for that
+ * frame with requestVideoFrameCallback, not for 'seeked' and a fixed number of animation frames: 'seeked'
+ * says the element is at the new time, not that the new picture has reached the compositor, so on a busy
+ * machine drawImage could still get the one before.
+ */
 const GRAB_SCRIPT = `async (times) => {
   const v = document.getElementById('v');
   const c = document.getElementById('c');
@@ -148,11 +154,12 @@ const GRAB_SCRIPT = `async (times) => {
   const out = [];
   for (const t of times) {
     const seeked = new Promise((resolve) => v.addEventListener('seeked', () => resolve(null), { once: true }));
+    const presented = new Promise((resolve) => v.requestVideoFrameCallback((now, meta) => resolve(meta.mediaTime)));
     v.currentTime = t;
     await seeked;
-    await new Promise((resolve) => requestAnimationFrame(() => resolve(null)));
+    const mediaTime = await Promise.race([presented, new Promise((resolve) => setTimeout(() => resolve(null), 5000))]);
     ctx.drawImage(v, 0, 0);
-    out.push(c.toDataURL('image/png').split(',')[1]);
+    out.push({ mediaTime, png: c.toDataURL('image/png').split(',')[1] });
   }
   return out;
 }`;
@@ -227,21 +234,42 @@ async function expectChromiumSeeks(dir: string, seg: SegmentRecord, lines: reado
     // ffprobe. A first frame in the third 30 fps slot (66.7 ms, a loaded CI machine) failed the old check
     // against first_t_ms + duration_ms; the daemon's page tests compare with duration_ms too.
     expect(Math.abs(result.duration - seg.duration_ms / 1000)).toBeLessThan(0.05);
-    const grabbed = await page.evaluate<string[]>(`(${GRAB_SCRIPT})(${JSON.stringify(times)})`);
-    await page.close();
-    const wrong: { frame: number; t: number; own: number; previous: number; next: number; whereDiffer: unknown }[] = [];
-    for (let k = 0; k < picked.length; k++) {
+    type Grab = { mediaTime: number | null; png: string };
+    const grab = (at: readonly number[]): Promise<Grab[]> => page.evaluate<Grab[]>(`(${GRAB_SCRIPT})(${JSON.stringify(at)})`);
+    const grabbed = await grab(times);
+    type Seek = { frame: number; t: number; frameT: number; mediaTime: number | null; own: number; previous: number; next: number; whereDiffer: unknown };
+    const check = async (k: number, g: Grab | undefined): Promise<{ ok: boolean; seek: Seek }> => {
       const i = picked[k] ?? -1;
-      const shown = await rgbaOfPng(Buffer.from(grabbed[k] ?? '', 'base64'));
+      const shown = await rgbaOfPng(Buffer.from(g?.png ?? '', 'base64'));
       const score = async (j: number): Promise<number> => psnr(shown, await picture(j), 4, 4, 3);
       // Told apart where the frames differ: over the whole picture, a small change drowns in the coding
       // noise (seen: 32.7 dB to the right frame, 33.0 to the one before, a correct seek).
       const where = async (j: number): Promise<{ own: number; other: number }> => errorWhereDiffer(shown, await picture(i), await picture(j));
       const prev = await where(i - 1);
       const next = await where(i + 1);
-      const s = { frame: i, t: times[k] ?? NaN, own: await score(i), previous: await score(i - 1), next: await score(i + 1), whereDiffer: { previous: prev, next } };
-      if (!(s.own >= 30 && prev.own < prev.other && next.own < next.other)) wrong.push(s);
+      const frameT = (lines[i]?.t_ms ?? NaN) / 1000;
+      const mediaTime = g?.mediaTime ?? null;
+      const seek = { frame: i, t: times[k] ?? NaN, frameT, mediaTime, own: await score(i), previous: await score(i - 1), next: await score(i + 1), whereDiffer: { previous: prev, next } };
+      // The presented frame is frame i (its media time is i's, to the MP4's time base) and the picture is it.
+      const ok = mediaTime !== null && Math.abs(mediaTime - frameT) <= 0.001 && seek.own >= 30 && prev.own < prev.other && next.own < next.other;
+      return { ok, seek };
+    };
+    const wrong: Seek[] = [];
+    const retried: { first: Seek; again: Seek }[] = [];
+    for (let k = 0; k < picked.length; k++) {
+      const first = await check(k, grabbed[k]);
+      if (first.ok) continue;
+      // Seen once in a clean-clone CI (2026-12-07, with another suite beside it): the middle of frame 21 showed
+      // a picture nearer frame 22 than 21 where they differ and 26-29 dB from 20, 21 and 22 alike, while ffmpeg decoded every frame of the same file at its PNG's time and
+      // ≥ 40 dB (expectMp4MatchesPngs, before this). To tell a wrong file from a busy browser, a wrong seek is
+      // made once more from the start of the file (the same decode from the same keyframe); a file that is
+      // wrong there stays wrong and fails. The retry is printed, so repeats show in the CI log.
+      const again = await check(k, (await grab([0, times[k] ?? 0]))[1]);
+      if (again.ok) retried.push({ first: first.seek, again: again.seek });
+      else wrong.push(first.seek, again.seek);
     }
+    await page.close();
+    if (retried.length > 0) console.log(`Chromium showed the right frame only on a second seek: ${JSON.stringify(retried)}`);
     expect({ dir, file: seg.file, wrongSeeks: wrong }).toEqual({ dir, file: seg.file, wrongSeeks: [] });
   } finally {
     await new Promise((r) => served.server.close(r));
