@@ -259,11 +259,12 @@ async function expectChromiumSeeks(dir: string, seg: SegmentRecord, lines: reado
     for (let k = 0; k < picked.length; k++) {
       const first = await check(k, grabbed[k]);
       if (first.ok) continue;
-      // Seen once in a clean-clone CI (2026-12-07, with another suite beside it): the middle of frame 21 showed
-      // a picture nearer frame 22 than 21 where they differ and 26-29 dB from 20, 21 and 22 alike, while ffmpeg decoded every frame of the same file at its PNG's time and
-      // ≥ 40 dB (expectMp4MatchesPngs, before this). To tell a wrong file from a busy browser, a wrong seek is
-      // made once more from the start of the file (the same decode from the same keyframe); a file that is
-      // wrong there stays wrong and fails. The retry is printed, so repeats show in the CI log.
+      // Seen once in a clean-clone CI (2026-12-07, with another suite beside it): the middle of frame 21
+      // showed a picture nearer frame 22 than 21 where they differ, and 26-29 dB from 20, 21 and 22 alike,
+      // while ffmpeg decoded every frame of the same file at its PNG's time and at ≥ 40 dB
+      // (expectMp4MatchesPngs, before this). To tell a wrong file from a busy browser, a wrong seek is made
+      // once more from the start of the file (the same decode from the same keyframe); a file that is wrong
+      // there stays wrong and fails. The retry is printed, so repeats show in the CI log.
       const again = await check(k, (await grab([0, times[k] ?? 0]))[1]);
       if (again.ok) retried.push({ first: first.seek, again: again.seek });
       else wrong.push(first.seek, again.seek);
